@@ -1,0 +1,1 @@
+"""Hydra applications (console scripts)."""

@@ -1,0 +1,135 @@
+"""Training objectives: the temporal adaptive balanced fusion loss and its two baselines.
+
+All three share one interface so the training loop stays the same:
+  loss, stats = objective(out, y)             # scalar loss + detached statistics
+  objective.before_step(model, stats, epoch)  # gradient modulation (OGM-GE)
+  objective.lr_coefficients(stats, epoch)     # per-modality learning-rate factors (TAAF balanced)
+
+TAAF balanced (our reading of arXiv 2505.14535, docs/taaf.md):
+  L = sum_t alpha_t CE(l_t, y) + lambda * sum_m CE(head_m, y)
+  and modality m's learning rate is scaled by k_m = 1 - tanh(gamma * (rho_m - 1)) when its score
+  ratio rho_m = score_m / score_other > 1 (else 1), inside the modulation window. score_m is the
+  batch mean of softmax(c_m)[y], c_m = sum_t alpha_t W_m z_t^m: the modality's share of the
+  attention-weighted fused evidence for the true class. (A first version used the gate's share
+  sum_t alpha_t beta_t^m; the readout can rescale what the gate suppresses, so that share drifted to
+  0.97 for the weaker modality and froze its learning rate: see docs/taaf.md.)
+CE: cross-entropy on the fused prediction (unimodal heads train as detached probes).
+OGM-GE (Peng et al., CVPR 2022): confidence ratio of each modality's logit contribution scales
+  that modality's encoder gradients by 1 - tanh(alpha * (ratio - 1)) when > 1, then adds Gaussian
+  noise with the gradient's own std (generalisation enhancement).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from edge_taaf.model import MODALITIES, ModelOut
+
+LOSSES = ("taaf_balanced", "ce", "ogm_ge")
+
+
+def modulation_coefficient(ratio: float, gamma: float) -> float:
+    """k = 1 - tanh(gamma * (ratio - 1)) for a dominant modality (ratio > 1), else 1."""
+    return 1.0 - math.tanh(gamma * (ratio - 1.0)) if ratio > 1.0 else 1.0
+
+
+def in_window(epoch: int, window) -> bool:
+    start, end = window
+    return start <= epoch < end
+
+
+def _true_class_confidence(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """Batch mean of softmax(logits)[y]."""
+    return float(F.softmax(logits.detach(), dim=1).gather(1, y[:, None]).mean())
+
+
+def _heads_ce(out: ModelOut, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(out.head_audio, y) + F.cross_entropy(out.head_vision, y)
+
+
+class TAAFBalancedLoss:
+    def __init__(self, lambda_unimodal: float, gamma: float, window):
+        self.lam, self.gamma, self.window = lambda_unimodal, gamma, tuple(window)
+        self.heads_train_encoders = True
+
+    def __call__(self, out: ModelOut, y: torch.Tensor):
+        f = out.fusion
+        t, b, k = f.step_logits.shape
+        step_ce = F.cross_entropy(f.step_logits.reshape(t * b, k), y.repeat(t), reduction="none").view(t, b)
+        loss = (f.alpha * step_ce).sum(0).mean() + self.lam * _heads_ce(out, y)
+        share = f.share.detach().mean(0)
+        return loss, {"share_audio": float(share[0]), "share_vision": float(share[1]),
+                      "score_audio": _true_class_confidence(f.contrib_audio, y),
+                      "score_vision": _true_class_confidence(f.contrib_vision, y)}
+
+    def lr_coefficients(self, stats, epoch: int) -> dict[str, float]:
+        if not in_window(epoch, self.window):
+            return {m: 1.0 for m in MODALITIES}
+        sa, sv = max(stats["score_audio"], 1e-8), max(stats["score_vision"], 1e-8)
+        return {"audio": modulation_coefficient(sa / sv, self.gamma), "vision": modulation_coefficient(sv / sa, self.gamma)}
+
+    def before_step(self, model, stats, epoch: int) -> None:
+        pass
+
+
+class CELoss:
+    heads_train_encoders = False
+
+    def __call__(self, out: ModelOut, y: torch.Tensor):
+        share = out.fusion.share.detach().mean(0)
+        loss = F.cross_entropy(out.logits, y) + _heads_ce(out, y)
+        return loss, {"share_audio": float(share[0]), "share_vision": float(share[1])}
+
+    def lr_coefficients(self, stats, epoch: int) -> dict[str, float]:
+        return {m: 1.0 for m in MODALITIES}
+
+    def before_step(self, model, stats, epoch: int) -> None:
+        pass
+
+
+class OGMGELoss(CELoss):
+    def __init__(self, alpha: float, window, seed: int = 0):
+        self.alpha, self.window = alpha, tuple(window)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, out: ModelOut, y: torch.Tensor):
+        loss, stats = super().__call__(out, y)
+        f = out.fusion
+        conf_a = F.softmax(f.contrib_audio.detach(), dim=1).gather(1, y[:, None]).sum()
+        conf_v = F.softmax(f.contrib_vision.detach(), dim=1).gather(1, y[:, None]).sum()
+        stats["ratio_audio"] = float(conf_a / conf_v.clamp_min(1e-8))
+        return loss, stats
+
+    def gradient_coefficients(self, stats, epoch: int) -> dict[str, float]:
+        if not in_window(epoch, self.window):
+            return {m: 1.0 for m in MODALITIES}
+        r = max(stats["ratio_audio"], 1e-8)
+        return {"audio": modulation_coefficient(r, self.alpha), "vision": modulation_coefficient(1.0 / r, self.alpha)}
+
+    def before_step(self, model, stats, epoch: int) -> None:
+        coeffs = self.gradient_coefficients(stats, epoch)
+        encoders = {"audio": model.audio, "vision": model.vision}
+        for m, k in coeffs.items():
+            if k == 1.0:
+                continue
+            for p in encoders[m].parameters():
+                if p.grad is None:
+                    continue
+                std = p.grad.std().item() if p.grad.numel() > 1 else 0.0
+                noise = torch.randn(p.grad.shape, generator=self.generator).to(p.grad) * (std + 1e-8)
+                p.grad.mul_(k).add_(noise)
+        stats.update({f"grad_coef_{m}": k for m, k in coeffs.items()})
+
+
+def build_loss(cfg, seed: int = 0):
+    """cfg: the loss config group (configs/loss/*.yaml)."""
+    name = cfg["name"]
+    if name == "taaf_balanced":
+        return TAAFBalancedLoss(cfg["lambda_unimodal"], cfg["gamma"], cfg["window"])
+    if name == "ce":
+        return CELoss()
+    if name == "ogm_ge":
+        return OGMGELoss(cfg["alpha"], cfg["window"], seed)
+    raise ValueError(f"loss.name must be one of {LOSSES}, got {name!r}")

@@ -1,0 +1,199 @@
+"""edge-taaf-train: train the two-modality spiking network (Hydra app).
+
+    edge-taaf-train data=fsdd_mnist model.fusion=taaf loss=taaf_balanced trainer.epochs=20
+    torchrun --nproc_per_node=2 -m edge_taaf.train data=synth
+
+Writes into the run folder: checkpoint.pt (atomic, every epoch), metrics.jsonl (one line per
+epoch), accuracy.png and attention.png. ``resume=true`` continues from checkpoint.pt and ends with
+the same weights as an uninterrupted run (shuffling and noise are seeded per epoch / saved).
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from edge_taaf import distributed
+from edge_taaf.checkpoint import CheckpointError, atomic_torch_save, atomic_write_text, load_checkpoint
+from edge_taaf.config import check_train_config
+from edge_taaf.init import scale_to_firing_rate
+from edge_taaf.losses import build_loss
+from edge_taaf.model import TwoModalitySNN
+from edge_taaf.plots import plot_training
+from sensors.ead import PairedSpikeDataset, build_dataset
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("trainer.device=cuda but no CUDA device is available")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def to_time_major(vision: torch.Tensor, audio: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T, ...) batches -> (T, B, ...) on device."""
+    return vision.transpose(0, 1).to(device), audio.transpose(0, 1).to(device)
+
+
+def cosine_lr(cfg, epoch: int) -> float:
+    """Base learning rate of an epoch: cosine decay from trainer.lr to trainer.lr_min."""
+    frac = epoch / max(cfg.epochs - 1, 1)
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * frac))
+
+
+@torch.no_grad()
+def evaluate(model, dataset, batch_size: int, device) -> dict:
+    """Fused, audio-head and vision-head accuracy, and the mean attention per time step."""
+    model.eval()
+    hits = {"fused": 0, "audio": 0, "vision": 0}
+    alpha_sum, share_sum, n = None, torch.zeros(2), 0
+    for vision, audio, y in DataLoader(dataset, batch_size=batch_size):
+        v, a = to_time_major(vision, audio, device)
+        y = y.to(device)
+        out = model(v, a)
+        hits["fused"] += int((out.logits.argmax(1) == y).sum())
+        hits["audio"] += int((out.head_audio.argmax(1) == y).sum())
+        hits["vision"] += int((out.head_vision.argmax(1) == y).sum())
+        a_sum = out.fusion.alpha.sum(1).cpu()
+        alpha_sum = a_sum if alpha_sum is None else alpha_sum + a_sum
+        share_sum += out.fusion.share.sum(0).cpu()
+        n += y.numel()
+    return {
+        "fused_acc": hits["fused"] / n, "audio_acc": hits["audio"] / n, "vision_acc": hits["vision"] / n,
+        "attention_per_step": (alpha_sum / n).tolist(), "test_share_audio": float(share_sum[0] / n),
+    }
+
+
+def train(cfg: DictConfig, run_dir: Path, hooks: dict | None = None) -> dict:
+    """Run (or resume) a training run in ``run_dir``; return the last epoch's metrics."""
+    hooks = hooks or {}
+    check_train_config(cfg)
+    device = pick_device(cfg.trainer.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(int(__import__("os").environ.get("LOCAL_RANK", 0)))
+    rank, world = distributed.setup(device)
+    run_dir = Path(distributed.broadcast_object(str(run_dir)))
+    seed_everything(cfg.seed)
+
+    train_set = PairedSpikeDataset(build_dataset(cfg.data, "train"))
+    test_set = PairedSpikeDataset(build_dataset(cfg.data, "test"))
+    model = TwoModalitySNN(OmegaConf.to_container(cfg.model, resolve=True)).to(device)
+    if cfg.trainer.init_firing_rate:
+        vision, audio, _ = train_set[torch.arange(min(128, len(train_set)))]
+        scale_to_firing_rate(model, *to_time_major(vision, audio, device), target=cfg.trainer.init_firing_rate)
+    objective = build_loss(cfg.loss, cfg.seed)
+    model.detach_heads = not objective.heads_train_encoders
+    groups = model.param_groups()
+    opt = torch.optim.Adam([{"params": p, "name": n} for n, p in groups.items()], lr=cfg.trainer.lr,
+                           weight_decay=cfg.trainer.weight_decay)
+
+    ckpt_path = run_dir / "checkpoint.pt"
+    start_epoch, history = 0, []
+    if cfg.init_from:
+        init = load_checkpoint(cfg.init_from)
+        model.load_state_dict(init["model"])
+    if cfg.resume and ckpt_path.exists():
+        ckpt = load_checkpoint(ckpt_path)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        start_epoch, history = int(ckpt["epoch"]) + 1, list(ckpt["history"])
+        if "loss_rng" in ckpt and hasattr(objective, "generator"):
+            objective.generator.set_state(ckpt["loss_rng"])
+    elif cfg.resume and rank == 0:
+        print(f"resume=true but {ckpt_path} does not exist yet: starting from epoch 0")
+
+    net = DistributedDataParallel(model) if world > 1 else model
+    for epoch in range(start_epoch, cfg.trainer.epochs):
+        t0 = time.time()
+        model.train()
+        base_lr = cosine_lr(cfg.trainer, epoch)
+        # One permutation per epoch from (seed, epoch): a resumed run sees the same batches.
+        perm = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+        perm = perm[rank::world]
+        batches = perm.split(cfg.trainer.batch_size)
+        coef_sum = {"audio": 0.0, "vision": 0.0}
+        loss_sum = 0.0
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.trainer.epochs}", disable=not cfg.trainer.progress or rank > 0,
+                   leave=False)
+        for step, idx in enumerate(bar):
+            vision, audio, y = train_set[idx]
+            v, a = to_time_major(vision, audio, device)
+            out = net(v, a)
+            loss, stats = objective(out, y.to(device))
+            if "loss" in hooks:
+                loss = hooks["loss"](epoch, step, loss)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"loss is {float(loss)} at epoch {epoch + 1}, step {step + 1}: stopping; "
+                    f"the last good checkpoint {ckpt_path} is kept" + ("" if ckpt_path.exists() else " (none written yet)"))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            stats = distributed.mean_stats(stats)
+            objective.before_step(model, stats, epoch)
+            coeffs = objective.lr_coefficients(stats, epoch)
+            for g in opt.param_groups:
+                g["lr"] = base_lr * coeffs.get(g["name"], 1.0)
+            if cfg.trainer.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.trainer.grad_clip)
+            opt.step()
+            for m in coef_sum:
+                coef_sum[m] += coeffs[m]
+            loss_sum += loss.item()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        n_steps = max(len(batches), 1)
+        metrics = {"epoch": epoch + 1, "train_loss": loss_sum / n_steps, "lr": base_lr,
+                   "lr_coef_audio": coef_sum["audio"] / n_steps, "lr_coef_vision": coef_sum["vision"] / n_steps}
+        metrics.update(evaluate(model, test_set, 256, device))
+        metrics["seconds"] = time.time() - t0
+        history.append(metrics)
+        if rank == 0:
+            state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "history": history,
+                     "config": OmegaConf.to_yaml(cfg)}
+            if hasattr(objective, "generator"):
+                state["loss_rng"] = objective.generator.get_state()
+            atomic_torch_save(state, ckpt_path)
+            atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+            if cfg.trainer.log_epochs:
+                print(f"epoch {epoch + 1}: loss {metrics['train_loss']:.4f} fused {metrics['fused_acc']:.4f} "
+                      f"audio {metrics['audio_acc']:.4f} vision {metrics['vision_acc']:.4f} ({metrics['seconds']:.1f} s)",
+                      flush=True)
+        if "epoch_end" in hooks:
+            hooks["epoch_end"](epoch)
+    if rank == 0 and history:
+        plot_training(history, run_dir)
+    distributed.teardown()
+    return history[-1] if history else {}
+
+
+@hydra.main(config_path="../configs", config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    run_dir = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
+    try:
+        train(cfg, run_dir)
+    except (CheckpointError, TrainingDiverged) as exc:
+        raise SystemExit(f"edge-taaf-train: {exc}") from None
+
+
+if __name__ == "__main__":
+    main()

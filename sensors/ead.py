@@ -1,0 +1,220 @@
+"""EAD-style paired data sets: (vision spikes (T, 2, 34, 34), audio spikes (T, C), label).
+
+Two builders, one in-memory torch Dataset:
+  build_synth(cfg, split)      procedural, no files (sensors/synth.py); labelled SYNTHETIC.
+  build_fsdd_mnist(cfg, split) real FSDD speech through the cochlea encoder, paired by class
+                               with DVS-emulated saccades of real MNIST digits.
+Both return a PairedSpikes, cached on disk (sensors/cache.py) under a key of every parameter
+that shaped the tensors, so a changed parameter never returns stale tensors.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from sensors.audio_io import read_wav
+from sensors.binning import bin_audio_events, bin_camera_events
+from sensors.cache import load_or_build
+from sensors.cochlea import CochleaParams, cochlea_encode
+from sensors.dvs_emulator import DVSParams, emulate_saccades
+from sensors.mnist import load_mnist5k
+from sensors.paths import data_root, require_files
+from sensors.synth import ModalityKnobs, SynthParams, synth_labels, synth_sample
+
+CODE_VERSION = "ead-1"  # bump when the encoding code changes what it produces
+SPLITS = ("train", "test")
+FSDD_NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
+FSDD_SPLITS = ("official", "speaker")
+VISION_SENSOR = (34, 34, 2)
+
+
+@dataclass
+class PairedSpikes:
+    """Encoded data set in memory. vision (N, T, 2, 34, 34) uint8, audio (N, T, C) uint8, labels (N,)."""
+
+    vision: np.ndarray
+    audio: np.ndarray
+    labels: np.ndarray
+
+    def summary(self) -> dict:
+        return {
+            "samples": int(self.labels.size),
+            "T": int(self.vision.shape[1]),
+            "vision_shape": list(self.vision.shape[1:]),
+            "audio_shape": list(self.audio.shape[1:]),
+            "class_counts": np.bincount(self.labels, minlength=10).tolist(),
+            "vision_spikes_per_sample": float(self.vision.reshape(len(self.labels), -1).sum(1).mean()) if self.labels.size else 0.0,
+            "audio_spikes_per_sample": float(self.audio.reshape(len(self.labels), -1).sum(1).mean()) if self.labels.size else 0.0,
+        }
+
+
+class PairedSpikeDataset(Dataset):
+    """torch Dataset over PairedSpikes: item i -> (vision float32 (T, 2, H, W), audio float32 (T, C), label int64)."""
+
+    def __init__(self, data: PairedSpikes):
+        self.data = data
+        self.vision = torch.from_numpy(data.vision)
+        self.audio = torch.from_numpy(data.audio)
+        self.labels = torch.from_numpy(data.labels.astype(np.int64))
+
+    def __len__(self) -> int:
+        return int(self.labels.numel())
+
+    def __getitem__(self, i):
+        return self.vision[i].float(), self.audio[i].float(), self.labels[i]
+
+    @property
+    def T(self) -> int:
+        return int(self.vision.shape[1])
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+
+
+def _check_common(cfg) -> tuple[int, int]:
+    t, clip = int(cfg["T"]), int(cfg["clip"])
+    if t < 1:
+        raise ValueError(f"data.T must be >= 1, got {t}")
+    if not 1 <= clip <= 255:
+        raise ValueError(f"data.clip must lie in 1..255, got {clip}")
+    return t, clip
+
+
+def synth_params(cfg) -> SynthParams:
+    return SynthParams(
+        vision=ModalityKnobs(**dict(cfg["vision"])),
+        audio=ModalityKnobs(**dict(cfg["audio"])),
+        n_channels=int(cfg["n_channels"]),
+        window_us=int(cfg["window_us"]),
+        active_us=int(cfg["active_us"]),
+        jitter_us=int(cfg["jitter_us"]),
+        pattern_seed=int(cfg["pattern_seed"]),
+    )
+
+
+def build_synth(cfg, split: str) -> PairedSpikes:
+    """SYNTHETIC paired data (sensors/synth.py) binned to T steps over the fixed window."""
+    _check_split(split)
+    t_bins, clip = _check_common(cfg)
+    params = synth_params(cfg)
+    n = int(cfg["n_train"] if split == "train" else cfg["n_test"])
+    if n < 1:
+        raise ValueError(f"data.n_{split} must be >= 1, got {n}")
+    key = {"dataset": "synth", "split": split, "n": n, "T": t_bins, "clip": clip, "params": params.as_dict(),
+           "code": CODE_VERSION}
+
+    def build() -> dict:
+        labels = synth_labels(split, n)
+        vision = np.zeros((n, t_bins, 2, 34, 34), np.uint8)
+        audio = np.zeros((n, t_bins, params.n_channels), np.uint8)
+        for i, label in enumerate(labels):
+            cam, aud = synth_sample(int(label), split, i, params)
+            vision[i] = bin_camera_events(cam, VISION_SENSOR, t_bins, clip, 0, params.window_us)
+            audio[i] = bin_audio_events(aud, params.n_channels, t_bins, clip, 0, params.window_us)
+        return {"vision": vision, "audio": audio, "labels": labels}
+
+    arrays = load_or_build(Path(cfg["cache_dir"]).expanduser(), key, build)
+    return PairedSpikes(arrays["vision"], arrays["audio"], arrays["labels"])
+
+
+def fsdd_files(root: Path) -> list[tuple[int, str, int, str]]:
+    """All FSDD recordings as (digit, speaker, take, file name), sorted by name."""
+    folder = root / "fsdd" / "recordings"
+    require_files(root, ["fsdd/recordings"], "fsdd_mnist")
+    out = []
+    for path in sorted(folder.iterdir()):
+        m = FSDD_NAME.match(path.name)
+        if m:
+            out.append((int(m.group(1)), m.group(2), int(m.group(3)), path.name))
+    if not out:
+        raise FileNotFoundError(f"fsdd_mnist: {folder} holds no FSDD recordings named {{digit}}_{{speaker}}_{{take}}.wav")
+    return out
+
+
+def fsdd_split(files, split: str, kind: str, test_speakers) -> list[tuple[int, str, int, str]]:
+    """FSDD's official split (takes 0-4 are test) or a speaker-held-out split."""
+    if kind == "official":
+        is_test = [take <= 4 for _, _, take, _ in files]
+    elif kind == "speaker":
+        speakers = {s for _, s, _, _ in files}
+        unknown = sorted(set(test_speakers) - speakers)
+        if unknown or not test_speakers:
+            raise ValueError(f"data.test_speakers: {unknown or 'empty list'} not among the FSDD speakers {sorted(speakers)}")
+        is_test = [s in set(test_speakers) for _, s, _, _ in files]
+    else:
+        raise ValueError(f"data.split must be one of {FSDD_SPLITS}, got {kind!r}")
+    want_test = split == "test"
+    return [f for f, t in zip(files, is_test) if t == want_test]
+
+
+def mnist_pool(labels: np.ndarray, split: str, test_per_class: int) -> dict[int, np.ndarray]:
+    """Row indices of each class's pool: the last ``test_per_class`` rows of a class are the test pool."""
+    pools = {}
+    for c in range(10):
+        rows = np.flatnonzero(labels == c)
+        if not 0 < test_per_class < rows.size:
+            raise ValueError(f"data.mnist_test_per_class must lie in 1..{rows.size - 1}, got {test_per_class}")
+        pools[c] = rows[-test_per_class:] if split == "test" else rows[:-test_per_class]
+    return pools
+
+
+def build_fsdd_mnist(cfg, split: str) -> PairedSpikes:
+    """Real FSDD audio + DVS-emulated MNIST, paired by class with a seeded permutation of the pool."""
+    _check_split(split)
+    t_bins, clip = _check_common(cfg)
+    root = data_root(cfg.get("root"))
+    require_files(root, ["fsdd/recordings", "mnist5k/mnist_5k.csv.gz"], "fsdd_mnist")
+    files = fsdd_split(fsdd_files(root), split, cfg["split"], list(cfg.get("test_speakers") or []))
+    cochlea = CochleaParams(**dict(cfg["cochlea"]))
+    dvs = DVSParams(**dict(cfg["dvs"]))
+    fs = int(cfg["sample_rate"])
+    key = {"dataset": "fsdd_mnist", "split": split, "kind": cfg["split"], "test_speakers": sorted(cfg.get("test_speakers") or []),
+           "T": t_bins, "clip": clip, "files": [f[3] for f in files],
+           "sizes": [(root / "fsdd" / "recordings" / f[3]).stat().st_size for f in files],
+           "mnist_test_per_class": int(cfg["mnist_test_per_class"]), "pair_seed": int(cfg["pair_seed"]),
+           "sample_rate": fs, "cochlea": vars(cochlea), "dvs": vars(dvs), "code": CODE_VERSION}
+
+    def build() -> dict:
+        images, mlabels = load_mnist5k(root)
+        pools = mnist_pool(mlabels, split, int(cfg["mnist_test_per_class"]))
+        rng = np.random.default_rng([int(cfg["pair_seed"]), SPLITS.index(split)])
+        order = {c: rng.permutation(pools[c]) for c in range(10)}
+        used = {c: 0 for c in range(10)}
+        window_us = dvs.saccade_us * len(dvs.saccade_vertices_px)
+        n = len(files)
+        vision = np.zeros((n, t_bins, 2, 34, 34), np.uint8)
+        audio = np.zeros((n, t_bins, cochlea.n_channels), np.uint8)
+        labels = np.zeros(n, np.int64)
+        mnist_rows = np.zeros(n, np.int64)
+        for i, (digit, _, _, name) in enumerate(files):
+            wave = read_wav(root / "fsdd" / "recordings" / name, sample_rate=fs)
+            spikes = cochlea_encode(wave, fs, cochlea)
+            duration_us = int(round(wave.size * 1e6 / fs))
+            audio[i] = bin_audio_events(spikes, cochlea.n_channels, t_bins, clip, 0, max(duration_us, 1))
+            row = order[digit][used[digit] % order[digit].size]
+            used[digit] += 1
+            cam = emulate_saccades(images[row], dvs, seed=int(row))
+            vision[i] = bin_camera_events(cam, VISION_SENSOR, t_bins, clip, 0, window_us)
+            labels[i], mnist_rows[i] = digit, row
+        return {"vision": vision, "audio": audio, "labels": labels, "mnist_rows": mnist_rows}
+
+    arrays = load_or_build(Path(cfg["cache_dir"]).expanduser(), key, build)
+    return PairedSpikes(arrays["vision"], arrays["audio"], arrays["labels"])
+
+
+BUILDERS = {"synth": build_synth, "fsdd_mnist": build_fsdd_mnist}
+
+
+def build_dataset(cfg, split: str) -> PairedSpikes:
+    """Dispatch on data.name."""
+    name = cfg["name"]
+    if name not in BUILDERS:
+        raise ValueError(f"data.name must be one of {tuple(BUILDERS)} for paired training, got {name!r}")
+    return BUILDERS[name](cfg, split)

@@ -1,0 +1,164 @@
+"""Local-folder Tonic loaders: fabricated files in Tonic's layout, missing files, and no network ever."""
+from __future__ import annotations
+
+import socket
+
+import h5py
+import numpy as np
+import pytest
+import tonic.dataset
+import tonic.datasets.ntidigits18
+import tonic.download_utils
+
+from sensors import tonic_datasets as T
+from sensors.events import AUDIO_DTYPE, CAMERA_DTYPE
+
+NAMES = ["nmnist", "dvsgesture", "shd", "ntidigits18"]
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Any attempt to reach the network fails the test loudly (not as a FileNotFoundError)."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args[:2]}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(tonic.download_utils, "download_url", refuse)
+    monkeypatch.setattr(tonic.dataset, "download_and_extract_archive", refuse)
+    monkeypatch.setattr(tonic.datasets.ntidigits18.requests, "get", refuse)
+
+
+def make_nmnist(root, split="Train", per_digit=1000):
+    # two events: (x=1, y=2, p=0, t=16), (x=33, y=0, p=1, t=300)
+    sample = bytes([1, 2, 0, 0, 16, 33, 0, 128, 1, 44])
+    for d in range(10):
+        folder = root / "NMNIST" / split / str(d)
+        folder.mkdir(parents=True)
+        for i in range(per_digit):
+            (folder / f"{i:05d}.bin").write_bytes(sample)
+
+
+def make_dvsgesture(root, split="ibmGestureTrain", users=10):
+    for u in range(1, users + 1):
+        folder = root / "DVSGesture" / split / f"user{u:02d}_led"
+        folder.mkdir(parents=True)
+        for label in range(10):  # Tonic's preprocessed files: (N, 4) columns x, y, p, t[ms]
+            np.save(folder / f"{label}.npy", np.array([[3, 4, 1, 2], [127, 0, 0, 5]], dtype=np.int64))
+
+
+def make_shd(root, name="shd_train.h5"):
+    (root / "SHD").mkdir(parents=True)
+    vlen_f, vlen_u = h5py.vlen_dtype(np.float32), h5py.vlen_dtype(np.uint16)
+    with h5py.File(root / "SHD" / name, "w") as f:
+        times = f.create_dataset("spikes/times", (2,), dtype=vlen_f)
+        units = f.create_dataset("spikes/units", (2,), dtype=vlen_u)
+        times[0], units[0] = np.array([0.125, 0.25], np.float32), np.array([5, 699], np.uint16)
+        times[1], units[1] = np.array([0.5], np.float32), np.array([0], np.uint16)
+        f["labels"] = np.array([7, 19], np.uint16)
+        f["extra/keys"] = np.array([b"d%d" % i for i in range(20)])
+        f["extra/speaker"] = np.array([1, 2], np.uint16)
+
+
+def make_ntidigits(root):
+    (root / "NTIDIGITS18").mkdir(parents=True)
+    with h5py.File(root / "NTIDIGITS18" / "n-tidigits.hdf5", "w") as f:
+        for part in ("train", "test"):
+            ids = [b"man-ab-3", b"woman-cd-z1"]
+            f[f"{part}_labels"] = np.array(ids)
+            for k, sid in enumerate(ids):
+                f[f"{part}_addresses/{sid.decode()}"] = np.array([2, 63, 10][: 2 + k], np.uint8)
+                f[f"{part}_timestamps/{sid.decode()}"] = np.array([0.25, 0.5, 0.75][: 2 + k], np.float32)
+
+
+def test_nmnist_loads_from_local_folder(tmp_path):
+    make_nmnist(tmp_path)
+    ds = T.load_tonic_dataset("nmnist", tmp_path, train=True)
+    assert len(ds) == 10_000
+    events, target = ds[3500]
+    assert events.dtype == CAMERA_DTYPE and target == 3
+    assert events.tolist() == [(1, 2, 16, 0), (33, 0, 300, 1)]
+
+
+def test_dvsgesture_loads_in_camera_dtype(tmp_path):
+    make_dvsgesture(tmp_path)
+    ds = T.load_tonic_dataset("dvsgesture", tmp_path, train=True, transform=lambda ev: ev[ev["p"] == 1])
+    assert len(ds) == 100
+    events, target = ds[0]
+    assert events.dtype == CAMERA_DTYPE  # converted from Tonic's (int16, bool) DVSGesture dtype
+    assert events.tolist() == [(3, 4, 2000, 1)]  # ms -> us, then the user transform
+    assert target == int(ds.data[0][-5])  # label = file name <label>.npy
+
+
+def test_shd_loads_in_audio_dtype(tmp_path):
+    make_shd(tmp_path)
+    ds = T.load_tonic_dataset("shd", tmp_path, train=True)
+    events, target = ds[0]
+    assert len(ds) == 2 and target == 7
+    assert events.dtype == AUDIO_DTYPE
+    assert events["x"].tolist() == [5, 699] and events["t"].tolist() == [125000, 250000]
+
+
+def test_ntidigits18_loads_in_audio_dtype(tmp_path, monkeypatch):
+    make_ntidigits(tmp_path)
+    monkeypatch.setenv("EDGE_TAAF_DATA", str(tmp_path))  # root=None falls back to data_root()
+    ds = T.load_tonic_dataset("ntidigits18", None, train=False, single_digits=True)
+    events, target = ds[0]
+    assert len(ds) == 1 and target == 3
+    assert events.dtype == AUDIO_DTYPE
+    assert events["x"].tolist() == [2, 63] and events["t"].tolist() == [250000, 500000]
+
+
+@pytest.mark.parametrize(
+    "name, folder, expected",
+    [
+        ("nmnist", "NMNIST", "Test/0"),
+        ("dvsgesture", "DVSGesture", "ibmGestureTest"),
+        ("shd", "SHD", "shd_test.h5"),
+        ("ntidigits18", "NTIDIGITS18", "n-tidigits.hdf5"),
+    ],
+)
+def test_missing_folder_names_folder_and_files(tmp_path, name, folder, expected):
+    with pytest.raises(FileNotFoundError) as err:
+        T.load_tonic_dataset(name, tmp_path, train=False)
+    assert str(tmp_path / folder) in str(err.value) and expected in str(err.value)
+    assert not (tmp_path / folder).exists()  # nothing was created or fetched
+
+
+def test_incomplete_folders(tmp_path):
+    make_nmnist(tmp_path, per_digit=3)
+    with pytest.raises(FileNotFoundError, match=r"holds 30 files matching Train/\*/\*\.bin; expected at least 10000"):
+        T.load_tonic_dataset("nmnist", tmp_path, train=True)
+    make_dvsgesture(tmp_path, users=2)
+    with pytest.raises(FileNotFoundError, match="holds 20 files.*at least 100"):
+        T.load_tonic_dataset("dvsgesture", tmp_path, train=True)
+    make_shd(tmp_path, name="shd_test.h5")  # only the other split
+    with pytest.raises(FileNotFoundError, match="missing shd_train.h5"):
+        T.load_tonic_dataset("shd", tmp_path, train=True)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_download_path_is_dead_even_if_checks_are_bypassed(tmp_path, monkeypatch, name):
+    # Simulate our pre-check being skipped and Tonic's check failing: Tonic then calls download().
+    monkeypatch.setattr(T, "check_tonic_folder", lambda *a, **k: tmp_path)
+    monkeypatch.setattr(T._Offline, "_check_exists", lambda self: False)
+    with pytest.raises(FileNotFoundError, match="never downloads"):
+        T.load_tonic_dataset(name, tmp_path, train=True)
+
+
+def test_unknown_name_lists_valid_names(tmp_path):
+    with pytest.raises(ValueError, match="nmnist, dvsgesture, shd, ntidigits18"):
+        T.load_tonic_dataset("cifar10dvs", tmp_path)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_data_configs_match_tonic(name):
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(Path(__file__).parents[1] / "configs" / "data" / f"{name}.yaml")
+    assert cfg.name == name
+    assert tuple(cfg.sensor_size) == T.DATASETS[name].sensor_size
+    assert cfg.T > 0 and cfg.clip >= 1
