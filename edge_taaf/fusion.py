@@ -2,20 +2,24 @@
 
 Both take warped features a (T, B, D_a) and v (T, B, D_v) and return a FusionOut.
 
-TAAF (our reading of arXiv 2505.14535, documented in docs/taaf.md), hierarchical:
-  1. modality level, per step:  beta_t = softmax_m(g_a(a_t), g_v(v_t))      (B, 2) per step
-     z_t = [2 beta_t^a a_t ; 2 beta_t^v v_t]   (x2 so that an even gate leaves features unscaled)
-  2. time level: e_t = s^T relu(U z_t),  alpha = softmax_t(e)                 (T, B)
-     per-step logits l_t = W z_t + b,  prediction y = sum_t alpha_t l_t
-  Modality share (for the balanced loss and logging): share_m = sum_t alpha_t beta_t^m.
+TAAF (our reading of arXiv 2505.14535, docs/taaf.md), on fused features z_t = [a_t ; v_t]:
+  step level:     per-step logits l_t = W z_t + b, score e_t = s^T relu(U z_t + c) + d,
+                  attention alpha = softmax_t in base 2 (2^e_t / sum_t 2^e_t: the accelerator's
+                  exp2 lookup; a base change is only a temperature), prediction y = sum_t alpha_t l_t;
+  modality level: c_m = sum_t alpha_t W_m z_t^m, the attention-weighted evidence of modality m
+                  (W = [W_a W_v]); the balanced loss and OGM-GE read it, and share_m =
+                  |c_m|_1 / (|c_a|_1 + |c_v|_1) is logged.
 Concat: l_t = W [a_t ; v_t] + b, y = mean_t l_t (uniform attention).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+LN2 = math.log(2.0)
 
 
 @dataclass
@@ -23,31 +27,39 @@ class FusionOut:
     logits: torch.Tensor          # (B, K) fused prediction
     step_logits: torch.Tensor     # (T, B, K)
     alpha: torch.Tensor           # (T, B) attention over time, sums to 1 over T
-    share: torch.Tensor           # (B, 2) attention share of (audio, vision), sums to 1
-    contrib_audio: torch.Tensor   # (B, K) part of logits coming from the audio features (no bias)
-    contrib_vision: torch.Tensor  # (B, K) part coming from the vision features
+    share: torch.Tensor           # (B, 2) evidence share of (audio, vision), sums to 1
+    contrib_audio: torch.Tensor   # (B, K) attention-weighted logit part from the audio features (no bias)
+    contrib_vision: torch.Tensor  # (B, K) same for vision
+
+
+def _split_contributions(readout: nn.Linear, d_audio: int, a_sum: torch.Tensor, v_sum: torch.Tensor):
+    w_a, w_v = readout.weight[:, :d_audio], readout.weight[:, d_audio:]
+    ca, cv = a_sum @ w_a.T, v_sum @ w_v.T
+    na, nv = ca.abs().sum(1), cv.abs().sum(1)
+    share = torch.stack([na, nv], dim=1) / (na + nv).clamp_min(1e-12).unsqueeze(1)
+    return ca, cv, share
 
 
 class TAAFFusion(nn.Module):
     def __init__(self, d_audio: int, d_vision: int, n_classes: int, score_hidden: int):
         super().__init__()
         self.d_audio = d_audio
-        self.gate_audio = nn.Linear(d_audio, 1)
-        self.gate_vision = nn.Linear(d_vision, 1)
         self.readout = nn.Linear(d_audio + d_vision, n_classes)
-        self.score = nn.Sequential(nn.Linear(d_audio + d_vision, score_hidden), nn.ReLU(), nn.Linear(score_hidden, 1))
+        self.score_hidden = nn.Linear(d_audio + d_vision, score_hidden)
+        self.score_out = nn.Linear(score_hidden, 1)
+
+    def scores(self, z: torch.Tensor) -> torch.Tensor:
+        """(T, B, D) fused features -> (T, B) step scores e_t, in log2 units."""
+        return self.score_out(torch.relu(self.score_hidden(z))).squeeze(-1)
 
     def forward(self, a: torch.Tensor, v: torch.Tensor) -> FusionOut:
-        gates = torch.cat([self.gate_audio(a), self.gate_vision(v)], dim=-1)  # (T, B, 2)
-        beta = torch.softmax(gates, dim=-1)
-        z = torch.cat([2 * beta[..., :1] * a, 2 * beta[..., 1:] * v], dim=-1)
-        alpha = torch.softmax(self.score(z).squeeze(-1), dim=0)  # (T, B)
+        z = torch.cat([a, v], dim=-1)
+        alpha = torch.softmax(self.scores(z) * LN2, dim=0)  # base-2 softmax over time
         step_logits = self.readout(z)
         logits = (alpha.unsqueeze(-1) * step_logits).sum(0)
-        share = (alpha.unsqueeze(-1) * beta).sum(0)
-        w_a, w_v = self.readout.weight[:, : self.d_audio], self.readout.weight[:, self.d_audio :]
-        za, zv = (alpha.unsqueeze(-1) * z).sum(0).split([self.d_audio, z.shape[-1] - self.d_audio], dim=-1)
-        return FusionOut(logits, step_logits, alpha, share, za @ w_a.T, zv @ w_v.T)
+        w = alpha.unsqueeze(-1)
+        ca, cv, share = _split_contributions(self.readout, self.d_audio, (w * a).sum(0), (w * v).sum(0))
+        return FusionOut(logits, step_logits, alpha, share, ca, cv)
 
 
 class ConcatFusion(nn.Module):
@@ -60,6 +72,5 @@ class ConcatFusion(nn.Module):
         t, b = a.shape[:2]
         step_logits = self.readout(torch.cat([a, v], dim=-1))
         alpha = torch.full((t, b), 1.0 / t, dtype=a.dtype, device=a.device)
-        share = torch.full((b, 2), 0.5, dtype=a.dtype, device=a.device)
-        w_a, w_v = self.readout.weight[:, : self.d_audio], self.readout.weight[:, self.d_audio :]
-        return FusionOut(step_logits.mean(0), step_logits, alpha, share, a.mean(0) @ w_a.T, v.mean(0) @ w_v.T)
+        ca, cv, share = _split_contributions(self.readout, self.d_audio, a.mean(0), v.mean(0))
+        return FusionOut(step_logits.mean(0), step_logits, alpha, share, ca, cv)

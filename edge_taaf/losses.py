@@ -10,9 +10,7 @@ TAAF balanced (our reading of arXiv 2505.14535, docs/taaf.md):
   and modality m's learning rate is scaled by k_m = 1 - tanh(gamma * (rho_m - 1)) when its score
   ratio rho_m = score_m / score_other > 1 (else 1), inside the modulation window. score_m is the
   batch mean of softmax(c_m)[y], c_m = sum_t alpha_t W_m z_t^m: the modality's share of the
-  attention-weighted fused evidence for the true class. (A first version used the gate's share
-  sum_t alpha_t beta_t^m; the readout can rescale what the gate suppresses, so that share drifted to
-  0.97 for the weaker modality and froze its learning rate: see docs/taaf.md.)
+  attention-weighted fused evidence for the true class (docs/taaf.md says why not a gate's share).
 CE: cross-entropy on the fused prediction (unimodal heads train as detached probes).
 OGM-GE (Peng et al., CVPR 2022): confidence ratio of each modality's logit contribution scales
   that modality's encoder gradients by 1 - tanh(alpha * (ratio - 1)) when > 1, then adds Gaussian

@@ -78,13 +78,15 @@ def _check_split(split: str) -> None:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
 
 
-def _check_common(cfg) -> tuple[int, int]:
-    t, clip = int(cfg["T"]), int(cfg["clip"])
+def _check_common(cfg) -> tuple[int, int, int]:
+    """(T, vision clip, audio clip) from the data config."""
+    t, clip, clip_audio = int(cfg["T"]), int(cfg["clip"]), int(cfg["clip_audio"])
     if t < 1:
         raise ValueError(f"data.T must be >= 1, got {t}")
-    if not 1 <= clip <= 255:
-        raise ValueError(f"data.clip must lie in 1..255, got {clip}")
-    return t, clip
+    for name, value in (("data.clip", clip), ("data.clip_audio", clip_audio)):
+        if not 1 <= value <= 255:
+            raise ValueError(f"{name} must lie in 1..255, got {value}")
+    return t, clip, clip_audio
 
 
 def synth_params(cfg) -> SynthParams:
@@ -102,12 +104,12 @@ def synth_params(cfg) -> SynthParams:
 def build_synth(cfg, split: str) -> PairedSpikes:
     """SYNTHETIC paired data (sensors/synth.py) binned to T steps over the fixed window."""
     _check_split(split)
-    t_bins, clip = _check_common(cfg)
+    t_bins, clip, clip_audio = _check_common(cfg)
     params = synth_params(cfg)
     n = int(cfg["n_train"] if split == "train" else cfg["n_test"])
     if n < 1:
         raise ValueError(f"data.n_{split} must be >= 1, got {n}")
-    key = {"dataset": "synth", "split": split, "n": n, "T": t_bins, "clip": clip, "params": params.as_dict(),
+    key = {"dataset": "synth", "split": split, "n": n, "T": t_bins, "clip": clip, "clip_audio": clip_audio, "params": params.as_dict(),
            "code": CODE_VERSION}
 
     def build() -> dict:
@@ -117,7 +119,7 @@ def build_synth(cfg, split: str) -> PairedSpikes:
         for i, label in enumerate(labels):
             cam, aud = synth_sample(int(label), split, i, params)
             vision[i] = bin_camera_events(cam, VISION_SENSOR, t_bins, clip, 0, params.window_us)
-            audio[i] = bin_audio_events(aud, params.n_channels, t_bins, clip, 0, params.window_us)
+            audio[i] = bin_audio_events(aud, params.n_channels, t_bins, clip_audio, 0, params.window_us)
         return {"vision": vision, "audio": audio, "labels": labels}
 
     arrays = load_or_build(Path(cfg["cache_dir"]).expanduser(), key, build)
@@ -168,7 +170,7 @@ def mnist_pool(labels: np.ndarray, split: str, test_per_class: int) -> dict[int,
 def build_fsdd_mnist(cfg, split: str) -> PairedSpikes:
     """Real FSDD audio + DVS-emulated MNIST, paired by class with a seeded permutation of the pool."""
     _check_split(split)
-    t_bins, clip = _check_common(cfg)
+    t_bins, clip, clip_audio = _check_common(cfg)
     root = data_root(cfg.get("root"))
     require_files(root, ["fsdd/recordings", "mnist5k/mnist_5k.csv.gz"], "fsdd_mnist")
     files = fsdd_split(fsdd_files(root), split, cfg["split"], list(cfg.get("test_speakers") or []))
@@ -176,7 +178,7 @@ def build_fsdd_mnist(cfg, split: str) -> PairedSpikes:
     dvs = DVSParams(**dict(cfg["dvs"]))
     fs = int(cfg["sample_rate"])
     key = {"dataset": "fsdd_mnist", "split": split, "kind": cfg["split"], "test_speakers": sorted(cfg.get("test_speakers") or []),
-           "T": t_bins, "clip": clip, "files": [f[3] for f in files],
+           "T": t_bins, "clip": clip, "clip_audio": clip_audio, "files": [f[3] for f in files],
            "sizes": [(root / "fsdd" / "recordings" / f[3]).stat().st_size for f in files],
            "mnist_test_per_class": int(cfg["mnist_test_per_class"]), "pair_seed": int(cfg["pair_seed"]),
            "sample_rate": fs, "cochlea": vars(cochlea), "dvs": vars(dvs), "code": CODE_VERSION}
@@ -197,7 +199,7 @@ def build_fsdd_mnist(cfg, split: str) -> PairedSpikes:
             wave = read_wav(root / "fsdd" / "recordings" / name, sample_rate=fs)
             spikes = cochlea_encode(wave, fs, cochlea)
             duration_us = int(round(wave.size * 1e6 / fs))
-            audio[i] = bin_audio_events(spikes, cochlea.n_channels, t_bins, clip, 0, max(duration_us, 1))
+            audio[i] = bin_audio_events(spikes, cochlea.n_channels, t_bins, clip_audio, 0, max(duration_us, 1))
             row = order[digit][used[digit] % order[digit].size]
             used[digit] += 1
             cam = emulate_saccades(images[row], dvs, seed=int(row))

@@ -1,0 +1,76 @@
+"""The accelerator's integer semantics, written once (docs/accelerator.md explains each line).
+
+Everything here is plain Python / numpy: quant/ imports it to build the matching training-time
+arithmetic, firmware_sim/ runs it, the ONNX exporter writes CONTRACT_VERSION into the file.
+No other module may restate one of these constants.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+CONTRACT_VERSION = "edge-taaf-int/1"
+METADATA_PROGRAM_KEY = "edge_taaf.program"   # metadata_props entry holding the program JSON
+METADATA_VERSION_KEY = "edge_taaf.contract"
+
+# ---- weights: symmetric, narrow range, power-of-two scale per tensor ----
+WEIGHT_BITS_DEFAULT = 8
+WEIGHT_BITS_MIN, WEIGHT_BITS_MAX = 4, 8
+BIAS_BITS = 32                     # readout / score biases, int32 at the product scale
+
+# ---- neuron state ----
+STATE_BITS = 16                    # membrane: saturating signed 16-bit
+ACC_BITS = 32                      # synaptic accumulator
+RESET = "subtract"                 # V <- V - theta * s  (the only reset the accelerator has)
+EXACT_LIMIT = 2 ** 24              # every intermediate magnitude stays below this (float32-exact)
+
+# ---- TAAF attention: softmax over time in base 2 through an exp2 lookup ----
+EXP2_FRAC_BITS = 4                 # LUT resolution: 1/16 of a log2 unit
+EXP2_ONE_BITS = 8                  # LUT[0] = 2^8 = 256 represents attention weight 1
+EXP2_LUT = tuple(int(round(2 ** (EXP2_ONE_BITS - i / 2 ** EXP2_FRAC_BITS))) for i in range(2 ** EXP2_FRAC_BITS))
+READOUT_MAX_BITS = 11              # per-step logits are shifted right until |l_t| < 2^11 before weighting
+
+
+def check_weight_bits(bits: int, where: str = "weight_bits") -> int:
+    if int(bits) != bits or not WEIGHT_BITS_MIN <= bits <= WEIGHT_BITS_MAX:
+        raise ValueError(f"{where}={bits} is outside the accelerator's {WEIGHT_BITS_MIN}..{WEIGHT_BITS_MAX} bits")
+    return int(bits)
+
+
+def weight_limit(bits: int) -> int:
+    """Largest |w| of a narrow-range signed weight: 2^(bits-1) - 1 (127 at 8 bits)."""
+    return 2 ** (check_weight_bits(bits) - 1) - 1
+
+
+def state_range(bits: int = STATE_BITS) -> tuple[int, int]:
+    """(min, max) of the saturating membrane register."""
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+def lif_step(v: np.ndarray, current: np.ndarray, theta: int, leak_shift: int, state_bits: int = STATE_BITS):
+    """One integer LIF step (the reference every implementation must equal).
+
+        u = sat(v - (v >> k) + I);  s = (u >= theta);  v' = u - theta * s
+
+    ``>>`` is an arithmetic shift (floor division by 2^k). Returns (v', s, saturated) where
+    saturated marks the neurons whose u hit the register limit. int64 arrays in, int64 out.
+    """
+    lo, hi = state_range(state_bits)
+    raw = v - (v >> leak_shift) + current
+    u = np.clip(raw, lo, hi)
+    s = (u >= theta).astype(np.int64)
+    return u - theta * s, s, raw != u
+
+
+def exp2_weights(e: np.ndarray, score_log2_scale: int) -> np.ndarray:
+    """Unnormalised attention u_t = 2^((e_t - max_t e_t) * 2^score_log2_scale) on the integer grid.
+
+    e: (T, ...) int64 step scores whose real value is e * 2^score_log2_scale (log2 units).
+    d_t = max - e_t >= 0 is brought to 1/16 log2 units (floor shift), then
+    u_t = EXP2_LUT[d & 15] >> (d >> 4). No division: argmax_k sum_t u_t l_t needs none.
+    """
+    d = e.max(axis=0, keepdims=True) - e
+    shift = -score_log2_scale - EXP2_FRAC_BITS     # d * 2^scale in units of 2^-4
+    q = d >> shift if shift >= 0 else d << (-shift)
+    lut = np.asarray(EXP2_LUT, dtype=np.int64)
+    whole = np.minimum(q >> EXP2_FRAC_BITS, 62)
+    return lut[q & (2 ** EXP2_FRAC_BITS - 1)] >> whole
