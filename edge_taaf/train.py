@@ -23,9 +23,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from edge_taaf import distributed
+from edge_taaf import CONFIG_DIR, distributed
 from edge_taaf.checkpoint import CheckpointError, atomic_torch_save, atomic_write_text, load_checkpoint
-from edge_taaf.config import check_train_config
+from edge_taaf.config import ConfigError, check_train_config
+from edge_taaf.augment import random_shift
 from edge_taaf.init import scale_to_firing_rate
 from edge_taaf.losses import build_loss
 from edge_taaf.model import TwoModalitySNN
@@ -98,7 +99,11 @@ def train(cfg: DictConfig, run_dir: Path, hooks: dict | None = None) -> dict:
 
     train_set = PairedSpikeDataset(build_dataset(cfg.data, "train"))
     test_set = PairedSpikeDataset(build_dataset(cfg.data, "test"))
-    model = TwoModalitySNN(OmegaConf.to_container(cfg.model, resolve=True)).to(device)
+    if cfg.get("quant") and cfg.quant.name != "none":  # QAT: the accelerator's integer forward (quant/)
+        from quant.qmodel import build_quant_model
+        model = build_quant_model(cfg).to(device)
+    else:
+        model = TwoModalitySNN(OmegaConf.to_container(cfg.model, resolve=True)).to(device)
     if cfg.trainer.init_firing_rate:
         vision, audio, _ = train_set[torch.arange(min(128, len(train_set)))]
         scale_to_firing_rate(model, *to_time_major(vision, audio, device), target=cfg.trainer.init_firing_rate)
@@ -112,7 +117,7 @@ def train(cfg: DictConfig, run_dir: Path, hooks: dict | None = None) -> dict:
     start_epoch, history = 0, []
     if cfg.init_from:
         init = load_checkpoint(cfg.init_from)
-        model.load_state_dict(init["model"])
+        getattr(model, "load_init_state", model.load_state_dict)(init["model"])  # quantized: float or QAT weights
     if cfg.resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
         model.load_state_dict(ckpt["model"])
@@ -128,16 +133,22 @@ def train(cfg: DictConfig, run_dir: Path, hooks: dict | None = None) -> dict:
         t0 = time.time()
         model.train()
         base_lr = cosine_lr(cfg.trainer, epoch)
+        if cfg.data.get("repair_each_epoch", False) and train_set.can_repair:
+            train_set.repair(epoch)  # a new same-class vision pairing per epoch, from (pair_seed, epoch)
         # One permutation per epoch from (seed, epoch): a resumed run sees the same batches.
         perm = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
-        perm = perm[rank::world]
+        # Equal shards (drop len % world samples, others each epoch): ranks must run the same number of
+        # steps, or DDP's all-reduces fall out of step.
+        perm = perm[: len(perm) - len(perm) % world][rank::world]
         batches = perm.split(cfg.trainer.batch_size)
+        aug_gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch + 17)  # resumable augmentation
         coef_sum = {"audio": 0.0, "vision": 0.0}
         loss_sum = 0.0
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.trainer.epochs}", disable=not cfg.trainer.progress or rank > 0,
                    leave=False)
         for step, idx in enumerate(bar):
             vision, audio, y = train_set[idx]
+            vision = random_shift(vision, cfg.trainer.augment_shift, aug_gen)
             v, a = to_time_major(vision, audio, device)
             out = net(v, a)
             loss, stats = objective(out, y.to(device))
@@ -145,7 +156,7 @@ def train(cfg: DictConfig, run_dir: Path, hooks: dict | None = None) -> dict:
                 loss = hooks["loss"](epoch, step, loss)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
-                    f"loss is {float(loss)} at epoch {epoch + 1}, step {step + 1}: stopping; "
+                    f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}: stopping; "
                     f"the last good checkpoint {ckpt_path} is kept" + ("" if ckpt_path.exists() else " (none written yet)"))
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -180,18 +191,22 @@ def train(cfg: DictConfig, run_dir: Path, hooks: dict | None = None) -> dict:
                       flush=True)
         if "epoch_end" in hooks:
             hooks["epoch_end"](epoch)
+    if cfg.trainer.get("save_rank_weights", False):  # for checking that DDP ranks stay identical
+        atomic_torch_save(model.state_dict(), run_dir / f"weights_rank{rank}.pt")
     if rank == 0 and history:
         plot_training(history, run_dir)
     distributed.teardown()
     return history[-1] if history else {}
 
 
-@hydra.main(config_path="../configs", config_name="train", version_base="1.3")
+# An absolute path: a relative one is read as the Python package "configs" when the app runs as the
+# edge-taaf-train console script, and that package does not exist.
+@hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     run_dir = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
     try:
         train(cfg, run_dir)
-    except (CheckpointError, TrainingDiverged) as exc:
+    except (ConfigError, CheckpointError, TrainingDiverged) as exc:
         raise SystemExit(f"edge-taaf-train: {exc}") from None
 
 

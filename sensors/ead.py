@@ -26,7 +26,7 @@ from sensors.mnist import load_mnist5k
 from sensors.paths import data_root, require_files
 from sensors.synth import ModalityKnobs, SynthParams, synth_labels, synth_sample
 
-CODE_VERSION = "ead-1"  # bump when the encoding code changes what it produces
+CODE_VERSION = "ead-2"  # bump when the encoding code changes what it produces
 SPLITS = ("train", "test")
 FSDD_NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
 FSDD_SPLITS = ("official", "speaker")
@@ -35,21 +35,51 @@ VISION_SENSOR = (34, 34, 2)
 
 @dataclass
 class PairedSpikes:
-    """Encoded data set in memory. vision (N, T, 2, 34, 34) uint8, audio (N, T, C) uint8, labels (N,)."""
+    """Encoded data set in memory.
 
-    vision: np.ndarray
+    audio (N, T, C) uint8 and labels (N,) per sample; vision frames live in a pool
+    (P, T, 2, 34, 34) uint8 with ``vision_index`` (N,) saying which frame each sample is paired with.
+    For fsdd_mnist's train split the pool is the whole MNIST train pool, so ``repair`` can draw a
+    new same-class pairing each epoch (augmentation); elsewhere the pool is the paired frames.
+    """
+
     audio: np.ndarray
     labels: np.ndarray
+    vision_pool: np.ndarray
+    vision_index: np.ndarray
+    pool_labels: np.ndarray | None = None
+    pair_seed: int = 0
+
+    @property
+    def vision(self) -> np.ndarray:
+        """(N, T, 2, 34, 34) paired frames (a copy)."""
+        return self.vision_pool[self.vision_index]
+
+    def repair(self, epoch: int) -> None:
+        """Pair every sample with a same-class pool frame drawn from (pair_seed, epoch); deterministic."""
+        if self.pool_labels is None:
+            raise ValueError("this data set has no vision pool to re-pair from")
+        rng = np.random.default_rng([self.pair_seed, 7, epoch])
+        index = np.empty_like(self.vision_index)
+        for c in np.unique(self.labels):
+            rows = np.flatnonzero(self.labels == c)
+            pool = np.flatnonzero(self.pool_labels == c)
+            picks = rng.permutation(pool)
+            index[rows] = picks[np.arange(rows.size) % picks.size]
+        self.vision_index = index
 
     def summary(self) -> dict:
+        n = int(self.labels.size)
+        vision_spikes = self.vision_pool.reshape(len(self.vision_pool), -1).sum(1)[self.vision_index] if n else np.zeros(1)
         return {
-            "samples": int(self.labels.size),
-            "T": int(self.vision.shape[1]),
-            "vision_shape": list(self.vision.shape[1:]),
+            "samples": n,
+            "T": int(self.audio.shape[1]),
+            "vision_shape": list(self.vision_pool.shape[1:]),
             "audio_shape": list(self.audio.shape[1:]),
+            "vision_pool": int(len(self.vision_pool)),
             "class_counts": np.bincount(self.labels, minlength=10).tolist(),
-            "vision_spikes_per_sample": float(self.vision.reshape(len(self.labels), -1).sum(1).mean()) if self.labels.size else 0.0,
-            "audio_spikes_per_sample": float(self.audio.reshape(len(self.labels), -1).sum(1).mean()) if self.labels.size else 0.0,
+            "vision_spikes_per_sample": float(vision_spikes.mean()) if n else 0.0,
+            "audio_spikes_per_sample": float(self.audio.reshape(n, -1).sum(1).mean()) if n else 0.0,
         }
 
 
@@ -58,7 +88,7 @@ class PairedSpikeDataset(Dataset):
 
     def __init__(self, data: PairedSpikes):
         self.data = data
-        self.vision = torch.from_numpy(data.vision)
+        self.vision_pool = torch.from_numpy(data.vision_pool)
         self.audio = torch.from_numpy(data.audio)
         self.labels = torch.from_numpy(data.labels.astype(np.int64))
 
@@ -66,11 +96,19 @@ class PairedSpikeDataset(Dataset):
         return int(self.labels.numel())
 
     def __getitem__(self, i):
-        return self.vision[i].float(), self.audio[i].float(), self.labels[i]
+        index = torch.from_numpy(np.asarray(self.data.vision_index))[i]
+        return self.vision_pool[index].float(), self.audio[i].float(), self.labels[i]
+
+    def repair(self, epoch: int) -> None:
+        self.data.repair(epoch)
+
+    @property
+    def can_repair(self) -> bool:
+        return self.data.pool_labels is not None
 
     @property
     def T(self) -> int:
-        return int(self.vision.shape[1])
+        return int(self.audio.shape[1])
 
 
 def _check_split(split: str) -> None:
@@ -123,7 +161,7 @@ def build_synth(cfg, split: str) -> PairedSpikes:
         return {"vision": vision, "audio": audio, "labels": labels}
 
     arrays = load_or_build(Path(cfg["cache_dir"]).expanduser(), key, build)
-    return PairedSpikes(arrays["vision"], arrays["audio"], arrays["labels"])
+    return PairedSpikes(arrays["audio"], arrays["labels"], arrays["vision"], np.arange(n))
 
 
 def fsdd_files(root: Path) -> list[tuple[int, str, int, str]]:
@@ -188,13 +226,22 @@ def build_fsdd_mnist(cfg, split: str) -> PairedSpikes:
         pools = mnist_pool(mlabels, split, int(cfg["mnist_test_per_class"]))
         rng = np.random.default_rng([int(cfg["pair_seed"]), SPLITS.index(split)])
         order = {c: rng.permutation(pools[c]) for c in range(10)}
-        used = {c: 0 for c in range(10)}
         window_us = dvs.saccade_us * len(dvs.saccade_vertices_px)
+        # The train split encodes the whole MNIST train pool (re-paired each epoch by the trainer);
+        # the test split only the digits its fixed pairing uses.
         n = len(files)
-        vision = np.zeros((n, t_bins, 2, 34, 34), np.uint8)
+        counts = np.bincount([f[0] for f in files], minlength=10)
+        pool_rows = np.concatenate([order[c] if split == "train" else order[c][: min(counts[c], order[c].size)]
+                                    for c in range(10)])
+        position = {int(r): i for i, r in enumerate(pool_rows)}
+        pool = np.zeros((pool_rows.size, t_bins, 2, 34, 34), np.uint8)
+        for i, row in enumerate(pool_rows):
+            cam = emulate_saccades(images[row], dvs, seed=int(row))
+            pool[i] = bin_camera_events(cam, VISION_SENSOR, t_bins, clip, 0, window_us)
         audio = np.zeros((n, t_bins, cochlea.n_channels), np.uint8)
         labels = np.zeros(n, np.int64)
-        mnist_rows = np.zeros(n, np.int64)
+        vision_index = np.zeros(n, np.int64)
+        used = {c: 0 for c in range(10)}
         for i, (digit, _, _, name) in enumerate(files):
             wave = read_wav(root / "fsdd" / "recordings" / name, sample_rate=fs)
             spikes = cochlea_encode(wave, fs, cochlea)
@@ -202,13 +249,13 @@ def build_fsdd_mnist(cfg, split: str) -> PairedSpikes:
             audio[i] = bin_audio_events(spikes, cochlea.n_channels, t_bins, clip_audio, 0, max(duration_us, 1))
             row = order[digit][used[digit] % order[digit].size]
             used[digit] += 1
-            cam = emulate_saccades(images[row], dvs, seed=int(row))
-            vision[i] = bin_camera_events(cam, VISION_SENSOR, t_bins, clip, 0, window_us)
-            labels[i], mnist_rows[i] = digit, row
-        return {"vision": vision, "audio": audio, "labels": labels, "mnist_rows": mnist_rows}
+            labels[i], vision_index[i] = digit, position[int(row)]
+        return {"vision_pool": pool, "pool_labels": mlabels[pool_rows], "pool_rows": pool_rows,
+                "audio": audio, "labels": labels, "vision_index": vision_index}
 
     arrays = load_or_build(Path(cfg["cache_dir"]).expanduser(), key, build)
-    return PairedSpikes(arrays["vision"], arrays["audio"], arrays["labels"])
+    return PairedSpikes(arrays["audio"], arrays["labels"], arrays["vision_pool"], arrays["vision_index"],
+                        pool_labels=arrays["pool_labels"] if split == "train" else None, pair_seed=int(cfg["pair_seed"]))
 
 
 BUILDERS = {"synth": build_synth, "fsdd_mnist": build_fsdd_mnist}

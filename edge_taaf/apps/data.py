@@ -11,6 +11,7 @@ import time
 import hydra
 from omegaconf import DictConfig
 
+from edge_taaf import CONFIG_DIR
 from sensors.ead import build_dataset
 
 
@@ -23,7 +24,7 @@ def summarise(cfg: DictConfig) -> dict:
     return report
 
 
-@hydra.main(config_path="../../configs", config_name="data_app", version_base="1.3")
+@hydra.main(config_path=CONFIG_DIR, config_name="data_app", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     report = summarise(cfg)
     label = " (SYNTHETIC)" if report["synthetic"] else ""

@@ -1,0 +1,125 @@
+"""Fusion (TAAF, concat), the causal time-warp and the model's per-layer spike recording."""
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from edge_taaf.fusion import ConcatFusion, TAAFFusion
+from edge_taaf.model import TwoModalitySNN
+from edge_taaf.timewarp import CausalDelayWarp
+from tests.conftest import TINY, compose_config
+
+T, B, DA, DV, K = 7, 5, 6, 9, 4
+
+
+def features(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(T, B, DA, generator=g) < 0.4).double(), (torch.rand(T, B, DV, generator=g) < 0.4).double()
+
+
+def test_taaf_attention_is_a_distribution_over_time_and_weights_the_step_logits():
+    torch.manual_seed(0)
+    fusion = TAAFFusion(DA, DV, K, score_hidden=8).double()
+    a, v = features()
+    out = fusion(a, v)
+    assert out.alpha.shape == (T, B) and out.step_logits.shape == (T, B, K) and out.logits.shape == (B, K)
+    torch.testing.assert_close(out.alpha.sum(0), torch.ones(B, dtype=torch.float64), rtol=0, atol=1e-12)
+    assert (out.alpha > 0).all() and out.alpha.std() > 0  # not uniform: the score depends on z_t
+    torch.testing.assert_close(out.logits, (out.alpha[..., None] * out.step_logits).sum(0), rtol=0, atol=1e-12)
+    torch.testing.assert_close(out.share.sum(1), torch.ones(B, dtype=torch.float64), rtol=0, atol=1e-12)
+    assert ((out.share >= 0) & (out.share <= 1)).all()
+    # The two modality contributions plus the bias rebuild the fused logits (sum_t alpha_t = 1).
+    torch.testing.assert_close(out.contrib_audio + out.contrib_vision + fusion.readout.bias, out.logits, rtol=0, atol=1e-12)
+
+
+def test_taaf_softmax_is_base_2():
+    torch.manual_seed(1)
+    fusion = TAAFFusion(DA, DV, K, score_hidden=8).double()
+    a, v = features(1)
+    e = fusion.scores(torch.cat([a, v], -1))
+    expected = 2.0 ** e / (2.0 ** e).sum(0)
+    torch.testing.assert_close(fusion(a, v).alpha, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_taaf_share_follows_the_evidence():
+    torch.manual_seed(2)
+    fusion = TAAFFusion(DA, DV, K, score_hidden=8).double()
+    a, v = features(2)
+    out = fusion(a, torch.zeros_like(v))  # silent vision: all evidence is audio's
+    torch.testing.assert_close(out.share[:, 0], torch.ones(B, dtype=torch.float64))
+    assert torch.equal(out.contrib_vision, torch.zeros_like(out.contrib_vision))
+
+
+def test_concat_is_uniform_attention_over_time():
+    torch.manual_seed(3)
+    fusion = ConcatFusion(DA, DV, K).double()
+    a, v = features(3)
+    out = fusion(a, v)
+    assert torch.equal(out.alpha, torch.full((T, B), 1.0 / T, dtype=torch.float64))
+    torch.testing.assert_close(out.logits, out.step_logits.mean(0), rtol=0, atol=1e-12)
+    torch.testing.assert_close(out.logits, (out.alpha[..., None] * out.step_logits).sum(0), rtol=0, atol=1e-12)
+    torch.testing.assert_close(out.share.sum(1), torch.ones(B, dtype=torch.float64), rtol=0, atol=1e-12)
+    torch.testing.assert_close(out.contrib_audio + out.contrib_vision + fusion.readout.bias, out.logits, rtol=0, atol=1e-12)
+
+
+def test_warp_is_the_identity_at_init():
+    x = torch.randn(T, B, DA)
+    warp = CausalDelayWarp(3)
+    assert torch.equal(warp.kernel, torch.tensor([1.0, 0, 0, 0]))
+    assert torch.equal(warp(x), x)
+
+
+@pytest.mark.parametrize("d", [0, 1, 3])
+def test_warp_with_kernel_e_d_delays_by_d(d):
+    x = torch.randn(T, B, DA)
+    warp = CausalDelayWarp(3)
+    with torch.no_grad():
+        warp.delta.copy_(torch.nn.functional.one_hot(torch.tensor(d), 4).float() - torch.tensor([1.0, 0, 0, 0]))
+    y = warp(x)
+    assert torch.equal(y[d:], x[: T - d])
+    assert torch.equal(y[:d], torch.zeros_like(y[:d]))  # causal: nothing before the signal arrives
+
+
+def test_warp_is_causal_and_linear_and_handles_short_sequences():
+    torch.manual_seed(4)
+    warp = CausalDelayWarp(5)
+    with torch.no_grad():
+        warp.delta.normal_()
+    x = torch.randn(T, B, DA, dtype=torch.float32)
+    y = warp(x)
+    x2 = x.clone()
+    x2[4:] += 1.0  # changing the future leaves the past untouched
+    assert torch.equal(warp(x2)[:4], y[:4])
+    w = warp.kernel.detach()
+    expected = sum(w[d] * torch.nn.functional.pad(x, (0, 0, 0, 0, d, 0))[:T] for d in range(6))
+    torch.testing.assert_close(y, expected)
+    assert warp(x[:2]).shape == (2, B, DA)  # T shorter than the kernel
+    with pytest.raises(ValueError, match="warp_max_delay"):
+        CausalDelayWarp(-1)
+
+
+@pytest.mark.parametrize("fusion", ["taaf", "concat"])
+def test_model_records_every_layers_binary_spikes(fusion):
+    cfg = compose_config("train", [*TINY, f"model.fusion={fusion}", "loss=ce"])
+    mcfg = OmegaConf.to_container(cfg.model, resolve=True)
+    torch.manual_seed(0)
+    model = TwoModalitySNN(mcfg)
+    for p in model.parameters():  # strong weights so that every layer fires
+        p.data.mul_(8.0)
+    t, b = mcfg["T"], 3
+    vision = (torch.rand(t, b, 2, 34, 34) < 0.1).float()
+    audio = (torch.rand(t, b, mcfg["audio"]["in_channels"]) < 0.3).float()
+    record = []
+    out = model(vision, audio, record=record)
+    n_vision = len(mcfg["vision"]["channels"]) + 1
+    n_audio = len(mcfg["audio"]["hidden"]) + 1
+    assert len(record) == n_vision + n_audio
+    expected_widths = [*mcfg["vision"]["channels"], mcfg["vision"]["features"], *mcfg["audio"]["hidden"], mcfg["audio"]["features"]]
+    for spikes, width in zip(record, expected_widths):
+        assert spikes.shape[:3] == (t, b, width)
+        assert ((spikes == 0) | (spikes == 1)).all()
+        assert 0 < spikes.mean() < 1
+    # The recorded last layers are the features the fusion saw (the warp is the identity at init).
+    assert torch.equal(record[n_vision - 1], out.feat_vision) and torch.equal(record[-1], out.feat_audio)
+    assert out.logits.shape == (b, mcfg["n_classes"]) and torch.isfinite(out.logits).all()
+    with pytest.raises(ValueError, match="T="):
+        model(vision, audio[:-1])

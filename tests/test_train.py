@@ -1,0 +1,223 @@
+"""The training app: metrics, plots, seeding, kill-and-resume, and failures that stop it cleanly."""
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException, MissingConfigException
+
+from edge_taaf.checkpoint import CheckpointError, atomic_torch_save, load_checkpoint
+from edge_taaf.config import ConfigError
+from edge_taaf.train import TrainingDiverged, train
+from tests.conftest import TINY
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = Path(sys.executable).with_name("edge-taaf-train")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: fast on a busy 2-core machine, and the same arithmetic as the subprocesses."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def cli_env() -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "EDGE_TAAF_DATA": os.environ.get("EDGE_TAAF_DATA", "/work/shared/data"),
+            "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))}
+
+
+def final_weights(run_dir: Path) -> dict:
+    return load_checkpoint(run_dir / "checkpoint.pt")["model"]
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    differ = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not differ, f"weights differ in {differ}"
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_metrics_checkpoint_and_plots(tiny_train_cfg, tmp_path):
+    cfg = tiny_train_cfg("trainer.epochs=2")
+    last = train(cfg, tmp_path / "run")
+    rows = read_metrics(tmp_path / "run")
+    assert [r["epoch"] for r in rows] == [1, 2] and rows[-1] == last
+    for r in rows:
+        for key in ("fused_acc", "audio_acc", "vision_acc"):
+            assert 0.0 <= r[key] <= 1.0
+        assert 0.0 < r["lr_coef_audio"] <= 1.0 and 0.0 < r["lr_coef_vision"] <= 1.0
+        att = r["attention_per_step"]
+        assert len(att) == cfg.model.T and all(0.0 <= a <= 1.0 for a in att)
+        assert sum(att) == pytest.approx(1.0, abs=1e-5)
+        assert r["train_loss"] > 0 and r["lr"] > 0
+    # The balanced loss slows whichever modality dominates (its window covers every epoch).
+    assert min(rows[0]["lr_coef_audio"], rows[0]["lr_coef_vision"]) < 1.0
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert ckpt["epoch"] == 1 and ckpt["history"] == rows
+    for name in ("accuracy.png", "attention.png"):
+        data = (tmp_path / "run" / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 1000
+
+
+@pytest.mark.parametrize("extra", [["loss.window=[100,200]"], ["loss=ce"]])
+def test_learning_rates_are_not_modulated_outside_the_window_or_without_the_balanced_loss(tiny_train_cfg, tmp_path, extra):
+    train(tiny_train_cfg("trainer.epochs=1", *extra), tmp_path / "run")
+    (row,) = read_metrics(tmp_path / "run")
+    assert row["lr_coef_audio"] == 1.0 and row["lr_coef_vision"] == 1.0
+
+
+def test_a_seed_makes_a_cpu_run_reproducible(tiny_train_cfg, tmp_path):
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        train(tiny_train_cfg("trainer.epochs=2", f"seed={seed}", "trainer.log_epochs=false"), tmp_path / name)
+    assert_same_weights(final_weights(tmp_path / "a"), final_weights(tmp_path / "b"))
+    a, c = final_weights(tmp_path / "a"), final_weights(tmp_path / "c")
+    assert not all(torch.equal(a[k], c[k]) for k in a)  # the seed matters
+
+
+def test_resume_after_sigkill_reaches_the_uninterrupted_weights(tiny_train_cfg, tmp_path):
+    epochs = 8
+    extra = [f"trainer.epochs={epochs}", "trainer.log_epochs=false", f"data.cache_dir={tmp_path / 'cache'}"]
+    train(tiny_train_cfg(*extra), tmp_path / "full")  # also builds the shared data cache
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([str(CLI), *TINY, *extra, f"hydra.run.dir={killed}"], cwd=tmp_path, env=cli_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    metrics, deadline = killed / "metrics.jsonl", time.time() + 90
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 1):
+        assert proc.poll() is None, f"training exited early: {proc.stderr.read().decode()[-2000:]}"
+        assert time.time() < deadline, "no checkpoint within 90 s"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    done = load_checkpoint(killed / "checkpoint.pt")["epoch"] + 1
+    assert 1 <= done < epochs, "the run finished before it was killed: nothing to resume"
+
+    resumed_epochs = []
+    train(tiny_train_cfg(*extra, "resume=true"), killed, hooks={"epoch_end": resumed_epochs.append})
+    assert resumed_epochs == list(range(done, epochs))  # continued, not restarted
+    assert_same_weights(final_weights(killed), final_weights(tmp_path / "full"))
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(read_metrics(killed)) == strip(read_metrics(tmp_path / "full"))
+
+
+class Crash(Exception):
+    pass
+
+
+def test_resume_restores_the_ogm_ge_noise_stream(tiny_train_cfg, tmp_path):
+    extra = ["loss=ogm_ge", "trainer.epochs=3", "trainer.log_epochs=false"]
+    train(tiny_train_cfg(*extra), tmp_path / "full")
+
+    def crash_after_first_epoch(epoch):
+        if epoch == 0:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train(tiny_train_cfg(*extra), tmp_path / "crashed", hooks={"epoch_end": crash_after_first_epoch})
+    train(tiny_train_cfg(*extra, "resume=true"), tmp_path / "crashed")
+    assert_same_weights(final_weights(tmp_path / "crashed"), final_weights(tmp_path / "full"))
+
+
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny_train_cfg, tmp_path):
+    def nan_in_epoch_2(epoch, step, loss):
+        return loss * float("nan") if epoch == 1 else loss
+
+    run = tmp_path / "run"
+    with pytest.raises(TrainingDiverged, match=r"(?i)nan.*epoch 2.*checkpoint"):
+        train(tiny_train_cfg("trainer.epochs=3"), run, hooks={"loss": nan_in_epoch_2})
+    ckpt = load_checkpoint(run / "checkpoint.pt")
+    assert ckpt["epoch"] == 0 and len(ckpt["history"]) == 1
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+    assert len(read_metrics(run)) == 1
+
+
+def test_corrupt_checkpoint_on_resume_is_reported_and_not_loaded(tiny_train_cfg, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_train_cfg("trainer.epochs=1"), run)
+    path = run / "checkpoint.pt"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    with pytest.raises(CheckpointError, match=f"{path}.*corrupt"):
+        train(tiny_train_cfg("trainer.epochs=3", "resume=true"), run)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # nothing trained, nothing overwritten
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all" * 10, "dict"])
+def test_load_checkpoint_rejects_garbage_and_foreign_files(tmp_path, content):
+    path = tmp_path / "checkpoint.pt"
+    if content == "dict":
+        torch.save({"model": {}, "epoch": 0}, path)  # readable but not one of ours
+    else:
+        path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=str(path)):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+class _Exploit:
+    """Unpickling this runs open(marker, 'w'): what weights_only=True must refuse to do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_checkpoints_load_weights_only(tiny_train_cfg, tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "run" / "checkpoint.pt"
+    atomic_torch_save({"model": {}, "optimizer": {}, "epoch": 0, "history": [], "config": "", "extra": _Exploit(marker)}, path)
+    assert not marker.exists()
+    with pytest.raises(CheckpointError, match=str(path)):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError):
+        train(tiny_train_cfg("trainer.epochs=1", "resume=true"), tmp_path / "run")
+    assert not marker.exists()
+    with pytest.raises(pickle.UnpicklingError):  # the guard is torch's weights_only unpickler itself
+        torch.load(path, weights_only=True)
+
+
+@pytest.mark.parametrize("override,option", [
+    ("model.fusion=mlp", "model.fusion"),
+    ("loss.name=focal", "loss"),
+    ("model.fusion=concat", "model.fusion"),  # with the default loss=taaf_balanced
+    ("model.T=5", "model.T"),
+    ("trainer.lr=-0.001", "trainer.lr"),
+    ("trainer.epochs=0", "trainer.epochs"),
+])
+def test_bad_config_fails_at_start_naming_the_option(tiny_train_cfg, tmp_path, override, option):
+    cfg = tiny_train_cfg(override)
+    with pytest.raises(ConfigError, match=option.replace(".", r"\.")):
+        train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()  # before any data or model
+
+
+def test_unknown_config_group_option_names_the_group(tiny_train_cfg):
+    with pytest.raises((MissingConfigException, ConfigCompositionException), match="loss/bogus"):
+        tiny_train_cfg("loss=bogus")
+
+
+def test_console_script_reports_config_errors_on_stderr(tmp_path):
+    proc = subprocess.run([str(CLI), *TINY, "trainer.lr=-1", f"data.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'run'}"],
+                          cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "trainer.lr=-1 is invalid" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "cache").exists()
