@@ -74,12 +74,11 @@ class _MultiStepLIF(torch.autograd.Function):
         spikes = torch.empty_like(current)
         pre = torch.empty_like(current)  # u_t - theta, kept for the surrogate
         for t in range(current.shape[0]):
-            u = v * beta + current[t]
-            x = u - theta
-            s = (x >= 0).to(current.dtype)
-            pre[t] = x
-            spikes[t] = s
-            v = u * (1 - s) if zero_reset else u - theta * s
+            u = v.mul_(beta).add_(current[t])       # in place: v is our own buffer
+            torch.sub(u, theta, out=pre[t])
+            s = spikes[t]
+            s.copy_(pre[t] >= 0)
+            v = u.mul_(1 - s) if zero_reset else u.sub_(s, alpha=theta)
         ctx.save_for_backward(pre)
         ctx.cfg = (beta, kind, slope, zero_reset)
         return spikes
@@ -90,15 +89,16 @@ class _MultiStepLIF(torch.autograd.Function):
         beta, kind, slope, zero_reset = ctx.cfg
         grad_current = torch.empty_like(grad_spikes)
         grad_v = torch.zeros_like(grad_spikes[0])
+        local = grad_spikes * surrogate_grad(pre, kind, slope)  # dL/ds_t * sg(u_t - theta), all steps at once
+        keep = (pre < 0).to(grad_v.dtype) if zero_reset else None
         # BPTT with the reset detached from the graph (standard practice, keeps gradients stable):
         # dL/du_t = dL/ds_t * sg(u_t - theta) + dL/dv_t * dv_t/du_t,  dL/dv_{t-1} = beta * dL/du_t,
         # dL/dI_t = dL/du_t; dv_t/du_t is 1 for subtract reset and (1 - s_t) for zero reset.
         for t in range(grad_spikes.shape[0] - 1, -1, -1):
             if zero_reset:
-                grad_v = grad_v * (pre[t] < 0).to(grad_v.dtype)
-            grad_u = grad_spikes[t] * surrogate_grad(pre[t], kind, slope) + grad_v
-            grad_current[t] = grad_u
-            grad_v = grad_u * beta
+                grad_v = grad_v * keep[t]
+            torch.add(local[t], grad_v, out=grad_current[t])
+            grad_v = grad_current[t] * beta
         return grad_current, None, None, None, None, None
 
 
