@@ -104,7 +104,7 @@ def train(cfg: DictConfig, run_dir: Path, hooks: dict | None = None) -> dict:
         model = build_quant_model(cfg).to(device)
     else:
         model = TwoModalitySNN(OmegaConf.to_container(cfg.model, resolve=True)).to(device)
-    if cfg.trainer.init_firing_rate:
+    if cfg.trainer.init_firing_rate and not cfg.init_from:  # fresh weights only
         vision, audio, _ = train_set[torch.arange(min(128, len(train_set)))]
         scale_to_firing_rate(model, *to_time_major(vision, audio, device), target=cfg.trainer.init_firing_rate)
     objective = build_loss(cfg.loss, cfg.seed)

@@ -1,0 +1,58 @@
+"""edge-taaf-export: a trained checkpoint -> standard ONNX of the accelerator's integer model.
+
+    edge-taaf-export checkpoint=outputs/train/<run>/checkpoint.pt out=model.onnx
+    edge-taaf-export checkpoint=... out=model.onnx verify=300    # + exact check in onnxruntime
+
+The checkpoint's own config gives the architecture, the input maxima (data.clip, data.clip_audio)
+and, for a QAT run, the bit width. Prints one JSON line: file, bytes, weight bits, T, layers.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from edge_taaf.checkpoint import CheckpointError, load_checkpoint
+from quant.export import export_onnx
+from quant.qmodel import build_quant_model, run_integer
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, quant_cfg=None, verify: int = 0) -> dict:
+    """Build the quantized model of a checkpoint, write ``out`` and return a summary dict."""
+    ckpt = load_checkpoint(checkpoint)
+    cfg = OmegaConf.create(ckpt["config"])
+    trained_quant = cfg.get("quant") and cfg.quant.name != "none"
+    if not trained_quant:
+        if quant_cfg is None or quant_cfg.get("name", "none") == "none":
+            raise ValueError(f"checkpoint {checkpoint} holds a float model: choose a bit width (quant=int8|int6|int4)")
+        cfg.quant = quant_cfg
+    model = build_quant_model(cfg)
+    model.load_init_state(ckpt["model"])
+    proto = export_onnx(model, out)
+    summary = {"onnx": str(out), "bytes": Path(out).stat().st_size, "weight_bits": model.bits, "T": model.T,
+               "post_training": not trained_quant, "layers": [e["name"] for e in model.program()["layers"]]}
+    if verify:
+        from quant.ort_runner import OrtModel, compare
+        from sensors.ead import build_dataset
+        test = build_dataset(cfg.data, "test")
+        v, a = test.vision[:verify], test.audio[:verify]
+        diff = compare(OrtModel(proto).run(v, a), run_integer(model, v, a))
+        if diff:
+            raise ValueError(f"onnxruntime differs from the integer model on {diff} (first {len(v)} test samples)")
+        summary["verified_samples"] = len(v)
+    return summary
+
+
+@hydra.main(config_path=str(Path(__file__).resolve().parents[2] / "configs"), config_name="export", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    try:
+        summary = export_checkpoint(cfg.checkpoint, cfg.out, cfg.quant, int(cfg.verify))
+    except (CheckpointError, ValueError) as exc:  # contract, range and exactness errors are ValueErrors
+        raise SystemExit(f"edge-taaf-export: {exc}") from None
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""Standard ONNX for the integer model (docs/accelerator.md, "The ONNX file").
+
+Why onnx.helper and not torch.onnx / brevitas.export: a Python time loop traced by torch.onnx is
+unrolled into T copies (silently wrong for another T), and brevitas' ``export_onnx_qcdq`` exports
+Brevitas layers but cannot express the integer LIF state carried through an ONNX ``Scan`` nor the
+shift requantisation and exp2-lookup readout. So the graph is written here from the integer
+model's program and weights: weights through QuantizeLinear -> Clip -> DequantizeLinear (QCDQ),
+one time step as a ``Scan`` body with every neuron's state as a Scan state, the readout in
+plain arithmetic. Every tensor is float32 holding integers (exact below 2^24).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from firmware_sim import spec
+from quant.int_readout import EXP2_TABLE, Q_CAP, ExactnessError
+from quant.qmodel import ContractError, QuantTwoModalitySNN
+from quant.quantizers import QuantRangeError
+
+OPSET = 17
+IR_VERSION = 8
+KINDS = ("conv", "dense")
+F32 = TensorProto.FLOAT
+
+
+class ExportError(ContractError):
+    """The model or program is outside the accelerator contract; the message names the layer."""
+
+
+def check_program(program: dict, weights: dict[str, np.ndarray]) -> None:
+    """Refuse (never clip) anything outside the contract: layer kinds, bit widths, thresholds, biases."""
+    if program.get("contract") != spec.CONTRACT_VERSION:
+        raise ExportError(f"program contract {program.get('contract')!r} is not {spec.CONTRACT_VERSION!r}")
+    bits = spec.check_weight_bits(program["weight_bits"], "program.weight_bits")
+    lo, hi = spec.state_range(program["state_bits"])
+    if program["reset"] != spec.RESET:
+        raise ExportError(f"reset {program['reset']!r} is not covered by the contract ({spec.RESET!r} only)")
+    for layer in program["layers"]:
+        if layer.get("kind") not in KINDS:
+            raise ExportError(f"layer {layer.get('name')!r} has kind {layer.get('kind')!r}, not covered by the "
+                              f"contract (one of {KINDS})")
+        if not 1 <= layer["theta"] <= hi:
+            raise QuantRangeError(f"layer {layer['name']}: theta_int = {layer['theta']} does not fit 1..{hi} "
+                                  f"(the {program['state_bits']}-bit state)")
+    r = program["readout"]
+    weight_names = [e["weight"] for e in program["layers"]] + [r["warp_audio"], r["warp_vision"], r["readout_weight"]]
+    bias_names = [r["readout_bias"]]
+    if program["fusion"] == "taaf":
+        weight_names += [r["score_hidden_weight"], r["score_out_weight"]]
+        bias_names += [r["score_hidden_bias"], r["score_out_bias"]]
+        if r["hidden_shift"] < 0:
+            raise ExportError(f"readout.hidden_shift must be >= 0, got {r['hidden_shift']}")
+    if r["logit_shift"] < 0:
+        raise ExportError(f"readout.logit_shift must be >= 0, got {r['logit_shift']}")
+    for name in weight_names + bias_names:
+        if name not in weights:
+            raise ExportError(f"weight {name!r} named by the program is missing")
+        w = np.asarray(weights[name])
+        if not np.issubdtype(w.dtype, np.integer):
+            raise ExportError(f"weight {name!r} must be an integer array, got {w.dtype}")
+        limit = spec.weight_limit(bits) if name in weight_names else spec.EXACT_LIMIT - 1
+        if w.size and np.abs(w).max() > limit:
+            err = QuantRangeError if name in weight_names else ExactnessError
+            raise err(f"weight {name!r}: |value| reaches {int(np.abs(w).max())}, above {limit} "
+                      f"({bits}-bit narrow range)" if name in weight_names else
+                      f"bias {name!r}: |value| reaches {int(np.abs(w).max())}, not exact in float32 (>= 2^24)")
+
+
+class _Graph:
+    """A node list with unique output names."""
+
+    def __init__(self, prefix: str):
+        self.prefix, self.nodes, self.count = prefix, [], 0
+
+    def op(self, op_type: str, *inputs: str, out: str | None = None, **attrs) -> str:
+        if out is None:
+            out = f"{self.prefix}{op_type.lower()}_{self.count}"
+            self.count += 1
+        self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=f"{self.prefix}n{len(self.nodes)}_{op_type}",
+                                           **attrs))
+        return out
+
+
+class _Consts:
+    """Initializers of the main graph (the Scan body reads them from the outer scope)."""
+
+    def __init__(self):
+        self.inits, self.names = [], {}
+
+    def add(self, name: str, value, dtype=np.float32) -> str:
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    def scalar(self, value, dtype=np.float32) -> str:
+        key = (float(value), np.dtype(dtype).name)
+        if key not in self.names:
+            self.names[key] = self.add(f"const.{np.dtype(dtype).name}.{len(self.names)}", value, dtype)
+        return self.names[key]
+
+    def vec(self, values, dtype=np.int64) -> str:
+        key = (tuple(int(v) for v in values), np.dtype(dtype).name)
+        if key not in self.names:
+            self.names[key] = self.add(f"const.vec.{len(self.names)}", list(values), dtype)
+        return self.names[key]
+
+
+def _qcdq(g: _Graph, c: _Consts, name: str, w_int: np.ndarray, log2: int, bits: int) -> str:
+    """Initializer w_int * 2^log2 -> QuantizeLinear -> Clip(narrow) -> DequantizeLinear -> * 2^-log2: integer weights."""
+    c.add(name, w_int.astype(np.float64) * 2.0 ** log2)
+    scale = c.add(f"{name}.scale", 2.0 ** log2)
+    zero = c.scalar(0, np.int8)
+    lim = spec.weight_limit(bits)
+    q = g.op("QuantizeLinear", name, scale, zero)
+    q = g.op("Clip", q, c.scalar(-lim, np.int8), c.scalar(lim, np.int8))
+    dq = g.op("DequantizeLinear", q, scale, zero)
+    return g.op("Mul", dq, c.scalar(2.0 ** -log2), out=f"{name}.int")
+
+
+def _lif(g: _Graph, c: _Consts, v: str, current: str, theta: int, leak_shift: int, state_bits: int, v_out: str) -> str:
+    """u = clip(v - floor(v / 2^k) + I); s = (u >= theta); v' = u - theta s. Returns s."""
+    lo, hi = spec.state_range(state_bits)
+    leak = g.op("Floor", g.op("Div", v, c.scalar(2.0 ** leak_shift)))
+    u = g.op("Clip", g.op("Add", g.op("Sub", v, leak), current), c.scalar(lo), c.scalar(hi))
+    s = g.op("Cast", g.op("GreaterOrEqual", u, c.scalar(theta)), to=F32)
+    g.op("Sub", u, g.op("Mul", s, c.scalar(theta)), out=v_out)
+    return s
+
+
+def _floor_shift(g: _Graph, c: _Consts, x: str, shift: int, out: str | None = None) -> str:
+    return g.op("Floor", g.op("Div", x, c.scalar(2.0 ** shift)), out=out)
+
+
+def build_onnx(program: dict, weights: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """The ONNX model of a program (``QuantTwoModalitySNN.export_plan``); checked by onnx.checker."""
+    check_program(program, weights)
+    bits, k, sb = program["weight_bits"], program["leak_shift"], program["state_bits"]
+    layers, r, taaf = program["layers"], program["readout"], program["fusion"] == "taaf"
+    c, main, body = _Consts(), _Graph("main."), _Graph("step.")
+
+    # weights (QCDQ) and biases (int32 -> float), all in the main graph
+    w = {e["name"]: _qcdq(main, c, e["weight"], weights[e["weight"]], e["weight_log2"], bits) for e in layers}
+    D = int(np.asarray(weights[r["warp_audio"]]).size)
+    warp = {m: main.op("Reshape", _qcdq(main, c, r[f"warp_{m}"], weights[r[f"warp_{m}"]], r["warp_log2"], bits),
+                       c.vec([D, 1, 1])) for m in ("audio", "vision")}
+    ro = _qcdq(main, c, r["readout_weight"], weights[r["readout_weight"]], r["readout_log2"], bits)
+
+    def bias(name):
+        c.add(name, weights[name], np.int32)
+        return main.op("Cast", name, to=F32, out=f"{name}.float")
+    ro_b = bias(r["readout_bias"])
+    if taaf:
+        sh = _qcdq(main, c, r["score_hidden_weight"], weights[r["score_hidden_weight"]], r["score_hidden_log2"], bits)
+        sh_b = bias(r["score_hidden_bias"])
+        so = _qcdq(main, c, r["score_out_weight"], weights[r["score_out_weight"]], r["score_out_log2"], bits)
+        so_b = bias(r["score_out_bias"])
+
+    # initial Scan states: zeros of (B, ...) per layer, (D - 1, B, F) delay lines per modality
+    batch = main.op("Slice", main.op("Shape", "audio"), c.vec([1]), c.vec([2]))
+    states = [(f"v.{e['name']}", [batch, c.vec(e["out_shape"])]) for e in layers]
+    feat = {m: next(e for e in layers if e["name"] == r[f"{m}_input"])["out_shape"][0] for m in ("audio", "vision")}
+    if D > 1:
+        states += [(f"hist.{m}", [c.vec([D - 1]), batch, c.vec([feat[m]])]) for m in ("audio", "vision")]
+    init_names = []
+    for name, parts in states:
+        zeros = helper.make_tensor(f"{name}.zero", F32, [1], [0.0])
+        init_names.append(main.op("ConstantOfShape", main.op("Concat", *parts, axis=0), value=zeros, out=f"{name}.init"))
+
+    # one time step
+    x = {"vision": "vision_t", "audio": "audio_t"}
+    shapes = {m: program["inputs"][m]["shape"] for m in ("vision", "audio")} | {e["name"]: e["out_shape"] for e in layers}
+    spikes = []
+    for e in layers:
+        src = x[e["input"]]
+        if e["kind"] == "conv":
+            p, s = e["padding"], e["stride"]
+            cur = body.op("Conv", src, w[e["name"]], kernel_shape=[e["kernel"]] * 2, strides=[s, s], pads=[p] * 4)
+        else:
+            if len(shapes[e["input"]]) > 1:
+                src = body.op("Flatten", src, axis=1)   # (C, H, W) row-major
+            cur = body.op("Gemm", src, w[e["name"]], transB=1)
+        x[e["name"]] = _lif(body, c, f"v.{e['name']}.in", cur, e["theta"], k, sb, f"v.{e['name']}.out")
+        spikes.append(body.op("Identity", x[e["name"]], out=f"spk.{e['name']}"))
+    warped = {}
+    for m in ("audio", "vision"):
+        stack = body.op("Unsqueeze", x[r[f"{m}_input"]], c.vec([0]))
+        if D > 1:
+            stack = body.op("Concat", stack, f"hist.{m}.in", axis=0)
+            body.op("Slice", stack, c.vec([0]), c.vec([D - 1]), c.vec([0]), out=f"hist.{m}.out")
+        warped[m] = body.op("ReduceSum", body.op("Mul", stack, warp[m]), c.vec([0]), keepdims=0)
+    z = body.op("Concat", warped["audio"], warped["vision"], axis=1)
+    _floor_shift(body, c, body.op("Gemm", z, ro, ro_b, transB=1), r["logit_shift"], out="lp_t")
+    scan_out = [f"spk.{e['name']}" for e in layers] + ["lp_t"]
+    if taaf:
+        h = _floor_shift(body, c, body.op("Relu", body.op("Gemm", z, sh, sh_b, transB=1)), r["hidden_shift"])
+        body.op("Reshape", body.op("Gemm", h, so, so_b, transB=1), c.vec([-1]), out="e_t")
+        scan_out.append("e_t")
+
+    def vi(name, shape=None):
+        return helper.make_tensor_value_info(name, F32, shape)
+    body_graph = helper.make_graph(
+        body.nodes, "step",
+        [vi(f"{n}.in") for n, _ in states] + [vi("vision_t", ["B", *program["inputs"]["vision"]["shape"]]),
+                                               vi("audio_t", ["B", *program["inputs"]["audio"]["shape"]])],
+        [vi(f"{n}.out") for n, _ in states] + [vi(n) for n in scan_out])
+    final = [f"{n}.final" for n, _ in states]
+    seq_names = [f"spikes.{e['name']}" for e in layers] + ["step_logits"] + (["scores"] if taaf else [])
+    main.nodes.append(helper.make_node("Scan", init_names + ["vision", "audio"], final + seq_names, name="time_loop",
+                                       body=body_graph, num_scan_inputs=2))
+
+    # readout over the whole sequence: exp2 lookup attention and y = sum_t u_t l'_t
+    if taaf:
+        d = main.op("Sub", main.op("ReduceMax", "scores", axes=[0], keepdims=1), "scores")
+        shift = -r["score_log2"] - spec.EXP2_FRAC_BITS
+        if shift >= 0:
+            q = _floor_shift(main, c, d, shift)
+        else:
+            q = main.op("Mul", main.op("Min", d, c.scalar(Q_CAP)), c.scalar(2.0 ** -shift))
+        idx = main.op("Cast", main.op("Min", q, c.scalar(Q_CAP)), to=TensorProto.INT64)
+        table = c.add("exp2_table", EXP2_TABLE)
+        u = main.op("Gather", table, idx, axis=0, out="attention")
+        weighted = main.op("Mul", main.op("Unsqueeze", u, c.vec([2])), "step_logits")
+    else:
+        shape_tb = main.op("Slice", main.op("Shape", "step_logits"), c.vec([0]), c.vec([2]))
+        main.op("ConstantOfShape", shape_tb, value=helper.make_tensor("one", F32, [1], [1.0]), out="attention")
+        weighted = "step_logits"
+    main.op("ReduceSum", weighted, c.vec([0]), keepdims=0, out="logits")
+
+    K = program["n_classes"]
+    outputs = [vi("logits", ["B", K]), vi("step_logits", ["T", "B", K])]
+    outputs += [vi("scores", ["T", "B"])] if taaf else []
+    outputs += [vi("attention", ["T", "B"])]
+    outputs += [vi(f"spikes.{e['name']}", ["T", "B", *e["out_shape"]]) for e in layers]
+    graph = helper.make_graph(
+        main.nodes, "edge_taaf_int",
+        [vi("vision", ["T", "B", *program["inputs"]["vision"]["shape"]]),
+         vi("audio", ["T", "B", *program["inputs"]["audio"]["shape"]])],
+        outputs, initializer=c.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
+                              producer_name="edge-taaf", doc_string=f"{spec.CONTRACT_VERSION} integer SNN (TAAF readout)")
+    helper.set_model_props(model, {spec.METADATA_VERSION_KEY: spec.CONTRACT_VERSION,
+                                   spec.METADATA_PROGRAM_KEY: json.dumps(program)})
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def export_onnx(model, path: str | Path | None = None) -> onnx.ModelProto:
+    """Export a QuantTwoModalitySNN (raises ExportError / ContractError naming an uncovered layer)."""
+    if not isinstance(model, QuantTwoModalitySNN):
+        raise ExportError(f"model {type(model).__name__} is not a quantized QuantTwoModalitySNN; "
+                          "quantize it first (quant.qmodel.build_quant_model / load_init_state)")
+    program, weights = model.export_plan()
+    proto = build_onnx(program, weights)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        onnx.save(proto, str(path))
+    return proto

@@ -1,0 +1,80 @@
+"""The accelerator's integer LIF (``firmware_sim.spec.lif_step``) in PyTorch, with surrogate gradients.
+
+Forward, per step, on float32 tensors holding integers (exact: every value < 2^24):
+
+    u = sat(v - (v >> k) + I);  s = (u >= theta_int);  v' = u - theta_int * s
+
+Backward: the float neuron's BPTT (edge_taaf.neurons) with the floor leak and the saturation
+passed straight through, evaluated in float units (x = (u - theta_int) * 2^log2), so the
+surrogate has the float model's slope whatever the weight scale.
+"""
+from __future__ import annotations
+
+import torch
+
+from edge_taaf.neurons import surrogate_grad
+from firmware_sim import spec
+from quant.quantizers import QuantRangeError
+
+
+def theta_int(theta: float, log2: int, where: str, state_bits: int = spec.STATE_BITS) -> int:
+    """The float threshold on the integer grid of weights with scale 2^log2: round(theta / 2^log2).
+
+    Raises QuantRangeError when it is below 1 or does not fit the signed state register.
+    """
+    value = round(theta / 2.0 ** log2)
+    hi = spec.state_range(state_bits)[1]
+    if not 1 <= value <= hi:
+        raise QuantRangeError(
+            f"{where}: theta_int = round({theta} / 2^{log2}) = {value} does not fit 1..{hi} "
+            f"(the {state_bits}-bit state); the layer's weights are too {'large' if value < 1 else 'small'}")
+    return value
+
+
+class _IntLIF(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, current, scale, theta, leak_shift, lo, hi, kind, slope):
+        v = torch.zeros_like(current[0])
+        spikes = torch.empty_like(current)
+        pre = torch.empty_like(current)
+        saturated = torch.zeros((), dtype=torch.int64, device=current.device)
+        div = float(2 ** leak_shift)
+        for t in range(current.shape[0]):
+            raw = v - torch.floor(v / div) + current[t]
+            u = raw.clamp(lo, hi)
+            saturated += (u != raw).sum()
+            s = (u >= theta).to(current.dtype)
+            spikes[t] = s
+            pre[t] = (u - theta) * scale
+            v = u - theta * s
+        ctx.save_for_backward(pre)
+        ctx.cfg = (1.0 - 2.0 ** -leak_shift, kind, slope, scale)
+        ctx.mark_non_differentiable(saturated)
+        return spikes, saturated
+
+    @staticmethod
+    def backward(ctx, grad_spikes, _grad_sat):
+        (pre,) = ctx.saved_tensors
+        beta, kind, slope, scale = ctx.cfg
+        grad_current = torch.empty_like(grad_spikes)
+        grad_v = torch.zeros_like(grad_spikes[0])
+        for t in range(grad_spikes.shape[0] - 1, -1, -1):
+            grad_u = grad_spikes[t] * surrogate_grad(pre[t], kind, slope) + grad_v
+            grad_current[t] = grad_u * scale      # dL/dI_int = dL/dI_float * 2^log2
+            grad_v = grad_u * beta
+        return grad_current, None, None, None, None, None, None, None
+
+
+def int_lif(current: torch.Tensor, log2: int, theta: int, leak_shift: int, surrogate: str = "atan",
+            slope: float = 2.0, state_bits: int = spec.STATE_BITS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer LIF over a sequence.
+
+    Args:
+        current: I in integer units (weights' scale 2^log2), float32 (T, B, ...).
+        theta: theta_int (see ``theta_int``).
+    Returns:
+        (spikes (T, B, ...) in {0, 1}, number of neuron-steps whose state saturated (int64 scalar)).
+    """
+    lo, hi = spec.state_range(state_bits)
+    return _IntLIF.apply(current, 2.0 ** log2, float(theta), int(leak_shift), float(lo), float(hi), surrogate,
+                         float(slope))

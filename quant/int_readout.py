@@ -1,0 +1,167 @@
+"""Integer TAAF readout (docs/accelerator.md, "TAAF readout"): time-warp, per-step logits and
+scores with shift requantisation, the exp2 lookup attention, y = sum_t u_t l'_t.
+
+Everything is computed on float32 tensors holding integers (exact below 2^24) with
+straight-through gradients, so QAT trains the very integers the accelerator computes.
+Shapes: warped features (T, B, D_a) and (T, B, D_v); step logits (T, B, K); scores (T, B).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from firmware_sim import spec
+from quant.quantizers import floor_shift, int_bias, int_weight, quant_linear, st
+
+LN2 = math.log(2.0)
+FRAC_MASK = 2 ** spec.EXP2_FRAC_BITS - 1
+# From this index on EXP2_LUT[q & 15] >> (q >> 4) is 0 (every LUT entry is below 2^bit_length).
+Q_CAP = 2 ** spec.EXP2_FRAC_BITS * max(spec.EXP2_LUT).bit_length()
+EXP2_TABLE = tuple(spec.EXP2_LUT[q & FRAC_MASK] >> (q >> spec.EXP2_FRAC_BITS) for q in range(Q_CAP)) + (0,)
+SCORE_LIMIT = spec.EXACT_LIMIT // 2   # |e_t| < 2^23 so that max_t e - e_t stays below 2^24
+
+
+class ExactnessError(ValueError):
+    """A worst-case intermediate would reach 2^24, where float32 stops being exact."""
+
+
+def exp2_attention(e: torch.Tensor, score_log2: int) -> torch.Tensor:
+    """u_t of ``spec.exp2_weights`` through one table: u = EXP2_TABLE[min(q, Q_CAP)].
+
+    e: (T, ...) integer scores (float32), real value e * 2^score_log2 (log2 units). Returns u (T, ...)
+    in 0..256. min(q, Q_CAP) changes nothing (the table is 0 from Q_CAP on) and keeps q small.
+    """
+    d = e.max(dim=0, keepdim=True).values - e
+    shift = -score_log2 - spec.EXP2_FRAC_BITS
+    q = torch.floor(d / 2.0 ** shift) if shift >= 0 else d.clamp(max=Q_CAP) * 2.0 ** -shift
+    table = torch.tensor(EXP2_TABLE, dtype=e.dtype, device=e.device)
+    return table[q.clamp(max=Q_CAP).long()]
+
+
+def max_T(fusion: str) -> int:
+    """Longest sequence whose readout sum |y| = |sum_t u_t l'_t| stays below 2^24."""
+    u_max = 2 ** spec.EXP2_ONE_BITS if fusion == "taaf" else 1
+    return (spec.EXACT_LIMIT - 1) // (u_max * (2 ** spec.READOUT_MAX_BITS - 1))
+
+
+def _row_bound(w: torch.Tensor, m: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """Per output row: sum_j |w_ij| m_j + |b_i| (worst-case |w x + b| for |x_j| <= m_j)."""
+    out = w.abs() @ m
+    return out + b.abs() if b is not None else out
+
+
+def _check_exact(bound: float, where: str, limit: int = spec.EXACT_LIMIT) -> None:
+    if bound >= limit:
+        raise ExactnessError(f"{where}: worst-case magnitude {bound:.0f} reaches {limit}; float32 would not be exact "
+                             "(use fewer weight bits or a smaller layer)")
+
+
+def logit_shift(w: torch.Tensor, b: torch.Tensor, m: torch.Tensor) -> int:
+    """Smallest r >= 0 with ceil(L / 2^r) < 2^READOUT_MAX_BITS, L the worst-case |l_t| (covers floor of negatives)."""
+    worst = float(_row_bound(w, m, b).max())
+    _check_exact(worst, "readout (W z + b)")
+    r = 0
+    while math.ceil(worst / 2 ** r) >= 2 ** spec.READOUT_MAX_BITS:
+        r += 1
+    return r
+
+
+def hidden_shift(u: torch.Tensor, c: torch.Tensor, s: torch.Tensor, d: torch.Tensor, d_log2: int,
+                 m: torch.Tensor) -> int:
+    """Smallest r >= 0 with worst-case |e_t| = sum_j |s_j| (H_j >> r) + |d_int| below 2^23 (SCORE_LIMIT).
+
+    H_j bounds |U_j z + c_j|; d is the float score bias, d_int = round(d / 2^(d_log2 + r)).
+    """
+    h = _row_bound(u, m, c)
+    _check_exact(float(h.max()), "score.hidden (U z + c)")
+    for r in range(64):
+        d_int = torch.round(d / 2.0 ** (d_log2 + r)).abs().sum()
+        if float(s.abs().reshape(-1) @ torch.floor(h / 2 ** r) + d_int) < SCORE_LIMIT:
+            return r
+    raise ExactnessError(f"score.out: worst-case |e_t| stays above {SCORE_LIMIT} for every hidden_shift")
+
+
+class QuantDelayWarp(nn.Module):
+    """Causal delay kernel w (D,) (edge_taaf.timewarp) held as a Brevitas QuantLinear(D, 1) weight.
+
+    Pass another warp's ``weight_quant`` to share one scale (the contract's warp_log2).
+    """
+
+    def __init__(self, max_delay: int, bits: int, weight_quant=None):
+        super().__init__()
+        if max_delay < 0:
+            raise ValueError(f"model.warp_max_delay must be >= 0, got {max_delay}")
+        self.kernel = quant_linear(max_delay + 1, 1, bits, weight_quant=weight_quant)
+        with torch.no_grad():
+            self.kernel.weight.zero_()
+            self.kernel.weight[0, 0] = 1.0
+
+    def apply_int(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """sum_d w[d] x_{t-d} (zero before t = 0): (T, B, F) spikes, integer w (D,) -> (T, B, F)."""
+        out = x * w[0]
+        for d in range(1, min(w.numel(), x.shape[0])):
+            out = out + torch.nn.functional.pad(x[:-d], (0, 0, 0, 0, d, 0)) * w[d]
+        return out
+
+
+@dataclass
+class ReadoutOut:
+    step_logits: torch.Tensor     # (T, B, K) l'_t, integers
+    logit_log2: int               # real l'_t = l'_t * 2^logit_log2
+    attention: torch.Tensor       # (T, B) u_t in 0..256 (taaf) or 1 (concat)
+    alpha: torch.Tensor           # (T, B) u / sum_t u, straight-through gradient of the base-2 softmax
+    logits: torch.Tensor          # (B, K) y = sum_t u_t l'_t, integers
+    scores: torch.Tensor | None   # (T, B) e_t, integers (taaf)
+    score_log2: int | None
+
+
+class QuantReadout(nn.Module):
+    """TAAF (or concat) readout on integer fused features; layer names match edge_taaf.fusion."""
+
+    def __init__(self, d_audio: int, d_vision: int, n_classes: int, score_hidden: int | None, bits: int):
+        super().__init__()
+        self.d_audio, self.bits = d_audio, bits
+        self.readout = quant_linear(d_audio + d_vision, n_classes, bits, bias=True)
+        self.taaf = score_hidden is not None
+        if self.taaf:
+            self.score_hidden = quant_linear(d_audio + d_vision, score_hidden, bits, bias=True)
+            self.score_out = quant_linear(score_hidden, 1, bits, bias=True)
+
+    def plan(self, z_log2: int, z_max: torch.Tensor) -> dict:
+        """Integer weights (straight-through), their log2 scales and the shifts, for features with
+        scale 2^z_log2 and worst-case |z_j| <= z_max[j]."""
+        p = {}
+        p["W"], p["readout_log2"] = int_weight(self.readout, self.bits, "readout.weight")
+        p["b"] = int_bias(self.readout.bias, p["readout_log2"] + z_log2, "readout.bias")
+        p["logit_shift"] = logit_shift(p["W"].detach(), p["b"].detach(), z_max)
+        if self.taaf:
+            p["U"], p["score_hidden_log2"] = int_weight(self.score_hidden, self.bits, "score.hidden.weight")
+            h_log2 = p["score_hidden_log2"] + z_log2
+            p["c"] = int_bias(self.score_hidden.bias, h_log2, "score.hidden.bias")
+            p["s"], p["score_out_log2"] = int_weight(self.score_out, self.bits, "score.out.weight")
+            d_log2 = p["score_out_log2"] + h_log2
+            p["hidden_shift"] = hidden_shift(p["U"].detach(), p["c"].detach(), p["s"].detach(),
+                                             self.score_out.bias.detach(), d_log2, z_max)
+            p["score_log2"] = d_log2 + p["hidden_shift"]
+            p["d"] = int_bias(self.score_out.bias, p["score_log2"], "score.out.bias")
+        return p
+
+    def forward(self, z: torch.Tensor, z_log2: int, p: dict) -> ReadoutOut:
+        """z (T, B, D_a + D_v) integer fused features -> ReadoutOut."""
+        l_t = z @ p["W"].T + p["b"]
+        lp = floor_shift(l_t, p["logit_shift"])
+        logit_log2 = p["readout_log2"] + z_log2 + p["logit_shift"]
+        t, b = z.shape[:2]
+        if not self.taaf:
+            u = torch.ones((t, b), dtype=z.dtype, device=z.device)
+            return ReadoutOut(lp, logit_log2, u, u / t, lp.detach().sum(0), None, None)
+        h = floor_shift(torch.relu(z @ p["U"].T + p["c"]), p["hidden_shift"])
+        e = (h @ p["s"].T).squeeze(-1) + p["d"]
+        u = exp2_attention(e.detach(), p["score_log2"])
+        alpha = st(u / u.sum(0, keepdim=True), torch.softmax(e * (2.0 ** p["score_log2"] * LN2), dim=0))
+        y = (u.unsqueeze(-1) * lp.detach()).sum(0)
+        return ReadoutOut(lp, logit_log2, u, alpha, y, e, p["score_log2"])
+

@@ -1,0 +1,70 @@
+"""Run an exported model in onnxruntime (no custom kernels) and return its integers as numpy.
+
+Inputs are given batch-first as in PairedSpikes (vision (N, T, 2, 34, 34), audio (N, T, C));
+outputs use the ONNX names: logits (N, K), everything else time-major (T, N, ...), int64.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from firmware_sim import spec
+
+
+def read_program(model: onnx.ModelProto) -> dict:
+    """The program JSON from the file's metadata_props; raises if the contract version differs."""
+    props = {p.key: p.value for p in model.metadata_props}
+    version = props.get(spec.METADATA_VERSION_KEY)
+    if version != spec.CONTRACT_VERSION:
+        raise ValueError(f"ONNX metadata {spec.METADATA_VERSION_KEY}={version!r}; expected {spec.CONTRACT_VERSION!r}")
+    return json.loads(props[spec.METADATA_PROGRAM_KEY])
+
+
+class OrtModel:
+    """An onnxruntime session over an exported file (path, bytes or ModelProto) and its program."""
+
+    def __init__(self, model: str | Path | bytes | onnx.ModelProto, threads: int = 0):
+        proto = model if isinstance(model, onnx.ModelProto) else (
+            onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(str(model)))
+        self.program = read_program(proto)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run_time_major(self, vision: np.ndarray, audio: np.ndarray) -> dict[str, np.ndarray]:
+        """vision (T, B, 2, 34, 34), audio (T, B, C) -> outputs by name (int64)."""
+        T, limit = vision.shape[0], self.program["max_T"]
+        if T > limit:
+            raise ValueError(f"input has T={T} steps but this model is exact only up to max_T={limit} "
+                             "(|y| = |sum_t u_t l'_t| could reach 2^24); split the sequence")
+        for name, x in (("vision", vision), ("audio", audio)):
+            want = self.program["inputs"][name]
+            if list(x.shape[2:]) != want["shape"]:
+                raise ValueError(f"{name} must be (T, B, {', '.join(map(str, want['shape']))}), got {x.shape}")
+            if x.size and (x.min() < 0 or x.max() > want["max"]):
+                raise ValueError(f"{name} spike counts must lie in 0..{want['max']}, got {x.min()}..{x.max()}")
+        out = self.session.run(None, {"vision": np.ascontiguousarray(vision, np.float32),
+                                      "audio": np.ascontiguousarray(audio, np.float32)})
+        result = {}
+        for name, value in zip(self.output_names, out):
+            as_int = value.astype(np.int64)
+            if not np.array_equal(as_int, value):
+                raise ValueError(f"onnxruntime output {name!r} holds non-integers; the file is not exact")
+            result[name] = as_int
+        return result
+
+    def run(self, vision: np.ndarray, audio: np.ndarray, batch_size: int = 128) -> dict[str, np.ndarray]:
+        """Batch-first (N, T, ...) arrays -> outputs over the whole set (logits (N, K), others (T, N, ...))."""
+        parts = [self.run_time_major(np.swapaxes(vision[i:i + batch_size], 0, 1), np.swapaxes(audio[i:i + batch_size], 0, 1))
+                 for i in range(0, len(vision), batch_size)]
+        return {k: np.concatenate([p[k] for p in parts], axis=0 if k == "logits" else 1) for k in parts[0]}
+
+
+def compare(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> list[str]:
+    """Names of the outputs that differ (or exist on one side only); empty when a and b agree exactly."""
+    return sorted(k for k in set(a) | set(b) if k not in a or k not in b or not np.array_equal(a[k], b[k]))

@@ -1,0 +1,397 @@
+"""The quantized two-modality SNN: the accelerator's integer forward (docs/accelerator.md) in PyTorch.
+
+``QuantTwoModalitySNN`` mirrors edge_taaf.model.TwoModalitySNN layer for layer (same state-dict
+names except the warps, see ``load_init_state``) with Brevitas power-of-two weights. Its forward
+always computes the accelerator's integers; straight-through gradients make that trainable
+(QAT), and it returns the float model's ModelOut so the losses and the trainer are unchanged.
+``integer_forward`` returns the integers themselves: every layer's spikes, the step logits,
+scores, attention and y. ``export_plan`` gives the program JSON and the integer weights.
+The unimodal heads are training probes, not part of the accelerator: they stay float.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+from torch import nn
+
+from edge_taaf.blocks import SpikingConv, SpikingDense
+from edge_taaf.encoders import AudioEncoder, VisionEncoder
+from edge_taaf.fusion import FusionOut
+from edge_taaf.model import FUSIONS, ModelOut
+from edge_taaf.neurons import LIFParams
+from firmware_sim import spec
+from quant.int_neuron import int_lif, theta_int
+from quant.int_readout import ExactnessError, QuantDelayWarp, QuantReadout, max_T
+from quant.quantizers import int_weight, quant_conv2d, quant_linear
+
+STATE_HEADROOM = 2 ** spec.STATE_BITS  # |v - (v >> k)| < 2^16 is added to the current
+
+
+class ContractError(ValueError):
+    """The model has a layer or an option the accelerator contract does not cover."""
+
+
+@contextlib.contextmanager
+def exact_float32():
+    """On CUDA, switch TF32 off (matmul and cuDNN conv) so float32 integer sums stay exact."""
+    if hasattr(torch.backends.cudnn, "conv"):   # torch >= 2.9
+        flags = [(torch.backends.cuda.matmul, "fp32_precision", "ieee"), (torch.backends.cudnn.conv, "fp32_precision", "ieee")]
+    else:
+        flags = [(torch.backends.cuda.matmul, "allow_tf32", False), (torch.backends.cudnn, "allow_tf32", False)]
+    prev = [getattr(obj, name) for obj, name, _ in flags]
+    for obj, name, value in flags:
+        setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        for (obj, name, _), value in zip(flags, prev):
+            setattr(obj, name, value)
+
+
+class _IntSpiking:
+    """Shared part of the quantized spiking layers: integer weights, theta_int, the integer LIF."""
+
+    def int_params(self) -> tuple[torch.Tensor, int, int]:
+        w, log2 = int_weight(self.syn, self.bits, f"{self.name}.weight")
+        return w, log2, theta_int(self.neuron.theta, log2, self.name)
+
+    def _lif(self, current: torch.Tensor, log2: int, theta: int) -> torch.Tensor:
+        n = self.neuron
+        spikes, self.saturations = int_lif(current, log2, theta, n.leak_shift, n.surrogate, n.slope)
+        return spikes
+
+
+class QuantSpikingConv(_IntSpiking, SpikingConv):
+    """Brevitas Conv2d (padding k // 2, no bias) + integer LIF. (T, B, C, H, W) -> (T, B, C', H', W')."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, neuron: LIFParams, bits: int, name: str):
+        nn.Module.__init__(self)
+        self.conv = quant_conv2d(c_in, c_out, kernel, stride, bits)
+        self.neuron, self.bits, self.name, self.saturations = neuron, bits, name, 0
+
+    @property
+    def syn(self):
+        return self.conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w, log2, theta = self.int_params()
+        t, b = x.shape[:2]
+        current = F.conv2d(x.flatten(0, 1), w, stride=self.conv.stride, padding=self.conv.padding)
+        return self._lif(current.unflatten(0, (t, b)), log2, theta)
+
+
+class QuantSpikingDense(_IntSpiking, SpikingDense):
+    """Brevitas Linear (no bias) + integer LIF. (T, B, F) -> (T, B, F')."""
+
+    def __init__(self, f_in: int, f_out: int, neuron: LIFParams, bits: int, name: str):
+        nn.Module.__init__(self)
+        self.fc = quant_linear(f_in, f_out, bits)
+        self.neuron, self.bits, self.name, self.saturations = neuron, bits, name, 0
+
+    @property
+    def syn(self):
+        return self.fc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w, log2, theta = self.int_params()
+        return self._lif(F.linear(x, w), log2, theta)
+
+
+@dataclass
+class IntOut:
+    """The accelerator's integers for a batch (int64): y, l'_t, e_t, u_t and every layer's spikes."""
+
+    logits: torch.Tensor                 # (B, K) y
+    step_logits: torch.Tensor            # (T, B, K) l'_t
+    attention: torch.Tensor              # (T, B) u_t
+    scores: torch.Tensor | None          # (T, B) e_t (taaf only)
+    spikes: dict[str, torch.Tensor]      # layer name -> (T, B, ...)
+    saturations: dict[str, int]          # layer name -> neuron-steps whose state hit the register limit
+
+    def as_numpy(self) -> dict[str, np.ndarray]:
+        """The ONNX file's outputs by name (docs/accelerator.md), as int64 numpy arrays."""
+        out = {"logits": self.logits, "step_logits": self.step_logits, "attention": self.attention}
+        if self.scores is not None:
+            out["scores"] = self.scores
+        out.update({f"spikes.{k}": v for k, v in self.spikes.items()})
+        return {k: v.cpu().numpy() for k, v in out.items()}
+
+
+class QuantTwoModalitySNN(nn.Module):
+    def __init__(self, cfg, weight_bits: int = spec.WEIGHT_BITS_DEFAULT, input_max: tuple[int, int] = (1, 1)):
+        """cfg: the model config (configs/model/*.yaml); input_max: largest vision and audio spike count."""
+        super().__init__()
+        if cfg["fusion"] not in FUSIONS:
+            raise ValueError(f"model.fusion must be one of {FUSIONS}, got {cfg['fusion']!r}")
+        neuron = LIFParams(**cfg["neuron"])
+        if neuron.reset != spec.RESET:
+            raise ContractError(f"model.neuron.reset={neuron.reset!r} is not covered by the accelerator contract "
+                                f"(reset: {spec.RESET!r} only)")
+        self.bits = spec.check_weight_bits(weight_bits, "quant.weight_bits")
+        self.input_max = tuple(int(m) for m in input_max)
+        if any(m < 1 for m in self.input_max):
+            raise ValueError(f"input_max must be >= 1 (largest spike count per bin), got {input_max}")
+        self.T, self.fusion_kind, self.neuron = int(cfg["T"]), cfg["fusion"], neuron
+        vc, ac = cfg["vision"], cfg["audio"]
+        self.vision_shape, self.audio_channels = tuple(vc["in_shape"]), int(ac["in_channels"])
+        self.vision = VisionEncoder(vc["in_shape"], vc["channels"], vc["kernels"], vc["strides"], vc["features"], neuron)
+        for i, old in enumerate(self.vision.convs):
+            c = old.conv
+            self.vision.convs[i] = QuantSpikingConv(c.in_channels, c.out_channels, c.kernel_size[0], c.stride[0],
+                                                    neuron, self.bits, f"vision.conv{i}")
+        d = self.vision.dense.fc
+        self.vision.dense = QuantSpikingDense(d.in_features, d.out_features, neuron, self.bits, "vision.dense")
+        self.audio = AudioEncoder(ac["in_channels"], ac["hidden"], ac["features"], neuron)
+        for i, old in enumerate(self.audio.layers):
+            self.audio.layers[i] = QuantSpikingDense(old.fc.in_features, old.fc.out_features, neuron, self.bits,
+                                                     f"audio.fc{i}")
+        self.warp_audio = QuantDelayWarp(cfg["warp_max_delay"], self.bits)
+        self.warp_vision = QuantDelayWarp(cfg["warp_max_delay"], self.bits, self.warp_audio.kernel.weight_quant)
+        k, da, dv = cfg["n_classes"], ac["features"], vc["features"]
+        self.n_classes, self.d_audio = int(k), int(da)
+        self.fusion = QuantReadout(da, dv, k, cfg["score_hidden"] if cfg["fusion"] == "taaf" else None, self.bits)
+        self.head_audio = nn.Linear(da, k)
+        self.head_vision = nn.Linear(dv, k)
+        self.detach_heads = True
+
+    # ---- structure -------------------------------------------------------------------------
+    def spiking_layers(self) -> list[tuple[str, str, str, nn.Module]]:
+        """(name, modality, input name, layer) in program order (each modality's stack, input to output)."""
+        v = [(f"vision.conv{i}", layer) for i, layer in enumerate(self.vision.convs)] + [("vision.dense", self.vision.dense)]
+        a = [(f"audio.fc{i}", layer) for i, layer in enumerate(self.audio.layers)]
+        out = []
+        for modality, stack in (("vision", v), ("audio", a)):
+            prev = modality
+            for name, layer in stack:
+                out.append((name, modality, prev, layer))
+                prev = name
+        return out
+
+    def check_covered(self) -> None:
+        """Raise ContractError naming the first layer the accelerator contract does not cover."""
+        expected = {"vision", "audio", "warp_audio", "warp_vision", "fusion", "head_audio", "head_vision"}
+        extra = [n for n, _ in self.named_children() if n not in expected]
+        extra += [f"vision.{n}" for n, _ in self.vision.named_children() if n not in ("convs", "dense")]
+        extra += [f"audio.{n}" for n, _ in self.audio.named_children() if n != "layers"]
+        if extra:
+            raise ContractError(f"layer {extra[0]} is not covered by the accelerator contract")
+        for name, modality, _, layer in self.spiking_layers():
+            want = QuantSpikingDense if name.endswith("dense") or modality == "audio" else QuantSpikingConv
+            if type(layer) is not want:
+                raise ContractError(f"layer {name} ({type(layer).__name__}) is not covered by the accelerator "
+                                    f"contract (expected {want.__name__})")
+            if layer.neuron.reset != spec.RESET:
+                raise ContractError(f"layer {name}: reset {layer.neuron.reset!r} is not covered (only {spec.RESET!r})")
+        for name, mod in (("warp.audio", self.warp_audio), ("warp.vision", self.warp_vision), ("readout", self.fusion)):
+            if type(mod) not in (QuantDelayWarp, QuantReadout):
+                raise ContractError(f"layer {name} ({type(mod).__name__}) is not covered by the accelerator contract")
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Same groups as the float model (edge_taaf.model.TwoModalitySNN.param_groups)."""
+        # The warps' shared Brevitas quantizer also registers the vision kernel under warp_audio:
+        # name each kernel explicitly so that no parameter lands in two groups.
+        return {
+            "audio": [*self.audio.parameters(), self.warp_audio.kernel.weight],
+            "vision": [*self.vision.parameters(), self.warp_vision.kernel.weight],
+            "fusion": list(self.fusion.parameters()),
+            "heads": [*self.head_audio.parameters(), *self.head_vision.parameters()],
+        }
+
+    def weight_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def load_init_state(self, state: dict) -> None:
+        """Load a float TwoModalitySNN state dict (warp delta -> kernel e_0 + delta) or a quantized one."""
+        state = dict(state)
+        for m in ("audio", "vision"):
+            delta = state.pop(f"warp_{m}.delta", None)
+            if delta is not None:
+                kernel = torch.zeros_like(delta)
+                kernel[0] = 1.0
+                state[f"warp_{m}.kernel.weight"] = (kernel + delta).unsqueeze(0)
+        own = self.state_dict(keep_vars=True)
+        canonical = {}
+        for key, tensor in own.items():   # aliases of one tensor (the shared warp quantizer's view)
+            canonical.setdefault(id(tensor), key)
+        for key, tensor in own.items():
+            if key not in state and canonical[id(tensor)] in state:
+                state[key] = state[canonical[id(tensor)]]
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ContractError(f"checkpoint does not match the quantized model: missing {missing}, "
+                                f"unexpected {unexpected} (layers outside the contract or another architecture)")
+
+    # ---- the integer computation -------------------------------------------------------------
+    def _check_inputs(self, vision: torch.Tensor, audio: torch.Tensor) -> None:
+        if vision.dim() != 5 or tuple(vision.shape[2:]) != self.vision_shape:
+            raise ValueError(f"vision must be (T, B, {', '.join(map(str, self.vision_shape))}), got {tuple(vision.shape)}")
+        if audio.dim() != 3 or audio.shape[2] != self.audio_channels:
+            raise ValueError(f"audio must be (T, B, {self.audio_channels}), got {tuple(audio.shape)}")
+        if vision.shape[:2] != audio.shape[:2]:
+            raise ValueError(f"vision (T, B) = {tuple(vision.shape[:2])} but audio (T, B) = {tuple(audio.shape[:2])}")
+        for name, x, hi in (("vision", vision, self.input_max[0]), ("audio", audio, self.input_max[1])):
+            if x.numel() and (x.min() < 0 or x.max() > hi or bool((x != torch.floor(x)).any())):
+                raise ValueError(f"{name} spikes must be integers in 0..{hi} (the contract's input max), "
+                                 f"got values in {float(x.min())}..{float(x.max())}")
+
+    def _warps(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        wa, la = int_weight(self.warp_audio.kernel, self.bits, "warp.audio")
+        wv, lv = int_weight(self.warp_vision.kernel, self.bits, "warp.vision")
+        if la != lv:
+            raise ContractError(f"warp.audio and warp.vision must share one scale, got 2^{la} and 2^{lv}")
+        return wa.reshape(-1), wv.reshape(-1), la
+
+    def _z_max(self, wa: torch.Tensor, wv: torch.Tensor, dv: int) -> torch.Tensor:
+        """Worst-case |z_j|: sum_d |w_d| of the feature's modality (features are 0/1 spikes)."""
+        return torch.cat([wa.detach().abs().sum().expand(self.d_audio), wv.detach().abs().sum().expand(dv)])
+
+    def _run(self, vision: torch.Tensor, audio: torch.Tensor):
+        self._check_inputs(vision, audio)
+        rec_v, rec_a = [], []
+        fv = self.vision(vision, rec_v)
+        fa = self.audio(audio, rec_a)
+        wa, wv, z_log2 = self._warps()
+        a, v = self.warp_audio.apply_int(fa, wa), self.warp_vision.apply_int(fv, wv)
+        p = self.fusion.plan(z_log2, self._z_max(wa, wv, fv.shape[-1]))
+        r = self.fusion(torch.cat([a, v], dim=-1), z_log2, p)
+        names = [name for name, _, _, _ in self.spiking_layers()]
+        return dict(zip(names, rec_v + rec_a)), a, v, z_log2, p, r
+
+    def forward(self, vision: torch.Tensor, audio: torch.Tensor, record: list | None = None) -> ModelOut:
+        """The integer forward in real units with straight-through gradients (QAT).
+
+        vision (T, B, 2, H, W), audio (T, B, C) spike counts -> ModelOut (as the float model).
+        """
+        with exact_float32():
+            spikes, a, v, z_log2, p, r = self._run(vision, audio)
+        if record is not None:
+            record.extend(spikes.values())
+        a, v = a * 2.0 ** z_log2, v * 2.0 ** z_log2
+        step_logits = r.step_logits * 2.0 ** r.logit_log2
+        w = r.alpha.unsqueeze(-1)
+        logits = (w * step_logits).sum(0)
+        weight = p["W"] * 2.0 ** p["readout_log2"]
+        ca, cv = (w * a).sum(0) @ weight[:, :self.d_audio].T, (w * v).sum(0) @ weight[:, self.d_audio:].T
+        na, nv = ca.abs().sum(1), cv.abs().sum(1)
+        share = torch.stack([na, nv], dim=1) / (na + nv).clamp_min(1e-12).unsqueeze(1)
+        pa, pv = (a.detach(), v.detach()) if self.detach_heads else (a, v)
+        fused = FusionOut(logits, step_logits, r.alpha, share, ca, cv)
+        return ModelOut(fused, self.head_audio(pa.mean(0)), self.head_vision(pv.mean(0)), a, v)
+
+    @torch.no_grad()
+    def integer_forward(self, vision: torch.Tensor, audio: torch.Tensor) -> IntOut:
+        """The accelerator's integers for (T, B, ...) spike counts (docs/accelerator.md)."""
+        limit = max_T(self.fusion_kind)
+        if vision.shape[0] > limit:
+            raise ValueError(f"T={vision.shape[0]} exceeds max_T={limit}: |y| could reach 2^24 and stop being exact")
+        self.check_exact()
+        with exact_float32():
+            spikes, _, _, _, _, r = self._run(vision, audio)
+        sat = {name: int(layer.saturations) for name, _, _, layer in self.spiking_layers()}
+        as_int = lambda x: None if x is None else x.to(torch.int64)  # noqa: E731
+        return IntOut(as_int(r.logits), as_int(r.step_logits), as_int(r.attention), as_int(r.scores),
+                      {k: as_int(s) for k, s in spikes.items()}, sat)
+
+    @torch.no_grad()
+    def check_exact(self) -> None:
+        """Raise ExactnessError when a spiking layer's worst-case current could reach 2^24 with the state."""
+        self.check_covered()
+        for name, modality, src, layer in self.spiking_layers():
+            w, _, _ = layer.int_params()
+            x_max = self.input_max[0 if modality == "vision" else 1] if src in ("vision", "audio") else 1
+            worst = float(w.abs().flatten(1).sum(1).max()) * x_max + STATE_HEADROOM
+            if worst >= spec.EXACT_LIMIT:
+                raise ExactnessError(f"{name}: worst-case |v - (v >> k) + I| = {worst:.0f} reaches 2^24")
+
+    # ---- the program (docs/accelerator.md, "The ONNX file") -------------------------------------
+    @torch.no_grad()
+    def export_plan(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """(program JSON dict, integer weights by initializer name as int64 arrays)."""
+        self.check_exact()
+        limit = max_T(self.fusion_kind)
+        if self.T > limit:
+            raise ValueError(f"model.T={self.T} exceeds max_T={limit} for fusion {self.fusion_kind!r}")
+        weights, layers = {}, []
+        shape = {"vision": list(self.vision_shape), "audio": [self.audio_channels]}
+        for name, modality, src, layer in self.spiking_layers():
+            w, log2, theta = layer.int_params()
+            entry = {"name": name, "modality": modality, "input": src}
+            in_shape = shape[src]
+            if isinstance(layer, QuantSpikingConv):
+                c = layer.conv
+                k, s = c.kernel_size[0], c.stride[0]
+                if (c.kernel_size[1], c.stride[1], c.padding, c.dilation, c.groups) != (k, s, (k // 2, k // 2), (1, 1), 1) \
+                        or c.bias is not None or len(in_shape) != 3:
+                    raise ContractError(f"layer {name}: only square convs with padding k // 2, no dilation, "
+                                        "groups or bias, on (C, H, W) inputs are covered by the contract")
+                hw = [(n + 2 * (k // 2) - k) // s + 1 for n in in_shape[1:]]
+                out_shape = [c.out_channels, *hw]
+                entry.update(kind="conv", in_shape=in_shape, out_shape=out_shape, kernel=k, stride=s, padding=k // 2)
+            else:
+                if layer.fc.bias is not None:
+                    raise ContractError(f"layer {name}: dense layers have no bias in the contract")
+                in_shape = [int(np.prod(in_shape))]
+                out_shape = [layer.fc.out_features]
+                entry.update(kind="dense", in_shape=in_shape, out_shape=out_shape)
+            if in_shape[0] != w.shape[1]:
+                raise ContractError(f"layer {name}: weight {tuple(w.shape)} does not fit input {in_shape}")
+            entry.update(weight=f"{name}.weight", weight_log2=log2, theta=theta)
+            weights[entry["weight"]] = w
+            shape[name] = out_shape
+            layers.append(entry)
+        wa, wv, z_log2 = self._warps()
+        weights["warp.audio"], weights["warp.vision"] = wa, wv
+        last = {m: [e["name"] for e in layers if e["modality"] == m][-1] for m in ("audio", "vision")}
+        p = self.fusion.plan(z_log2, self._z_max(wa, wv, shape[last["vision"]][0]))
+        readout = {"audio_input": last["audio"], "vision_input": last["vision"], "warp_audio": "warp.audio",
+                   "warp_vision": "warp.vision", "warp_log2": z_log2, "readout_weight": "readout.weight",
+                   "readout_log2": p["readout_log2"], "readout_bias": "readout.bias", "logit_shift": p["logit_shift"]}
+        weights["readout.weight"], weights["readout.bias"] = p["W"], p["b"]
+        if self.fusion.taaf:
+            readout.update(score_hidden_weight="score.hidden.weight", score_hidden_log2=p["score_hidden_log2"],
+                           score_hidden_bias="score.hidden.bias", hidden_shift=p["hidden_shift"],
+                           score_out_weight="score.out.weight", score_out_log2=p["score_out_log2"],
+                           score_out_bias="score.out.bias", score_log2=p["score_log2"])
+            weights.update({"score.hidden.weight": p["U"], "score.hidden.bias": p["c"], "score.out.weight": p["s"],
+                            "score.out.bias": p["d"]})
+        program = {
+            "contract": spec.CONTRACT_VERSION, "T": self.T, "max_T": limit, "weight_bits": self.bits,
+            "state_bits": spec.STATE_BITS, "leak_shift": int(self.neuron.leak_shift), "reset": spec.RESET,
+            "n_classes": self.n_classes, "fusion": self.fusion_kind,
+            "inputs": {"vision": {"shape": list(self.vision_shape), "max": self.input_max[0]},
+                       "audio": {"shape": [self.audio_channels], "max": self.input_max[1]}},
+            "layers": layers, "readout": readout,
+        }
+        return program, {k: v.detach().cpu().numpy().astype(np.int64) for k, v in weights.items()}
+
+    def program(self) -> dict:
+        """The program JSON of the ONNX file's metadata (docs/accelerator.md)."""
+        return self.export_plan()[0]
+
+
+def build_quant_model(cfg) -> QuantTwoModalitySNN:
+    """From a full train config: model group, quant.weight_bits, data.clip / data.clip_audio."""
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True) if OmegaConf.is_config(cfg.model) else cfg.model
+    return QuantTwoModalitySNN(model_cfg, int(cfg.quant.weight_bits),
+                               (int(cfg.data.get("clip", 1)), int(cfg.data.get("clip_audio", 1))))
+
+
+@torch.no_grad()
+def run_integer(model: QuantTwoModalitySNN, vision: np.ndarray, audio: np.ndarray, batch_size: int = 128,
+                device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
+    """Integer mode over a whole data set given batch-first (N, T, ...) arrays (PairedSpikes layout).
+
+    Returns the ONNX output names: logits (N, K), everything else time-major (T, N, ...), int64.
+    """
+    model.eval()
+    parts = []
+    for i in range(0, len(vision), batch_size):
+        v = torch.as_tensor(vision[i:i + batch_size], dtype=torch.float32, device=device).transpose(0, 1)
+        a = torch.as_tensor(audio[i:i + batch_size], dtype=torch.float32, device=device).transpose(0, 1)
+        parts.append(model.integer_forward(v, a).as_numpy())
+    return {k: np.concatenate([p[k] for p in parts], axis=0 if k == "logits" else 1) for k in parts[0]}

@@ -1,0 +1,162 @@
+"""ONNX export: standard ops, metadata, onnxruntime == integer mode bit for bit, any T, bad input."""
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from omegaconf import OmegaConf
+
+from edge_taaf.model import TwoModalitySNN
+from firmware_sim import spec
+from quant.export import ExportError, build_onnx, export_onnx
+from quant.ort_runner import OrtModel, compare, read_program
+from quant.qmodel import ContractError, run_integer
+from quant.quantizers import QuantRangeError
+from tests.conftest import TINY, compose_config
+from tests.test_quant import random_quant_model, random_spikes
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def batch_first(*xs):
+    return [x.transpose(0, 1).numpy() for x in xs]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny synth model: 1 float epoch, then 1 QAT epoch at int8 (edge-taaf-train quant=int8 init_from=...)."""
+    from edge_taaf.train import train
+    tmp = tmp_path_factory.mktemp("trained")
+    base = [*TINY, f"data.cache_dir={tmp / 'cache'}", "trainer.log_epochs=false"]
+    train(compose_config("train", [*base, "trainer.epochs=1"]), tmp / "float")
+    cfg = compose_config("train", [*base, "trainer.epochs=1", "quant=int8", f"init_from={tmp / 'float' / 'checkpoint.pt'}"])
+    train(cfg, tmp / "qat")
+    return tmp, cfg
+
+
+def test_file_is_standard_onnx_with_the_program(tmp_path):
+    model = random_quant_model(0)
+    proto = export_onnx(model, tmp_path / "m.onnx")
+    onnx.checker.check_model(str(tmp_path / "m.onnx"), full_check=True)
+    ops = {n.op_type for n in proto.graph.node}
+    body = next(n for n in proto.graph.node if n.op_type == "Scan").attribute[0].g
+    ops |= {n.op_type for n in body.node}
+    assert {"QuantizeLinear", "Clip", "DequantizeLinear", "Scan", "Conv", "Gemm", "Floor", "Gather"} <= ops
+    assert all(n.domain in ("", "ai.onnx") for n in [*proto.graph.node, *body.node])
+    assert [o.domain for o in proto.opset_import] == [""]
+    program = read_program(onnx.load(str(tmp_path / "m.onnx")))
+    assert program == json.loads(json.dumps(model.program()))
+    assert program["contract"] == spec.CONTRACT_VERSION and program["T"] == 6 and program["weight_bits"] == 8
+    assert program["leak_shift"] == 2 and program["state_bits"] == spec.STATE_BITS
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in proto.graph.initializer}
+    for e in program["layers"]:   # the initializer is w_int * 2^log2: a reader recovers w_int exactly
+        w = inits[e["weight"]] / 2.0 ** e["weight_log2"]
+        assert np.array_equal(w, np.round(w)) and np.abs(w).max() <= 127
+
+
+def test_ort_equals_integer_mode_on_a_trained_model(trained, tmp_path):
+    from edge_taaf.apps.export import export_checkpoint
+    from quant.qmodel import build_quant_model
+    from sensors.ead import build_dataset
+    run, cfg = trained
+    summary = export_checkpoint(run / "qat" / "checkpoint.pt", tmp_path / "m.onnx")
+    assert summary["weight_bits"] == 8 and not summary["post_training"]
+    model = build_quant_model(cfg)
+    model.load_init_state(torch.load(run / "qat" / "checkpoint.pt", weights_only=True)["model"])
+    test = build_dataset(cfg.data, "test")
+    ours, theirs = run_integer(model, test.vision, test.audio), OrtModel(tmp_path / "m.onnx").run(test.vision, test.audio)
+    assert compare(ours, theirs) == []
+    assert set(theirs) == {"logits", "step_logits", "scores", "attention",
+                           *(f"spikes.{e['name']}" for e in model.program()["layers"])}
+    assert theirs["spikes.vision.dense"].any() and theirs["spikes.audio.fc1"].any()
+    assert len(np.unique(theirs["attention"])) > 1
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 10_000), bits=st.integers(4, 8), fusion=st.sampled_from(["taaf", "concat"]),
+       delay=st.integers(0, 3), T=st.integers(1, 9), sigma=st.floats(0.1, 1.5),
+       channels=st.sampled_from([[3], [4, 2], [2, 3, 2]]), hidden=st.sampled_from([[], [8], [6, 5]]))
+def test_ort_equals_integer_mode_on_random_models(seed, bits, fusion, delay, T, sigma, channels, hidden):
+    n = len(channels)
+    model = random_quant_model(seed, bits, sigma=sigma, fusion=fusion, warp_max_delay=delay,
+                               vision={"in_shape": [2, 34, 34], "channels": channels, "kernels": [5, 3, 3][:n],
+                                       "strides": [2, 2, 3][:n], "features": 7},
+                               audio={"in_channels": 64, "hidden": hidden, "features": 5}, score_hidden=4)
+    v, a = batch_first(*random_spikes(seed, T, 3))
+    ours = run_integer(model, v, a)
+    theirs = OrtModel(export_onnx(model)).run(v, a)
+    assert compare(ours, theirs) == []
+
+
+def test_any_T_runs_and_too_long_is_refused():
+    model = random_quant_model(7)
+    ort_model = OrtModel(export_onnx(model))
+    for T in (1, 2, 13, 32):   # the file was exported for T = 6
+        v, a = batch_first(*random_spikes(T, T, 2))
+        assert compare(run_integer(model, v, a), ort_model.run(v, a)) == []
+    v, a = batch_first(*random_spikes(1, 33, 1))
+    with pytest.raises(ValueError, match="max_T=32"):
+        ort_model.run(v, a)
+
+
+def test_layers_outside_the_contract_are_named():
+    model = random_quant_model(8)
+    bad = copy.deepcopy(model)
+    bad.vision.convs[1] = torch.nn.Conv2d(4, 4, 3, stride=2, padding=1, bias=False)
+    with pytest.raises(ContractError, match=r"vision\.conv1"):
+        export_onnx(bad)
+    bad = copy.deepcopy(model)
+    bad.audio.norm = torch.nn.LayerNorm(16)
+    with pytest.raises(ContractError, match=r"audio\.norm"):
+        export_onnx(bad)
+    with pytest.raises(ExportError, match="not a quantized"):
+        export_onnx(TwoModalitySNN(OmegaConf.to_container(compose_config("train", TINY).model, resolve=True)))
+
+
+def test_values_that_do_not_fit_are_reported_not_clipped():
+    model = random_quant_model(9, bits=6)
+    program, weights = model.export_plan()
+    w = dict(weights)
+    w["audio.fc0.weight"] = w["audio.fc0.weight"].copy()
+    w["audio.fc0.weight"][0, 0] = 32                     # 6-bit narrow range is -31..31
+    with pytest.raises(QuantRangeError, match=r"audio\.fc0\.weight.*31"):
+        build_onnx(program, w)
+    p = json.loads(json.dumps(program))
+    p["layers"][1]["theta"] = 40_000
+    with pytest.raises(QuantRangeError, match=r"vision\.conv1: theta_int = 40000"):
+        build_onnx(p, weights)
+    p = json.loads(json.dumps(program))
+    p["layers"][0]["kind"] = "pool"
+    with pytest.raises(ExportError, match=r"vision\.conv0.*pool"):
+        build_onnx(p, weights)
+
+
+def test_export_cli_writes_a_file(trained, tmp_path):
+    run, _ = trained
+    out = tmp_path / "cli.onnx"
+    proc = subprocess.run([sys.executable, "-m", "edge_taaf.apps.export", f"checkpoint={run / 'float' / 'checkpoint.pt'}",
+                           f"out={out}", "quant=int4", "verify=8", f"hydra.run.dir={tmp_path / 'hydra'}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["weight_bits"] == 4 and summary["post_training"] and summary["verified_samples"] == 8
+    assert read_program(onnx.load(str(out)))["weight_bits"] == 4
+
+
+def test_export_of_a_missing_or_float_only_checkpoint_is_refused(trained, tmp_path):
+    from edge_taaf.apps.export import export_checkpoint
+    from edge_taaf.checkpoint import CheckpointError
+    run, _ = trained
+    with pytest.raises(CheckpointError, match="missing.pt does not exist"):
+        export_checkpoint(tmp_path / "missing.pt", tmp_path / "m.onnx")
+    with pytest.raises(ValueError, match="float model: choose a bit width"):
+        export_checkpoint(run / "float" / "checkpoint.pt", tmp_path / "m.onnx", {"name": "none"})

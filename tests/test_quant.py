@@ -1,0 +1,271 @@
+"""Quantization-aware model: integer LIF and attention against firmware_sim.spec, the integer forward
+against an independent numpy implementation of docs/accelerator.md, QAT gradients, range errors."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from omegaconf import OmegaConf
+
+from edge_taaf.model import TwoModalitySNN
+from firmware_sim import spec
+from quant.int_neuron import int_lif
+from quant.int_readout import ExactnessError, exp2_attention
+from quant.qmodel import ContractError, QuantTwoModalitySNN, run_integer
+from quant.quantizers import QuantRangeError, exact_log2, quant_linear
+from tests.conftest import TINY, compose_config
+
+FAST = settings(max_examples=15, deadline=None)
+
+
+def tiny_model_cfg(**changes) -> dict:
+    cfg = OmegaConf.to_container(compose_config("train", TINY).model, resolve=True)
+    cfg.update(changes)
+    return cfg
+
+
+def random_quant_model(seed: int, bits: int = 8, input_max=(1, 8), sigma: float = 0.4, **changes) -> QuantTwoModalitySNN:
+    """A tiny quantized model with random float weights (std ``sigma`` x 1 / sqrt(fan-in) x 4) and biases."""
+    torch.manual_seed(seed)
+    model = QuantTwoModalitySNN(tiny_model_cfg(**changes), bits, input_max)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            fan_in = p[0].numel() if p.dim() > 1 else 1
+            p.copy_(torch.randn_like(p) * sigma * 4 / math.sqrt(fan_in))
+    return model
+
+
+def random_spikes(seed: int, T: int, B: int, input_max=(1, 8), density=0.15):
+    g = torch.Generator().manual_seed(seed)
+    v = (torch.rand(T, B, 2, 34, 34, generator=g) < density).float() * torch.randint(1, input_max[0] + 1, (T, B, 2, 34, 34), generator=g)
+    a = (torch.rand(T, B, 64, generator=g) < 2 * density).float() * torch.randint(1, input_max[1] + 1, (T, B, 64), generator=g)
+    return v, a
+
+
+# ---- the neuron and the attention lookup against the spec -------------------------------------
+
+def test_worked_example_of_the_doc():
+    current = torch.tensor([200.0, 200.0, 0.0, -40000.0]).reshape(4, 1)
+    spikes, saturated = int_lif(current, log2=-8, theta=256, leak_shift=2)
+    assert spikes.flatten().tolist() == [0, 1, 0, 0]
+    assert int(saturated) == 1
+
+
+@FAST
+@given(st.integers(1, 8), st.integers(1, 4), st.integers(1, 3000), st.integers(0, 2**31 - 1))
+def test_int_lif_equals_spec_lif_step(T, k, theta, seed):
+    rng = np.random.default_rng(seed)
+    current = rng.integers(-50_000, 50_000, size=(T, 7)) * (rng.random((T, 7)) < 0.7)
+    spikes, saturated = int_lif(torch.tensor(current, dtype=torch.float32), log2=-5, theta=theta, leak_shift=k)
+    v, n_sat = np.zeros(7, np.int64), 0
+    for t in range(T):
+        v, s, sat = spec.lif_step(v, current[t], theta, k)
+        n_sat += int(sat.sum())
+        assert np.array_equal(spikes[t].numpy().astype(np.int64), s)
+    assert int(saturated) == n_sat
+
+
+@FAST
+@given(st.integers(1, 12), st.integers(-30, 3), st.integers(0, 2**31 - 1))
+def test_exp2_attention_equals_spec(T, score_log2, seed):
+    rng = np.random.default_rng(seed)
+    e = rng.integers(-2**22, 2**22, size=(T, 5)) >> rng.integers(0, 22)
+    u = exp2_attention(torch.tensor(e, dtype=torch.float32), score_log2)
+    assert np.array_equal(u.numpy().astype(np.int64), spec.exp2_weights(e, score_log2))
+
+
+# ---- quantizers ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bits", [4, 5, 6, 7, 8])
+def test_brevitas_weights_are_pow2_narrow_integers(bits):
+    torch.manual_seed(bits)
+    layer = quant_linear(20, 6, bits)
+    qw = layer.quant_weight()
+    log2 = exact_log2(qw.scale, "test")
+    w_int = qw.value / 2.0 ** log2
+    assert torch.equal(w_int, torch.round(w_int))
+    assert w_int.abs().max() <= 2 ** (bits - 1) - 1
+    assert log2 == math.ceil(math.log2(float(layer.weight.detach().abs().max()))) - (bits - 1)
+
+
+@pytest.mark.parametrize("bits", [3, 9])
+def test_bit_width_outside_contract_is_refused(bits):
+    with pytest.raises(ValueError, match="quant.weight_bits"):
+        QuantTwoModalitySNN(tiny_model_cfg(), bits)
+
+
+# ---- the integer forward against an independent numpy implementation of the doc ----------------
+
+def _conv(x, w, stride, pad):
+    """x (B, C, H, W), w (O, C, k, k) int64 -> (B, O, H', W') cross-correlation, zero padding."""
+    k = w.shape[-1]
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    ho, wo = (xp.shape[2] - k) // stride + 1, (xp.shape[3] - k) // stride + 1
+    out = np.zeros((x.shape[0], w.shape[0], ho, wo), np.int64)
+    for i in range(k):
+        for j in range(k):
+            patch = xp[:, :, i:i + stride * ho:stride, j:j + stride * wo:stride]
+            out += np.einsum("oc,bchw->bohw", w[:, :, i, j], patch)
+    return out
+
+
+def reference_forward(program: dict, w: dict, vision: np.ndarray, audio: np.ndarray) -> dict:
+    """docs/accelerator.md in int64 numpy with spec.lif_step / spec.exp2_weights. (T, B, ...) in."""
+    T, B = vision.shape[:2]
+    layers, r = program["layers"], program["readout"]
+    state = {e["name"]: np.zeros([B, *e["out_shape"]], np.int64) for e in layers}
+    spikes = {e["name"]: [] for e in layers}
+    for t in range(T):
+        x = {"vision": vision[t], "audio": audio[t]}
+        for e in layers:
+            inp = x[e["input"]]
+            if e["kind"] == "conv":
+                cur = _conv(inp, w[e["weight"]], e["stride"], e["padding"])
+            else:
+                cur = inp.reshape(B, -1) @ w[e["weight"]].T
+            state[e["name"]], x[e["name"]], _ = spec.lif_step(state[e["name"]], cur, e["theta"], program["leak_shift"])
+            spikes[e["name"]].append(x[e["name"]])
+    seq = {k: np.stack(v) for k, v in spikes.items()}
+
+    def warp(s, kernel):
+        return sum(kernel[d] * np.concatenate([np.zeros_like(s[:d]), s[:T - d]]) for d in range(min(len(kernel), T)))
+    z = np.concatenate([warp(seq[r["audio_input"]], w[r["warp_audio"]]), warp(seq[r["vision_input"]], w[r["warp_vision"]])], -1)
+    lp = (z @ w[r["readout_weight"]].T + w[r["readout_bias"]]) >> r["logit_shift"]
+    out = {"step_logits": lp, **{f"spikes.{k}": v for k, v in seq.items()}}
+    if program["fusion"] == "taaf":
+        h = np.maximum(z @ w[r["score_hidden_weight"]].T + w[r["score_hidden_bias"]], 0) >> r["hidden_shift"]
+        e = (h @ w[r["score_out_weight"]].T)[..., 0] + w[r["score_out_bias"]][0]
+        u = spec.exp2_weights(e, r["score_log2"])
+        out.update(scores=e, attention=u)
+    else:
+        u = np.ones((T, B), np.int64)
+        out["attention"] = u
+    out["logits"] = (u[..., None] * lp).sum(0)
+    return out
+
+
+@pytest.mark.parametrize("fusion,bits,delay", [("taaf", 8, 3), ("taaf", 4, 0), ("concat", 6, 2)])
+def test_integer_forward_equals_numpy_reference(fusion, bits, delay):
+    model = random_quant_model(bits, bits, fusion=fusion, warp_max_delay=delay, sigma=0.6)
+    v, a = random_spikes(bits, T=7, B=3)
+    program, weights = model.export_plan()
+    ref = reference_forward(program, weights, v.numpy().astype(np.int64), a.numpy().astype(np.int64))
+    got = model.integer_forward(v, a).as_numpy()
+    assert sorted(got) == sorted(ref)
+    for key in ref:
+        assert np.array_equal(got[key], ref[key]), key
+    assert any(got[f"spikes.{e['name']}"].any() for e in program["layers"])
+
+
+def test_saturation_is_counted_and_matches_reference():
+    model = random_quant_model(1, sigma=0.2)
+    with torch.no_grad():
+        model.audio.layers[0].fc.weight.fill_(-0.9)   # w_int = -115 at 2^-7; 64 channels x 8 spikes saturate
+    v, a = random_spikes(2, T=4, B=2, density=0.5)
+    out = model.integer_forward(v, a)
+    assert out.saturations["audio.fc0"] > 0
+    program, weights = model.export_plan()
+    ref = reference_forward(program, weights, v.numpy().astype(np.int64), a.numpy().astype(np.int64))
+    assert np.array_equal(out.as_numpy()["logits"], ref["logits"])
+
+
+# ---- QAT: the training forward is the integer forward, with gradients --------------------------
+
+def test_qat_forward_carries_integer_values_and_gradients():
+    model = random_quant_model(3)
+    v, a = random_spikes(3, T=5, B=4)
+    out = model(v, a)
+    ints = model.integer_forward(v, a)
+    program = model.program()
+    r = program["readout"]
+    logit_log2 = r["readout_log2"] + r["warp_log2"] + r["logit_shift"]
+    assert torch.equal(out.fusion.step_logits / 2.0 ** logit_log2, ints.step_logits.float())
+    assert torch.allclose(out.fusion.alpha, ints.attention / ints.attention.sum(0), atol=0)
+    loss = torch.nn.functional.cross_entropy(out.logits, torch.arange(4)) + out.head_audio.sum() + out.head_vision.sum()
+    loss.backward()
+    for name, p in model.named_parameters():
+        if "weight_quant" in name or name.endswith("score_out.bias"):  # alias; softmax is shift-invariant in d
+            continue
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_load_float_weights_quantizes_them():
+    cfg = tiny_model_cfg()
+    torch.manual_seed(0)
+    fm = TwoModalitySNN(cfg)
+    with torch.no_grad():
+        fm.warp_audio.delta.copy_(torch.tensor([-0.5, 0.3, 0.0, 0.1]))
+    qm = QuantTwoModalitySNN(cfg, 8)
+    qm.load_init_state(fm.state_dict())
+    _, weights = qm.export_plan()
+    program = qm.program()
+    wa = weights["warp.audio"] * 2.0 ** program["readout"]["warp_log2"]
+    assert np.allclose(wa, [0.5, 0.3, 0.0, 0.1], atol=2.0 ** program["readout"]["warp_log2"])
+    e0 = program["layers"][0]
+    w_float = fm.vision.convs[0].conv.weight.detach().numpy()
+    assert np.abs(weights[e0["weight"]] * 2.0 ** e0["weight_log2"] - w_float).max() <= 2.0 ** e0["weight_log2"]
+    with pytest.raises(ContractError, match="unexpected"):
+        qm.load_init_state({**fm.state_dict(), "extra.weight": torch.zeros(1)})
+
+
+# ---- range and contract errors: reported, never clipped -----------------------------------------
+
+def test_threshold_not_fitting_the_state_is_reported():
+    model = random_quant_model(4)
+    with torch.no_grad():
+        model.audio.layers[1].fc.weight.mul_(1e-4)   # scale 2^-20: theta_int = 2^20 > 32767
+    v, a = random_spikes(4, T=2, B=1)
+    with pytest.raises(QuantRangeError, match=r"audio\.fc1: theta_int"):
+        model.integer_forward(v, a)
+
+
+def test_reset_outside_contract_is_refused():
+    cfg = tiny_model_cfg()
+    cfg["neuron"] = {**cfg["neuron"], "reset": "zero"}
+    with pytest.raises(ContractError, match="reset"):
+        QuantTwoModalitySNN(cfg, 8)
+
+
+def test_inexact_sizes_are_reported():
+    model = random_quant_model(5, input_max=(1, 30000))
+    with pytest.raises(ExactnessError, match=r"audio\.fc0"):
+        model.program()
+
+
+def test_bad_inputs_and_long_sequences_are_refused():
+    model = random_quant_model(6)
+    v, a = random_spikes(6, T=3, B=2)
+    with pytest.raises(ValueError, match="audio spikes must be integers in 0..8"):
+        model.integer_forward(v, a * 10)
+    with pytest.raises(ValueError, match="max_T=32"):
+        model.integer_forward(*random_spikes(6, T=33, B=1))
+
+
+# ---- training: edge-taaf-train quant=int8 init_from=<float checkpoint> ---------------------------
+
+def test_train_app_fine_tunes_a_float_checkpoint(tiny_train_cfg, tmp_path):
+    from edge_taaf.checkpoint import atomic_torch_save, load_checkpoint
+    from edge_taaf.train import train
+    from sensors.ead import build_dataset
+    float_cfg = tiny_train_cfg()
+    float_model = TwoModalitySNN(OmegaConf.to_container(float_cfg.model, resolve=True))
+    atomic_torch_save({"model": float_model.state_dict(), "optimizer": {}, "epoch": 0, "history": [],
+                       "config": OmegaConf.to_yaml(float_cfg)}, tmp_path / "float.pt")
+    cfg = tiny_train_cfg("quant=int6", f"init_from={tmp_path / 'float.pt'}", "trainer.epochs=1",
+                         "trainer.log_epochs=false")
+    metrics = train(cfg, tmp_path / "qat")
+    ckpt = load_checkpoint(tmp_path / "qat" / "checkpoint.pt")
+    assert OmegaConf.create(ckpt["config"]).quant.weight_bits == 6
+    assert 0.0 <= metrics["fused_acc"] <= 1.0
+    model = QuantTwoModalitySNN(OmegaConf.to_container(cfg.model, resolve=True), 6, (1, 1))
+    model.load_init_state(ckpt["model"])
+    test = build_dataset(cfg.data, "test")
+    out = run_integer(model, test.vision, test.audio)
+    assert out["logits"].shape == (len(test.labels), 10)
+    assert model.program()["weight_bits"] == 6
+    assert Path(tmp_path / "qat" / "metrics.jsonl").exists()
