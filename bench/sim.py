@@ -1,0 +1,189 @@
+"""Simulator benchmark: exactness, speed against torch integer mode and against xylosim, energy.
+
+1. exactness: the fsdd_mnist model (--checkpoint, or EDGE_TAAF_CHECKPOINT; without one an
+   untrained int8 model of configs/model/snn.yaml, labelled so) is exported to ONNX; the simulator
+   (from that file), quant/ integer mode and onnxruntime run the whole test split; sim_exact = 1
+   when all three agree on every output of every sample.
+2. speed vs torch: quant/ integer mode vs the simulator, batch 1, the same --samples test samples,
+   one warm-up call each first (compile excluded), both on one thread; ratio of total times.
+3. speed vs xylosim: a feed-forward 64-256-10 network (random int8 weights, T=100, the same
+   Bernoulli input raster for both), run by xylosim and by firmware_sim.ffnet in Xylo's neuron
+   model, checked spike for spike first; time per synaptic event, ours on one thread like xylosim.
+   The accelerator-neuron run (run_ff) on the same network is reported too.
+4. energy and throughput: the simulator over the whole test split in batches (all threads),
+   energy per inference with configs/hardware/horowitz45nm.yaml and the dense int8 ANN ratio.
+
+    EDGE_TAAF_DATA=/work/shared/data python bench/sim.py [--checkpoint outputs/train/<run>/checkpoint.pt]
+
+The last line printed is one JSON object: sim_exact, sim_speedup_vs_torch_int, sim_speedup_vs_xylosim,
+energy_uj_per_inference, energy_ratio_ann_int8_vs_snn, sim_samples_per_s, and details.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+from firmware_sim.energy import load_hardware  # noqa: E402
+from firmware_sim.evaluate import evaluate  # noqa: E402
+from firmware_sim.ffnet import run_ff, run_ff_xylo  # noqa: E402
+from firmware_sim.loader import load_program  # noqa: E402
+from firmware_sim.run import Runner  # noqa: E402
+from quant.export import export_onnx  # noqa: E402
+from quant.ort_runner import OrtModel, compare  # noqa: E402
+from quant.qmodel import QuantTwoModalitySNN, build_quant_model, run_integer  # noqa: E402
+from sensors.ead import build_dataset  # noqa: E402
+
+
+def load_model(checkpoint: str | None):
+    """(quantized model, data config, label) from a checkpoint, or an untrained default model."""
+    if checkpoint:
+        from edge_taaf.checkpoint import load_checkpoint
+        ckpt = load_checkpoint(checkpoint)
+        cfg = OmegaConf.create(ckpt["config"])
+        if not cfg.get("quant") or cfg.quant.name == "none":
+            cfg.quant = {"name": "int8", "weight_bits": 8}   # post-training quantization of a float run
+        model = build_quant_model(cfg)
+        model.load_init_state(ckpt["model"])
+        return model.eval(), cfg.data, f"checkpoint {checkpoint}"
+    data = OmegaConf.load(ROOT / "configs" / "data" / "fsdd_mnist.yaml")
+    data.cochlea = OmegaConf.load(ROOT / "configs" / "encoder" / "default.yaml").cochlea
+    data.dvs = OmegaConf.load(ROOT / "configs" / "encoder" / "default.yaml").dvs
+    model_cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "configs" / "model" / "snn.yaml"), resolve=False)
+    model_cfg["T"] = int(data.T)
+    torch.manual_seed(0)
+    model = QuantTwoModalitySNN(model_cfg, 8, (int(data.clip), int(data.clip_audio)))
+    return model.eval(), data, "UNTRAINED default model (random weights): pass --checkpoint for the trained one"
+
+
+def bench_exact(model, onnx_path: Path, test) -> tuple[int, list[str]]:
+    quant_out = run_integer(model, test.vision, test.audio)
+    ort_out = OrtModel(onnx_path).run(test.vision, test.audio)
+    runner = Runner(load_program(onnx_path))
+    parts = [runner({"vision": np.swapaxes(test.vision[i:i + 64], 0, 1), "audio": np.swapaxes(test.audio[i:i + 64], 0, 1)}).outputs()
+             for i in range(0, len(test.labels), 64)]
+    sim_out = {k: np.concatenate([p[k] for p in parts], axis=0 if k == "logits" else 1) for k in ort_out}
+    diff = sorted(set(compare(quant_out, ort_out)) | set(compare(sim_out, ort_out)))
+    return int(not diff), diff
+
+
+def bench_vs_torch(model, onnx_path: Path, test, n: int) -> dict:
+    runner = Runner(load_program(onnx_path))
+    v = torch.as_tensor(test.vision[:n], dtype=torch.float32).transpose(0, 1)
+    a = torch.as_tensor(test.audio[:n], dtype=torch.float32).transpose(0, 1)
+    vn, an = np.swapaxes(test.vision[:n], 0, 1), np.swapaxes(test.audio[:n], 0, 1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)   # batch 1 on one thread each: the simulator runs a single sample on one thread too
+    try:
+        model.integer_forward(v[:, :1], a[:, :1])
+        start = time.perf_counter()
+        for i in range(n):
+            model.integer_forward(v[:, i:i + 1], a[:, i:i + 1])
+        torch_s = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
+    runner({"vision": vn[:, :1], "audio": an[:, :1]})
+    start = time.perf_counter()
+    for i in range(n):
+        runner({"vision": vn[:, i:i + 1], "audio": an[:, i:i + 1]})
+    sim_s = time.perf_counter() - start
+    return {"samples": n, "torch_ms_per_sample": 1e3 * torch_s / n, "sim_ms_per_sample": 1e3 * sim_s / n,
+            "speedup": torch_s / sim_s, "threads": 1}
+
+
+def xylosim_layer(v2, w_in, w_out, th_h, th_o, dash_mem, dash_syn):
+    n_h, n_o = w_in.shape[0], w_out.shape[0]
+    syn_in = [[v2.XyloSynapse(int(j), 0, int(w_in[j, i])) for j in np.flatnonzero(w_in[:, i])] for i in range(w_in.shape[1])]
+    syn_out = [[v2.XyloSynapse(int(o), 0, int(w_out[o, j])) for o in np.flatnonzero(w_out[:, j])] for j in range(n_h)]
+    layer = v2.XyloLayer(syn_in, [[] for _ in range(n_h)], syn_out, [[] for _ in range(n_h)], [th_h] * n_h, [th_o] * n_o, False,
+                         [0] * n_h, [0] * n_o, 0, 0, 0, [dash_mem] * n_h, [dash_mem] * n_o, [[dash_syn]] * n_h, [[dash_syn]] * n_o, "ff")
+    return layer, (syn_in, syn_out)   # the synapse lists must outlive the layer (xylosim keeps raw pointers)
+
+
+def bench_vs_xylosim(n_samples: int = 40, steps: int = 100, rate: float = 0.1, seed: int = 0) -> dict:
+    import xylosim.v2 as v2
+    rng = np.random.default_rng(seed)
+    w_in = rng.integers(-127, 128, (256, 64)).astype(np.int8)
+    w_out = rng.integers(-127, 128, (10, 256)).astype(np.int8)
+    th_h, th_o, dash_mem, dash_syn = 2000, 2000, 3, 2
+    x = (rng.random((steps, n_samples, 64)) < rate).astype(np.uint8)
+    # one layer per sample, built before the clock starts; only evolve() is timed
+    layers = [xylosim_layer(v2, w_in, w_out, th_h, th_o, dash_mem, dash_syn) for _ in range(n_samples)]
+    rows = [x[:, b].tolist() for b in range(n_samples)]
+    start = time.perf_counter()
+    outs = [layer.evolve(row) for (layer, _), row in zip(layers, rows)]
+    xylo_s = time.perf_counter() - start
+    ref_out = [np.array(o) for o in outs]
+    ref_hidden = [np.array(layer.rec_recurrent_spikes) for layer, _ in layers]
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        run_ff_xylo(w_in, w_out, th_h, th_o, dash_mem, dash_syn, x[:, :1])            # compile
+        start = time.perf_counter()
+        hidden, out, events = run_ff_xylo(w_in, w_out, th_h, th_o, dash_mem, dash_syn, x)
+        ours_s = time.perf_counter() - start
+        run_ff([w_in, w_out], [th_h, th_o], dash_mem, x[:, :1])
+        start = time.perf_counter()
+        _, syn_edge = run_ff([w_in, w_out], [th_h, th_o], dash_mem, x)
+        edge_s = time.perf_counter() - start
+    finally:
+        numba.set_num_threads(threads)
+    same = bool(np.array_equal(np.stack(ref_hidden, 1), hidden) and np.array_equal(np.stack(ref_out, 1), out))
+    del layers
+    return {"network": "64-256-10", "T": steps, "samples": n_samples, "input_rate": rate, "same_spikes": same,
+            "synaptic_events": events, "xylosim_Mev_per_s": events / xylo_s / 1e6, "ours_xylo_model_Mev_per_s": events / ours_s / 1e6,
+            "speedup_per_event": xylo_s / ours_s, "ours_accelerator_neuron_Mev_per_s": sum(syn_edge) / edge_s / 1e6,
+            "threads": 1}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default=os.environ.get("EDGE_TAAF_CHECKPOINT"))
+    parser.add_argument("--samples", type=int, default=50, help="test samples for the batch-1 timing against torch")
+    parser.add_argument("--hardware", default="horowitz45nm")
+    args = parser.parse_args()
+    model, data_cfg, label = load_model(args.checkpoint)
+    test = build_dataset(data_cfg, "test")
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        export_onnx(model, onnx_path)
+        exact, diff = bench_exact(model, onnx_path, test)
+        print(f"exactness over {len(test.labels)} test samples: {'equal' if exact else f'DIFFER on {diff}'}", flush=True)
+        torch_cmp = bench_vs_torch(model, onnx_path, test, min(args.samples, len(test.labels)))
+        print(f"batch 1: torch integer mode {torch_cmp['torch_ms_per_sample']:.2f} ms, simulator "
+              f"{torch_cmp['sim_ms_per_sample']:.3f} ms per sample ({torch_cmp['speedup']:.1f}x)", flush=True)
+        program = load_program(onnx_path)
+        report = evaluate(program, {"vision": test.vision, "audio": test.audio}, test.labels, load_hardware(args.hardware), 64)
+    xylo = bench_vs_xylosim()
+    print(f"xylosim {xylo['xylosim_Mev_per_s']:.1f} M events/s, ours (Xylo neuron, 1 thread) "
+          f"{xylo['ours_xylo_model_Mev_per_s']:.1f} M events/s, same spikes: {xylo['same_spikes']}", flush=True)
+    e = report["energy"]
+    print(f"energy {e['energy_uj']:.4g} uJ/inference ({args.hardware}), dense int8 ANN {e['ann_int8']['energy_uj']:.4g} uJ, "
+          f"accuracy {report['accuracy']:.4f}, {report['sim_samples_per_s']:.0f} samples/s", flush=True)
+    print(json.dumps({
+        "sim_exact": exact, "sim_speedup_vs_torch_int": torch_cmp["speedup"],
+        "sim_speedup_vs_xylosim": xylo["speedup_per_event"] if xylo["same_spikes"] else 0.0,
+        "energy_uj_per_inference": e["energy_uj"], "energy_ratio_ann_int8_vs_snn": e["ratios"]["energy_ann_int8_vs_snn"],
+        "sim_samples_per_s": report["sim_samples_per_s"],
+        "model": label, "data": "fsdd_mnist", "test_samples": int(len(test.labels)), "accuracy": report["accuracy"],
+        "differing_outputs": diff, "latency_us_per_inference": e["latency_us"], "energy_ratio_ann_fp32_vs_snn":
+        e["ratios"]["energy_ann_fp32_vs_snn"], "compute_ratio_ann_int8_vs_snn": e["ratios"]["compute_ann_int8_vs_snn"],
+        "energy_uj_by_operation": e["energy_uj_by_operation"],
+        "torch": torch_cmp, "xylosim": xylo, "numba_threads": numba.get_num_threads(), "hardware": args.hardware,
+    }))
+
+
+if __name__ == "__main__":
+    main()

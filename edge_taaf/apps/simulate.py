@@ -1,0 +1,87 @@
+"""edge-taaf-sim: an exported ONNX file in the bit-accurate integer simulator (firmware_sim/).
+
+    edge-taaf-sim model=model.onnx                                   # synthetic data (no files)
+    edge-taaf-sim model=model.onnx data=fsdd_mnist hardware=horowitz45nm
+
+Loads the data set (sensors.ead, which uses torch), hands numpy arrays to firmware_sim (which
+does not), and writes report.json and energy.png into the run dir. Prints accuracy, latency and
+energy, then one JSON line with the headline numbers.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import to_absolute_path
+from omegaconf import DictConfig, OmegaConf
+
+from firmware_sim.energy import HardwareConfigError, load_hardware
+from firmware_sim.evaluate import evaluate
+from firmware_sim.loader import load_program
+from firmware_sim.program import ContractError
+from firmware_sim.report import write_report
+from sensors.ead import build_dataset
+
+
+def run_simulation(cfg: DictConfig, run_dir: str | Path) -> dict:
+    """Simulate cfg.model_file on cfg.data's cfg.split; write the report into run_dir and return it."""
+    model_path = to_absolute_path(str(cfg.model_file)) if HydraConfig.initialized() else str(cfg.model_file)
+    program = load_program(model_path)
+    hardware = load_hardware(OmegaConf.to_container(cfg.hardware, resolve=True))
+    if cfg.split not in ("train", "test"):
+        raise ContractError(f"split={cfg.split!r}, expected 'train' or 'test'")
+    data = build_dataset(cfg.data, cfg.split)
+    steps = int(data.vision.shape[1])
+    if steps != program.T and not cfg.allow_other_T:
+        raise ContractError(f"data.T={steps} but the model was built for T={program.T}; set data.T={program.T} "
+                            "(or allow_other_T=true to run another T <= max_T)")
+    n = len(data.labels) if cfg.limit is None else min(int(cfg.limit), len(data.labels))
+    inputs = {}
+    for name in program.inputs:
+        if not hasattr(data, name):
+            raise ContractError(f"the model reads input {name!r}, which data={cfg.data.name} does not provide")
+        inputs[name] = getattr(data, name)[:n]
+    report = evaluate(program, inputs, data.labels[:n], hardware, int(cfg.batch_size), bool(cfg.progress))
+    synthetic = str(cfg.data.name).startswith("synth")
+    report.pop("predictions")
+    report = {"model": model_path, "data": cfg.data.name, "synthetic": synthetic, "split": cfg.split,
+              "hardware": hardware.name, "title": f"{cfg.data.name}{' (SYNTHETIC)' if synthetic else ''}", **report}
+    write_report(run_dir, report)
+    return report
+
+
+def _model_override(arg: str) -> str:
+    """``model=<file.onnx>`` -> ``model_file=<file.onnx>``: configs/model/ is a config group (the
+    network architecture), so Hydra would read ``model=`` as a choice in that group."""
+    return "model_file=" + arg[len("model="):] if arg.startswith("model=") else arg
+
+
+def main() -> None:
+    sys.argv = [sys.argv[0], *map(_model_override, sys.argv[1:])]
+    _main()
+
+
+@hydra.main(config_path=str(Path(__file__).resolve().parents[2] / "configs"), config_name="simulate", version_base="1.3")
+def _main(cfg: DictConfig) -> None:
+    run_dir = HydraConfig.get().runtime.output_dir
+    try:
+        r = run_simulation(cfg, run_dir)
+    except (ContractError, HardwareConfigError, FileNotFoundError) as exc:
+        raise SystemExit(f"edge-taaf-sim: {exc}") from None
+    e = r["energy"]
+    print(f"{r['title']} {r['split']}: {r['samples']} samples, accuracy {r['accuracy']:.4f}")
+    print(f"  per inference: {e['energy_uj']:.4g} uJ, {e['cycles']:.0f} cycles = {e['latency_us']:.4g} us at "
+          f"{e['clock_mhz']:g} MHz ({r['hardware']})")
+    print(f"  dense ANN on the same layers: int8 {e['ann_int8']['energy_uj']:.4g} uJ "
+          f"({e['ratios']['energy_ann_int8_vs_snn']:.3g}x), fp32 {e['ann_fp32']['energy_uj']:.4g} uJ "
+          f"({e['ratios']['energy_ann_fp32_vs_snn']:.3g}x)")
+    print(f"  simulator: {r['sim_samples_per_s']:.1f} samples/s; report in {run_dir}")
+    print(json.dumps({k: r[k] for k in ("data", "synthetic", "samples", "accuracy", "energy_uj_per_inference",
+                                        "latency_us_per_inference", "sim_samples_per_s", "exact_limit_hits")}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""What the integer run did, per unit (spiking layer or readout stage) and per modality.
+
+Counter meanings (all summed over the samples run; divide by ``n_samples`` for one inference):
+  input_events    active (input, step) pairs: one address-event each, carrying a count >= 1
+  input_spikes    sum of those counts
+  syn_ops         synaptic accumulates: count x reached fan-out, per event (warps: one add per spike per tap)
+  weight_reads    weights read from weight memory (an event reads its fan-out once, whatever its count)
+  neuron_updates  LIF updates (every neuron, every step: the leak touches all of them)
+  state_reads / state_writes   membrane words read / written (one each per neuron update)
+  spikes_out      spikes emitted (and routed to the next unit)
+  saturations     neuron-steps whose membrane hit the 16-bit limit
+  macs            multiply-accumulates (readout, score MLP, attention-weighted sum)
+  adds            plain integer adds outside synapses (concat's sum over steps)
+  lut_reads       exp2 lookups (attention)
+  exact_limit     values that reached 2^24 (where the float32 ONNX graph stops being exact)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+COUNTERS = ("input_events", "input_spikes", "syn_ops", "weight_reads", "neuron_updates", "state_reads", "state_writes",
+            "spikes_out", "saturations", "macs", "adds", "lut_reads", "exact_limit")
+
+
+@dataclass
+class Unit:
+    """Counters of one unit. kind: conv | dense | warp | readout | score | attention."""
+
+    modality: str
+    kind: str
+    weight_bits: int
+    n_weights: int
+    n_neurons: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+
+    def add(self, **values: int) -> None:
+        for key, value in values.items():
+            if key not in self.counts:
+                raise KeyError(f"unknown counter {key!r}; known: {COUNTERS}")
+            self.counts[key] += int(value)
+
+
+@dataclass
+class Counts:
+    """Counters of every unit over ``n_samples`` inferences."""
+
+    n_samples: int
+    units: dict[str, Unit]
+
+    def total(self, counter: str) -> int:
+        return sum(u.counts[counter] for u in self.units.values())
+
+    def by_modality(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for unit in self.units.values():
+            acc = out.setdefault(unit.modality, dict.fromkeys(COUNTERS, 0))
+            for key, value in unit.counts.items():
+                acc[key] += value
+        return out
+
+    def merge(self, other: "Counts") -> "Counts":
+        """Sum of two runs of the same program (e.g. successive batches)."""
+        if set(other.units) != set(self.units):
+            raise ValueError("cannot merge counters of different programs")
+        for name, unit in other.units.items():
+            self.units[name].add(**unit.counts)
+        self.n_samples += other.n_samples
+        return self
+
+    def as_dict(self, per_inference: bool = True) -> dict:
+        scale = 1.0 / max(self.n_samples, 1) if per_inference else 1.0
+        return {"n_samples": self.n_samples, "per_inference": per_inference,
+                "units": {name: {"modality": u.modality, "kind": u.kind,
+                                 **{k: v * scale for k, v in u.counts.items()}} for name, u in self.units.items()},
+                "by_modality": {m: {k: v * scale for k, v in c.items()} for m, c in self.by_modality().items()}}

@@ -1,0 +1,280 @@
+"""Numba kernels of the accelerator: event-driven synaptic accumulate, integer LIF, integer readout.
+
+Hand-written because numpy / scipy have no event-driven (only active inputs read weight memory)
+accumulate fused with a saturating integer neuron, and counting what the hardware does needs the
+loop anyway. Each kernel runs one layer over all T steps of a (T, B, ...) batch: layers have no
+feedback, so layer-major order gives the same spikes as step-major order. Each public kernel runs
+samples b0..b1-1 without the GIL, so firmware_sim.run splits large batches over Python threads
+(cheaper to compile than Numba's parallel=True, and no OpenMP threads spinning between calls).
+Semantics: docs/accelerator.md and ``firmware_sim.spec`` (lif_step, exp2_weights).
+
+Counter columns (per sample) of the spiking-layer kernels: see LAYER_COLUMNS.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from firmware_sim.spec import EXACT_LIMIT, EXP2_FRAC_BITS
+
+# columns of the per-sample counter array of a spiking layer
+LAYER_COLUMNS = ("input_events", "input_spikes", "syn_ops", "weight_reads", "saturations", "spikes_out", "exact_limit")
+EVENTS, SPIKES_IN, SYN, WREAD, SAT, SPIKES_OUT, EXACT = range(len(LAYER_COLUMNS))
+# columns of the readout kernel's counters
+READOUT_COLUMNS = ("warp_audio_ops", "warp_vision_ops", "logit_macs", "score_macs", "exact_limit")
+FRAC_MASK = (1 << EXP2_FRAC_BITS) - 1
+MAX_WHOLE_SHIFT = 62
+
+
+@njit(cache=True, inline="always")
+def _lif_update(v, cur, theta, leak_shift, lo, hi, spk):
+    """spec.lif_step over a whole layer, branch-free so that it vectorises: v (N,) int64 state,
+    cur (N,) int32 synaptic sums, spk (N,) uint8 receives the spikes. Returns (spikes, saturated,
+    values at or above 2^24)."""
+    n_spk = 0
+    n_sat = 0
+    n_big = 0
+    for i in range(v.size):
+        c = np.int64(cur[i])
+        n_big += abs(c) >= EXACT_LIMIT
+        raw = v[i] - (v[i] >> leak_shift) + c
+        u = min(max(raw, lo), hi)
+        n_sat += u != raw
+        s = u >= theta
+        v[i] = u - theta * s
+        spk[i] = s
+        n_spk += s
+    return n_spk, n_sat, n_big
+
+
+@njit(cache=True)
+def _dense_sample(x, w_t, b, theta, leak_shift, lo, hi, out, counts):
+    """Dense spiking layer, sample b. x (T, B, N_in) uint8 counts; w_t (N_in, N_out) int8 (weights
+    transposed so an event reads one contiguous fan-out row); out (T, B, N_out) uint8 zeros, receives
+    spikes; counts (B, len(LAYER_COLUMNS)) int64, receives the counters."""
+    n_t, _, n_in = x.shape
+    n_out = w_t.shape[1]
+    v = np.zeros(n_out, np.int64)
+    cur = np.zeros(n_out, np.int32)
+    ev = 0
+    sp = 0
+    sat = 0
+    so = 0
+    big = 0
+    for t in range(n_t):
+        cur[:] = 0
+        for i in range(n_in):
+            c = np.int32(x[t, b, i])
+            if c != 0:
+                ev += 1
+                sp += c
+                row = w_t[i]
+                for j in range(n_out):
+                    cur[j] += c * row[j]
+        n_spk, n_sat, n_big = _lif_update(v, cur, theta, leak_shift, lo, hi, out[t, b])
+        so += n_spk
+        sat += n_sat
+        big += n_big
+    counts[b, EVENTS] += ev
+    counts[b, SPIKES_IN] += sp
+    counts[b, SYN] += sp * n_out
+    counts[b, WREAD] += ev * n_out
+    counts[b, SAT] += sat
+    counts[b, SPIKES_OUT] += so
+    counts[b, EXACT] += big
+
+
+@njit(cache=True, nogil=True)
+def dense_layer(x, w_t, theta, leak_shift, lo, hi, out, counts, b0, b1):
+    """Samples b0..b1-1 of the batch (see _dense_sample for the arguments); releases the GIL."""
+    for b in range(b0, b1):
+        _dense_sample(x, w_t, b, theta, leak_shift, lo, hi, out, counts)
+
+
+@njit(cache=True)
+def _taps(size, k, stride, pad, out_size):
+    """Per input coordinate y: the kernel taps ky and output coordinates o = (y + pad - ky) / stride it
+    reaches (whole and in range). Returns (count (size,), ky (size, k), o (size, k))."""
+    count = np.zeros(size, np.int64)
+    ks = np.zeros((size, k), np.int64)
+    os_ = np.zeros((size, k), np.int64)
+    for y in range(size):
+        for kk in range(k):
+            n = y + pad - kk
+            if n >= 0 and n % stride == 0 and n // stride < out_size:
+                ks[y, count[y]] = kk
+                os_[y, count[y]] = n // stride
+                count[y] += 1
+    return count, ks, os_
+
+
+@njit(cache=True)
+def _conv_sample(x, w_e, b, stride, pad, theta, leak_shift, lo, hi, out, counts):
+    """Conv spiking layer (no bias), sample b. x (T, B, C_in, H, W) uint8 counts; w_e (C_in, k, k, C_out) int8
+    (an event at (c, y, x) reads C_out contiguous weights per kernel tap); out (T, B, C_out, H', W')
+    uint8 zeros, receives spikes; counts as dense_layer.
+
+    out[co, oy, ox] sums w[co, ci, ky, kx] * x[ci, oy*s - pad + ky, ox*s - pad + kx], so an input at
+    (y, x) reaches oy = (y + pad - ky) / s for every ky where that is a whole number in range."""
+    n_t, _, c_in, h, w = x.shape
+    k = w_e.shape[1]
+    c_out, h_out, w_out = out.shape[2], out.shape[3], out.shape[4]
+    n_pos = h_out * w_out
+    ny, ky_tab, oy_tab = _taps(h, k, stride, pad, h_out)
+    nx, kx_tab, ox_tab = _taps(w, k, stride, pad, w_out)
+    v = np.zeros(n_pos * c_out, np.int64)      # (H', W', C_out): channel-last for contiguous adds
+    cur = np.zeros(n_pos * c_out, np.int32)
+    spk = np.zeros(n_pos * c_out, np.uint8)
+    ev = 0
+    sp = 0
+    syn = 0
+    reads = 0
+    sat = 0
+    so = 0
+    big = 0
+    for t in range(n_t):
+        cur[:] = 0
+        for ci in range(c_in):
+            for y in range(h):
+                for xx in range(w):
+                    c = np.int32(x[t, b, ci, y, xx])
+                    if c == 0:
+                        continue
+                    ev += 1
+                    sp += c
+                    for iy in range(ny[y]):
+                        ky = ky_tab[y, iy]
+                        row = oy_tab[y, iy] * w_out
+                        for ix in range(nx[xx]):
+                            w_row = w_e[ci, ky, kx_tab[xx, ix]]
+                            base = (row + ox_tab[xx, ix]) * c_out
+                            seg = cur[base:base + c_out]      # a view: indices from range() vectorise
+                            for co in range(c_out):
+                                seg[co] += c * w_row[co]
+                    fan = ny[y] * nx[xx] * c_out
+                    syn += c * fan
+                    reads += fan
+        n_spk, n_sat, n_big = _lif_update(v, cur, theta, leak_shift, lo, hi, spk)
+        so += n_spk
+        sat += n_sat
+        big += n_big
+        if n_spk:
+            spikes = out[t, b].reshape(c_out, n_pos)       # (C_out, H' W') from channel-last spk
+            for pos in range(n_pos):
+                for co in range(c_out):
+                    spikes[co, pos] = spk[pos * c_out + co]
+    counts[b, EVENTS] += ev
+    counts[b, SPIKES_IN] += sp
+    counts[b, SYN] += syn
+    counts[b, WREAD] += reads
+    counts[b, SAT] += sat
+    counts[b, SPIKES_OUT] += so
+    counts[b, EXACT] += big
+
+
+@njit(cache=True, nogil=True)
+def conv_layer(x, w_e, stride, pad, theta, leak_shift, lo, hi, out, counts, b0, b1):
+    """Samples b0..b1-1 of the batch (see _conv_sample for the arguments); releases the GIL."""
+    for b in range(b0, b1):
+        _conv_sample(x, w_e, b, stride, pad, theta, leak_shift, lo, hi, out, counts)
+
+
+@njit(cache=True)
+def _warp_into(z, spikes, b, t, w, offset):
+    """z[offset + j] += sum_d w[d] * spikes[t - d, b, j] (event-driven); returns the adds done."""
+    ops = 0
+    n = spikes.shape[2]
+    for d in range(min(w.size, t + 1)):
+        wd = w[d]
+        for j in range(n):
+            if spikes[t - d, b, j] != 0:
+                z[offset + j] += wd
+                ops += 1
+    return ops
+
+
+@njit(cache=True)
+def _readout_sample(b, a, v, wa, wv, w_t, bias, u_t, hbias, s_vec, d0, logit_shift, hidden_shift, score_shift, taaf,
+                    lut, step_logits, scores, attention, logits, counts):
+    """Integer TAAF / concat readout (docs/accelerator.md steps 1-6) of sample b.
+
+    a (T, B, D_a), v (T, B, D_v) uint8 spikes; wa, wv (D,) int64 warps; w_t (D_a+D_v, K) int64 readout
+    weights transposed; bias (K,); u_t (D_a+D_v, H) score-hidden weights transposed; hbias (H,);
+    s_vec (H,) score-out weights; d0 score-out bias; score_shift = -score_log2 - EXP2_FRAC_BITS;
+    taaf: False for concat (u_t = 1). Outputs (int64): step_logits (T, B, K), scores (T, B),
+    attention (T, B), logits (B, K); counts (B, len(READOUT_COLUMNS))."""
+    n_t, _, d_a = a.shape
+    n_z, n_k = w_t.shape
+    n_h = u_t.shape[1]
+    z = np.zeros(n_z, np.int64)
+    l = np.zeros(n_k, np.int64)
+    hid = np.zeros(n_h, np.int64)
+    ops_a = 0
+    ops_v = 0
+    macs_l = 0
+    macs_s = 0
+    big = 0
+    for t in range(n_t):
+        z[:] = 0
+        ops_a += _warp_into(z, a, b, t, wa, 0)
+        ops_v += _warp_into(z, v, b, t, wv, d_a)
+        l[:] = bias
+        hid[:] = hbias
+        for j in range(n_z):
+            zj = z[j]
+            if zj == 0:
+                continue
+            for kk in range(n_k):
+                l[kk] += w_t[j, kk] * zj
+            macs_l += n_k
+            if taaf:
+                for i in range(n_h):
+                    hid[i] += u_t[j, i] * zj
+                macs_s += n_h
+        for kk in range(n_k):
+            if abs(l[kk]) >= EXACT_LIMIT:
+                big += 1
+            step_logits[t, b, kk] = l[kk] >> logit_shift
+        if taaf:
+            e = d0
+            for i in range(n_h):
+                if abs(hid[i]) >= EXACT_LIMIT:
+                    big += 1
+                hv = hid[i] if hid[i] > 0 else 0
+                e += s_vec[i] * (hv >> hidden_shift)
+            macs_s += n_h
+            if abs(e) >= EXACT_LIMIT:
+                big += 1
+            scores[t, b] = e
+    if taaf:
+        top = scores[0, b]
+        for t in range(1, n_t):
+            top = max(top, scores[t, b])
+        for t in range(n_t):
+            diff = top - scores[t, b]
+            q = diff >> min(score_shift, 63) if score_shift >= 0 else diff << -score_shift
+            attention[t, b] = lut[q & FRAC_MASK] >> min(q >> EXP2_FRAC_BITS, MAX_WHOLE_SHIFT)
+    else:
+        for t in range(n_t):
+            attention[t, b] = 1
+    for kk in range(n_k):
+        acc = 0
+        for t in range(n_t):
+            acc += attention[t, b] * step_logits[t, b, kk]
+        if abs(acc) >= EXACT_LIMIT:
+            big += 1
+        logits[b, kk] = acc
+    counts[b, 0] += ops_a
+    counts[b, 1] += ops_v
+    counts[b, 2] += macs_l
+    counts[b, 3] += macs_s
+    counts[b, 4] += big
+
+
+@njit(cache=True, nogil=True)
+def readout(a, v, wa, wv, w_t, bias, u_t, hbias, s_vec, d0, logit_shift, hidden_shift, score_shift, taaf,
+            lut, step_logits, scores, attention, logits, counts, b0, b1):
+    """Samples b0..b1-1 of the batch (see _readout_sample for the arguments); releases the GIL."""
+    for b in range(b0, b1):
+        _readout_sample(b, a, v, wa, wv, w_t, bias, u_t, hbias, s_vec, d0, logit_shift, hidden_shift, score_shift,
+                        taaf, lut, step_logits, scores, attention, logits, counts)

@@ -1,0 +1,257 @@
+"""The integer program the simulator runs: layers, readout and constants, as numpy (no ONNX, no torch).
+
+Built by ``firmware_sim.loader`` from an ONNX file (docs/accelerator.md), or directly from numpy
+arrays (tests, ``firmware_sim.ffnet``). ``Program.check()`` validates shapes and ranges so the
+kernels never see an inconsistent program.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from firmware_sim import spec
+
+KINDS = ("conv", "dense")
+FUSIONS = ("taaf", "concat")
+
+
+class ContractError(ValueError):
+    """A file, program or input does not follow docs/accelerator.md; the message says what and where."""
+
+
+def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+@dataclass
+class Layer:
+    """One spiking layer. weight: int8, conv (C_out, C_in, k, k) or dense (out, in), PyTorch layout."""
+
+    name: str
+    kind: str
+    modality: str
+    input: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    weight: np.ndarray
+    weight_log2: int
+    theta: int
+    stride: int = 1
+    padding: int = 0
+
+    @property
+    def kernel(self) -> int:
+        return int(self.weight.shape[-1]) if self.kind == "conv" else 1
+
+    @property
+    def n_in(self) -> int:
+        return math.prod(self.in_shape)
+
+    @property
+    def n_out(self) -> int:
+        return math.prod(self.out_shape)
+
+    @property
+    def fan_in(self) -> int:
+        """Synapses per output neuron (full kernel, padding included)."""
+        return int(np.prod(self.weight.shape[1:]))
+
+
+@dataclass
+class Readout:
+    """The integer TAAF (or concat) readout; weights int, biases int64 (docs/accelerator.md, steps 1-6)."""
+
+    fusion: str
+    audio_input: str
+    vision_input: str
+    warp_audio: np.ndarray          # (D_wa,)
+    warp_vision: np.ndarray         # (D_wv,)
+    weight: np.ndarray              # (K, D_a + D_v)
+    bias: np.ndarray                # (K,)
+    logit_shift: int
+    hidden_weight: np.ndarray | None = None   # (H, D_a + D_v)
+    hidden_bias: np.ndarray | None = None     # (H,)
+    hidden_shift: int = 0
+    out_weight: np.ndarray | None = None      # (1, H)
+    out_bias: np.ndarray | None = None        # (1,)
+    score_log2: int = 0
+    log2: dict = field(default_factory=dict)  # weight name -> log2 scale (for reports)
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.weight.shape[0])
+
+    @property
+    def n_hidden(self) -> int:
+        return 0 if self.hidden_weight is None else int(self.hidden_weight.shape[0])
+
+
+@dataclass
+class Program:
+    """What the accelerator runs. inputs: name -> (shape without T, B; max count per element)."""
+
+    T: int
+    max_T: int
+    weight_bits: int
+    state_bits: int
+    leak_shift: int
+    n_classes: int
+    inputs: dict[str, tuple[tuple[int, ...], int]]
+    layers: list[Layer]
+    readout: Readout
+    meta: dict = field(default_factory=dict)
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    def shape_of(self, name: str) -> tuple[int, ...]:
+        """Per-sample shape of an input or of a layer's spikes."""
+        if name in self.inputs:
+            return self.inputs[name][0]
+        return self.layer(name).out_shape
+
+    def modality_of(self, name: str) -> str:
+        return name if name in self.inputs else self.layer(name).modality
+
+    def check(self) -> "Program":
+        """Raise ContractError on any inconsistency; return self."""
+        _require(self.state_bits == spec.STATE_BITS, "state_bits", self.state_bits,
+                 f"{spec.STATE_BITS} (the accelerator's membrane)")
+        try:
+            spec.check_weight_bits(self.weight_bits)
+        except ValueError as err:
+            raise ContractError(f"program: {err}") from None
+        _require(0 <= self.leak_shift < self.state_bits, "leak_shift", self.leak_shift, f"0..{self.state_bits - 1}")
+        _require(1 <= self.T <= self.max_T, "T", self.T, f"1..max_T={self.max_T}")
+        limit = spec.weight_limit(self.weight_bits)
+        lo, hi = spec.state_range(self.state_bits)
+        seen = dict(self.inputs)
+        for name, (shape, top) in self.inputs.items():
+            _require(all(d >= 1 for d in shape), f"inputs.{name}.shape", list(shape), "positive dimensions")
+            _require(1 <= top <= 255, f"inputs.{name}.max", top, "1..255")
+        names = set(self.inputs)
+        for layer in self.layers:
+            where = f"layer {layer.name!r}"
+            if layer.name in names:
+                raise ContractError(f"program: {where} is defined twice (or shadows an input)")
+            names.add(layer.name)
+            _require(layer.kind in KINDS, f"{where}.kind", layer.kind, " or ".join(KINDS))
+            if layer.input not in seen:
+                raise ContractError(f"program: {where} reads {layer.input!r}, which is neither an input nor an earlier layer")
+            src = seen[layer.input][0] if layer.input in self.inputs else seen[layer.input]
+            _check_layer(layer, tuple(src), where, limit, hi)
+            seen[layer.name] = layer.out_shape
+        r = self.readout
+        _require(r.fusion in FUSIONS, "readout.fusion", r.fusion, " or ".join(FUSIONS))
+        for role in ("audio_input", "vision_input"):
+            if getattr(r, role) not in names - set(self.inputs):
+                raise ContractError(f"program: readout.{role}={getattr(r, role)!r} is not a spiking layer")
+        d = self.layer(r.audio_input).n_out + self.layer(r.vision_input).n_out
+        _check_int(r.weight, "readout.weight", (self.n_classes, d), limit)
+        _check_int(r.bias, "readout.bias", (self.n_classes,), 2 ** (spec.BIAS_BITS - 1) - 1)
+        for wname in ("warp_audio", "warp_vision"):
+            w = getattr(r, wname)
+            _require(w.ndim == 1 and w.size >= 1, f"readout.{wname}.shape", list(w.shape), "(D,) with D >= 1")
+            _check_int(w, f"readout.{wname}", w.shape, limit)
+        _require(0 <= r.logit_shift <= 62, "readout.logit_shift", r.logit_shift, "0..62")
+        if r.fusion == "taaf":
+            if r.hidden_weight is None or r.out_weight is None or r.hidden_bias is None or r.out_bias is None:
+                raise ContractError("program: fusion 'taaf' needs score_hidden_* and score_out_* entries in the readout")
+            h = r.hidden_weight.shape[0] if r.hidden_weight.ndim == 2 else -1
+            _check_int(r.hidden_weight, "readout.score_hidden_weight", (h, d), limit)
+            _check_int(r.hidden_bias, "readout.score_hidden_bias", (h,), 2 ** (spec.BIAS_BITS - 1) - 1)
+            _check_int(r.out_weight, "readout.score_out_weight", (1, h), limit)
+            _check_int(r.out_bias, "readout.score_out_bias", (1,), 2 ** (spec.BIAS_BITS - 1) - 1)
+            _require(0 <= r.hidden_shift <= 62, "readout.hidden_shift", r.hidden_shift, "0..62")
+            _require(r.score_log2 <= 30, "readout.score_log2", r.score_log2, "<= 30 (a left shift of at most 34)")
+        self._check_bounds(lo, hi)
+        return self
+
+    def _check_bounds(self, lo: int, hi: int) -> None:
+        """Static worst cases: |v - (v >> k) + I| and every readout value below EXACT_LIMIT."""
+        for layer in self.layers:
+            top = self.inputs[layer.input][1] if layer.input in self.inputs else 1
+            worst = int(np.abs(layer.weight.astype(np.int64)).reshape(layer.weight.shape[0], -1).sum(1).max()) * top
+            if worst + (hi - lo + 1) >= spec.EXACT_LIMIT:
+                raise ContractError(f"program: layer {layer.name!r}: worst-case |v - (v >> k) + I| = "
+                                    f"{worst} + 2^{self.state_bits} "
+                                    f"reaches 2^24 (EXACT_LIMIT)")
+        r = self.readout
+        (a_lo, a_hi), (v_lo, v_hi) = warp_range(r.warp_audio), warp_range(r.warp_vision)
+        da, dv = self.layer(r.audio_input).n_out, self.layer(r.vision_input).n_out
+        z_lo = np.r_[np.full(da, a_lo), np.full(dv, v_lo)]
+        z_hi = np.r_[np.full(da, a_hi), np.full(dv, v_hi)]
+        logits = affine_bound(r.weight, r.bias, z_lo, z_hi)
+        if logits >> r.logit_shift >= 2 ** spec.READOUT_MAX_BITS:
+            raise ContractError(f"program: logit_shift={r.logit_shift} leaves worst-case |l_t| >> shift = "
+                                f"{logits >> r.logit_shift} >= 2^{spec.READOUT_MAX_BITS} (READOUT_MAX_BITS)")
+        if r.fusion == "taaf":
+            hidden = affine_bound(r.hidden_weight, r.hidden_bias, z_lo, z_hi)
+            h_hi = np.maximum(affine_upper(r.hidden_weight, r.hidden_bias, z_lo, z_hi), 0) >> r.hidden_shift
+            score = affine_bound(r.out_weight, r.out_bias, np.zeros_like(h_hi), h_hi)
+            for what, value in (("U z + c", hidden), ("e_t", score)):
+                if value >= spec.EXACT_LIMIT:
+                    raise ContractError(f"program: worst-case |{what}| = {value} >= 2^24 (EXACT_LIMIT); "
+                                        f"hidden_shift={r.hidden_shift}")
+
+
+def warp_range(w: np.ndarray) -> tuple[int, int]:
+    """(min, max) of sum_d w[d] * s_d over binary spikes s."""
+    w = w.astype(np.int64)
+    return int(w[w < 0].sum()), int(w[w > 0].sum())
+
+
+def affine_upper(w: np.ndarray, b: np.ndarray, x_lo: np.ndarray, x_hi: np.ndarray) -> np.ndarray:
+    """Per row, max of w x + b over the box x_lo <= x <= x_hi (int64)."""
+    w = w.astype(np.int64)
+    return np.maximum(w * x_lo, w * x_hi).sum(1) + b.astype(np.int64)
+
+
+def affine_bound(w, b, x_lo, x_hi) -> int:
+    """max over rows and over the box of |w x + b|."""
+    w64 = w.astype(np.int64)
+    lower = np.minimum(w64 * x_lo, w64 * x_hi).sum(1) + b.astype(np.int64)
+    return int(max(np.abs(affine_upper(w, b, x_lo, x_hi)).max(), np.abs(lower).max()))
+
+
+def _require(ok: bool, field_name: str, value, expected: str) -> None:
+    if not ok:
+        raise ContractError(f"program: {field_name}={value!r}, expected {expected}")
+
+
+def _check_int(arr: np.ndarray, where: str, shape: tuple, limit: int) -> None:
+    if tuple(arr.shape) != tuple(shape):
+        raise ContractError(f"program: {where} has shape {tuple(arr.shape)}, expected {tuple(shape)}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ContractError(f"program: {where} has dtype {arr.dtype}, expected integers")
+    if arr.size and int(np.abs(arr.astype(np.int64)).max()) > limit:
+        raise ContractError(f"program: {where} holds |value| {int(np.abs(arr.astype(np.int64)).max())} > {limit}")
+
+
+def _check_layer(layer: Layer, src: tuple[int, ...], where: str, limit: int, state_hi: int) -> None:
+    _require(1 <= layer.theta <= state_hi, f"{where}.theta", layer.theta, f"1..{state_hi}")
+    if layer.kind == "conv":
+        _require(len(layer.in_shape) == 3 and tuple(layer.in_shape) == src, f"{where}.in_shape", list(layer.in_shape),
+                 f"{list(src)} (the shape of {layer.input!r})")
+        w = layer.weight
+        _require(w.ndim == 4 and w.shape[2] == w.shape[3], f"{where}.weight.shape", list(w.shape), "(C_out, C_in, k, k)")
+        _require(layer.stride >= 1 and layer.padding >= 0, f"{where}.stride/padding", (layer.stride, layer.padding),
+                 "stride >= 1, padding >= 0")
+        c, h, wd = layer.in_shape
+        k, s, p = w.shape[2], layer.stride, layer.padding
+        expect = (w.shape[0], conv_out(h, k, s, p), conv_out(wd, k, s, p))
+        _require(w.shape[1] == c, f"{where}.weight C_in", w.shape[1], f"{c} (in_shape[0])")
+        _require(tuple(layer.out_shape) == expect, f"{where}.out_shape", list(layer.out_shape), f"{list(expect)}")
+    else:
+        n_src = int(np.prod(src))
+        _require(tuple(layer.in_shape) in ((n_src,), tuple(src)), f"{where}.in_shape", list(layer.in_shape),
+                 f"[{n_src}] (the flattened shape of {layer.input!r})")
+        _require(len(layer.out_shape) == 1, f"{where}.out_shape", list(layer.out_shape), "[out]")
+        _require(layer.weight.shape == (layer.out_shape[0], n_src), f"{where}.weight.shape", list(layer.weight.shape),
+                 f"[{layer.out_shape[0]}, {n_src}]")
+    _check_int(layer.weight, f"{where}.weight", layer.weight.shape, limit)

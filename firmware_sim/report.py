@@ -1,0 +1,69 @@
+"""report.json and the energy plot (energy per unit, stacked by kind of operation, and the ANN baselines)."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from firmware_sim.energy import OPERATIONS  # noqa: E402
+
+
+def _plain(value):
+    """JSON-safe copy: numpy scalars to Python, inf/nan to strings."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def write_report(run_dir: str | Path, report: dict) -> dict[str, Path]:
+    """Write report.json and energy.png into run_dir; return their paths."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"report": run_dir / "report.json", "plot": run_dir / "energy.png"}
+    paths["report"].write_text(json.dumps(_plain(report), indent=2))
+    plot_energy(report["energy"], paths["plot"], title=report.get("title", ""))
+    return paths
+
+
+def plot_energy(energy: dict, path: str | Path, title: str = "") -> None:
+    """Left: uJ per inference of every unit, stacked by operation. Right: by kind of operation, ANN baselines noted."""
+    units = energy["by_unit"]
+    names = list(units)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [3, 2]})
+    bottom = [0.0] * len(names)
+    colors = plt.get_cmap("tab10").colors
+    for i, op in enumerate(OPERATIONS):
+        values = [units[n]["pj_by_operation"].get(op, 0.0) * 1e-6 for n in names]
+        if any(values):
+            ax1.bar(names, values, bottom=bottom, label=op, color=colors[i % len(colors)])
+            bottom = [b + v for b, v in zip(bottom, values)]
+    ax1.set_ylabel("uJ per inference")
+    ax1.set_title("SNN energy by unit and operation")
+    ax1.tick_params(axis="x", rotation=45)
+    ax1.legend(fontsize=8)
+    snn = energy["energy_uj_by_operation"]
+    ops = [op for op in OPERATIONS if snn.get(op, 0.0) > 0]
+    ax2.barh(ops, [snn[op] for op in ops], color=[colors[OPERATIONS.index(op) % len(colors)] for op in ops])
+    ax2.invert_yaxis()
+    ax2.set_xlabel("uJ per inference")
+    ax2.set_title("SNN energy by kind of operation")
+    a8, a32 = energy["ann_int8"], energy["ann_fp32"]
+    ax2.text(0.98, 0.03, f"dense ANN, same layers, {a8['frames']} frames:\n"
+             f"int8 {a8['energy_uj']:.3g} uJ ({energy['ratios']['energy_ann_int8_vs_snn']:.3g}x SNN)\n"
+             f"fp32 {a32['energy_uj']:.3g} uJ ({energy['ratios']['energy_ann_fp32_vs_snn']:.3g}x SNN)",
+             transform=ax2.transAxes, ha="right", va="bottom", fontsize=9, bbox={"fc": "white", "ec": "0.7"})
+    fig.suptitle(f"{title} hardware={energy['hardware']}: {energy['energy_uj']:.3g} uJ, {energy['latency_us']:.3g} us per inference")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

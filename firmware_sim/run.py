@@ -1,0 +1,197 @@
+"""Run an integer Program over a (T, B, ...) batch: logits, every layer's spikes, counters.
+
+    result = simulate(program, {"vision": v, "audio": a})     # v (T, B, 2, 34, 34), a (T, B, 64)
+    result = simulate_sample(program, {"vision": v1, "audio": a1})   # one sample: (T, ...) arrays
+
+Inputs are integer spike counts (any integer or bool dtype) in 0..max of the program's input.
+Anything else (missing input, wrong shape, float dtype, out-of-range count, T > max_T) raises a
+ContractError naming the input and what was expected.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from firmware_sim import kernels, spec
+from firmware_sim.counters import Counts, Unit
+from firmware_sim.program import ContractError, Layer, Program
+
+
+PARALLEL_MIN_BATCH = 8
+
+
+@dataclass
+class SimResult:
+    """Integer outputs (int64) named as in the ONNX file, plus counters.
+
+    logits (B, K); step_logits (T, B, K); scores (T, B) (zeros for concat); attention (T, B);
+    spikes: layer name -> (T, B, *out_shape) uint8."""
+
+    logits: np.ndarray
+    step_logits: np.ndarray
+    scores: np.ndarray
+    attention: np.ndarray
+    spikes: dict[str, np.ndarray]
+    counts: Counts
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """argmax of the logits, lowest class index on ties (B,)."""
+        return np.argmax(self.logits, axis=1)
+
+    def outputs(self) -> dict[str, np.ndarray]:
+        """Every output under its ONNX output name (``spikes.<layer>`` for spikes)."""
+        out = {"logits": self.logits, "step_logits": self.step_logits, "scores": self.scores, "attention": self.attention}
+        out.update({f"spikes.{name}": s for name, s in self.spikes.items()})
+        return out
+
+
+def check_inputs(program: Program, inputs: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int, int]:
+    """Validate and convert inputs to contiguous uint8 (T, B, *shape); return (arrays, T, B)."""
+    if not isinstance(inputs, Mapping):
+        raise ContractError(f"inputs must be a mapping name -> array with names {sorted(program.inputs)}, "
+                            f"got {type(inputs).__name__}")
+    missing = sorted(set(program.inputs) - set(inputs))
+    extra = sorted(set(inputs) - set(program.inputs))
+    if missing or extra:
+        raise ContractError(f"inputs: missing {missing}, unexpected {extra}; the program's inputs are {sorted(program.inputs)}")
+    out, tb = {}, None
+    for name, (shape, top) in program.inputs.items():
+        arr = np.asarray(inputs[name])
+        if arr.dtype != np.bool_ and not np.issubdtype(arr.dtype, np.integer):
+            raise ContractError(f"input {name!r}: dtype {arr.dtype}, expected integer spike counts "
+                                f"(convert with .astype(np.uint8) after checking they are whole numbers)")
+        if arr.ndim != 2 + len(shape) or tuple(arr.shape[2:]) != tuple(shape):
+            raise ContractError(f"input {name!r}: shape {arr.shape}, expected (T, B, {', '.join(map(str, shape))})")
+        if tb is not None and arr.shape[:2] != tb:
+            raise ContractError(f"input {name!r}: (T, B) = {arr.shape[:2]} but another input has {tb}")
+        tb = arr.shape[:2]
+        if arr.size:
+            lo, hi = int(arr.min()), int(arr.max())
+            if lo < 0 or hi > top:
+                raise ContractError(f"input {name!r}: counts span {lo}..{hi}, expected 0..{top} "
+                                    f"(inputs.{name}.max in the program)")
+        out[name] = np.ascontiguousarray(arr, dtype=np.uint8)
+    n_t, n_b = tb
+    if not 1 <= n_t <= program.max_T:
+        raise ContractError(f"inputs: T={n_t} steps, expected 1..max_T={program.max_T} (beyond it the readout can pass 2^24)")
+    if n_b < 1:
+        raise ContractError("inputs: batch size B=0, expected B >= 1")
+    return out, n_t, n_b
+
+
+def batch_slices(batch: int) -> list[tuple[int, int]]:
+    """(b0, b1) chunks of a batch, one per thread; one chunk for small batches or a single thread."""
+    n = min(numba.get_num_threads(), batch // PARALLEL_MIN_BATCH)
+    if n < 2:
+        return [(0, batch)]
+    edges = [batch * i // n for i in range(n + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def run_batched(kernel, batch: int, *args) -> None:
+    """kernel(*args, b0, b1) over the batch; chunks run in threads (the kernels release the GIL)."""
+    slices = batch_slices(batch)
+    if len(slices) == 1:
+        kernel(*args, 0, batch)
+        return
+    with ThreadPoolExecutor(len(slices)) as pool:
+        for f in [pool.submit(kernel, *args, b0, b1) for b0, b1 in slices]:
+            f.result()
+
+
+def _run_layer(layer: Layer, x: np.ndarray, w_run: np.ndarray, leak_shift: int, lo: int, hi: int):
+    """One spiking layer over the batch: (spikes (T, B, *out_shape) uint8, counters summed over B)."""
+    n_t, n_b = x.shape[:2]
+    out = np.zeros((n_t, n_b, *layer.out_shape), np.uint8)
+    counts = np.zeros((n_b, len(kernels.LAYER_COLUMNS)), np.int64)
+    if layer.kind == "conv":
+        run_batched(kernels.conv_layer, n_b, x.reshape(n_t, n_b, *layer.in_shape), w_run, layer.stride, layer.padding,
+                    layer.theta, leak_shift, lo, hi, out, counts)
+    else:
+        run_batched(kernels.dense_layer, n_b, x.reshape(n_t, n_b, -1), w_run, layer.theta, leak_shift, lo, hi, out, counts)
+    return out, counts.sum(0)
+
+
+def kernel_weights(layer: Layer) -> np.ndarray:
+    """The weight memory as the kernels read it: dense (in, out), conv (C_in, k, k, C_out), int8."""
+    w = layer.weight.astype(np.int8)
+    return np.ascontiguousarray(w.T if layer.kind == "dense" else w.transpose(1, 2, 3, 0))
+
+
+class Runner:
+    """A Program prepared for the kernels (weights laid out once); call it on inputs like ``simulate``."""
+
+    def __init__(self, program: Program):
+        self.program = program
+        self.weights = {layer.name: kernel_weights(layer) for layer in program.layers}
+        r = program.readout
+        i64 = lambda a: np.ascontiguousarray(a, dtype=np.int64)  # noqa: E731
+        taaf = r.fusion == "taaf"
+        n_z = r.weight.shape[1]
+        self.readout_args = (
+            i64(r.warp_audio), i64(r.warp_vision), i64(r.weight.T), i64(r.bias),
+            i64(r.hidden_weight.T) if taaf else np.zeros((n_z, 0), np.int64),
+            i64(r.hidden_bias) if taaf else np.zeros(0, np.int64),
+            i64(r.out_weight[0]) if taaf else np.zeros(0, np.int64),
+            int(r.out_bias[0]) if taaf else 0,
+            r.logit_shift, r.hidden_shift if taaf else 0, -r.score_log2 - spec.EXP2_FRAC_BITS, taaf,
+            np.asarray(spec.EXP2_LUT, np.int64))
+
+    def __call__(self, inputs: Mapping[str, np.ndarray]) -> SimResult:
+        p = self.program
+        acts, n_t, n_b = check_inputs(p, inputs)
+        lo, hi = spec.state_range(p.state_bits)
+        units: dict[str, Unit] = {}
+        for layer in p.layers:
+            out, c = _run_layer(layer, acts[layer.input], self.weights[layer.name], p.leak_shift, lo, hi)
+            acts[layer.name] = out
+            updates = layer.n_out * n_t * n_b
+            unit = Unit(layer.modality, layer.kind, p.weight_bits, int(layer.weight.size), layer.n_out)
+            unit.add(**dict(zip(kernels.LAYER_COLUMNS, c.tolist())), neuron_updates=updates,
+                     state_reads=updates, state_writes=updates)
+            units[layer.name] = unit
+        r = p.readout
+        a, v = acts[r.audio_input], acts[r.vision_input]
+        a, v = a.reshape(n_t, n_b, -1), v.reshape(n_t, n_b, -1)
+        k = r.n_classes
+        step_logits = np.zeros((n_t, n_b, k), np.int64)
+        scores = np.zeros((n_t, n_b), np.int64)
+        attention = np.zeros((n_t, n_b), np.int64)
+        logits = np.zeros((n_b, k), np.int64)
+        rc = np.zeros((n_b, len(kernels.READOUT_COLUMNS)), np.int64)
+        run_batched(kernels.readout, n_b, a, v, *self.readout_args, step_logits, scores, attention, logits, rc)
+        ops_a, ops_v, macs_l, macs_s, big = rc.sum(0).tolist()
+        bits = p.weight_bits
+        units["warp.audio"] = Unit(p.modality_of(r.audio_input), "warp", bits, int(r.warp_audio.size))
+        units["warp.audio"].add(syn_ops=ops_a)
+        units["warp.vision"] = Unit(p.modality_of(r.vision_input), "warp", bits, int(r.warp_vision.size))
+        units["warp.vision"].add(syn_ops=ops_v)
+        units["readout"] = Unit("fusion", "readout", bits, int(r.weight.size))
+        units["readout"].add(macs=macs_l, weight_reads=macs_l, exact_limit=big)
+        if r.fusion == "taaf":
+            units["score"] = Unit("fusion", "score", bits, int(r.hidden_weight.size + r.out_weight.size))
+            units["score"].add(macs=macs_s, weight_reads=macs_s)
+            units["attention"] = Unit("fusion", "attention", bits, 0)
+            units["attention"].add(lut_reads=n_t * n_b, macs=n_t * k * n_b)
+        else:
+            units["attention"] = Unit("fusion", "attention", bits, 0)
+            units["attention"].add(adds=n_t * k * n_b)
+        spikes = {layer.name: acts[layer.name] for layer in p.layers}
+        return SimResult(logits, step_logits, scores, attention, spikes, Counts(n_b, units))
+
+
+def simulate(program: Program, inputs: Mapping[str, np.ndarray]) -> SimResult:
+    """Run a batch: inputs name -> (T, B, *shape) integer counts. One-off; reuse a Runner for many calls."""
+    return Runner(program)(inputs)
+
+
+def simulate_sample(program: Program, inputs: Mapping[str, np.ndarray]) -> SimResult:
+    """Run one sample: inputs name -> (T, *shape). Outputs keep a batch axis of 1."""
+    if not isinstance(inputs, Mapping):
+        raise ContractError(f"inputs must be a mapping name -> (T, ...) array, got {type(inputs).__name__}")
+    return simulate(program, {name: np.asarray(arr)[:, None] for name, arr in inputs.items()})

@@ -1,0 +1,148 @@
+"""firmware_sim kernels against the pure-numpy reference of docs/accelerator.md (spec.lif_step,
+spec.exp2_weights): every layer's spikes, the readout, saturation, counters, batch vs single."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from firmware_sim import spec
+from firmware_sim.program import Layer, Program, Readout
+from firmware_sim.run import Runner, batch_slices, simulate, simulate_sample
+from tests.test_sim_support import random_inputs, random_program, reference_current, reference_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def assert_same(result, ref):
+    for name, value in result.outputs().items():
+        assert np.array_equal(value, ref[name]), f"{name} differs from the reference"
+    for name, n_sat in ref["saturations"].items():
+        assert result.counts.units[name].counts["saturations"] == n_sat, name
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2 ** 31), fusion=st.sampled_from(["taaf", "concat"]), big_theta=st.booleans(),
+       T=st.integers(1, 12), B=st.integers(1, 4), density=st.floats(0.05, 0.9))
+def test_random_programs_equal_reference(seed, fusion, big_theta, T, B, density):
+    rng = np.random.default_rng(seed)
+    program = random_program(rng, fusion=fusion, big_theta=big_theta)
+    x = random_inputs(rng, program, T, B, density)
+    assert_same(simulate(program, x), reference_run(program, x))
+
+
+def _one_neuron_program(weights: np.ndarray, theta: int, leak_shift: int) -> Program:
+    """audio (n_in,) -> one dense neuron; a 1-neuron vision path and a concat readout complete the program."""
+    n_in = weights.size
+    layers = [Layer("audio.fc0", "dense", "audio", "audio", (n_in,), (1,), weights.reshape(1, -1).astype(np.int8), -7, theta),
+              Layer("vision.dense", "dense", "vision", "vision", (1,), (1,), np.ones((1, 1), np.int8), -7, 1)]
+    readout = Readout("concat", "audio.fc0", "vision.dense", np.ones(1, np.int8), np.ones(1, np.int8),
+                      np.ones((2, 2), np.int8), np.zeros(2, np.int64), 0)
+    return Program(8, 32, 8, spec.STATE_BITS, leak_shift, 2, {"audio": ((n_in,), 8), "vision": ((1,), 1)},
+                   layers, readout).check()
+
+
+def test_worked_example_of_the_doc():
+    """docs/accelerator.md: k=2, theta=256, I = 200, 200, 0, -40000 -> s = 0, 1, 0, 0; t=3 saturates."""
+    w = np.r_[100, np.full(50, -100)]                      # input 0: 2 x 100 = 200; inputs 1..50: 8 x -100 each
+    audio = np.zeros((4, 1, 51), np.uint8)
+    audio[0, 0, 0] = audio[1, 0, 0] = 2
+    audio[3, 0, 1:] = 8
+    program = _one_neuron_program(w, 256, 2)
+    layer = program.layer("audio.fc0")
+    assert reference_current(layer, audio)[:, 0, 0].tolist() == [200, 200, 0, -40000]
+    res = simulate(program, {"audio": audio, "vision": np.zeros((4, 1, 1), np.uint8)})
+    assert res.spikes["audio.fc0"][:, 0, 0].tolist() == [0, 1, 0, 0]
+    assert res.counts.units["audio.fc0"].counts["saturations"] == 1
+    v, trace = np.zeros(1, np.int64), []
+    for cur in (200, 200, 0, -40000):
+        v, s, hit = spec.lif_step(v, np.array([cur]), 256, 2)
+        trace.append(int(v[0]))
+    assert trace == [200, 94, 71, -32768]
+
+
+def test_saturation_at_both_limits_is_counted():
+    """All-max weights with theta at the top of the range saturate high; all-min weights saturate low."""
+    lo, hi = spec.state_range()
+    audio = np.full((6, 2, 12), 8, np.uint8)
+    for sign, limit in ((1, hi), (-1, lo)):
+        program = _one_neuron_program(np.full(12, sign * 127), hi, 6)
+        x = {"audio": audio, "vision": np.ones((6, 2, 1), np.uint8)}
+        ref = reference_run(program, x)
+        res = simulate(program, x)
+        assert_same(res, ref)
+        assert ref["saturations"]["audio.fc0"] > 0
+    # the positive one spikes at the limit itself: u = 32767 >= theta = 32767
+    assert simulate(_one_neuron_program(np.full(12, 127), hi, 6), x).spikes["audio.fc0"].sum() > 0
+
+
+@pytest.mark.parametrize("score_log2", [-1, -3, -4, -9, -40])
+def test_attention_lookup_edges(score_log2):
+    """Left-shift (score_log2 > -4), zero shift, right shift and far-away scores (u = 0) all equal spec.exp2_weights."""
+    rng = np.random.default_rng(abs(score_log2))
+    program = random_program(rng, fusion="taaf")
+    program.readout.score_log2 = score_log2
+    x = random_inputs(rng, program, 10, 3, 0.5)
+    res = simulate(program, x)
+    assert_same(res, reference_run(program, x))
+    assert np.array_equal(res.attention, spec.exp2_weights(res.scores, score_log2))
+    assert (res.attention.max(0) == 2 ** spec.EXP2_ONE_BITS).all()
+
+
+def test_counters_match_dense_recount():
+    """syn_ops = sum over events of count x reached fan-out, recomputed with all-ones weights."""
+    rng = np.random.default_rng(3)
+    program = random_program(rng, n_convs=2)
+    x = random_inputs(rng, program, 7, 3, 0.4)
+    res = simulate(program, x)
+    acts = dict(x, **res.spikes)
+    for layer in program.layers:
+        c = res.counts.units[layer.name].counts
+        ones = Layer(**{**layer.__dict__, "weight": np.ones_like(layer.weight)})
+        src = acts[layer.input].astype(np.int64)
+        assert c["syn_ops"] == reference_current(ones, src).sum()
+        assert c["weight_reads"] == reference_current(ones, (src > 0).astype(np.int64)).sum()
+        assert c["input_events"] == (src > 0).sum() and c["input_spikes"] == src.sum()
+        assert c["spikes_out"] == res.spikes[layer.name].sum()
+        assert c["neuron_updates"] == c["state_reads"] == c["state_writes"] == layer.n_out * 7 * 3
+    assert res.counts.n_samples == 3
+    by_mod = res.counts.by_modality()
+    assert by_mod["vision"]["syn_ops"] == sum(res.counts.units[n].counts["syn_ops"] for n in ("vision.conv0", "vision.conv1",
+                                                                                                "vision.dense", "warp.vision"))
+
+
+def test_batch_equals_single_samples_and_runner_is_reusable():
+    """A batch of 17 is split over threads (when numba has more than one), single samples are not."""
+    rng = np.random.default_rng(5)
+    program = random_program(rng, n_convs=2)
+    x = random_inputs(rng, program, 9, 17, 0.5)
+    assert batch_slices(17)[-1][1] == 17 and (len(batch_slices(17)) > 1) == (numba.get_num_threads() > 1)
+    runner = Runner(program)
+    batch = runner(x)
+    assert_same(batch, reference_run(program, x))
+    for b in range(17):
+        one = simulate_sample(program, {k: v[:, b] for k, v in x.items()})
+        for name, value in one.outputs().items():
+            full = batch.outputs()[name]
+            part = full[b:b + 1] if name == "logits" else full[:, b:b + 1]
+            assert np.array_equal(value, part), name
+    again = runner(x)
+    assert np.array_equal(again.logits, batch.logits)
+
+
+def test_firmware_sim_imports_neither_torch_nor_brevitas():
+    code = ("import importlib, pkgutil, sys, firmware_sim\n"
+            "for m in pkgutil.iter_modules(firmware_sim.__path__):\n"
+            "    importlib.import_module('firmware_sim.' + m.name)\n"
+            "bad = [m for m in ('torch', 'brevitas') if m in sys.modules]\n"
+            "assert not bad, bad\n"
+            "print(len(list(pkgutil.iter_modules(firmware_sim.__path__))))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.strip()) >= 8

@@ -1,0 +1,331 @@
+"""Test support for firmware_sim: random integer programs, a pure-numpy reference interpreter of
+docs/accelerator.md, and a writer of contract ONNX files (Scan over T, QCDQ weights) that
+onnxruntime runs. Independent of quant/, so the simulator is checked before the exporter exists.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from firmware_sim import spec
+from firmware_sim.program import Layer, Program, Readout, affine_bound, affine_upper, conv_out, warp_range
+
+OPSET = 17
+
+
+# ---------------------------------------------------------------- random programs
+
+def smallest_shift(bound_fn, limit: int) -> int:
+    r = 0
+    while bound_fn(r) >= limit:
+        r += 1
+    return r
+
+
+def random_program(rng: np.random.Generator, *, vision_shape=(2, 8, 8), audio_dim=12, fusion="taaf", weight_bits=None,
+                   leak_shift=None, n_classes=4, T=6, big_theta=False, n_convs=None) -> Program:
+    """A small random program following the contract (shifts chosen as the doc says).
+    big_theta: some thresholds up to 30000 and some layers driven negative, so that membranes (with a
+    slow leak) reach both 16-bit limits."""
+    bits = int(rng.integers(4, 9)) if weight_bits is None else weight_bits
+    lim = spec.weight_limit(bits)
+    k_leak = int(rng.integers(4, 10) if big_theta else rng.integers(0, 6)) if leak_shift is None else leak_shift
+
+    def weights(shape, layer=False):
+        # with big_theta, half the spiking layers get mostly negative weights: their membranes sink to -32768
+        top = lim // 4 if layer and big_theta and rng.random() < 0.5 else lim
+        w = rng.integers(-lim, top + 1, size=shape)
+        w[rng.random(shape) < 0.3] = 0
+        return w.astype(np.int8)
+
+    def theta():
+        return int(rng.integers(1, 30000)) if big_theta and rng.random() < 0.5 else int(rng.integers(1, lim + 1))
+
+    layers = []
+    src, shape = "vision", tuple(vision_shape)
+    for i in range(int(rng.integers(1, 3)) if n_convs is None else n_convs):
+        k = int(rng.choice([1, 3, 5]))
+        s = int(rng.integers(1, 3))
+        c_out = int(rng.integers(1, 5))
+        out = (c_out, conv_out(shape[1], k, s, k // 2), conv_out(shape[2], k, s, k // 2))
+        name = f"vision.conv{i}"
+        layers.append(Layer(name, "conv", "vision", src, shape, out, weights((c_out, shape[0], k, k), True), -8, theta(), s, k // 2))
+        src, shape = name, out
+    dv = int(rng.integers(2, 7))
+    n_src = int(np.prod(shape))
+    layers.append(Layer("vision.dense", "dense", "vision", src, (n_src,), (dv,), weights((dv, n_src), True), -8, theta()))
+    h_a = int(rng.integers(2, 9))
+    da = int(rng.integers(2, 7))
+    layers.append(Layer("audio.fc0", "dense", "audio", "audio", (audio_dim,), (h_a,), weights((h_a, audio_dim), True), -7, theta()))
+    layers.append(Layer("audio.fc1", "dense", "audio", "audio.fc0", (h_a,), (da,), weights((da, h_a), True), -7, theta()))
+    d = da + dv
+    wa, wv = weights((int(rng.integers(1, 5)),)), weights((int(rng.integers(1, 5)),))
+    (a_lo, a_hi), (v_lo, v_hi) = warp_range(wa), warp_range(wv)
+    z_lo, z_hi = np.r_[np.full(da, a_lo), np.full(dv, v_lo)], np.r_[np.full(da, a_hi), np.full(dv, v_hi)]
+    w_r = weights((n_classes, d))
+    b_r = rng.integers(-4 * lim, 4 * lim + 1, n_classes)
+    logit_shift = smallest_shift(lambda r: affine_bound(w_r, b_r, z_lo, z_hi) >> r, 2 ** spec.READOUT_MAX_BITS)
+    readout = Readout(fusion, "audio.fc1", "vision.dense", wa, wv, w_r, b_r, logit_shift)
+    if fusion == "taaf":
+        n_h = int(rng.integers(1, 6))
+        u, c = weights((n_h, d)), rng.integers(-2 * lim, 2 * lim + 1, n_h)
+        s, d0 = weights((1, n_h)), rng.integers(-4 * lim, 4 * lim + 1, 1)
+        h_hi = np.maximum(affine_upper(u, c, z_lo, z_hi), 0)
+        readout.hidden_weight, readout.hidden_bias, readout.out_weight, readout.out_bias = u, c, s, d0
+        readout.hidden_shift = smallest_shift(lambda r: affine_bound(s, d0, np.zeros_like(h_hi), h_hi >> r), spec.EXACT_LIMIT)
+        e_bits = int(affine_bound(s, d0, np.zeros_like(h_hi), h_hi >> readout.hidden_shift)).bit_length()
+        # mostly a scale where score differences give attention between 0 and 256; sometimes a coarse one
+        # (score_log2 > -EXP2_FRAC_BITS: the lookup index is a left shift)
+        readout.score_log2 = int(rng.integers(-3, 0)) if rng.random() < 0.2 else -e_bits + int(rng.integers(0, 12))
+    readout.log2 = {"warp": -6, "readout": -7, "hidden": -7, "out": -6}
+    inputs = {"vision": (tuple(vision_shape), 1), "audio": ((audio_dim,), 8)}
+    return Program(T, 32, bits, spec.STATE_BITS, k_leak, n_classes, inputs, layers, readout).check()
+
+
+def random_inputs(rng, program: Program, T: int, B: int, density=0.3) -> dict[str, np.ndarray]:
+    out = {}
+    for name, (shape, top) in program.inputs.items():
+        counts = rng.integers(1, top + 1, size=(T, B, *shape))
+        out[name] = (counts * (rng.random((T, B, *shape)) < density)).astype(np.uint8)
+    return out
+
+
+# ---------------------------------------------------------------- numpy reference interpreter
+
+def reference_current(layer: Layer, x: np.ndarray) -> np.ndarray:
+    """Synaptic current (T, B, *out_shape) int64 of x (T, B, *in_shape), dense numpy."""
+    w = layer.weight.astype(np.int64)
+    n_t, n_b = x.shape[:2]
+    if layer.kind == "dense":
+        return x.reshape(n_t, n_b, -1).astype(np.int64) @ w.T
+    p, s, k = layer.padding, layer.stride, w.shape[2]
+    xp = np.pad(x.astype(np.int64), ((0, 0), (0, 0), (0, 0), (p, p), (p, p)))
+    _, h_out, w_out = layer.out_shape
+    cur = np.zeros((n_t, n_b, *layer.out_shape), np.int64)
+    for ky in range(k):
+        for kx in range(k):
+            patch = xp[:, :, :, ky:ky + s * (h_out - 1) + 1:s, kx:kx + s * (w_out - 1) + 1:s]
+            cur += np.einsum("oc,tbchw->tbohw", w[:, :, ky, kx], patch)
+    return cur
+
+
+def reference_run(program: Program, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every output of docs/accelerator.md, by the book (spec.lif_step, spec.exp2_weights)."""
+    acts = {k: np.asarray(v).astype(np.int64) for k, v in inputs.items()}
+    out, sats = {}, {}
+    for layer in program.layers:
+        cur = reference_current(layer, acts[layer.input])
+        v = np.zeros(cur.shape[1:], np.int64)
+        spikes, n_sat = [], 0
+        for t in range(cur.shape[0]):
+            v, s, hit = spec.lif_step(v, cur[t], layer.theta, program.leak_shift, program.state_bits)
+            spikes.append(s)
+            n_sat += int(hit.sum())
+        acts[layer.name] = np.stack(spikes)
+        out[f"spikes.{layer.name}"] = acts[layer.name]
+        sats[layer.name] = n_sat
+    r = program.readout
+    n_t, n_b = acts[r.audio_input].shape[:2]
+
+    def warp(x, w):
+        x = x.reshape(n_t, n_b, -1)
+        res = np.zeros_like(x)
+        for d in range(min(w.size, n_t)):
+            res[d:] += int(w[d]) * x[:n_t - d]
+        return res
+
+    z = np.concatenate([warp(acts[r.audio_input], r.warp_audio), warp(acts[r.vision_input], r.warp_vision)], axis=-1)
+    step = (z @ r.weight.astype(np.int64).T + r.bias.astype(np.int64)) >> r.logit_shift
+    if r.fusion == "taaf":
+        h = np.maximum(z @ r.hidden_weight.astype(np.int64).T + r.hidden_bias, 0) >> r.hidden_shift
+        scores = (h @ r.out_weight.astype(np.int64).T + r.out_bias)[..., 0]
+        att = spec.exp2_weights(scores, r.score_log2)
+    else:
+        scores, att = np.zeros((n_t, n_b), np.int64), np.ones((n_t, n_b), np.int64)
+    out.update(logits=(att[..., None] * step).sum(0), step_logits=step, scores=scores, attention=att)
+    out["saturations"] = sats
+    return out
+
+
+# ---------------------------------------------------------------- contract ONNX writer
+
+class _Graph:
+    def __init__(self):
+        self.nodes, self.inits, self.n = [], [], 0
+
+    def const(self, value, dtype=np.float32, name=None) -> str:
+        self.n += 1
+        name = name or f"c{self.n}"
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    def op(self, op_type, inputs, n_out=1, name=None, **attrs):
+        self.n += 1
+        outs = [name] if name and n_out == 1 else [f"{op_type.lower()}{self.n}_{i}" for i in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, list(inputs), outs, **attrs))
+        return outs[0] if n_out == 1 else outs
+
+
+def float_weights(rng, q: np.ndarray, log2: int, bits: int) -> np.ndarray:
+    """Float weights whose QCDQ (round half to even, clip to the narrow range) gives back q:
+    q plus an offset in [-0.5, 0.5] (exact halves only where half-to-even rounds back to q),
+    and far out of range where q sits at the limit (the Clip brings it back)."""
+    q = q.astype(np.float64)
+    off = rng.uniform(-0.49, 0.49, q.shape)
+    even = (q % 2 == 0)
+    halves = rng.random(q.shape) < 0.3
+    off[even & halves] = rng.choice([-0.5, 0.5], int((even & halves).sum()))
+    lim = spec.weight_limit(bits)
+    off[(q == lim)] += rng.uniform(0, 5, int((q == lim).sum()))
+    off[(q == -lim)] -= rng.uniform(0, 5, int((q == -lim).sum()))
+    return ((q + off) * 2.0 ** log2).astype(np.float32)
+
+
+def program_json(p: Program, log2: dict) -> dict:
+    r = p.readout
+    layers = [{"name": L.name, "modality": L.modality, "kind": L.kind, "input": L.input, "in_shape": list(L.in_shape),
+               "out_shape": list(L.out_shape), "weight": f"{L.name}.weight", "weight_log2": L.weight_log2, "theta": L.theta,
+               **({"kernel": L.kernel, "stride": L.stride, "padding": L.padding} if L.kind == "conv" else {})} for L in p.layers]
+    ro = {"audio_input": r.audio_input, "vision_input": r.vision_input, "warp_audio": "warp.audio", "warp_vision": "warp.vision",
+          "warp_log2": log2["warp"], "readout_weight": "readout.weight", "readout_log2": log2["readout"],
+          "readout_bias": "readout.bias", "logit_shift": r.logit_shift}
+    if r.fusion == "taaf":
+        ro.update(score_hidden_weight="score.hidden.weight", score_hidden_log2=log2["hidden"], score_hidden_bias="score.hidden.bias",
+                  hidden_shift=r.hidden_shift, score_out_weight="score.out.weight", score_out_log2=log2["out"],
+                  score_out_bias="score.out.bias", score_log2=r.score_log2)
+    return {"contract": spec.CONTRACT_VERSION, "T": p.T, "max_T": p.max_T, "weight_bits": p.weight_bits, "state_bits": p.state_bits,
+            "leak_shift": p.leak_shift, "reset": spec.RESET, "n_classes": p.n_classes, "fusion": r.fusion,
+            "inputs": {k: {"shape": list(s), "max": m} for k, (s, m) in p.inputs.items()}, "layers": layers, "readout": ro}
+
+
+def build_onnx(p: Program, seed: int = 0) -> onnx.ModelProto:
+    """The program as a contract ONNX model (docs/accelerator.md, 'The ONNX file')."""
+    rng = np.random.default_rng(seed)
+    g = _Graph()
+    r = p.readout
+    lim = spec.weight_limit(p.weight_bits)
+    log2 = dict(r.log2) if r.log2 else {"warp": -6, "readout": -7, "hidden": -7, "out": -6}
+    zp = g.const(0, np.int8)
+    qmin, qmax = g.const(-lim, np.int8), g.const(lim, np.int8)
+
+    def qcdq(name, q, lg):
+        g.inits.append(numpy_helper.from_array(float_weights(rng, q, lg, p.weight_bits), name))
+        scale = g.const(2.0 ** lg)
+        x = g.op("QuantizeLinear", [name, scale, zp])
+        x = g.op("Clip", [x, qmin, qmax])
+        x = g.op("DequantizeLinear", [x, scale, zp])
+        return g.op("Mul", [x, g.const(2.0 ** -lg)])
+
+    def bias(name, b):
+        g.inits.append(numpy_helper.from_array(np.asarray(b, np.int32), name))
+        return g.op("Cast", [name], to=TensorProto.FLOAT)
+
+    wint = {}
+    for L in p.layers:
+        w = qcdq(f"{L.name}.weight", L.weight, L.weight_log2)
+        wint[L.name] = w if L.kind == "conv" else g.op("Transpose", [w], perm=[1, 0])
+    # Scan body: one step of every spiking layer
+    body = _Graph()
+    body.n = 10_000
+    lo, hi = spec.state_range(p.state_bits)
+    state_in, state_out, scan_in, scan_out = [], [], [], []
+    cur_val = {}
+    for name, (shape, _) in p.inputs.items():
+        cur_val[name] = f"{name}_t"
+        scan_in.append(helper.make_tensor_value_info(f"{name}_t", TensorProto.FLOAT, ["B", *shape]))
+    for L in p.layers:
+        x = cur_val[L.input]
+        if L.kind == "conv":
+            cur = body.op("Conv", [x, wint[L.name]], pads=[L.padding] * 4, strides=[L.stride] * 2, kernel_shape=[L.kernel] * 2)
+        else:
+            if len(p.shape_of(L.input)) > 1:
+                x = body.op("Flatten", [x], axis=1)
+            cur = body.op("MatMul", [x, wint[L.name]])
+        v = f"v.{L.name}"
+        state_in.append(helper.make_tensor_value_info(v, TensorProto.FLOAT, ["B", *L.out_shape]))
+        leak = body.op("Floor", [body.op("Div", [v, body.const(2.0 ** p.leak_shift)])])
+        raw = body.op("Add", [body.op("Sub", [v, leak]), cur])
+        u = body.op("Clip", [raw, body.const(lo), body.const(hi)])
+        theta = body.const(float(L.theta))
+        s = body.op("Cast", [body.op("GreaterOrEqual", [u, theta])], to=TensorProto.FLOAT, name=f"s.{L.name}")
+        body.op("Sub", [u, body.op("Mul", [s, theta])], name=f"v_next.{L.name}")
+        state_out.append(helper.make_tensor_value_info(f"v_next.{L.name}", TensorProto.FLOAT, ["B", *L.out_shape]))
+        scan_out.append(helper.make_tensor_value_info(f"s.{L.name}", TensorProto.FLOAT, ["B", *L.out_shape]))
+        cur_val[L.name] = f"s.{L.name}"
+    body_graph = helper.make_graph(body.nodes, "step", state_in + scan_in, state_out + scan_out, initializer=body.inits)
+    first = next(iter(p.inputs))
+    batch = g.op("Slice", [g.op("Shape", [first]), g.const([1], np.int64), g.const([2], np.int64)])
+    init_states = []
+    for L in p.layers:
+        shape = g.op("Concat", [batch, g.const(list(L.out_shape), np.int64)], axis=0)
+        init_states.append(g.op("ConstantOfShape", [shape], value=numpy_helper.from_array(np.zeros(1, np.float32))))
+    finals = [f"v_final.{L.name}" for L in p.layers]
+    spikes = [f"spikes.{L.name}" for L in p.layers]
+    g.nodes.append(helper.make_node("Scan", init_states + list(p.inputs), finals + spikes, body=body_graph,
+                                    num_scan_inputs=len(p.inputs)))
+    # readout
+    steps = g.op("Slice", [g.op("Shape", [spikes[0]]), g.const([0], np.int64), g.const([1], np.int64)])
+
+    def warp(src, q, name):
+        x = f"spikes.{src}"
+        if len(p.layer(src).out_shape) > 1:
+            x = g.op("Reshape", [x, g.const([0, 0, -1], np.int64)])
+        w = qcdq(name, q, log2["warp"])
+        terms = []
+        for d in range(q.size):
+            shifted = x if d == 0 else g.op("Slice", [g.op("Pad", [x, g.const([d, 0, 0, 0, 0, 0], np.int64)]),
+                                                      g.const([0], np.int64), steps, g.const([0], np.int64)])
+            terms.append(g.op("Mul", [shifted, g.op("Gather", [w, g.const(d, np.int64)], axis=0)]))
+        return g.op("Sum", terms)
+
+    z = g.op("Concat", [warp(r.audio_input, r.warp_audio, "warp.audio"), warp(r.vision_input, r.warp_vision, "warp.vision")], axis=2)
+    l = g.op("Add", [g.op("MatMul", [z, g.op("Transpose", [qcdq("readout.weight", r.weight, log2["readout"])], perm=[1, 0])]),
+                     bias("readout.bias", r.bias)])
+    step = g.op("Floor", [g.op("Div", [l, g.const(2.0 ** r.logit_shift)])], name="step_logits")
+    if r.fusion == "taaf":
+        u = g.op("Transpose", [qcdq("score.hidden.weight", r.hidden_weight, log2["hidden"])], perm=[1, 0])
+        hpre = g.op("Add", [g.op("MatMul", [z, u]), bias("score.hidden.bias", r.hidden_bias)])
+        h = g.op("Floor", [g.op("Div", [g.op("Relu", [hpre]), g.const(2.0 ** r.hidden_shift)])])
+        s = g.op("Transpose", [qcdq("score.out.weight", r.out_weight, log2["out"])], perm=[1, 0])
+        e = g.op("Add", [g.op("MatMul", [h, s]), bias("score.out.bias", r.out_bias)])
+        e = g.op("Squeeze", [e, g.const([2], np.int64)], name="scores")
+        diff = g.op("Sub", [g.op("ReduceMax", [e], axes=[0], keepdims=1), e])
+        shift = -r.score_log2 - spec.EXP2_FRAC_BITS
+        q = g.op("Floor", [g.op("Div", [diff, g.const(2.0 ** shift)])]) if shift >= 0 else g.op("Mul", [diff, g.const(2.0 ** -shift)])
+        frac = float(2 ** spec.EXP2_FRAC_BITS)
+        whole = g.op("Floor", [g.op("Div", [q, g.const(frac)])])
+        idx = g.op("Cast", [g.op("Sub", [q, g.op("Mul", [whole, g.const(frac)])])], to=TensorProto.INT64)
+        lut = g.op("Gather", [g.const(list(spec.EXP2_LUT)), idx], axis=0)
+        power = g.op("Pow", [g.const(2.0), g.op("Min", [whole, g.const(62.0)])])
+        att = g.op("Floor", [g.op("Div", [lut, power])], name="attention")
+    else:
+        tb = g.op("Slice", [g.op("Shape", [step]), g.const([0], np.int64), g.const([2], np.int64)])
+        att = g.op("ConstantOfShape", [tb], value=numpy_helper.from_array(np.ones(1, np.float32)), name="attention")
+        g.op("ConstantOfShape", [tb], value=numpy_helper.from_array(np.zeros(1, np.float32)), name="scores")
+    weighted = g.op("Mul", [g.op("Unsqueeze", [att, g.const([2], np.int64)]), step])
+    g.op("ReduceSum", [weighted, g.const([0], np.int64)], keepdims=0, name="logits")
+    k = p.n_classes
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["B", k]),
+               helper.make_tensor_value_info("step_logits", TensorProto.FLOAT, ["T", "B", k]),
+               helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["T", "B"]),
+               helper.make_tensor_value_info("attention", TensorProto.FLOAT, ["T", "B"])]
+    outputs += [helper.make_tensor_value_info(f"spikes.{L.name}", TensorProto.FLOAT, ["T", "B", *L.out_shape]) for L in p.layers]
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["T", "B", *s]) for n, (s, _) in p.inputs.items()]
+    graph = helper.make_graph(g.nodes, "edge_taaf", inputs, outputs, initializer=g.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="tests.test_sim_support")
+    model.ir_version = 8
+    helper.set_model_props(model, {spec.METADATA_VERSION_KEY: spec.CONTRACT_VERSION,
+                                   spec.METADATA_PROGRAM_KEY: json.dumps(program_json(p, log2))})
+    onnx.checker.check_model(model)
+    return model
+
+
+def run_onnxruntime(model: onnx.ModelProto, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    import onnxruntime as ort
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    res = sess.run(names, {k: v.astype(np.float32) for k, v in inputs.items()})
+    return dict(zip(names, res))
