@@ -1,0 +1,169 @@
+"""edge-taaf-pipeline: data -> float training -> QAT -> ONNX export -> simulator -> one report.
+
+    edge-taaf-pipeline                                        # SYNTHETIC default
+    edge-taaf-pipeline data=fsdd_mnist float_epochs=40 qat_epochs=5
+    edge-taaf-pipeline -m model.T=4,8,16 quant.weight_bits=4,6,8
+
+Every stage lives in a folder of ``workdir`` keyed by what shaped it (edge_taaf/stages.py): the same
+config skips finished stages, a changed value re-runs the stages it reaches, and a killed training
+stage resumes from its checkpoint. The run folder gets report.json, report.md and the plots.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import hydra
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from edge_taaf import CONFIG_DIR
+from edge_taaf.checkpoint import CheckpointError, atomic_write_text
+from edge_taaf.config import ConfigError
+from edge_taaf.stages import StageResult, run_stage
+from edge_taaf.train import TrainingDiverged, train
+from sensors.ead import build_dataset
+
+
+def _plain(node) -> dict:
+    return OmegaConf.to_container(node, resolve=True)
+
+
+def _stage_cfg(cfg: DictConfig, **overrides) -> DictConfig:
+    """A train config for one stage: the pipeline's config plus stage values."""
+    out = OmegaConf.create(_plain(cfg))
+    for key, value in overrides.items():
+        OmegaConf.update(out, key, value, force_add=True)
+    return out
+
+
+def stage_data(cfg, workdir) -> StageResult:
+    def work(folder: Path) -> dict:
+        return {split: build_dataset(cfg.data, split).summary() for split in ("train", "test")}
+    return run_stage(workdir, "data", {"data": _plain(cfg.data), "encoder": _plain(cfg.encoder)}, [], work)
+
+
+def stage_float(cfg, workdir, data: StageResult) -> StageResult:
+    scfg = _stage_cfg(cfg, **{"quant": {"name": "none"}, "trainer.epochs": cfg.float_epochs, "resume": True,
+                              "init_from": None})
+    params = {k: _plain(cfg[k]) for k in ("model", "loss", "trainer")} | {"seed": cfg.seed, "epochs": cfg.float_epochs}
+
+    def work(folder: Path) -> dict:
+        return train(scfg, folder)  # resume=true: a killed stage continues from folder/checkpoint.pt
+    return run_stage(workdir, "float", params, [data], work)
+
+
+def stage_qat(cfg, workdir, flt: StageResult) -> StageResult:
+    scfg = _stage_cfg(cfg, **{"trainer.epochs": cfg.qat_epochs, "trainer.lr": cfg.qat_lr, "resume": True,
+                              "init_from": str(flt.folder / "checkpoint.pt")})
+    params = {"quant": _plain(cfg.quant), "epochs": cfg.qat_epochs, "lr": cfg.qat_lr}
+    return run_stage(workdir, "qat", params, [flt], lambda folder: train(scfg, folder))
+
+
+def stage_export(cfg, workdir, qat: StageResult) -> StageResult:
+    """ONNX file + integer-mode accuracy + onnxruntime == integer mode on the whole test split."""
+    from edge_taaf.apps.export import export_checkpoint
+    from edge_taaf.checkpoint import load_checkpoint
+    from quant.ort_runner import OrtModel, compare
+    from quant.qmodel import build_quant_model, run_integer
+
+    def work(folder: Path) -> dict:
+        onnx_path = folder / "model.onnx"
+        summary = export_checkpoint(qat.folder / "checkpoint.pt", onnx_path)
+        model = build_quant_model(cfg)
+        model.load_init_state(load_checkpoint(qat.folder / "checkpoint.pt")["model"])
+        test = build_dataset(cfg.data, "test")
+        ours = run_integer(model, test.vision, test.audio)
+        diff = compare(OrtModel(str(onnx_path)).run(test.vision, test.audio), ours)
+        int_acc = float((ours["logits"].argmax(1) == test.labels).mean())
+        return summary | {"int_acc": int_acc, "onnx_ort_exact": int(not diff), "ort_mismatch": diff,
+                          "predictions": ours["logits"].argmax(1).tolist()}
+    return run_stage(workdir, "export", {}, [qat], work)
+
+
+def stage_simulate(cfg, workdir, exp: StageResult, data: StageResult) -> StageResult:
+    from firmware_sim.energy import hardware_from_dict
+    from firmware_sim.evaluate import evaluate
+    from firmware_sim.loader import load_program
+    from firmware_sim.report import plot_energy
+
+    def work(folder: Path) -> dict:
+        test = build_dataset(cfg.data, "test")
+        program = load_program(exp.folder / "model.onnx")
+        hw = hardware_from_dict(_plain(cfg.hardware), "hardware")
+        result = evaluate(program, {"vision": test.vision, "audio": test.audio}, test.labels, hw,
+                          progress=bool(cfg.trainer.progress))
+        predictions = result.pop("predictions")
+        plot_energy(result["energy"], folder / "energy.png", title="energy per inference")
+        result["sim_equals_int_predictions"] = int(np.array_equal(predictions, exp.outputs["predictions"]))
+        return json.loads(json.dumps(result, default=float))
+    return run_stage(workdir, "simulate", {"hardware": _plain(cfg.hardware)}, [exp, data], work)
+
+
+def summarise(cfg, stages: dict[str, StageResult]) -> dict:
+    flt, qat, exp, sim = (stages[k].outputs for k in ("float", "qat", "export", "simulate"))
+    energy = sim["energy"]
+    return {
+        "data": cfg.data.name, "synthetic": str(cfg.data.name).startswith("synth"), "T": int(cfg.model.T),
+        "weight_bits": int(cfg.quant.weight_bits), "fusion": cfg.model.fusion, "loss": cfg.loss.name,
+        "float_acc": flt["fused_acc"], "qat_acc": qat["fused_acc"], "int_acc": exp["int_acc"], "sim_acc": sim["accuracy"],
+        "onnx_ort_exact": exp["onnx_ort_exact"], "sim_equals_int_predictions": sim["sim_equals_int_predictions"],
+        "energy_uj_per_inference": sim["energy_uj_per_inference"], "latency_us_per_inference": sim["latency_us_per_inference"],
+        "energy_ratio_ann_int8_vs_snn": energy["ratios"]["energy_ann_int8_vs_snn"],
+        "energy_ratio_ann_fp32_vs_snn": energy["ratios"]["energy_ann_fp32_vs_snn"],
+        "onnx_bytes": exp["bytes"], "stages": {k: {"folder": str(s.folder), "cached": s.cached, "seconds": round(s.seconds, 1)}
+                                              for k, s in stages.items()},
+    }
+
+
+def write_report(report: dict, stages: dict[str, StageResult], run_dir: Path) -> None:
+    atomic_write_text(run_dir / "report.json", json.dumps(report, indent=1))
+    for stage, name in (("float", "accuracy.png"), ("qat", "accuracy.png"), ("float", "attention.png"),
+                        ("simulate", "energy.png")):
+        src = stages[stage].folder / name
+        if src.exists():
+            shutil.copy(src, run_dir / f"{stage}_{name}")
+    label = " (SYNTHETIC data)" if report["synthetic"] else ""
+    rows = [("float accuracy", f"{100 * report['float_acc']:.2f} %"),
+            (f"QAT int{report['weight_bits']} accuracy (integer mode)", f"{100 * report['int_acc']:.2f} %"),
+            ("simulator accuracy", f"{100 * report['sim_acc']:.2f} %"),
+            ("onnxruntime == integer mode (every output)", "yes" if report["onnx_ort_exact"] else "NO"),
+            ("simulator predictions == integer mode", "yes" if report["sim_equals_int_predictions"] else "NO"),
+            ("energy per inference", f"{report['energy_uj_per_inference']:.4f} uJ"),
+            ("latency per inference", f"{report['latency_us_per_inference']:.1f} us"),
+            ("dense int8 ANN / SNN energy", f"{report['energy_ratio_ann_int8_vs_snn']:.1f}x"),
+            ("ONNX file", f"{report['onnx_bytes']} bytes")]
+    lines = [f"# edge-taaf pipeline report: {report['data']}{label}, T={report['T']}, "
+             f"{report['fusion']} + {report['loss']}", "", "| measure | value |", "|---|---|",
+             *[f"| {k} | {v} |" for k, v in rows], "", "| stage | cached | seconds | folder |", "|---|---|---|---|",
+             *[f"| {k} | {s['cached']} | {s['seconds']} | {s['folder']} |" for k, s in report["stages"].items()], ""]
+    atomic_write_text(run_dir / "report.md", "\n".join(lines))
+
+
+def run_pipeline(cfg: DictConfig, run_dir: Path) -> dict:
+    workdir = Path(cfg.workdir).expanduser()
+    stages = {"data": stage_data(cfg, workdir)}
+    stages["float"] = stage_float(cfg, workdir, stages["data"])
+    stages["qat"] = stage_qat(cfg, workdir, stages["float"])
+    stages["export"] = stage_export(cfg, workdir, stages["qat"])
+    stages["simulate"] = stage_simulate(cfg, workdir, stages["export"], stages["data"])
+    report = summarise(cfg, stages)
+    write_report(report, stages, Path(run_dir))
+    return report
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="pipeline", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        report = run_pipeline(cfg, run_dir)
+    except (ConfigError, CheckpointError, TrainingDiverged, FileNotFoundError) as exc:
+        raise SystemExit(f"edge-taaf-pipeline: {exc}") from None
+    print((run_dir / "report.md").read_text())
+    print(json.dumps({k: v for k, v in report.items() if k != "stages"}))
+
+
+if __name__ == "__main__":
+    main()

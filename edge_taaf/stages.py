@@ -1,0 +1,52 @@
+"""Resumable, cached pipeline stages.
+
+A stage is a function that writes its outputs into a folder. The folder's name holds a hash of
+everything that shapes the outputs: the config values the stage reads plus the keys of the stages
+it depends on. So re-running the same config finds the folder with its ``stage.json`` marker and
+skips the work, and a changed value re-runs exactly the stages it reaches. The marker is written
+atomically and last: a stage killed half-way has no marker and runs again (stages that can resume,
+like training, pick up their own checkpoint inside the folder).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from edge_taaf.checkpoint import atomic_write_text
+from sensors.cache import cache_key
+
+MARKER = "stage.json"
+
+
+@dataclass
+class StageResult:
+    name: str
+    key: str
+    folder: Path
+    outputs: dict
+    cached: bool
+    seconds: float
+
+
+def run_stage(workdir: Path, name: str, params: dict, depends: list[StageResult], work: Callable[[Path], dict],
+              log: Callable[[str], Any] = print) -> StageResult:
+    """Run ``work(folder) -> outputs`` unless a finished folder for (name, params, depends) exists."""
+    params = json.loads(json.dumps(params))  # plain JSON values (e.g. int keys of a YAML table become str)
+    key = cache_key(stage=name, params=params, depends=[d.key for d in depends])[:16]
+    folder = Path(workdir) / f"{name}-{key}"
+    marker = folder / MARKER
+    if marker.exists():
+        done = json.loads(marker.read_text())
+        log(f"[{name}] cached ({folder})")
+        return StageResult(name, key, folder, done["outputs"], True, 0.0)
+    folder.mkdir(parents=True, exist_ok=True)
+    log(f"[{name}] running in {folder}")
+    t0 = time.time()
+    outputs = work(folder)
+    seconds = time.time() - t0
+    atomic_write_text(marker, json.dumps({"stage": name, "params": params, "depends": [d.key for d in depends],
+                                          "outputs": outputs, "seconds": seconds}, indent=1, default=str))
+    return StageResult(name, key, folder, outputs, False, seconds)

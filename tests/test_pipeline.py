@@ -1,0 +1,58 @@
+"""The one-command pipeline: stages run once, re-runs skip, a changed value re-runs what it reaches."""
+import json
+
+import pytest
+
+from edge_taaf.pipeline import run_pipeline
+from edge_taaf.sweep import pareto_front, summarise_sweep
+from tests.conftest import TINY, compose_config
+
+
+def pipeline_cfg(tmp_path, *extra):
+    tiny = [o for o in TINY if not o.startswith(("data.T=", "trainer.epochs="))]
+    return compose_config("pipeline", [*tiny, "model.T=6", "float_epochs=1", "qat_epochs=1",
+                                       f"workdir={tmp_path / 'work'}", f"data.cache_dir={tmp_path / 'cache'}", *extra])
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pipe")
+    report = run_pipeline(pipeline_cfg(tmp), tmp / "run1")
+    return tmp, report
+
+
+def test_report_holds_every_stage_and_the_contract_checks(first_run):
+    tmp, report = first_run
+    assert report["synthetic"] is True and report["T"] == 6 and report["weight_bits"] == 8
+    assert report["onnx_ort_exact"] == 1 and report["sim_equals_int_predictions"] == 1
+    assert report["sim_acc"] == report["int_acc"]
+    assert report["energy_uj_per_inference"] > 0 and report["latency_us_per_inference"] > 0
+    assert not any(s["cached"] for s in report["stages"].values())
+    saved = json.loads((tmp / "run1" / "report.json").read_text())
+    assert saved["sim_acc"] == report["sim_acc"]
+    assert "simulator accuracy" in (tmp / "run1" / "report.md").read_text()
+    assert (tmp / "run1" / "simulate_energy.png").exists()
+
+
+def test_rerun_skips_and_changed_hardware_reruns_only_the_simulator(first_run):
+    tmp, report = first_run
+    again = run_pipeline(pipeline_cfg(tmp), tmp / "run2")
+    assert all(s["cached"] for s in again["stages"].values())
+    assert again["sim_acc"] == report["sim_acc"]
+    changed = run_pipeline(pipeline_cfg(tmp, "hardware.clock_mhz=200"), tmp / "run3")
+    cached = {k: s["cached"] for k, s in changed["stages"].items()}
+    assert cached == {"data": True, "float": True, "qat": True, "export": True, "simulate": False}
+    assert changed["latency_us_per_inference"] == pytest.approx(report["latency_us_per_inference"] / 2)
+
+
+def test_pareto_front_and_sweep_table(tmp_path):
+    assert pareto_front([(1.0, 0.9), (2.0, 0.95), (2.5, 0.94), (0.5, 0.5)]) == [0, 1, 3]
+    for i, (t, bits, energy, acc) in enumerate([(4, 8, 1.0, 0.90), (8, 8, 2.0, 0.97), (8, 4, 2.5, 0.93)]):
+        d = tmp_path / f"point{i}"
+        d.mkdir()
+        d.joinpath("report.json").write_text(json.dumps({
+            "T": t, "weight_bits": bits, "float_acc": acc, "int_acc": acc, "sim_acc": acc,
+            "energy_uj_per_inference": energy, "latency_us_per_inference": 10.0}))
+    rows = summarise_sweep(tmp_path)
+    assert [r["pareto"] for r in rows] == [True, True, False]
+    assert (tmp_path / "comparison.md").exists() and (tmp_path / "pareto.png").exists()

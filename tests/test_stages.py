@@ -1,0 +1,39 @@
+import json
+
+from edge_taaf.stages import MARKER, run_stage
+
+
+def test_same_params_skip_changed_params_rerun_downstream(tmp_path):
+    calls = []
+
+    def work(tag):
+        def _w(folder):
+            calls.append(tag)
+            (folder / "out.txt").write_text(tag)
+            return {"tag": tag}
+        return _w
+
+    a = run_stage(tmp_path, "a", {"x": 1}, [], work("a1"), log=lambda m: None)
+    b = run_stage(tmp_path, "b", {"y": 2}, [a], work("b1"), log=lambda m: None)
+    assert calls == ["a1", "b1"] and not a.cached
+    a2 = run_stage(tmp_path, "a", {"x": 1}, [], work("a2"), log=lambda m: None)
+    b2 = run_stage(tmp_path, "b", {"y": 2}, [a2], work("b2"), log=lambda m: None)
+    assert calls == ["a1", "b1"] and a2.cached and b2.cached and b2.outputs == {"tag": "b1"}
+    a3 = run_stage(tmp_path, "a", {"x": 5}, [], work("a3"), log=lambda m: None)   # changed upstream value
+    b3 = run_stage(tmp_path, "b", {"y": 2}, [a3], work("b3"), log=lambda m: None)  # same own params
+    assert calls == ["a1", "b1", "a3", "b3"] and b3.folder != b.folder
+
+
+def test_a_crashed_stage_has_no_marker_and_runs_again(tmp_path):
+    def boom(folder):
+        (folder / "partial.bin").write_bytes(b"half")
+        raise RuntimeError("killed")
+
+    try:
+        run_stage(tmp_path, "s", {}, [], boom, log=lambda m: None)
+    except RuntimeError:
+        pass
+    folder = next(tmp_path.glob("s-*"))
+    assert not (folder / MARKER).exists()
+    done = run_stage(tmp_path, "s", {}, [], lambda f: {"ok": True}, log=lambda m: None)
+    assert not done.cached and json.loads((folder / MARKER).read_text())["outputs"] == {"ok": True}
