@@ -20,7 +20,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from edge_taaf import CONFIG_DIR
-from edge_taaf.checkpoint import CheckpointError, atomic_write_text
+from edge_taaf.checkpoint import CheckpointError
+from sensors.atomic import atomic_write_text
 from edge_taaf.config import ConfigError
 from edge_taaf.stages import StageResult, run_stage
 from edge_taaf.train import TrainingDiverged, train

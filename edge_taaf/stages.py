@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from edge_taaf.checkpoint import atomic_write_text
+from sensors.atomic import atomic_write_text
 from sensors.cache import cache_key
 
 MARKER = "stage.json"

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from hydra.experimental.callback import Callback  # noqa: E402
 
-from edge_taaf.checkpoint import atomic_write_text  # noqa: E402
+from sensors.atomic import atomic_write_text  # noqa: E402
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:

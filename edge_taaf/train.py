@@ -24,7 +24,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from edge_taaf import CONFIG_DIR, distributed
-from edge_taaf.checkpoint import CheckpointError, atomic_torch_save, atomic_write_text, load_checkpoint
+from edge_taaf.checkpoint import CheckpointError, atomic_torch_save, load_checkpoint
+from sensors.atomic import atomic_write_text
 from edge_taaf.config import ConfigError, check_train_config
 from edge_taaf.augment import random_shift
 from edge_taaf.init import scale_to_firing_rate

@@ -10,13 +10,14 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from sensors.atomic import atomic_write
 
 #: Bump when an encoder's output changes for the same parameters: every old cache key goes stale.
 CODE_VERSION = "edge-taaf-encoders-1"
@@ -75,9 +76,9 @@ def load_or_build(
                           stacklevel=2)
 
     arrays = _check_built(build())
-    _atomic_write(path, lambda f: np.savez_compressed(f, **arrays, **{_PARAMS_ENTRY: np.array(params_json)}))
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays, **{_PARAMS_ENTRY: np.array(params_json)}))
     pretty = json.dumps(json.loads(params_json), indent=2, sort_keys=True) + "\n"
-    _atomic_write(path.with_suffix(".json"), lambda f: f.write(pretty.encode("utf-8")))
+    atomic_write(path.with_suffix(".json"), lambda f: f.write(pretty.encode("utf-8")))
     return arrays
 
 
@@ -101,34 +102,6 @@ def _check_built(result) -> dict[str, np.ndarray]:
             raise TypeError(f"build() returned {name!r} as {type(value).__name__}; expected a numpy array without objects")
         arrays[name] = value
     return arrays
-
-
-def _atomic_write(path: Path, write: Callable) -> None:
-    """Write via a temp file in the same folder, fsync it, then os.replace onto ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:  # make the rename durable; not every platform can open a folder
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _plain(value, where: str):

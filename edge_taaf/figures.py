@@ -1,0 +1,73 @@
+"""Make the README's figures (small PNGs under docs/figures/) from the saved benchmark JSON.
+
+    python -m edge_taaf.figures        # reads docs/accuracy_runs.json and docs/bench/sim.json
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def _mean_curve(runs: list[dict], key: str) -> np.ndarray:
+    return np.mean([[h[key] for h in r["history"]] for r in runs], axis=0)
+
+
+def ablation_curves(runs: list[dict], out: Path) -> None:
+    """Fused and unimodal test accuracy per epoch, mean over seeds, official split."""
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3), sharey=True)
+    methods = sorted({r["method"] for r in runs if r["study"] == "official"})
+    for method in methods:
+        rs = [r for r in runs if r["study"] == "official" and r["method"] == method]
+        for ax, key in zip(axes, ("fused_acc", "audio_acc", "vision_acc")):
+            curve = 100 * _mean_curve(rs, key)
+            ax.plot(np.arange(1, len(curve) + 1), curve, label=method, lw=1.2)
+    for ax, title in zip(axes, ("fused", "audio head", "vision head")):
+        ax.set_title(title, fontsize=9); ax.set_xlabel("epoch"); ax.grid(alpha=0.3); ax.set_ylim(40, 101)
+    axes[0].set_ylabel("test accuracy (%)"); axes[0].legend(fontsize=7)
+    fig.suptitle("fsdd_mnist, official split, mean of 3 seeds", fontsize=9)
+    fig.tight_layout(); fig.savefig(out, dpi=80); plt.close(fig)
+
+
+def imbalance_bars(runs: list[dict], out: Path) -> None:
+    """SYNTHETIC imbalance: weak-modality (audio) and fused accuracy per method."""
+    rs = [r for r in runs if r["study"] == "synth_imbalanced"]
+    methods = sorted({r["method"] for r in rs})
+    weak = [100 * np.mean([r["history"][-1]["audio_acc"] for r in rs if r["method"] == m]) for m in methods]
+    fused = [100 * np.mean([r["history"][-1]["fused_acc"] for r in rs if r["method"] == m]) for m in methods]
+    x = np.arange(len(methods))
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.bar(x - 0.2, weak, 0.4, label="weak modality (audio)")
+    ax.bar(x + 0.2, fused, 0.4, label="fused")
+    ax.set_xticks(x, methods, fontsize=7); ax.set_ylim(50, 100); ax.set_ylabel("test accuracy (%)")
+    ax.set_title("synth_imbalanced (SYNTHETIC), mean of 3 seeds", fontsize=9); ax.legend(fontsize=7)
+    fig.tight_layout(); fig.savefig(out, dpi=80); plt.close(fig)
+
+
+def energy_by_operation(sim: dict, out: Path) -> None:
+    ops = sim["energy_uj_by_operation"]
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.barh(list(ops), list(ops.values()))
+    ax.set_xlabel("uJ per inference"); ax.set_title("trained int8 model, fsdd_mnist (simulator, 45 nm)", fontsize=9)
+    fig.tight_layout(); fig.savefig(out, dpi=80); plt.close(fig)
+
+
+def main() -> None:
+    out = DOCS / "figures"
+    out.mkdir(exist_ok=True)
+    runs = json.loads((DOCS / "accuracy_runs.json").read_text())["runs"]
+    ablation_curves(runs, out / "ablation_official.png")
+    imbalance_bars(runs, out / "synth_imbalance.png")
+    energy_by_operation(json.loads((DOCS / "bench" / "sim.json").read_text()), out / "energy_by_operation.png")
+    print(f"figures written to {out}")
+
+
+if __name__ == "__main__":
+    main()
