@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from tqdm import tqdm
 
 from sensors.audio_io import read_wav
 from sensors.binning import bin_audio_events, bin_camera_events
@@ -154,7 +155,7 @@ def build_synth(cfg, split: str) -> PairedSpikes:
         labels = synth_labels(split, n)
         vision = np.zeros((n, t_bins, 2, 34, 34), np.uint8)
         audio = np.zeros((n, t_bins, params.n_channels), np.uint8)
-        for i, label in enumerate(labels):
+        for i, label in enumerate(tqdm(labels, desc=f"synth {split}", unit="sample", leave=False)):
             cam, aud = synth_sample(int(label), split, i, params)
             vision[i] = bin_camera_events(cam, VISION_SENSOR, t_bins, clip, 0, params.window_us)
             audio[i] = bin_audio_events(aud, params.n_channels, t_bins, clip_audio, 0, params.window_us)
@@ -235,14 +236,14 @@ def build_fsdd_mnist(cfg, split: str) -> PairedSpikes:
                                     for c in range(10)])
         position = {int(r): i for i, r in enumerate(pool_rows)}
         pool = np.zeros((pool_rows.size, t_bins, 2, 34, 34), np.uint8)
-        for i, row in enumerate(pool_rows):
+        for i, row in enumerate(tqdm(pool_rows, desc=f"DVS {split}", unit="digit", leave=False)):
             cam = emulate_saccades(images[row], dvs, seed=int(row))
             pool[i] = bin_camera_events(cam, VISION_SENSOR, t_bins, clip, 0, window_us)
         audio = np.zeros((n, t_bins, cochlea.n_channels), np.uint8)
         labels = np.zeros(n, np.int64)
         vision_index = np.zeros(n, np.int64)
         used = {c: 0 for c in range(10)}
-        for i, (digit, _, _, name) in enumerate(files):
+        for i, (digit, _, _, name) in enumerate(tqdm(files, desc=f"cochlea {split}", unit="clip", leave=False)):
             wave = read_wav(root / "fsdd" / "recordings" / name, sample_rate=fs)
             spikes = cochlea_encode(wave, fs, cochlea)
             duration_us = int(round(wave.size * 1e6 / fs))
