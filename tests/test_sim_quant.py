@@ -2,8 +2,9 @@
 onnxruntime, on every layer's spikes, the step logits, scores, attention and logits.
 
 Tiny quantized models with random weights (scaled so that every layer spikes, or so that membranes
-saturate) on random spike inputs; and, when EDGE_TAAF_CHECKPOINT names a trained checkpoint, the
-whole test split of its data set (the bench does the same: bench/sim.py)."""
+saturate) on random spike inputs; and a model trained on fsdd_mnist (one epoch here, or the checkpoint
+EDGE_TAAF_CHECKPOINT names) on the whole test split (bench/sim.py does the same on the fully
+trained model)."""
 from __future__ import annotations
 
 import os
@@ -14,14 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-torch = pytest.importorskip("torch")
-export = pytest.importorskip("quant.export")
-from quant.ort_runner import OrtModel  # noqa: E402
-from quant.qmodel import QuantTwoModalitySNN  # noqa: E402
+import torch
 
-from firmware_sim.loader import load_program  # noqa: E402
-from firmware_sim.run import simulate  # noqa: E402
-from tests.conftest import CONFIGS  # noqa: E402
+from firmware_sim.loader import load_program
+from firmware_sim.run import simulate
+from quant import export
+from quant.ort_runner import OrtModel
+from quant.qmodel import QuantTwoModalitySNN
+from tests.conftest import CONFIGS, compose_config
 
 T, B = 8, 6
 
@@ -86,15 +87,29 @@ def test_random_quantized_models_three_way(tmp_path, seed, fusion, bits, scale):
     three_way(tmp_path, fusion, bits, scale, seed)
 
 
+@pytest.fixture(scope="module")
+def trained_checkpoint(tmp_path_factory):
+    """EDGE_TAAF_CHECKPOINT, or a float model trained here for one epoch on fsdd_mnist (T=8)."""
+    if os.environ.get("EDGE_TAAF_CHECKPOINT"):
+        return os.environ["EDGE_TAAF_CHECKPOINT"]
+    from edge_taaf.train import train
+
+    run = tmp_path_factory.mktemp("fsdd_run")
+    cfg = compose_config("train", ["data=fsdd_mnist", "data.T=8", "trainer.epochs=1", "trainer.progress=false",
+                                   "trainer.log_epochs=false", f"data.cache_dir={run / 'cache'}"])
+    metrics = train(cfg, run)
+    assert metrics["fused_acc"] > 0.3  # trained: well above the 10 % of chance
+    return str(run / "checkpoint.pt")
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("EDGE_TAAF_CHECKPOINT"), reason="set EDGE_TAAF_CHECKPOINT to a trained checkpoint")
-def test_trained_model_whole_test_split(tmp_path):
+def test_trained_model_whole_test_split(tmp_path, trained_checkpoint):
     from edge_taaf.checkpoint import load_checkpoint
     from quant.ort_runner import compare
     from quant.qmodel import build_quant_model, run_integer
     from sensors.ead import build_dataset
 
-    ckpt = load_checkpoint(os.environ["EDGE_TAAF_CHECKPOINT"])
+    ckpt = load_checkpoint(trained_checkpoint)
     cfg = OmegaConf.create(ckpt["config"])
     if not cfg.get("quant") or cfg.quant.name == "none":
         cfg.quant = {"name": "int8", "weight_bits": 8}
