@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from pathlib import Path
@@ -93,7 +94,7 @@ def train(cfg: DictConfig, run_dir: Path, hooks: dict | None = None) -> dict:
     check_train_config(cfg)
     device = pick_device(cfg.trainer.device)
     if device.type == "cuda":
-        torch.cuda.set_device(int(__import__("os").environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     rank, world = distributed.setup(device)
     run_dir = Path(distributed.broadcast_object(str(run_dir)))
     seed_everything(cfg.seed)
