@@ -16,6 +16,7 @@ import os
 import platform
 import statistics
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -24,7 +25,6 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 import tonic  # noqa: E402
 
-from bench._timing import median_seconds, timed  # noqa: E402
 from sensors.audio_io import read_wav  # noqa: E402
 from sensors.binning import bin_camera_events  # noqa: E402
 from sensors.cochlea import cochlea_encode  # noqa: E402
@@ -37,6 +37,18 @@ from sensors.readers import read_nmnist_bin  # noqa: E402
 SENSOR, N_BINS, FS = (34, 34, 2), 20, 8000
 LAUSCHER_BUDGET_S = 180.0  # stop timing lauscher after this much; the speedup uses the clips timed
 
+
+
+def timed(fn, *args, **kwargs):
+    """Run ``fn(*args, **kwargs)`` once; return (seconds, result)."""
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - start, result
+
+
+def median_seconds(fn, repeats: int, *args, **kwargs) -> float:
+    """Median wall time (s) of ``repeats`` calls; call once before to exclude compile / warm-up."""
+    return statistics.median(timed(fn, *args, **kwargs)[0] for _ in range(repeats))
 
 def random_stream(n: int, seed: int = 0) -> np.ndarray:
     """n camera events, uniform over the 34x34x2 sensor, t sorted over 1 s (microseconds)."""
