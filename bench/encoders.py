@@ -38,7 +38,6 @@ SENSOR, N_BINS, FS = (34, 34, 2), 20, 8000
 LAUSCHER_BUDGET_S = 180.0  # stop timing lauscher after this much; the speedup uses the clips timed
 
 
-
 def timed(fn, *args, **kwargs):
     """Run ``fn(*args, **kwargs)`` once; return (seconds, result)."""
     start = time.perf_counter()
