@@ -5,6 +5,11 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hypothesis import settings
+
+# No per-example deadline: a loaded CI machine (or a first Numba compile) must not fail a property.
+settings.register_profile("edge_taaf", deadline=None)
+settings.load_profile("edge_taaf")
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
