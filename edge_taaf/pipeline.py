@@ -65,19 +65,16 @@ def stage_qat(cfg, workdir, flt: StageResult) -> StageResult:
 
 def stage_export(cfg, workdir, qat: StageResult) -> StageResult:
     """ONNX file + integer-mode accuracy + onnxruntime == integer mode on the whole test split."""
-    from edge_taaf.apps.export import export_checkpoint
-    from edge_taaf.checkpoint import load_checkpoint
+    from edge_taaf.apps.export import export_model, quant_model_from_checkpoint
     from quant.ort_runner import OrtModel, compare
-    from quant.qmodel import build_quant_model, run_integer
+    from quant.qmodel import run_integer
 
     def work(folder: Path) -> dict:
-        onnx_path = folder / "model.onnx"
-        summary = export_checkpoint(qat.folder / "checkpoint.pt", onnx_path)
-        model = build_quant_model(cfg)
-        model.load_init_state(load_checkpoint(qat.folder / "checkpoint.pt")["model"])
+        model, _, _ = quant_model_from_checkpoint(qat.folder / "checkpoint.pt")
+        proto, summary = export_model(model, folder / "model.onnx")
         test = build_dataset(cfg.data, "test")
         ours = run_integer(model, test.vision, test.audio)
-        diff = compare(OrtModel(str(onnx_path)).run(test.vision, test.audio), ours)
+        diff = compare(OrtModel(proto).run(test.vision, test.audio), ours)
         int_acc = float((ours["logits"].argmax(1) == test.labels).mean())
         return summary | {"int_acc": int_acc, "onnx_ort_exact": int(not diff), "ort_mismatch": diff,
                           "predictions": ours["logits"].argmax(1).tolist()}

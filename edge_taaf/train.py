@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from edge_taaf import CONFIG_DIR, distributed
@@ -71,7 +70,8 @@ def evaluate(model, dataset, batch_size: int, device) -> dict:
     model.eval()
     hits = {"fused": 0, "audio": 0, "vision": 0}
     alpha_sum, share_sum, n = None, torch.zeros(2), 0
-    for vision, audio, y in DataLoader(dataset, batch_size=batch_size):
+    for idx in torch.arange(len(dataset)).split(batch_size):
+        vision, audio, y = dataset[idx]  # one indexed batch, as in training (no per-sample collate)
         v, a = to_time_major(vision, audio, device)
         y = y.to(device)
         out = model(v, a)

@@ -19,8 +19,8 @@ from quant.export import export_onnx
 from quant.qmodel import build_quant_model, run_integer
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path, quant_cfg=None, verify: int = 0) -> dict:
-    """Build the quantized model of a checkpoint, write ``out`` and return a summary dict."""
+def quant_model_from_checkpoint(checkpoint: str | Path, quant_cfg=None):
+    """(integer model, its config, post_training) for a QAT checkpoint, or a float one plus ``quant_cfg``."""
     ckpt = load_checkpoint(checkpoint)
     cfg = OmegaConf.create(ckpt["config"])
     trained_quant = cfg.get("quant") and cfg.quant.name != "none"
@@ -30,9 +30,20 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, quant_cfg=None, v
         cfg.quant = quant_cfg
     model = build_quant_model(cfg)
     model.load_init_state(ckpt["model"])
+    return model, cfg, not trained_quant
+
+
+def export_model(model, out: str | Path, post_training: bool = False):
+    """Write ``out``; return (ONNX proto, summary dict)."""
     proto = export_onnx(model, out)
-    summary = {"onnx": str(out), "bytes": Path(out).stat().st_size, "weight_bits": model.bits, "T": model.T,
-               "post_training": not trained_quant, "layers": [e["name"] for e in model.program()["layers"]]}
+    return proto, {"onnx": str(out), "bytes": Path(out).stat().st_size, "weight_bits": model.bits, "T": model.T,
+                   "post_training": post_training, "layers": [e["name"] for e in model.program()["layers"]]}
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, quant_cfg=None, verify: int = 0) -> dict:
+    """Build the quantized model of a checkpoint, write ``out`` and return a summary dict."""
+    model, cfg, post_training = quant_model_from_checkpoint(checkpoint, quant_cfg)
+    proto, summary = export_model(model, out, post_training)
     if verify:
         from quant.ort_runner import OrtModel, compare
         from sensors.ead import build_dataset
