@@ -4,9 +4,12 @@ Counter meanings (all summed over the samples run; divide by ``n_samples`` for o
   input_events    active (input, step) pairs: one address-event each, carrying a count >= 1
   input_spikes    sum of those counts
   syn_ops         synaptic accumulates: count x reached fan-out, per event (warps: one add per spike per tap)
-  weight_reads    weights read from weight memory (an event reads its fan-out once, whatever its count)
-  neuron_updates  LIF updates (every neuron, every step: the leak touches all of them)
-  state_reads / state_writes   membrane words read / written (one each per neuron update)
+  weight_reads    weights read from weight memory (dense: an event reads its fan-out row once, whatever
+                  its count; conv: each kernel tap's C_out weights once per input channel per step)
+  neuron_updates  LIF updates: neurons that received an event this step or were still >= theta
+  leak_ops        catch-up leak steps applied at an update for the steps a neuron was skipped
+  state_reads / state_writes   membrane + time-stamp entries read / written (one each per update)
+  flag_bits       activity-flag bits scanned to find the neurons to update (one per neuron per step)
   spikes_out      spikes emitted (and routed to the next unit)
   saturations     neuron-steps whose membrane hit the 16-bit limit
   macs            multiply-accumulates (readout, score MLP, attention-weighted sum)
@@ -18,8 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-COUNTERS = ("input_events", "input_spikes", "syn_ops", "weight_reads", "neuron_updates", "state_reads", "state_writes",
-            "spikes_out", "saturations", "macs", "adds", "lut_reads", "exact_limit")
+COUNTERS = ("input_events", "input_spikes", "syn_ops", "weight_reads", "neuron_updates", "leak_ops", "state_reads",
+            "state_writes", "flag_bits", "spikes_out", "saturations", "macs", "adds", "lut_reads", "exact_limit")
 
 
 @dataclass

@@ -3,10 +3,13 @@
 Pricing (pJ; ``hw`` is the config; widths from firmware_sim.spec):
   synaptic accumulate   add(ACC_BITS)                      one add into the 32-bit accumulator
   neuron update         4 x add(STATE_BITS)                leak subtract, add current, compare, reset subtract
+  catch-up leak         2 x add(STATE_BITS) per leak op    shift + subtract for a skipped step (counted as neuron update)
   readout MAC           mult(16) + add(ACC_BITS)           int8 weight x <= 16-bit activation
   other add             add(ACC_BITS);  exp2 lookup: add8 (16-entry table + shift)
   weight memory         weights read x bits / 32 words x SRAM(size of that unit's weights)
-  state memory          (reads + writes x write_factor) x STATE_BITS / 32 words x SRAM(size of that unit's state)
+  state memory          (reads + writes x write_factor) x E / 32 words x SRAM(size of that unit's state), where an
+                        entry E = STATE_BITS membrane + spec.stamp_bits(max_T) time stamp; plus the activity
+                        flags: flag_bits / 32 words x (1 + write_factor) x SRAM(one bit per neuron)
   spike routing         (input events + spikes out x write_factor) x SRAM(event FIFO): one 32-bit word each
   static                static_power x latency
 add(b) interpolates linearly in b between add8 and add32 (adder energy grows with width);
@@ -15,7 +18,8 @@ SRAM(size) interpolates the table as a power law of size (log-log), clamped at i
 
 Latency: layers run one after another; within one, ``syn_units`` accumulators, ``neuron_units``
 LIF units and ``mac_units`` multipliers work in parallel: cycles = ceil(syn_ops / syn_units) +
-ceil(neuron_updates / neuron_units) + ceil(macs / mac_units) + ...; us = cycles / clock_mhz.
+ceil((neuron_updates + leak_ops) / neuron_units) + flag_bits / 32 (one flag word scanned per cycle)
++ ceil(macs / mac_units) + ...; us = cycles / clock_mhz.
 
 ANN baselines: the same layer shapes run densely on the same T input frames (one frame per
 step, as a frame-based network would consume the binned stream): every MAC of every layer,
@@ -156,23 +160,28 @@ def _ceil_div(a: float, b: int) -> float:
     return math.ceil(a / b) if a else 0
 
 
-def price_unit(unit, hw: Hardware) -> tuple[dict[str, float], float]:
-    """(pJ by operation, cycles) of one unit's counters (totals over the samples run)."""
+def price_unit(unit, hw: Hardware, max_T: int) -> tuple[dict[str, float], float]:
+    """(pJ by operation, cycles) of one unit's counters (totals over the samples run); max_T sizes
+    the neurons' time stamps."""
     c = unit.counts
     acc, st = hw.add(spec.ACC_BITS), hw.add(spec.STATE_BITS)
     wf = hw.sram_write_factor
+    entry_bits = spec.STATE_BITS + spec.stamp_bits(max_T)
     weight_bytes = unit.n_weights * unit.weight_bits / 8
-    state_bytes = unit.n_neurons * spec.STATE_BITS / 8
+    state_bytes = unit.n_neurons * entry_bits / 8
+    word = spec.FLAG_WORD_BITS
     pj = dict.fromkeys(OPERATIONS, 0.0)
     pj["synaptic accumulate"] = c["syn_ops"] * acc
-    pj["neuron update"] = c["neuron_updates"] * 4 * st
+    pj["neuron update"] = c["neuron_updates"] * 4 * st + c["leak_ops"] * 2 * st
     pj["MAC"] = c["macs"] * (hw.mult(READOUT_MAC_BITS) + acc)
     pj["other compute"] = c["adds"] * acc + c["lut_reads"] * hw.energy_pj["add8"]
     pj["weight memory"] = c["weight_reads"] * unit.weight_bits / 32 * hw.sram_word(weight_bytes) if c["weight_reads"] else 0.0
-    pj["state memory"] = ((c["state_reads"] + wf * c["state_writes"]) * spec.STATE_BITS / 32 * hw.sram_word(state_bytes)
-                          if c["state_reads"] or c["state_writes"] else 0.0)
+    pj["state memory"] = ((c["state_reads"] + wf * c["state_writes"]) * entry_bits / 32 * hw.sram_word(state_bytes)
+                          + c["flag_bits"] / word * (1 + wf) * hw.sram_word(unit.n_neurons / 8)
+                          if c["state_reads"] or c["state_writes"] or c["flag_bits"] else 0.0)
     pj["spike routing"] = (c["input_events"] + wf * c["spikes_out"]) * hw.sram_word(hw.event_fifo_bytes)
-    cycles = (_ceil_div(c["syn_ops"] + c["adds"], hw.syn_units) + _ceil_div(c["neuron_updates"], hw.neuron_units)
+    cycles = (_ceil_div(c["syn_ops"] + c["adds"], hw.syn_units)
+              + _ceil_div(c["neuron_updates"] + c["leak_ops"], hw.neuron_units) + _ceil_div(c["flag_bits"], word)
               + _ceil_div(c["macs"], hw.mac_units) + c["lut_reads"])
     return pj, cycles
 
@@ -228,7 +237,7 @@ def energy_report(program: Program, counts: Counts, hw: Hardware, steps: int) ->
     units, by_mod, by_op = {}, {}, dict.fromkeys(OPERATIONS, 0.0)
     total_pj, total_cycles = 0.0, 0.0
     for name, unit in counts.units.items():
-        pj, cycles = price_unit(unit, hw)
+        pj, cycles = price_unit(unit, hw, program.max_T)
         pj = {k: v / n for k, v in pj.items()}
         cycles /= n
         e = sum(pj.values())

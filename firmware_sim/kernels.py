@@ -8,6 +8,17 @@ samples b0..b1-1 without the GIL, so firmware_sim.run splits large batches over 
 (cheaper to compile than Numba's parallel=True, and no OpenMP threads spinning between calls).
 Semantics: docs/accelerator.md and ``firmware_sim.spec`` (lif_step, exp2_weights).
 
+Dataflow counted (docs/accelerator.md, "Dataflow"):
+  * a step's input events arrive in (channel, y, x) order; the conv engine keeps the current input
+    channel's kernel in a C_out x k x k tap buffer and reads a tap's C_out weights from weight memory
+    the first time an event of that channel run needs it (dense layers read an event's fan-out row);
+  * neurons are updated event-driven with a per-neuron time stamp, as in SNE (Di Mauro et al., DATE
+    2022): only neurons that receive an event this step, or whose membrane is still >= theta after
+    the last update (they can fire without input), are read, updated and written; the leak of the
+    skipped steps is applied on the next update. That equals stepping every neuron every step
+    (spec.lif_step): with no input and v < theta the leak only shrinks |v|, so nothing fires or
+    saturates while a neuron is skipped (theta >= 1).
+
 Counter columns (per sample) of the spiking-layer kernels: see LAYER_COLUMNS.
 """
 from __future__ import annotations
@@ -18,8 +29,9 @@ from numba import njit
 from firmware_sim.spec import EXACT_LIMIT, EXP2_FRAC_BITS
 
 # columns of the per-sample counter array of a spiking layer
-LAYER_COLUMNS = ("input_events", "input_spikes", "syn_ops", "weight_reads", "saturations", "spikes_out", "exact_limit")
-EVENTS, SPIKES_IN, SYN, WREAD, SAT, SPIKES_OUT, EXACT = range(len(LAYER_COLUMNS))
+LAYER_COLUMNS = ("input_events", "input_spikes", "syn_ops", "weight_reads", "saturations", "spikes_out", "exact_limit",
+                 "neuron_updates", "leak_ops")
+EVENTS, SPIKES_IN, SYN, WREAD, SAT, SPIKES_OUT, EXACT, UPDATES, LEAKS = range(len(LAYER_COLUMNS))
 # columns of the readout kernel's counters
 READOUT_COLUMNS = ("warp_audio_ops", "warp_vision_ops", "logit_macs", "score_macs", "exact_limit")
 FRAC_MASK = (1 << EXP2_FRAC_BITS) - 1
@@ -27,61 +39,89 @@ MAX_WHOLE_SHIFT = 62
 
 
 @njit(cache=True, inline="always")
-def _lif_update(v, cur, theta, leak_shift, lo, hi, spk):
-    """spec.lif_step over a whole layer, branch-free so that it vectorises: v (N,) int64 state,
-    cur (N,) int32 synaptic sums, spk (N,) uint8 receives the spikes. Returns (spikes, saturated,
-    values at or above 2^24)."""
+def _lif_update(v, cur, stamp, armed, touched, group, t, theta, leak_shift, lo, hi, spk):
+    """Event-driven spec.lif_step at step t over a layer's neurons.
+
+    v (N,) int64 membranes; cur (N,) int32 synaptic sums of this step; stamp (N,) int64 step of each
+    neuron's last update (-1 before the first); armed (N,) uint8, 1 where the membrane was >= theta
+    after that update; touched (N // group,) uint8, 1 where neuron i's group i // group received an
+    event this step; spk (N,) uint8 receives the spikes. Returns (spikes, saturated, values at or
+    above 2^24, neurons updated, catch-up leak steps applied)."""
     n_spk = 0
     n_sat = 0
     n_big = 0
+    n_upd = 0
+    n_leak = 0
     for i in range(v.size):
+        if touched[i // group] == 0 and armed[i] == 0:
+            spk[i] = 0
+            continue
+        x = v[i]
+        for _ in range(t - stamp[i] - 1):      # the skipped steps' leak, stopping at its fixed point
+            d = x >> leak_shift
+            if d == 0:
+                break
+            x -= d
+            n_leak += 1
         c = np.int64(cur[i])
         n_big += abs(c) >= EXACT_LIMIT
-        raw = v[i] - (v[i] >> leak_shift) + c
+        raw = x - (x >> leak_shift) + c
         u = min(max(raw, lo), hi)
         n_sat += u != raw
         s = u >= theta
-        v[i] = u - theta * s
+        x = u - theta * s
+        v[i] = x
         spk[i] = s
         n_spk += s
-    return n_spk, n_sat, n_big
+        stamp[i] = t
+        armed[i] = x >= theta
+        n_upd += 1
+    return n_spk, n_sat, n_big, n_upd, n_leak
+
+
+@njit(cache=True, inline="always")
+def _count_step(counts, b, n_spk, n_sat, n_big, n_upd, n_leak):
+    counts[b, SPIKES_OUT] += n_spk
+    counts[b, SAT] += n_sat
+    counts[b, EXACT] += n_big
+    counts[b, UPDATES] += n_upd
+    counts[b, LEAKS] += n_leak
 
 
 @njit(cache=True)
 def _dense_sample(x, w_t, b, theta, leak_shift, lo, hi, out, counts):
     """Dense spiking layer, sample b. x (T, B, N_in) uint8 counts; w_t (N_in, N_out) int8 (weights
     transposed so an event reads one contiguous fan-out row); out (T, B, N_out) uint8 zeros, receives
-    spikes; counts (B, len(LAYER_COLUMNS)) int64, receives the counters."""
+    spikes; counts (B, len(LAYER_COLUMNS)) int64, receives the counters. An event reaches every
+    neuron, so a step with any event updates them all; a step without only the armed ones."""
     n_t, _, n_in = x.shape
     n_out = w_t.shape[1]
     v = np.zeros(n_out, np.int64)
     cur = np.zeros(n_out, np.int32)
+    stamp = np.full(n_out, -1, np.int64)
+    armed = np.zeros(n_out, np.uint8)
+    touched = np.zeros(1, np.uint8)
     ev = 0
     sp = 0
-    sat = 0
-    so = 0
-    big = 0
     for t in range(n_t):
         cur[:] = 0
+        touched[0] = 0
         for i in range(n_in):
             c = np.int32(x[t, b, i])
             if c != 0:
                 ev += 1
                 sp += c
+                touched[0] = 1
                 row = w_t[i]
                 for j in range(n_out):
                     cur[j] += c * row[j]
-        n_spk, n_sat, n_big = _lif_update(v, cur, theta, leak_shift, lo, hi, out[t, b])
-        so += n_spk
-        sat += n_sat
-        big += n_big
+        n_spk, n_sat, n_big, n_upd, n_leak = _lif_update(v, cur, stamp, armed, touched, n_out, t, theta, leak_shift,
+                                                         lo, hi, out[t, b])
+        _count_step(counts, b, n_spk, n_sat, n_big, n_upd, n_leak)
     counts[b, EVENTS] += ev
     counts[b, SPIKES_IN] += sp
     counts[b, SYN] += sp * n_out
     counts[b, WREAD] += ev * n_out
-    counts[b, SAT] += sat
-    counts[b, SPIKES_OUT] += so
-    counts[b, EXACT] += big
 
 
 @njit(cache=True, nogil=True)
@@ -115,7 +155,9 @@ def _conv_sample(x, w_e, b, stride, pad, theta, leak_shift, lo, hi, out, counts)
     uint8 zeros, receives spikes; counts as dense_layer.
 
     out[co, oy, ox] sums w[co, ci, ky, kx] * x[ci, oy*s - pad + ky, ox*s - pad + kx], so an input at
-    (y, x) reaches oy = (y + pad - ky) / s for every ky where that is a whole number in range."""
+    (y, x) reaches oy = (y + pad - ky) / s for every ky where that is a whole number in range.
+    weight_reads counts tap rows loaded into the channel's tap buffer (C_out weights each, once per
+    tap per channel per step); an event reaches all C_out neurons of each output position it hits."""
     n_t, _, c_in, h, w = x.shape
     k = w_e.shape[1]
     c_out, h_out, w_out = out.shape[2], out.shape[3], out.shape[4]
@@ -125,16 +167,19 @@ def _conv_sample(x, w_e, b, stride, pad, theta, leak_shift, lo, hi, out, counts)
     v = np.zeros(n_pos * c_out, np.int64)      # (H', W', C_out): channel-last for contiguous adds
     cur = np.zeros(n_pos * c_out, np.int32)
     spk = np.zeros(n_pos * c_out, np.uint8)
+    stamp = np.full(n_pos * c_out, -1, np.int64)
+    armed = np.zeros(n_pos * c_out, np.uint8)
+    touched = np.zeros(n_pos, np.uint8)
+    loaded = np.zeros((k, k), np.uint8)        # the current channel's tap buffer: which taps hold weights
     ev = 0
     sp = 0
     syn = 0
     reads = 0
-    sat = 0
-    so = 0
-    big = 0
     for t in range(n_t):
         cur[:] = 0
+        touched[:] = 0
         for ci in range(c_in):
+            loaded[:, :] = 0
             for y in range(h):
                 for xx in range(w):
                     c = np.int32(x[t, b, ci, y, xx])
@@ -146,18 +191,20 @@ def _conv_sample(x, w_e, b, stride, pad, theta, leak_shift, lo, hi, out, counts)
                         ky = ky_tab[y, iy]
                         row = oy_tab[y, iy] * w_out
                         for ix in range(nx[xx]):
-                            w_row = w_e[ci, ky, kx_tab[xx, ix]]
-                            base = (row + ox_tab[xx, ix]) * c_out
-                            seg = cur[base:base + c_out]      # a view: indices from range() vectorise
+                            kx = kx_tab[xx, ix]
+                            if loaded[ky, kx] == 0:
+                                loaded[ky, kx] = 1
+                                reads += c_out
+                            w_row = w_e[ci, ky, kx]
+                            pos = row + ox_tab[xx, ix]
+                            touched[pos] = 1
+                            seg = cur[pos * c_out:(pos + 1) * c_out]      # a view: indices from range() vectorise
                             for co in range(c_out):
                                 seg[co] += c * w_row[co]
-                    fan = ny[y] * nx[xx] * c_out
-                    syn += c * fan
-                    reads += fan
-        n_spk, n_sat, n_big = _lif_update(v, cur, theta, leak_shift, lo, hi, spk)
-        so += n_spk
-        sat += n_sat
-        big += n_big
+                    syn += c * ny[y] * nx[xx] * c_out
+        n_spk, n_sat, n_big, n_upd, n_leak = _lif_update(v, cur, stamp, armed, touched, c_out, t, theta, leak_shift,
+                                                         lo, hi, spk)
+        _count_step(counts, b, n_spk, n_sat, n_big, n_upd, n_leak)
         if n_spk:
             spikes = out[t, b].reshape(c_out, n_pos)       # (C_out, H' W') from channel-last spk
             for pos in range(n_pos):
@@ -167,9 +214,6 @@ def _conv_sample(x, w_e, b, stride, pad, theta, leak_shift, lo, hi, out, counts)
     counts[b, SPIKES_IN] += sp
     counts[b, SYN] += syn
     counts[b, WREAD] += reads
-    counts[b, SAT] += sat
-    counts[b, SPIKES_OUT] += so
-    counts[b, EXACT] += big
 
 
 @njit(cache=True, nogil=True)

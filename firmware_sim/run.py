@@ -150,10 +150,10 @@ class Runner:
         for layer in p.layers:
             out, c = _run_layer(layer, acts[layer.input], self.weights[layer.name], p.leak_shift, lo, hi)
             acts[layer.name] = out
-            updates = layer.n_out * n_t * n_b
+            counted = dict(zip(kernels.LAYER_COLUMNS, c.tolist()))
             unit = Unit(layer.modality, layer.kind, p.weight_bits, int(layer.weight.size), layer.n_out)
-            unit.add(**dict(zip(kernels.LAYER_COLUMNS, c.tolist())), neuron_updates=updates,
-                     state_reads=updates, state_writes=updates)
+            unit.add(**counted, state_reads=counted["neuron_updates"], state_writes=counted["neuron_updates"],
+                     flag_bits=layer.n_out * n_t * n_b)
             units[layer.name] = unit
         r = p.readout
         a, v = acts[r.audio_input], acts[r.vision_input]

@@ -20,6 +20,7 @@ BIAS_BITS = 32                     # readout / score biases, int32 at the produc
 # ---- neuron state ----
 STATE_BITS = 16                    # membrane: saturating signed 16-bit
 ACC_BITS = 32                      # synaptic accumulator
+FLAG_WORD_BITS = 32                # activity flags (one bit per neuron) are scanned a word at a time
 RESET = "subtract"                 # V <- V - theta * s  (the only reset the accelerator has)
 EXACT_LIMIT = 2 ** 24              # every intermediate magnitude stays below this (float32-exact)
 
@@ -39,6 +40,12 @@ def check_weight_bits(bits: int, where: str = "weight_bits") -> int:
 def weight_limit(bits: int) -> int:
     """Largest |w| of a narrow-range signed weight: 2^(bits-1) - 1 (127 at 8 bits)."""
     return 2 ** (check_weight_bits(bits) - 1) - 1
+
+
+def stamp_bits(max_T: int) -> int:
+    """Bits of the per-neuron time stamp (last updated step, 0..max_T-1) stored beside the membrane
+    for the event-driven neuron update (docs/accelerator.md, "Dataflow")."""
+    return max(1, (int(max_T) - 1).bit_length())
 
 
 def state_range(bits: int = STATE_BITS) -> tuple[int, int]:

@@ -72,17 +72,18 @@ def test_sram_cost_by_size():
 def test_price_of_one_unit_by_hand():
     hw = load_hardware("horowitz45nm")
     unit = Unit("audio", "dense", 8, n_weights=1000, n_neurons=10)
-    unit.add(syn_ops=1000, weight_reads=500, neuron_updates=100, state_reads=100, state_writes=100, input_events=50, spikes_out=10)
-    pj, cycles = price_unit(unit, hw)
+    unit.add(syn_ops=1000, weight_reads=500, neuron_updates=100, leak_ops=30, state_reads=100, state_writes=100,
+             flag_bits=160, input_events=50, spikes_out=10)
+    pj, cycles = price_unit(unit, hw, max_T=32)                       # 5-bit time stamps
     e = hw.energy_pj
     add16 = e["add8"] + (e["add32"] - e["add8"]) * 8 / 24
-    small = dict(hw.sram)[8192]                                        # 1000 B of weights, 20 B of state: smallest SRAM
+    small = dict(hw.sram)[8192]                                        # 1000 B of weights, 27 B of state: smallest SRAM
     assert math.isclose(pj["synaptic accumulate"], 1000 * e["add32"])
-    assert math.isclose(pj["neuron update"], 100 * 4 * add16)
+    assert math.isclose(pj["neuron update"], 100 * 4 * add16 + 30 * 2 * add16)
     assert math.isclose(pj["weight memory"], 500 * 8 / 32 * small)
-    assert math.isclose(pj["state memory"], 200 * 16 / 32 * small)
+    assert math.isclose(pj["state memory"], 200 * (16 + 5) / 32 * small + 160 / 32 * 2 * small)
     assert math.isclose(pj["spike routing"], 60 * hw.sram_word(hw.event_fifo_bytes))
-    assert cycles == math.ceil(1000 / hw.syn_units) + math.ceil(100 / hw.neuron_units)
+    assert cycles == math.ceil(1000 / hw.syn_units) + math.ceil(130 / hw.neuron_units) + 160 // 32
 
 
 def test_report_per_inference_and_ann_baselines():
