@@ -181,6 +181,10 @@ def main() -> None:
         "differing_outputs": diff, "latency_us_per_inference": e["latency_us"], "energy_ratio_ann_fp32_vs_snn":
         e["ratios"]["energy_ann_fp32_vs_snn"], "compute_ratio_ann_int8_vs_snn": e["ratios"]["compute_ann_int8_vs_snn"],
         "energy_uj_by_operation": e["energy_uj_by_operation"],
+        # upper bound: the ratio if every layer after the input layers cost nothing (firmware_sim.energy)
+        "energy_ratio_bound_if_later_layers_free": e["ratios"]["bound_ann_int8_vs_snn_if_later_layers_free"],
+        "energy_uj_by_layer": {name: {"snn": u["energy_uj"], "ann_int8": e["ann_int8"]["by_layer"].get(name, {}).get("energy_uj")}
+                               for name, u in e["by_unit"].items()},
         "torch": torch_cmp, "xylosim": xylo, "numba_threads": numba.get_num_threads(), "hardware": args.hardware,
     }))
 

@@ -23,6 +23,7 @@ def check_train_config(cfg) -> None:
     checks = [("trainer.lr", tr.lr, tr.lr > 0, "> 0"), ("trainer.lr_min", tr.lr_min, 0 <= tr.lr_min <= tr.lr, "in [0, trainer.lr]"),
               ("trainer.epochs", tr.epochs, tr.epochs >= 1, ">= 1"), ("trainer.batch_size", tr.batch_size, tr.batch_size >= 1, ">= 1"),
               ("trainer.weight_decay", tr.weight_decay, tr.weight_decay >= 0, ">= 0"),
+              ("trainer.spike_penalty", tr.get("spike_penalty", 0.0), tr.get("spike_penalty", 0.0) >= 0, ">= 0"),
               ("trainer.device", tr.device, tr.device in ("auto", "cpu", "cuda"), "auto, cpu or cuda")]
     for name, value, ok, expected in checks:
         if not ok:

@@ -88,6 +88,15 @@ def evaluate(model, dataset, batch_size: int, device) -> dict:
     }
 
 
+def spike_rate(record: list[torch.Tensor]) -> torch.Tensor:
+    """Mean firing rate of the recorded spiking layers (each (T, B, ...) spikes; layers weigh equally).
+
+    Every spike costs the accelerator a routed event, a weight-row read and the updates of the
+    neurons it reaches (docs/accelerator.md, "Dataflow"); trainer.spike_penalty times this rate is
+    added to the loss to trade accuracy for energy."""
+    return torch.stack([s.float().mean() for s in record]).mean()
+
+
 def train(cfg: DictConfig, run_dir: Path, hooks: dict | None = None) -> dict:
     """Run (or resume) a training run in ``run_dir``; return the last epoch's metrics."""
     hooks = hooks or {}
@@ -131,6 +140,7 @@ def train(cfg: DictConfig, run_dir: Path, hooks: dict | None = None) -> dict:
         print(f"resume=true but {ckpt_path} does not exist yet: starting from epoch 0")
 
     net = DistributedDataParallel(model) if world > 1 else model
+    spike_penalty = float(cfg.trainer.get("spike_penalty", 0.0))
     for epoch in range(start_epoch, cfg.trainer.epochs):
         t0 = time.time()
         model.train()
@@ -145,15 +155,20 @@ def train(cfg: DictConfig, run_dir: Path, hooks: dict | None = None) -> dict:
         batches = perm.split(cfg.trainer.batch_size)
         aug_gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch + 17)  # resumable augmentation
         coef_sum = {"audio": 0.0, "vision": 0.0}
-        loss_sum = 0.0
+        loss_sum = rate_sum = 0.0
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.trainer.epochs}", disable=not cfg.trainer.progress or rank > 0,
                    leave=False)
         for step, idx in enumerate(bar):
             vision, audio, y = train_set[idx]
             vision = random_shift(vision, cfg.trainer.augment_shift, aug_gen)
             v, a = to_time_major(vision, audio, device)
-            out = net(v, a)
+            record = [] if spike_penalty else None
+            out = net(v, a, record)
             loss, stats = objective(out, y.to(device))
+            if record:
+                rate = spike_rate(record)
+                loss = loss + spike_penalty * rate
+                rate_sum += rate.item()
             if "loss" in hooks:
                 loss = hooks["loss"](epoch, step, loss)
             if not torch.isfinite(loss):
@@ -177,6 +192,8 @@ def train(cfg: DictConfig, run_dir: Path, hooks: dict | None = None) -> dict:
         n_steps = max(len(batches), 1)
         metrics = {"epoch": epoch + 1, "train_loss": loss_sum / n_steps, "lr": base_lr,
                    "lr_coef_audio": coef_sum["audio"] / n_steps, "lr_coef_vision": coef_sum["vision"] / n_steps}
+        if spike_penalty:
+            metrics["train_spike_rate"] = rate_sum / n_steps
         metrics.update(evaluate(model, test_set, 256, device))
         metrics["seconds"] = time.time() - t0
         history.append(metrics)

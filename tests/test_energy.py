@@ -110,3 +110,7 @@ def test_report_per_inference_and_ann_baselines():
     assert a8["macs"] == 8 * macs and 0 < a8["energy_uj"] < a32["energy_uj"]
     assert math.isclose(price_ann(program, hw, 16, "int8")["energy_uj"], 2 * price_ann(program, hw, 8, "int8")["energy_uj"])
     assert math.isclose(r_dense["ratios"]["energy_ann_int8_vs_snn"], a8["energy_uj"] / r_dense["energy_uj"])
+    first = [layer.name for layer in program.layers if layer.input in ("audio", "vision")]
+    bound = r_dense["ratios"]["bound_ann_int8_vs_snn_if_later_layers_free"]
+    assert math.isclose(bound, a8["energy_uj"] / sum(r_dense["by_unit"][n]["energy_uj"] for n in first))
+    assert bound > r_dense["ratios"]["energy_ann_int8_vs_snn"]

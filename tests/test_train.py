@@ -14,7 +14,10 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 
 from edge_taaf.checkpoint import CheckpointError, atomic_torch_save, load_checkpoint
 from edge_taaf.config import ConfigError
-from edge_taaf.train import TrainingDiverged, train
+from edge_taaf.model import TwoModalitySNN
+from edge_taaf.train import TrainingDiverged, spike_rate, to_time_major, train
+from omegaconf import OmegaConf
+from sensors.ead import PairedSpikeDataset, build_dataset
 from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,6 +80,23 @@ def test_learning_rates_are_not_modulated_outside_the_window_or_without_the_bala
     train(tiny_train_cfg("trainer.epochs=1", *extra), tmp_path / "run")
     (row,) = read_metrics(tmp_path / "run")
     assert row["lr_coef_audio"] == 1.0 and row["lr_coef_vision"] == 1.0
+
+
+def test_spike_penalty_lowers_the_firing_rate(tiny_train_cfg, tmp_path):
+    """The same seeded run with and without the penalty: the penalised one fires less."""
+    rates = {}
+    for penalty in (0.0, 5.0):
+        run = tmp_path / f"p{penalty}"
+        train(tiny_train_cfg("trainer.epochs=2", f"trainer.spike_penalty={penalty}", "trainer.log_epochs=false"), run)
+        model = TwoModalitySNN(OmegaConf.to_container(tiny_train_cfg().model, resolve=True))
+        model.load_state_dict(final_weights(run))
+        vision, audio, _ = PairedSpikeDataset(build_dataset(tiny_train_cfg().data, "test"))[torch.arange(30)]
+        record = []
+        with torch.no_grad():
+            model(*to_time_major(vision, audio, torch.device("cpu")), record)
+        rates[penalty] = spike_rate(record).item()
+        assert ("train_spike_rate" in read_metrics(run)[-1]) == (penalty > 0)
+    assert rates[5.0] < 0.7 * rates[0.0], rates
 
 
 def test_a_seed_makes_a_cpu_run_reproducible(tiny_train_cfg, tmp_path):
@@ -202,6 +222,7 @@ def test_checkpoints_load_weights_only(tiny_train_cfg, tmp_path):
     ("model.T=5", "model.T"),
     ("trainer.lr=-0.001", "trainer.lr"),
     ("trainer.epochs=0", "trainer.epochs"),
+    ("trainer.spike_penalty=-1", "trainer.spike_penalty"),
 ])
 def test_bad_config_fails_at_start_naming_the_option(tiny_train_cfg, tmp_path, override, option):
     cfg = tiny_train_cfg(override)
