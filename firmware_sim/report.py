@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from firmware_sim.energy import OPERATIONS  # noqa: E402
+from sensors.atomic import atomic_write_text  # noqa: E402
 
 
 def _plain(value):
@@ -31,7 +32,7 @@ def write_report(run_dir: str | Path, report: dict) -> dict[str, Path]:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     paths = {"report": run_dir / "report.json", "plot": run_dir / "energy.png"}
-    paths["report"].write_text(json.dumps(_plain(report), indent=2))
+    atomic_write_text(paths["report"], json.dumps(_plain(report), indent=2))
     plot_energy(report["energy"], paths["plot"], title=report.get("title", ""))
     return paths
 
@@ -48,6 +49,11 @@ def plot_energy(energy: dict, path: str | Path, title: str = "") -> None:
         if any(values):
             ax1.bar(names, values, bottom=bottom, label=op, color=colors[i % len(colors)])
             bottom = [b + v for b, v in zip(bottom, values)]
+    ann_layers = energy["ann_int8"]["by_layer"]
+    shown = [(i, ann_layers[n]["energy_uj"]) for i, n in enumerate(names) if n in ann_layers]
+    if shown:
+        ax1.scatter([i for i, _ in shown], [e for _, e in shown], marker="_", s=400, color="black", zorder=3,
+                    label="dense int8 ANN, same layer")
     ax1.set_ylabel("uJ per inference")
     ax1.set_title("SNN energy by unit and operation")
     ax1.tick_params(axis="x", rotation=45)
