@@ -148,6 +148,17 @@ def bench_vs_xylosim(n_samples: int = 40, steps: int = 100, rate: float = 0.1, s
             "threads": 1}
 
 
+def energy_by_layer(energy: dict) -> dict:
+    """uJ per inference of each ANN layer and of the SNN units doing its work (the readout row sums
+    the warps, readout, score MLP and attention)."""
+    out = {}
+    for name, ann in energy["ann_int8"]["by_layer"].items():
+        parts = [u for n, u in energy["by_unit"].items()
+                 if n == name or (name == "readout" and u["kind"] in ("warp", "readout", "score", "attention"))]
+        out[name] = {"snn": sum(u["energy_uj"] for u in parts), "ann_int8": ann["energy_uj"]}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=os.environ.get("EDGE_TAAF_CHECKPOINT"))
@@ -183,8 +194,7 @@ def main() -> None:
         "energy_uj_by_operation": e["energy_uj_by_operation"],
         # upper bound: the ratio if every layer after the input layers cost nothing (firmware_sim.energy)
         "energy_ratio_bound_if_later_layers_free": e["ratios"]["bound_ann_int8_vs_snn_if_later_layers_free"],
-        "energy_uj_by_layer": {name: {"snn": u["energy_uj"], "ann_int8": e["ann_int8"]["by_layer"].get(name, {}).get("energy_uj")}
-                               for name, u in e["by_unit"].items()},
+        "energy_uj_by_layer": energy_by_layer(e),
         "torch": torch_cmp, "xylosim": xylo, "numba_threads": numba.get_num_threads(), "hardware": args.hardware,
     }))
 

@@ -52,10 +52,17 @@ def imbalance_bars(runs: list[dict], out: Path) -> None:
 
 
 def energy_by_operation(sim: dict, out: Path) -> None:
+    """Left: the SNN's energy by kind of operation. Right: SNN vs dense int8 ANN per layer."""
     ops = sim["energy_uj_by_operation"]
-    fig, ax = plt.subplots(figsize=(6, 3))
-    ax.barh(list(ops), list(ops.values()))
-    ax.set_xlabel("uJ per inference"); ax.set_title("trained int8 model, fsdd_mnist (simulator, 45 nm)", fontsize=9)
+    layers = sim["energy_uj_by_layer"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3))
+    ax1.barh(list(ops), list(ops.values())); ax1.invert_yaxis()
+    ax1.set_xlabel("uJ per inference"); ax1.set_title("SNN by operation (trained int8, fsdd_mnist, 45 nm)", fontsize=9)
+    y = np.arange(len(layers))
+    ax2.barh(y - 0.2, [v["snn"] for v in layers.values()], 0.4, label="SNN (simulator)")
+    ax2.barh(y + 0.2, [v["ann_int8"] for v in layers.values()], 0.4, label="dense int8 ANN, same layer")
+    ax2.set_yticks(y, list(layers), fontsize=7); ax2.invert_yaxis(); ax2.legend(fontsize=7)
+    ax2.set_xlabel("uJ per inference"); ax2.set_title("per layer (readout: warps, score MLP, attention included)", fontsize=9)
     fig.tight_layout(); fig.savefig(out, dpi=80); plt.close(fig)
 
 
