@@ -6,11 +6,13 @@ Pricing (pJ; ``hw`` is the config; widths from firmware_sim.spec):
   catch-up leak         2 x add(STATE_BITS) per leak op    shift + subtract for a skipped step (counted as neuron update)
   readout MAC           mult(16) + add(ACC_BITS)           int8 weight x <= 16-bit activation
   other add             add(ACC_BITS);  exp2 lookup: add8 (16-entry table + shift)
-  weight memory         weights read x bits / 32 words x SRAM(size of that unit's weights)
-  state memory          (reads + writes x write_factor) x E / 32 words x SRAM(size of that unit's state), where an
+  weight memory         weights read x bits / W words x SRAM(size of that unit's weights)
+  state memory          (reads + writes x write_factor) x E / W words x SRAM(size of that unit's state), where an
                         entry E = STATE_BITS membrane + spec.stamp_bits(max_T) time stamp; plus the activity
-                        flags: flag_bits / 32 words x (1 + write_factor) x SRAM(one bit per neuron)
-  spike routing         (input events + spikes out x write_factor) x SRAM(event FIFO): one 32-bit word each
+                        flags: flag_bits / W words x (1 + write_factor) x SRAM(one bit per neuron)
+  spike routing         (input events + spikes out x write_factor) x EVENT_BITS / W words x SRAM(event FIFO)
+W = ``sram_word_bits`` of the config (the access width its SRAM costs are given for). Entries are
+packed: neighbours read together (a position's C_out membranes, a fan-out row) share words.
   static                static_power x latency
 add(b) interpolates linearly in b between add8 and add32 (adder energy grows with width);
 mult(b) geometrically between mult8 and mult32 (multiplier energy grows with width squared).
@@ -18,7 +20,7 @@ SRAM(size) interpolates the table as a power law of size (log-log), clamped at i
 
 Latency: layers run one after another; within one, ``syn_units`` accumulators, ``neuron_units``
 LIF units and ``mac_units`` multipliers work in parallel: cycles = ceil(syn_ops / syn_units) +
-ceil((neuron_updates + leak_ops) / neuron_units) + flag_bits / 32 (one flag word scanned per cycle)
+ceil((neuron_updates + leak_ops) / neuron_units) + flag_bits / W (one flag word scanned per cycle)
 + ceil(macs / mac_units) + ...; us = cycles / clock_mhz.
 
 ANN baselines: the same layer shapes run densely on the same T input frames (one frame per
@@ -57,7 +59,8 @@ class HardwareConfigError(ValueError):
 class Hardware:
     name: str
     energy_pj: dict
-    sram: tuple[tuple[int, float], ...]    # (size bytes, pJ per 32-bit read), ascending size
+    sram: tuple[tuple[int, float], ...]    # (size bytes, pJ per read of one sram_word_bits word), ascending size
+    sram_word_bits: int
     sram_write_factor: float
     event_fifo_bytes: int
     static_power_mw: float
@@ -75,7 +78,7 @@ class Hardware:
         return e8 * (e32 / e8) ** ((math.log2(bits) - 3) / 2) if e8 > 0 else e32 * (bits / 32) ** 2
 
     def sram_word(self, size_bytes: float) -> float:
-        """pJ per 32-bit access of an SRAM of size_bytes."""
+        """pJ per access (one sram_word_bits word) of an SRAM of size_bytes."""
         smallest, cost = self.sram[0]
         return cost if size_bytes <= smallest else _interpolate(self.sram, size_bytes)
 
@@ -142,6 +145,9 @@ def hardware_from_dict(d: dict, where: str) -> Hardware:
         sram.append((s, _number(table, size, f"{where} sram_read_pj")))
     if not sram:
         raise HardwareConfigError(f"hardware config {where}: sram_read_pj needs at least one size: cost entry")
+    word_bits = _number(d, "sram_word_bits", where, positive=True)
+    if word_bits != int(word_bits) or int(word_bits) % 8:
+        raise HardwareConfigError(f"hardware config {where}: sram_word_bits={word_bits} must be a whole number of bytes (8, 16, 32, 64, ...)")
     par = _section(d, "parallel", where)
     units = {}
     for k in PARALLEL_KEYS:
@@ -149,7 +155,7 @@ def hardware_from_dict(d: dict, where: str) -> Hardware:
         if v != int(v):
             raise HardwareConfigError(f"hardware config {where} parallel: {k}={v} must be a whole number")
         units[k] = int(v)
-    return Hardware(str(d.get("name", where)), e, tuple(sorted(sram)), _number(d, "sram_write_factor", where),
+    return Hardware(str(d.get("name", where)), e, tuple(sorted(sram)), int(word_bits), _number(d, "sram_write_factor", where),
                     int(_number(d, "event_fifo_bytes", where, positive=True)), _number(d, "static_power_mw", where),
                     _number(d, "clock_mhz", where, positive=True), **units)
 
@@ -169,17 +175,17 @@ def price_unit(unit, hw: Hardware, max_T: int) -> tuple[dict[str, float], float]
     entry_bits = spec.STATE_BITS + spec.stamp_bits(max_T)
     weight_bytes = unit.n_weights * unit.weight_bits / 8
     state_bytes = unit.n_neurons * entry_bits / 8
-    word = spec.FLAG_WORD_BITS
+    word = hw.sram_word_bits
     pj = dict.fromkeys(OPERATIONS, 0.0)
     pj["synaptic accumulate"] = c["syn_ops"] * acc
     pj["neuron update"] = c["neuron_updates"] * 4 * st + c["leak_ops"] * 2 * st
     pj["MAC"] = c["macs"] * (hw.mult(READOUT_MAC_BITS) + acc)
     pj["other compute"] = c["adds"] * acc + c["lut_reads"] * hw.energy_pj["add8"]
-    pj["weight memory"] = c["weight_reads"] * unit.weight_bits / 32 * hw.sram_word(weight_bytes) if c["weight_reads"] else 0.0
-    pj["state memory"] = ((c["state_reads"] + wf * c["state_writes"]) * entry_bits / 32 * hw.sram_word(state_bytes)
+    pj["weight memory"] = c["weight_reads"] * unit.weight_bits / word * hw.sram_word(weight_bytes) if c["weight_reads"] else 0.0
+    pj["state memory"] = ((c["state_reads"] + wf * c["state_writes"]) * entry_bits / word * hw.sram_word(state_bytes)
                           + c["flag_bits"] / word * (1 + wf) * hw.sram_word(unit.n_neurons / 8)
                           if c["state_reads"] or c["state_writes"] or c["flag_bits"] else 0.0)
-    pj["spike routing"] = (c["input_events"] + wf * c["spikes_out"]) * hw.sram_word(hw.event_fifo_bytes)
+    pj["spike routing"] = (c["input_events"] + wf * c["spikes_out"]) * spec.EVENT_BITS / word * hw.sram_word(hw.event_fifo_bytes)
     cycles = (_ceil_div(c["syn_ops"] + c["adds"], hw.syn_units)
               + _ceil_div(c["neuron_updates"] + c["leak_ops"], hw.neuron_units) + _ceil_div(c["flag_bits"], word)
               + _ceil_div(c["macs"], hw.mac_units) + c["lut_reads"])
@@ -213,8 +219,9 @@ def price_ann(program: Program, hw: Hardware, frames: int, precision: str) -> di
     for s in ann_shapes(program):
         compute = s["macs"] * mac + s["out"] * act
         compute_pj += compute * frames
-        weights = s["weights"] * nbytes / 4 * hw.sram_word(s["weights"] * nbytes)
-        acts = (s["in"] + hw.sram_write_factor * s["out"]) * nbytes / 4 * hw.sram_word((s["in"] + s["out"]) * nbytes)
+        word_bytes = hw.sram_word_bits / 8
+        weights = s["weights"] * nbytes / word_bytes * hw.sram_word(s["weights"] * nbytes)
+        acts = (s["in"] + hw.sram_write_factor * s["out"]) * nbytes / word_bytes * hw.sram_word((s["in"] + s["out"]) * nbytes)
         cycles = _ceil_div(s["macs"], hw.syn_units) + _ceil_div(s["out"], hw.neuron_units)
         pj = (compute + weights + acts) * frames
         per_layer[s["name"]] = {"modality": s["modality"], "energy_uj": pj * 1e-6, "macs": s["macs"] * frames}

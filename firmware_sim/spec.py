@@ -20,7 +20,7 @@ BIAS_BITS = 32                     # readout / score biases, int32 at the produc
 # ---- neuron state ----
 STATE_BITS = 16                    # membrane: saturating signed 16-bit
 ACC_BITS = 32                      # synaptic accumulator
-FLAG_WORD_BITS = 32                # activity flags (one bit per neuron) are scanned a word at a time
+EVENT_BITS = 32                    # an address-event (layer, channel, y, x, count) between layers
 RESET = "subtract"                 # V <- V - theta * s  (the only reset the accelerator has)
 EXACT_LIMIT = 2 ** 24              # every intermediate magnitude stays below this (float32-exact)
 

@@ -40,6 +40,8 @@ def test_every_constant_of_every_hardware_config_cites_its_source():
     (lambda d: d.update(sram_read_pj={}), "sram_read_pj needs at least one"),
     (lambda d: d["sram_read_pj"].update({8192: -10}), "must be >= 0"),
     (lambda d: d.pop("parallel"), "section 'parallel'"),
+    (lambda d: d.pop("sram_word_bits"), "sram_word_bits is missing"),
+    (lambda d: d.update(sram_word_bits=12), "sram_word_bits=12.0 must be a whole number of bytes"),
 ])
 def test_bad_hardware_configs_name_the_constant(tmp_path, edit, fragment):
     d = default_dict()
@@ -80,10 +82,11 @@ def test_price_of_one_unit_by_hand():
     small = dict(hw.sram)[8192]                                        # 1000 B of weights, 27 B of state: smallest SRAM
     assert math.isclose(pj["synaptic accumulate"], 1000 * e["add32"])
     assert math.isclose(pj["neuron update"], 100 * 4 * add16 + 30 * 2 * add16)
-    assert math.isclose(pj["weight memory"], 500 * 8 / 32 * small)
-    assert math.isclose(pj["state memory"], 200 * (16 + 5) / 32 * small + 160 / 32 * 2 * small)
-    assert math.isclose(pj["spike routing"], 60 * hw.sram_word(hw.event_fifo_bytes))
-    assert cycles == math.ceil(1000 / hw.syn_units) + math.ceil(130 / hw.neuron_units) + 160 // 32
+    assert hw.sram_word_bits == 64                                     # Horowitz's cache figures are per 64-bit access
+    assert math.isclose(pj["weight memory"], 500 * 8 / 64 * small)
+    assert math.isclose(pj["state memory"], 200 * (16 + 5) / 64 * small + 160 / 64 * 2 * small)
+    assert math.isclose(pj["spike routing"], 60 * 32 / 64 * hw.sram_word(hw.event_fifo_bytes))
+    assert cycles == math.ceil(1000 / hw.syn_units) + math.ceil(130 / hw.neuron_units) + math.ceil(160 / 64)
 
 
 def test_report_per_inference_and_ann_baselines():
