@@ -111,6 +111,8 @@ def summarise(cfg, stages: dict[str, StageResult]) -> dict:
         "energy_uj_per_inference": sim["energy_uj_per_inference"], "latency_us_per_inference": sim["latency_us_per_inference"],
         "energy_ratio_ann_int8_vs_snn": energy["ratios"]["energy_ann_int8_vs_snn"],
         "energy_ratio_ann_fp32_vs_snn": energy["ratios"]["energy_ann_fp32_vs_snn"],
+        "energy_ratio_bound_if_later_layers_free": energy["ratios"]["bound_ann_int8_vs_snn_if_later_layers_free"],
+        "spikes_per_inference": sum(u["spikes_out"] for u in sim["counts_per_inference"]["units"].values()),
         "onnx_bytes": exp["bytes"], "stages": {k: {"folder": str(s.folder), "cached": s.cached, "seconds": round(s.seconds, 1)}
                                               for k, s in stages.items()},
     }
@@ -132,6 +134,9 @@ def write_report(report: dict, stages: dict[str, StageResult], run_dir: Path) ->
             ("energy per inference", f"{report['energy_uj_per_inference']:.4f} uJ"),
             ("latency per inference", f"{report['latency_us_per_inference']:.1f} us"),
             ("dense int8 ANN / SNN energy", f"{report['energy_ratio_ann_int8_vs_snn']:.1f}x"),
+            ("... its bound if every layer after the input layers were free",
+             f"{report['energy_ratio_bound_if_later_layers_free']:.1f}x"),
+            ("spikes per inference (all spiking layers)", f"{report['spikes_per_inference']:.0f}"),
             ("ONNX file", f"{report['onnx_bytes']} bytes")]
     lines = [f"# edge-taaf pipeline report: {report['data']}{label}, T={report['T']}, "
              f"{report['fusion']} + {report['loss']}", "", "| measure | value |", "|---|---|",

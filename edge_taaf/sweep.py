@@ -25,16 +25,18 @@ def summarise_sweep(sweep_dir: Path) -> list[dict]:
         r = json.loads(report.read_text())
         rows.append({"point": report.parent.name, "T": r["T"], "weight_bits": r["weight_bits"],
                      "float_acc": r["float_acc"], "int_acc": r["int_acc"], "sim_acc": r["sim_acc"],
-                     "energy_uj": r["energy_uj_per_inference"], "latency_us": r["latency_us_per_inference"]})
+                     "energy_uj": r["energy_uj_per_inference"], "latency_us": r["latency_us_per_inference"],
+                     "ann_int8_ratio": r["energy_ratio_ann_int8_vs_snn"], "spikes": r["spikes_per_inference"]})
     if not rows:
         return rows
     front = set(pareto_front([(r["energy_uj"], r["sim_acc"]) for r in rows]))
     for i, r in enumerate(rows):
         r["pareto"] = i in front
-    lines = ["| point | T | bits | float % | int % | simulator % | energy uJ | latency us | Pareto |",
-             "|---|---|---|---|---|---|---|---|---|",
+    lines = ["| point | T | bits | float % | int % | simulator % | spikes | energy uJ | int8 ANN / SNN | latency us | Pareto |",
+             "|---|---|---|---|---|---|---|---|---|---|---|",
              *[f"| {r['point']} | {r['T']} | {r['weight_bits']} | {100 * r['float_acc']:.2f} | {100 * r['int_acc']:.2f} | "
-               f"{100 * r['sim_acc']:.2f} | {r['energy_uj']:.4f} | {r['latency_us']:.1f} | {'yes' if r['pareto'] else ''} |"
+               f"{100 * r['sim_acc']:.2f} | {r['spikes']:.0f} | {r['energy_uj']:.4f} | {r['ann_int8_ratio']:.2f}x | "
+               f"{r['latency_us']:.1f} | {'yes' if r['pareto'] else ''} |"
                for r in rows]]
     atomic_write_text(Path(sweep_dir) / "comparison.md", "\n".join(lines) + "\n")
     atomic_write_text(Path(sweep_dir) / "comparison.json", json.dumps(rows, indent=1))

@@ -27,6 +27,8 @@ def test_report_holds_every_stage_and_the_contract_checks(first_run):
     assert report["onnx_ort_exact"] == 1 and report["sim_equals_int_predictions"] == 1
     assert report["sim_acc"] == report["int_acc"]
     assert report["energy_uj_per_inference"] > 0 and report["latency_us_per_inference"] > 0
+    assert report["energy_ratio_bound_if_later_layers_free"] > report["energy_ratio_ann_int8_vs_snn"] > 0
+    assert report["spikes_per_inference"] > 0
     assert not any(s["cached"] for s in report["stages"].values())
     saved = json.loads((tmp / "run1" / "report.json").read_text())
     assert saved["sim_acc"] == report["sim_acc"]
@@ -52,7 +54,9 @@ def test_pareto_front_and_sweep_table(tmp_path):
         d.mkdir()
         d.joinpath("report.json").write_text(json.dumps({
             "T": t, "weight_bits": bits, "float_acc": acc, "int_acc": acc, "sim_acc": acc,
-            "energy_uj_per_inference": energy, "latency_us_per_inference": 10.0}))
+            "energy_uj_per_inference": energy, "latency_us_per_inference": 10.0,
+            "energy_ratio_ann_int8_vs_snn": 4.0 / energy, "spikes_per_inference": 1000 * energy}))
     rows = summarise_sweep(tmp_path)
     assert [r["pareto"] for r in rows] == [True, True, False]
-    assert (tmp_path / "comparison.md").exists() and (tmp_path / "pareto.png").exists()
+    table = (tmp_path / "comparison.md").read_text()
+    assert "| 2000 | 2.0000 | 2.00x |" in table and (tmp_path / "pareto.png").exists()
