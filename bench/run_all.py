@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from sensors.atomic import atomic_write_text  # noqa: E402
 BENCHES = ("encoders", "train_step", "accuracy", "quant", "sim")
 
 
@@ -69,8 +71,11 @@ def main(argv=None) -> dict:
     # each benchmark's own keys; a key two benchmarks share (seconds, T, ...) is prefixed with its bench
     flat = {(k if seen.count(k) == 1 else f"{name}.{k}"): v for name, keys in scalars.items() for k, v in keys.items()}
     out = {"benches": results, "keys": flat}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1))
+    folder = Path(args.out).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, r in results.items():   # each benchmark's own last-line JSON beside the summary
+        atomic_write_text(folder / f"{name}.json", json.dumps(r["result"]) + "\n")
+    atomic_write_text(Path(args.out), json.dumps(out, indent=1))
     print(json.dumps(flat))
     return out
 

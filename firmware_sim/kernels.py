@@ -39,43 +39,42 @@ MAX_WHOLE_SHIFT = 62
 
 
 @njit(cache=True, inline="always")
-def _lif_update(v, cur, stamp, armed, touched, group, t, theta, leak_shift, lo, hi, spk):
-    """Event-driven spec.lif_step at step t over a layer's neurons.
+def _lif_update(v, cur, pending, touched, group, theta, leak_shift, lo, hi, spk):
+    """spec.lif_step over a layer's neurons, counting the event-driven hardware's work.
 
-    v (N,) int64 membranes; cur (N,) int32 synaptic sums of this step; stamp (N,) int64 step of each
-    neuron's last update (-1 before the first); armed (N,) uint8, 1 where the membrane was >= theta
-    after that update; touched (N // group,) uint8, 1 where neuron i's group i // group received an
-    event this step; spk (N,) uint8 receives the spikes. Returns (spikes, saturated, values at or
-    above 2^24, neurons updated, catch-up leak steps applied)."""
+    v (N,) int64 membranes; cur (N,) int32 synaptic sums of this step; touched (N // group,) uint8,
+    1 where the neurons of group p (N = groups x group, group-major) received an event this step;
+    pending (N,) int64, per neuron the skipped steps since its last update whose leak changed the
+    membrane (the catch-up leak steps the hardware applies at the next update); spk (N,) uint8
+    receives the spikes. Returns (spikes, saturated, values at or above 2^24, neurons updated,
+    catch-up leak steps applied).
+
+    Every neuron is stepped here, branch-free so that it vectorises: for a neuron the hardware
+    skips (not touched, v < theta) that is the leak alone, the value its catch-up leak reaches
+    later, so the spikes and membranes equal the time-stamped hardware's exactly."""
     n_spk = 0
     n_sat = 0
     n_big = 0
     n_upd = 0
     n_leak = 0
-    for i in range(v.size):
-        if touched[i // group] == 0 and armed[i] == 0:
-            spk[i] = 0
-            continue
-        x = v[i]
-        for _ in range(t - stamp[i] - 1):      # the skipped steps' leak, stopping at its fixed point
-            d = x >> leak_shift
-            if d == 0:
-                break
-            x -= d
-            n_leak += 1
-        c = np.int64(cur[i])
-        n_big += abs(c) >= EXACT_LIMIT
-        raw = x - (x >> leak_shift) + c
-        u = min(max(raw, lo), hi)
-        n_sat += u != raw
-        s = u >= theta
-        x = u - theta * s
-        v[i] = x
-        spk[i] = s
-        n_spk += s
-        stamp[i] = t
-        armed[i] = x >= theta
-        n_upd += 1
+    for p in range(v.size // group):
+        tp = np.int64(touched[p])
+        for i in range(p * group, (p + 1) * group):
+            x = v[i]
+            upd = tp | (x >= theta)
+            c = np.int64(cur[i])
+            n_big += abs(c) >= EXACT_LIMIT
+            raw = x - (x >> leak_shift) + c
+            u = min(max(raw, lo), hi)
+            n_sat += u != raw
+            s = u >= theta
+            y = u - theta * s
+            v[i] = y
+            spk[i] = s
+            n_spk += s
+            n_upd += upd
+            n_leak += upd * pending[i]
+            pending[i] = (1 - upd) * (pending[i] + (y != x))
     return n_spk, n_sat, n_big, n_upd, n_leak
 
 
@@ -98,8 +97,7 @@ def _dense_sample(x, w_t, b, theta, leak_shift, lo, hi, out, counts):
     n_out = w_t.shape[1]
     v = np.zeros(n_out, np.int64)
     cur = np.zeros(n_out, np.int32)
-    stamp = np.full(n_out, -1, np.int64)
-    armed = np.zeros(n_out, np.uint8)
+    pending = np.zeros(n_out, np.int64)
     touched = np.zeros(1, np.uint8)
     ev = 0
     sp = 0
@@ -115,8 +113,8 @@ def _dense_sample(x, w_t, b, theta, leak_shift, lo, hi, out, counts):
                 row = w_t[i]
                 for j in range(n_out):
                     cur[j] += c * row[j]
-        n_spk, n_sat, n_big, n_upd, n_leak = _lif_update(v, cur, stamp, armed, touched, n_out, t, theta, leak_shift,
-                                                         lo, hi, out[t, b])
+        n_spk, n_sat, n_big, n_upd, n_leak = _lif_update(v, cur, pending, touched, n_out, theta, leak_shift, lo, hi,
+                                                         out[t, b])
         _count_step(counts, b, n_spk, n_sat, n_big, n_upd, n_leak)
     counts[b, EVENTS] += ev
     counts[b, SPIKES_IN] += sp
@@ -167,8 +165,7 @@ def _conv_sample(x, w_e, b, stride, pad, theta, leak_shift, lo, hi, out, counts)
     v = np.zeros(n_pos * c_out, np.int64)      # (H', W', C_out): channel-last for contiguous adds
     cur = np.zeros(n_pos * c_out, np.int32)
     spk = np.zeros(n_pos * c_out, np.uint8)
-    stamp = np.full(n_pos * c_out, -1, np.int64)
-    armed = np.zeros(n_pos * c_out, np.uint8)
+    pending = np.zeros(n_pos * c_out, np.int64)
     touched = np.zeros(n_pos, np.uint8)
     loaded = np.zeros((k, k), np.uint8)        # the current channel's tap buffer: which taps hold weights
     ev = 0
@@ -202,8 +199,7 @@ def _conv_sample(x, w_e, b, stride, pad, theta, leak_shift, lo, hi, out, counts)
                             for co in range(c_out):
                                 seg[co] += c * w_row[co]
                     syn += c * ny[y] * nx[xx] * c_out
-        n_spk, n_sat, n_big, n_upd, n_leak = _lif_update(v, cur, stamp, armed, touched, c_out, t, theta, leak_shift,
-                                                         lo, hi, spk)
+        n_spk, n_sat, n_big, n_upd, n_leak = _lif_update(v, cur, pending, touched, c_out, theta, leak_shift, lo, hi, spk)
         _count_step(counts, b, n_spk, n_sat, n_big, n_upd, n_leak)
         if n_spk:
             spikes = out[t, b].reshape(c_out, n_pos)       # (C_out, H' W') from channel-last spk
