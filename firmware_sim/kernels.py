@@ -39,11 +39,11 @@ MAX_WHOLE_SHIFT = 62
 
 
 @njit(cache=True, inline="always")
-def _lif_update(v, cur, pending, touched, group, theta, leak_shift, lo, hi, spk):
+def _lif_update(v, cur, pending, touched, theta, leak_shift, lo, hi, spk):
     """spec.lif_step over a layer's neurons, counting the event-driven hardware's work.
 
-    v (N,) int64 membranes; cur (N,) int32 synaptic sums of this step; touched (N // group,) uint8,
-    1 where the neurons of group p (N = groups x group, group-major) received an event this step;
+    v (N,) int64 membranes; cur (N,) int32 synaptic sums of this step; touched (N,) uint8, 1 where
+    the neuron received an event this step;
     pending (N,) int64, per neuron the skipped steps since its last update whose leak changed the
     membrane (the catch-up leak steps the hardware applies at the next update); spk (N,) uint8
     receives the spikes. Returns (spikes, saturated, values at or above 2^24, neurons updated,
@@ -57,24 +57,23 @@ def _lif_update(v, cur, pending, touched, group, theta, leak_shift, lo, hi, spk)
     n_big = 0
     n_upd = 0
     n_leak = 0
-    for p in range(v.size // group):
-        tp = np.int64(touched[p])
-        for i in range(p * group, (p + 1) * group):
-            x = v[i]
-            upd = tp | (x >= theta)
-            c = np.int64(cur[i])
-            n_big += abs(c) >= EXACT_LIMIT
-            raw = x - (x >> leak_shift) + c
-            u = min(max(raw, lo), hi)
-            n_sat += u != raw
-            s = u >= theta
-            y = u - theta * s
-            v[i] = y
-            spk[i] = s
-            n_spk += s
-            n_upd += upd
-            n_leak += upd * pending[i]
-            pending[i] = (1 - upd) * (pending[i] + (y != x))
+    for i in range(v.size):
+        x = v[i]
+        upd = np.int32(touched[i]) | np.int32(x >= theta)      # the hardware reads this neuron
+        c = np.int64(cur[i])
+        n_big += abs(c) >= EXACT_LIMIT
+        raw = x - (x >> leak_shift) + c
+        u = min(max(raw, lo), hi)
+        n_sat += u != raw
+        s = u >= theta
+        y = u - theta * s
+        v[i] = y
+        spk[i] = s
+        n_spk += s
+        pend = pending[i]
+        n_upd += upd
+        n_leak += upd * pend
+        pending[i] = (1 - upd) * (pend + np.int32(y != x))
     return n_spk, n_sat, n_big, n_upd, n_leak
 
 
@@ -97,24 +96,26 @@ def _dense_sample(x, w_t, b, theta, leak_shift, lo, hi, out, counts):
     n_out = w_t.shape[1]
     v = np.zeros(n_out, np.int64)
     cur = np.zeros(n_out, np.int32)
-    pending = np.zeros(n_out, np.int64)
-    touched = np.zeros(1, np.uint8)
+    pending = np.zeros(n_out, np.int32)
+    touched = np.zeros(n_out, np.uint8)
     ev = 0
     sp = 0
     for t in range(n_t):
         cur[:] = 0
-        touched[0] = 0
+        touched[:] = 0
+        ev_t = 0
         for i in range(n_in):
             c = np.int32(x[t, b, i])
             if c != 0:
-                ev += 1
+                if ev_t == 0:
+                    touched[:] = 1                  # an event reaches every neuron of a dense layer
+                ev_t += 1
                 sp += c
-                touched[0] = 1
                 row = w_t[i]
                 for j in range(n_out):
                     cur[j] += c * row[j]
-        n_spk, n_sat, n_big, n_upd, n_leak = _lif_update(v, cur, pending, touched, n_out, theta, leak_shift, lo, hi,
-                                                         out[t, b])
+        ev += ev_t
+        n_spk, n_sat, n_big, n_upd, n_leak = _lif_update(v, cur, pending, touched, theta, leak_shift, lo, hi, out[t, b])
         _count_step(counts, b, n_spk, n_sat, n_big, n_upd, n_leak)
     counts[b, EVENTS] += ev
     counts[b, SPIKES_IN] += sp
@@ -165,8 +166,8 @@ def _conv_sample(x, w_e, b, stride, pad, theta, leak_shift, lo, hi, out, counts)
     v = np.zeros(n_pos * c_out, np.int64)      # (H', W', C_out): channel-last for contiguous adds
     cur = np.zeros(n_pos * c_out, np.int32)
     spk = np.zeros(n_pos * c_out, np.uint8)
-    pending = np.zeros(n_pos * c_out, np.int64)
-    touched = np.zeros(n_pos, np.uint8)
+    pending = np.zeros(n_pos * c_out, np.int32)
+    touched = np.zeros(n_pos * c_out, np.uint8)
     loaded = np.zeros((k, k), np.uint8)        # the current channel's tap buffer: which taps hold weights
     ev = 0
     sp = 0
@@ -193,13 +194,14 @@ def _conv_sample(x, w_e, b, stride, pad, theta, leak_shift, lo, hi, out, counts)
                                 loaded[ky, kx] = 1
                                 reads += c_out
                             w_row = w_e[ci, ky, kx]
-                            pos = row + ox_tab[xx, ix]
-                            touched[pos] = 1
-                            seg = cur[pos * c_out:(pos + 1) * c_out]      # a view: indices from range() vectorise
+                            base = (row + ox_tab[xx, ix]) * c_out
+                            seg = cur[base:base + c_out]      # views: indices from range() vectorise
+                            hit = touched[base:base + c_out]
                             for co in range(c_out):
                                 seg[co] += c * w_row[co]
+                                hit[co] = 1
                     syn += c * ny[y] * nx[xx] * c_out
-        n_spk, n_sat, n_big, n_upd, n_leak = _lif_update(v, cur, pending, touched, c_out, theta, leak_shift, lo, hi, spk)
+        n_spk, n_sat, n_big, n_upd, n_leak = _lif_update(v, cur, pending, touched, theta, leak_shift, lo, hi, spk)
         _count_step(counts, b, n_spk, n_sat, n_big, n_upd, n_leak)
         if n_spk:
             spikes = out[t, b].reshape(c_out, n_pos)       # (C_out, H' W') from channel-last spk
