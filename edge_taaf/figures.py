@@ -66,13 +66,31 @@ def energy_by_operation(sim: dict, out: Path) -> None:
     fig.tight_layout(); fig.savefig(out, dpi=80); plt.close(fig)
 
 
-def main() -> None:
-    out = DOCS / "figures"
-    out.mkdir(exist_ok=True)
+def energy_sweep(sweep: dict, out: Path) -> None:
+    """Simulator accuracy against the dense-int8-ANN / SNN energy ratio, one point per spike penalty."""
+    pts = sweep["points"]
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot([p["energy_ratio_ann_int8_vs_snn"] for p in pts], [100 * p["sim_acc"] for p in pts], "o-")
+    for p in pts:
+        ax.annotate(f"penalty {p['spike_penalty']:g}", (p["energy_ratio_ann_int8_vs_snn"], 100 * p["sim_acc"]),
+                    textcoords="offset points", xytext=(4, -10), fontsize=7)
+    ax.axvline(10, color="C3", ls="--", lw=1, label="goal: 10x")
+    bound = min(p["energy_ratio_bound_if_later_layers_free"] for p in pts)
+    ax.axvspan(bound, ax.get_xlim()[1] + 1, color="0.85", label=f"beyond the input layers' bound ({bound:.1f}x)")
+    ax.set_xlabel("dense int8 ANN / SNN energy"); ax.set_ylabel("simulator accuracy (%)")
+    ax.set_title("fsdd_mnist, int8, trainer.spike_penalty sweep (2 CPU cores, seed 0)", fontsize=9); ax.legend(fontsize=7)
+    fig.tight_layout(); fig.savefig(out, dpi=80); plt.close(fig)
+
+
+def main(out: Path | None = None) -> None:
+    """Every figure from the saved JSON under docs/ into ``out`` (default docs/figures)."""
+    out = Path(out) if out else DOCS / "figures"
+    out.mkdir(parents=True, exist_ok=True)
     runs = json.loads((DOCS / "accuracy_runs.json").read_text())["runs"]
     ablation_curves(runs, out / "ablation_official.png")
     imbalance_bars(runs, out / "synth_imbalance.png")
     energy_by_operation(json.loads((DOCS / "bench" / "sim.json").read_text()), out / "energy_by_operation.png")
+    energy_sweep(json.loads((DOCS / "energy_sweep.json").read_text()), out / "energy_sweep.png")
     print(f"figures written to {out}")
 
 

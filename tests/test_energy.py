@@ -117,3 +117,12 @@ def test_report_per_inference_and_ann_baselines():
     bound = r_dense["ratios"]["bound_ann_int8_vs_snn_if_later_layers_free"]
     assert math.isclose(bound, a8["energy_uj"] / sum(r_dense["by_unit"][n]["energy_uj"] for n in first))
     assert bound > r_dense["ratios"]["energy_ann_int8_vs_snn"]
+
+
+def test_docs_figures_build_from_the_saved_benchmark_json(tmp_path):
+    """python -m edge_taaf.figures: every README figure from docs/bench/*.json and docs/*.json."""
+    from edge_taaf.figures import main
+    main(tmp_path)
+    names = {p.name for p in tmp_path.glob("*.png")}
+    assert {"energy_by_operation.png", "energy_sweep.png", "ablation_official.png", "synth_imbalance.png"} <= names
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in tmp_path.glob("*.png"))
