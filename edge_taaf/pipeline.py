@@ -23,7 +23,7 @@ from edge_taaf import CONFIG_DIR
 from edge_taaf.checkpoint import CheckpointError
 from sensors.atomic import atomic_write_text
 from edge_taaf.config import ConfigError
-from edge_taaf.stages import StageResult, run_stage
+from edge_taaf.stages import StageResult, code_version, run_stage
 from edge_taaf.train import TrainingDiverged, train
 from sensors.ead import build_dataset
 
@@ -78,7 +78,7 @@ def stage_export(cfg, workdir, qat: StageResult) -> StageResult:
         int_acc = float((ours["logits"].argmax(1) == test.labels).mean())
         return summary | {"int_acc": int_acc, "onnx_ort_exact": int(not diff), "ort_mismatch": diff,
                           "predictions": ours["logits"].argmax(1).tolist()}
-    return run_stage(workdir, "export", {}, [qat], work)
+    return run_stage(workdir, "export", {"code": code_version("quant", "firmware_sim")}, [qat], work)
 
 
 def stage_simulate(cfg, workdir, exp: StageResult, data: StageResult) -> StageResult:
@@ -97,7 +97,8 @@ def stage_simulate(cfg, workdir, exp: StageResult, data: StageResult) -> StageRe
         plot_energy(result["energy"], folder / "energy.png", title="energy per inference")
         result["sim_equals_int_predictions"] = int(np.array_equal(predictions, exp.outputs["predictions"]))
         return json.loads(json.dumps(result, default=float))
-    return run_stage(workdir, "simulate", {"hardware": _plain(cfg.hardware)}, [exp, data], work)
+    return run_stage(workdir, "simulate", {"hardware": _plain(cfg.hardware), "code": code_version("firmware_sim")},
+                     [exp, data], work)
 
 
 def summarise(cfg, stages: dict[str, StageResult]) -> dict:

@@ -9,6 +9,7 @@ like training, pick up their own checkpoint inside the folder).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -19,6 +20,20 @@ from sensors.atomic import atomic_write_text
 from sensors.cache import cache_key
 
 MARKER = "stage.json"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def code_version(*packages: str | Path) -> str:
+    """sha256 of the Python sources under the given package folders (relative to the repository
+    root or absolute). Cheap stages (export, simulate) put it in their key, so that a change to the
+    exporter or the simulator re-runs them instead of reusing results the old code made; training
+    stages leave it out on purpose (a docstring edit must not throw away hours of training)."""
+    digest = hashlib.sha256()
+    for package in packages:
+        folder = Path(package) if Path(package).is_absolute() else ROOT / package
+        for path in sorted(folder.rglob("*.py")):
+            digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 @dataclass

@@ -1,6 +1,6 @@
 import json
 
-from edge_taaf.stages import MARKER, run_stage
+from edge_taaf.stages import MARKER, code_version, run_stage
 
 
 def test_same_params_skip_changed_params_rerun_downstream(tmp_path):
@@ -37,3 +37,20 @@ def test_a_crashed_stage_has_no_marker_and_runs_again(tmp_path):
     assert not (folder / MARKER).exists()
     done = run_stage(tmp_path, "s", {}, [], lambda f: {"ok": True}, log=lambda m: None)
     assert not done.cached and json.loads((folder / MARKER).read_text())["outputs"] == {"ok": True}
+
+
+def test_code_version_follows_the_sources(tmp_path):
+    """A changed, added or renamed source changes the version; other files do not."""
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    (pkg / "sub" / "b.py").write_text("y = 2\n")
+    first = code_version(pkg)
+    (pkg / "notes.txt").write_text("not code")
+    assert code_version(pkg) == first
+    (pkg / "a.py").write_text("x = 2\n")
+    second = code_version(pkg)
+    assert second != first
+    (pkg / "sub" / "b.py").rename(pkg / "sub" / "c.py")
+    assert code_version(pkg) not in (first, second)
+    assert len(code_version("firmware_sim")) == 16 and code_version("firmware_sim") != code_version("quant")
