@@ -216,10 +216,10 @@ def price_ann(program: Program, hw: Hardware, frames: int, precision: str) -> di
     mac = hw.mult(8) + hw.add(32) if precision == "int8" else hw.energy_pj["fp32_mac"]
     act = hw.add(32) if precision == "int8" else hw.energy_pj["fp32_add"]
     per_layer, total_pj, total_cycles, total_macs, compute_pj = {}, 0.0, 0, 0, 0.0
+    word_bytes = hw.sram_word_bits / 8
     for s in ann_shapes(program):
         compute = s["macs"] * mac + s["out"] * act
         compute_pj += compute * frames
-        word_bytes = hw.sram_word_bits / 8
         weights = s["weights"] * nbytes / word_bytes * hw.sram_word(s["weights"] * nbytes)
         acts = (s["in"] + hw.sram_write_factor * s["out"]) * nbytes / word_bytes * hw.sram_word((s["in"] + s["out"]) * nbytes)
         cycles = _ceil_div(s["macs"], hw.syn_units) + _ceil_div(s["out"], hw.neuron_units)

@@ -44,7 +44,7 @@ def _lif_update(v, cur, pending, touched, theta, leak_shift, lo, hi, spk):
 
     v (N,) int64 membranes; cur (N,) int32 synaptic sums of this step; touched (N,) uint8, 1 where
     the neuron received an event this step;
-    pending (N,) int64, per neuron the skipped steps since its last update whose leak changed the
+    pending (N,) int32, per neuron the skipped steps since its last update whose leak changed the
     membrane (the catch-up leak steps the hardware applies at the next update); spk (N,) uint8
     receives the spikes. Returns (spikes, saturated, values at or above 2^24, neurons updated,
     catch-up leak steps applied).
@@ -78,6 +78,13 @@ def _lif_update(v, cur, pending, touched, theta, leak_shift, lo, hi, spk):
 
 
 @njit(cache=True, inline="always")
+def _neuron_arrays(n):
+    """Per-neuron state of a layer for one sample: membranes v (int64), synaptic sums cur (int32),
+    pending catch-up leak steps (int32), touched-this-step flags (uint8); see _lif_update."""
+    return np.zeros(n, np.int64), np.zeros(n, np.int32), np.zeros(n, np.int32), np.zeros(n, np.uint8)
+
+
+@njit(cache=True, inline="always")
 def _count_step(counts, b, n_spk, n_sat, n_big, n_upd, n_leak):
     counts[b, SPIKES_OUT] += n_spk
     counts[b, SAT] += n_sat
@@ -94,27 +101,22 @@ def _dense_sample(x, w_t, b, theta, leak_shift, lo, hi, out, counts):
     neuron, so a step with any event updates them all; a step without only the armed ones."""
     n_t, _, n_in = x.shape
     n_out = w_t.shape[1]
-    v = np.zeros(n_out, np.int64)
-    cur = np.zeros(n_out, np.int32)
-    pending = np.zeros(n_out, np.int32)
-    touched = np.zeros(n_out, np.uint8)
+    v, cur, pending, touched = _neuron_arrays(n_out)
     ev = 0
     sp = 0
     for t in range(n_t):
         cur[:] = 0
-        touched[:] = 0
         ev_t = 0
         for i in range(n_in):
             c = np.int32(x[t, b, i])
             if c != 0:
-                if ev_t == 0:
-                    touched[:] = 1                  # an event reaches every neuron of a dense layer
                 ev_t += 1
                 sp += c
                 row = w_t[i]
                 for j in range(n_out):
                     cur[j] += c * row[j]
         ev += ev_t
+        touched[:] = ev_t > 0                       # an event reaches every neuron of a dense layer
         n_spk, n_sat, n_big, n_upd, n_leak = _lif_update(v, cur, pending, touched, theta, leak_shift, lo, hi, out[t, b])
         _count_step(counts, b, n_spk, n_sat, n_big, n_upd, n_leak)
     counts[b, EVENTS] += ev
@@ -163,11 +165,8 @@ def _conv_sample(x, w_e, b, stride, pad, theta, leak_shift, lo, hi, out, counts)
     n_pos = h_out * w_out
     ny, ky_tab, oy_tab = _taps(h, k, stride, pad, h_out)
     nx, kx_tab, ox_tab = _taps(w, k, stride, pad, w_out)
-    v = np.zeros(n_pos * c_out, np.int64)      # (H', W', C_out): channel-last for contiguous adds
-    cur = np.zeros(n_pos * c_out, np.int32)
+    v, cur, pending, touched = _neuron_arrays(n_pos * c_out)   # (H', W', C_out): channel-last for contiguous adds
     spk = np.zeros(n_pos * c_out, np.uint8)
-    pending = np.zeros(n_pos * c_out, np.int32)
-    touched = np.zeros(n_pos * c_out, np.uint8)
     loaded = np.zeros((k, k), np.uint8)        # the current channel's tap buffer: which taps hold weights
     ev = 0
     sp = 0
