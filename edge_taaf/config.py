@@ -20,11 +20,16 @@ def check_train_config(cfg) -> None:
     if int(cfg.model.T) != int(cfg.data.T):
         raise ConfigError(f"model.T={cfg.model.T} does not match the data's T (data.T={cfg.data.T}); set them equal")
     tr = cfg.trainer
-    checks = [("trainer.lr", tr.lr, tr.lr > 0, "> 0"), ("trainer.lr_min", tr.lr_min, 0 <= tr.lr_min <= tr.lr, "in [0, trainer.lr]"),
-              ("trainer.epochs", tr.epochs, tr.epochs >= 1, ">= 1"), ("trainer.batch_size", tr.batch_size, tr.batch_size >= 1, ">= 1"),
-              ("trainer.weight_decay", tr.weight_decay, tr.weight_decay >= 0, ">= 0"),
-              ("trainer.spike_penalty", tr.get("spike_penalty", 0.0), tr.get("spike_penalty", 0.0) >= 0, ">= 0"),
-              ("trainer.device", tr.device, tr.device in ("auto", "cpu", "cuda"), "auto, cpu or cuda")]
-    for name, value, ok, expected in checks:
-        if not ok:
+    numbers = [("trainer.lr", tr.lr, lambda x: x > 0, "> 0"),
+               ("trainer.lr_min", tr.lr_min, lambda x: 0 <= x <= tr.lr, "in [0, trainer.lr]"),
+               ("trainer.epochs", tr.epochs, lambda x: x >= 1, ">= 1"),
+               ("trainer.batch_size", tr.batch_size, lambda x: x >= 1, ">= 1"),
+               ("trainer.weight_decay", tr.weight_decay, lambda x: x >= 0, ">= 0"),
+               ("trainer.spike_penalty", tr.get("spike_penalty", 0.0), lambda x: x >= 0, ">= 0")]
+    for name, value, ok, expected in numbers:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name}={value!r} is not a number; expected a number {expected}")
+        if not ok(value):
             raise ConfigError(f"{name}={value} is invalid; expected {expected}")
+    if tr.device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"trainer.device={tr.device} is invalid; expected auto, cpu or cuda")

@@ -223,6 +223,8 @@ def test_checkpoints_load_weights_only(tiny_train_cfg, tmp_path):
     ("trainer.lr=-0.001", "trainer.lr"),
     ("trainer.epochs=0", "trainer.epochs"),
     ("trainer.spike_penalty=-1", "trainer.spike_penalty"),
+    ("trainer.spike_penalty=lots", "trainer.spike_penalty='lots' is not a number"),
+    ("trainer.device=tpu", "trainer.device"),
 ])
 def test_bad_config_fails_at_start_naming_the_option(tiny_train_cfg, tmp_path, override, option):
     cfg = tiny_train_cfg(override)
