@@ -37,3 +37,20 @@ def load_checkpoint(path: str | os.PathLike, required=REQUIRED_KEYS) -> dict:
         keys = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(f"checkpoint {path} lacks the fields {list(required)} (found {keys}); not loaded")
     return ckpt
+
+
+def check_state_matches(model: torch.nn.Module, state: dict, path: str | os.PathLike) -> None:
+    """Raise CheckpointError naming the first parameter that a checkpoint's ``state`` lacks, has in
+    excess or holds in another shape than ``model`` (another architecture or config); loads nothing."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)}, model {tuple(own[k].shape)}"
+              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or extra or shapes:
+        detail = "; ".join(part for part in (
+            f"missing {missing[:3]}{' ...' if len(missing) > 3 else ''}" if missing else "",
+            f"unexpected {extra[:3]}{' ...' if len(extra) > 3 else ''}" if extra else "",
+            f"shape mismatch {shapes[0]}" if shapes else "") if part)
+        raise CheckpointError(f"checkpoint {path} was written by another architecture or config ({detail}); "
+                              "not resumed: use a new run folder or the config it was trained with")

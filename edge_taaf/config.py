@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from edge_taaf.losses import LOSSES
-from edge_taaf.model import FUSIONS
+from edge_taaf.model import FUSIONS, model_modalities
 
 
 class ConfigError(ValueError):
@@ -17,6 +17,10 @@ def check_train_config(cfg) -> None:
         raise ConfigError(f"loss={loss!r} is unknown; expected one of {LOSSES}")
     if loss == "taaf_balanced" and fusion != "taaf":
         raise ConfigError("loss=taaf_balanced needs model.fusion=taaf (it reads TAAF's attention shares)")
+    try:
+        model_modalities(cfg.model)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if int(cfg.model.T) != int(cfg.data.T):
         raise ConfigError(f"model.T={cfg.model.T} does not match the data's T (data.T={cfg.data.T}); set them equal")
     tr = cfg.trainer

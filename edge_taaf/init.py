@@ -13,14 +13,15 @@ from edge_taaf.blocks import SpikingConv, SpikingDense
 
 
 def _layers(model):
-    return [*model.vision.convs, model.vision.dense], list(model.audio.layers)
+    vision = [] if model.vision is None else [*model.vision.convs, model.vision.dense]
+    return vision, [] if model.audio is None else list(model.audio.layers)
 
 
 @torch.no_grad()
 def scale_to_firing_rate(model, vision: torch.Tensor, audio: torch.Tensor, target: float = 0.1, iters: int = 12) -> list[float]:
     """Scale the weights of each spiking layer (bisection on a log scale); return the reached rates.
 
-    vision (T, B, 2, H, W), audio (T, B, C) spike batches.
+    vision (T, B, 2, H, W), audio (T, B, C) spike batches (None for a modality the model lacks).
     """
     rates = []
     for stack, x in zip(_layers(model), (vision, audio)):

@@ -44,7 +44,14 @@ def _true_class_confidence(logits: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def _heads_ce(out: ModelOut, y: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(out.head_audio, y) + F.cross_entropy(out.head_vision, y)
+    """Sum of the unimodal heads' cross-entropies (the heads the model has)."""
+    heads = [h for h in (out.head_audio, out.head_vision) if h is not None]
+    return sum(F.cross_entropy(h, y) for h in heads)
+
+
+def _unimodal(out: ModelOut) -> bool:
+    """True for a one-sensor model: nothing to balance, every modulation coefficient is 1."""
+    return out.head_audio is None or out.head_vision is None
 
 
 class TAAFBalancedLoss:
@@ -58,12 +65,14 @@ class TAAFBalancedLoss:
         step_ce = F.cross_entropy(f.step_logits.reshape(t * b, k), y.repeat(t), reduction="none").view(t, b)
         loss = (f.alpha * step_ce).sum(0).mean() + self.lam * _heads_ce(out, y)
         share = f.share.detach().mean(0)
-        return loss, {"share_audio": float(share[0]), "share_vision": float(share[1]),
-                      "score_audio": _true_class_confidence(f.contrib_audio, y),
-                      "score_vision": _true_class_confidence(f.contrib_vision, y)}
+        stats = {"share_audio": float(share[0]), "share_vision": float(share[1])}
+        if not _unimodal(out):
+            stats.update(score_audio=_true_class_confidence(f.contrib_audio, y),
+                         score_vision=_true_class_confidence(f.contrib_vision, y))
+        return loss, stats
 
     def lr_coefficients(self, stats, epoch: int) -> dict[str, float]:
-        if not in_window(epoch, self.window):
+        if not in_window(epoch, self.window) or "score_audio" not in stats:  # outside the window, or unimodal
             return {m: 1.0 for m in MODALITIES}
         sa, sv = max(stats["score_audio"], 1e-8), max(stats["score_vision"], 1e-8)
         return {"audio": modulation_coefficient(sa / sv, self.gamma), "vision": modulation_coefficient(sv / sa, self.gamma)}
@@ -94,6 +103,8 @@ class OGMGELoss(CELoss):
 
     def __call__(self, out: ModelOut, y: torch.Tensor):
         loss, stats = super().__call__(out, y)
+        if _unimodal(out):
+            return loss, stats
         f = out.fusion
         conf_a = F.softmax(f.contrib_audio.detach(), dim=1).gather(1, y[:, None]).sum()
         conf_v = F.softmax(f.contrib_vision.detach(), dim=1).gather(1, y[:, None]).sum()
@@ -101,7 +112,7 @@ class OGMGELoss(CELoss):
         return loss, stats
 
     def gradient_coefficients(self, stats, epoch: int) -> dict[str, float]:
-        if not in_window(epoch, self.window):
+        if not in_window(epoch, self.window) or "ratio_audio" not in stats:  # outside the window, or unimodal
             return {m: 1.0 for m in MODALITIES}
         r = max(stats["ratio_audio"], 1e-8)
         return {"audio": modulation_coefficient(r, self.alpha), "vision": modulation_coefficient(1.0 / r, self.alpha)}
@@ -112,7 +123,7 @@ class OGMGELoss(CELoss):
         for m, k in coeffs.items():
             if k == 1.0:
                 continue
-            for p in encoders[m].parameters():
+            for p in ([] if encoders[m] is None else encoders[m].parameters()):
                 if p.grad is None:
                     continue
                 std = p.grad.std().item() if p.grad.numel() > 1 else 0.0

@@ -72,7 +72,7 @@ def stage_export(cfg, workdir, qat: StageResult) -> StageResult:
     def work(folder: Path) -> dict:
         model, _, _ = quant_model_from_checkpoint(qat.folder / "checkpoint.pt")
         proto, summary = export_model(model, folder / "model.onnx")
-        test = build_dataset(cfg.data, "test")
+        test = build_dataset(cfg.data, "test").only(model.modalities)
         ours = run_integer(model, test.vision, test.audio)
         diff = compare(OrtModel(proto).run(test.vision, test.audio), ours)
         int_acc = float((ours["logits"].argmax(1) == test.labels).mean())
@@ -91,7 +91,7 @@ def stage_simulate(cfg, workdir, exp: StageResult, data: StageResult) -> StageRe
         test = build_dataset(cfg.data, "test")
         program = load_program(exp.folder / "model.onnx")
         hw = hardware_from_dict(_plain(cfg.hardware), "hardware")
-        result = evaluate(program, {"vision": test.vision, "audio": test.audio}, test.labels, hw,
+        result = evaluate(program, test.only(program.inputs).inputs(), test.labels, hw,
                           progress=bool(cfg.trainer.progress))
         predictions = result.pop("predictions")
         plot_energy(result["energy"], folder / "energy.png", title="energy per inference")

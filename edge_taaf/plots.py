@@ -13,7 +13,8 @@ def plot_training(history: list[dict], run_dir: Path) -> list[Path]:
     epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for key, label in (("fused_acc", "fused"), ("audio_acc", "audio head"), ("vision_acc", "vision head")):
-        ax.plot(epochs, [100 * h[key] for h in history], marker="o", ms=3, label=label)
+        if key in history[-1]:  # a one-sensor model has one head
+            ax.plot(epochs, [100 * h[key] for h in history], marker="o", ms=3, label=label)
     ax.set_xlabel("epoch"); ax.set_ylabel("test accuracy (%)"); ax.legend(); ax.grid(alpha=0.3)
     fig.tight_layout()
     acc_path = Path(run_dir) / "accuracy.png"

@@ -24,15 +24,17 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from edge_taaf import CONFIG_DIR, distributed
-from edge_taaf.checkpoint import CheckpointError, atomic_torch_save, load_checkpoint
+from edge_taaf.checkpoint import CheckpointError, atomic_torch_save, check_state_matches, load_checkpoint
 from sensors.atomic import atomic_write_text
 from edge_taaf.config import ConfigError, check_train_config
 from edge_taaf.augment import random_shift
 from edge_taaf.init import scale_to_firing_rate
 from edge_taaf.losses import build_loss
-from edge_taaf.model import TwoModalitySNN
+from edge_taaf.model import TwoModalitySNN, model_modalities
 from edge_taaf.plots import plot_training
-from sensors.ead import PairedSpikeDataset, build_dataset
+from edge_taaf.dataset import PairedSpikeDataset
+from sensors.ead import build_dataset
+from sensors.paired import PairedSpikes
 
 
 class TrainingDiverged(RuntimeError):
@@ -53,9 +55,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def to_time_major(vision: torch.Tensor, audio: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, T, ...) batches -> (T, B, ...) on device."""
-    return vision.transpose(0, 1).to(device), audio.transpose(0, 1).to(device)
+def to_time_major(vision: torch.Tensor | None, audio: torch.Tensor | None, device):
+    """(B, T, ...) batches -> (T, B, ...) on device; a missing modality (None) stays None."""
+    def move(x):
+        return None if x is None else x.transpose(0, 1).to(device)
+    return move(vision), move(audio)
 
 
 def cosine_lr(cfg, epoch: int) -> float:
@@ -66,9 +70,9 @@ def cosine_lr(cfg, epoch: int) -> float:
 
 @torch.no_grad()
 def evaluate(model, dataset, batch_size: int, device) -> dict:
-    """Fused, audio-head and vision-head accuracy, and the mean attention per time step."""
+    """Fused accuracy, each present modality's head accuracy, and the mean attention per time step."""
     model.eval()
-    hits = {"fused": 0, "audio": 0, "vision": 0}
+    hits = {"fused": 0, **{m: 0 for m in model.modalities}}
     alpha_sum, share_sum, n = None, torch.zeros(2), 0
     for idx in torch.arange(len(dataset)).split(batch_size):
         vision, audio, y = dataset[idx]  # one indexed batch, as in training (no per-sample collate)
@@ -76,16 +80,24 @@ def evaluate(model, dataset, batch_size: int, device) -> dict:
         y = y.to(device)
         out = model(v, a)
         hits["fused"] += int((out.logits.argmax(1) == y).sum())
-        hits["audio"] += int((out.head_audio.argmax(1) == y).sum())
-        hits["vision"] += int((out.head_vision.argmax(1) == y).sum())
+        for m in model.modalities:
+            hits[m] += int((getattr(out, f"head_{m}").argmax(1) == y).sum())
         a_sum = out.fusion.alpha.sum(1).cpu()
         alpha_sum = a_sum if alpha_sum is None else alpha_sum + a_sum
         share_sum += out.fusion.share.sum(0).cpu()
         n += y.numel()
-    return {
-        "fused_acc": hits["fused"] / n, "audio_acc": hits["audio"] / n, "vision_acc": hits["vision"] / n,
-        "attention_per_step": (alpha_sum / n).tolist(), "test_share_audio": float(share_sum[0] / n),
-    }
+    return {**{f"{k}_acc": v / n for k, v in hits.items()},
+            "attention_per_step": (alpha_sum / n).tolist(), "test_share_audio": float(share_sum[0] / n)}
+
+
+def model_data(cfg, split: str, modalities) -> PairedSpikes:
+    """The ``split`` of cfg.data holding the model's modalities only; a ConfigError names
+    model.modalities when the data set lacks one of them."""
+    data = build_dataset(cfg.data, split)
+    try:
+        return data.only(modalities)
+    except ValueError as exc:
+        raise ConfigError(f"model.modalities={list(modalities)} but data={cfg.data.name}: {exc}") from None
 
 
 def spike_rate(record: list[torch.Tensor]) -> torch.Tensor:
@@ -108,8 +120,9 @@ def train(cfg: DictConfig, run_dir: Path, hooks: dict | None = None) -> dict:
     run_dir = Path(distributed.broadcast_object(str(run_dir)))
     seed_everything(cfg.seed)
 
-    train_set = PairedSpikeDataset(build_dataset(cfg.data, "train"))
-    test_set = PairedSpikeDataset(build_dataset(cfg.data, "test"))
+    modalities = model_modalities(cfg.model)
+    train_set = PairedSpikeDataset(model_data(cfg, "train", modalities))
+    test_set = PairedSpikeDataset(model_data(cfg, "test", modalities))
     if cfg.get("quant") and cfg.quant.name != "none":  # QAT: the accelerator's integer forward (quant/)
         from quant.qmodel import build_quant_model
         model = build_quant_model(cfg).to(device)
@@ -120,7 +133,7 @@ def train(cfg: DictConfig, run_dir: Path, hooks: dict | None = None) -> dict:
         scale_to_firing_rate(model, *to_time_major(vision, audio, device), target=cfg.trainer.init_firing_rate)
     objective = build_loss(cfg.loss, cfg.seed)
     model.detach_heads = not objective.heads_train_encoders
-    groups = model.param_groups()
+    groups = {n: p for n, p in model.param_groups().items() if p}  # a unimodal model has no group for the other
     opt = torch.optim.Adam([{"params": p, "name": n} for n, p in groups.items()], lr=cfg.trainer.lr,
                            weight_decay=cfg.trainer.weight_decay)
 
@@ -131,13 +144,14 @@ def train(cfg: DictConfig, run_dir: Path, hooks: dict | None = None) -> dict:
         getattr(model, "load_init_state", model.load_state_dict)(init["model"])  # quantized: float or QAT weights
     if cfg.resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
+        check_state_matches(model, ckpt["model"], ckpt_path)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         start_epoch, history = int(ckpt["epoch"]) + 1, list(ckpt["history"])
         if "loss_rng" in ckpt and hasattr(objective, "generator"):
             objective.generator.set_state(ckpt["loss_rng"])
-    elif cfg.resume and rank == 0:
-        print(f"resume=true but {ckpt_path} does not exist yet: starting from epoch 0")
+        if rank == 0 and start_epoch < cfg.trainer.epochs:
+            print(f"resuming from epoch {start_epoch + 1} ({ckpt_path})", flush=True)
 
     net = DistributedDataParallel(model) if world > 1 else model
     spike_penalty = float(cfg.trainer.get("spike_penalty", 0.0))
@@ -160,7 +174,8 @@ def train(cfg: DictConfig, run_dir: Path, hooks: dict | None = None) -> dict:
                    leave=False)
         for step, idx in enumerate(bar):
             vision, audio, y = train_set[idx]
-            vision = random_shift(vision, cfg.trainer.augment_shift, aug_gen)
+            if vision is not None:
+                vision = random_shift(vision, cfg.trainer.augment_shift, aug_gen)
             v, a = to_time_major(vision, audio, device)
             record = [] if spike_penalty else None
             out = net(v, a, record)
@@ -205,9 +220,9 @@ def train(cfg: DictConfig, run_dir: Path, hooks: dict | None = None) -> dict:
             atomic_torch_save(state, ckpt_path)
             atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
             if cfg.trainer.log_epochs:
-                print(f"epoch {epoch + 1}: loss {metrics['train_loss']:.4f} fused {metrics['fused_acc']:.4f} "
-                      f"audio {metrics['audio_acc']:.4f} vision {metrics['vision_acc']:.4f} ({metrics['seconds']:.1f} s)",
-                      flush=True)
+                heads = "".join(f" {m} {metrics[m + '_acc']:.4f}" for m in model.modalities)
+                print(f"epoch {epoch + 1}: loss {metrics['train_loss']:.4f} fused {metrics['fused_acc']:.4f}{heads} "
+                      f"({metrics['seconds']:.1f} s)", flush=True)
         if "epoch_end" in hooks:
             hooks["epoch_end"](epoch)
     if cfg.trainer.get("save_rank_weights", False):  # for checking that DDP ranks stay identical
@@ -218,8 +233,8 @@ def train(cfg: DictConfig, run_dir: Path, hooks: dict | None = None) -> dict:
     return history[-1] if history else {}
 
 
-# An absolute path: a relative one is read as the Python package "configs" when the app runs as the
-# edge-taaf-train console script, and that package does not exist.
+# CONFIG_DIR is an absolute path (the shipped edge_taaf.configs package): a relative one would be read
+# relative to the console script, not to this module.
 @hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     run_dir = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)

@@ -39,11 +39,12 @@ from pathlib import Path
 
 import yaml
 
+from edge_taaf import CONFIG_DIR
 from firmware_sim import spec
 from firmware_sim.counters import Counts
 from firmware_sim.program import Program
 
-HARDWARE_DIR = Path(__file__).resolve().parents[1] / "configs" / "hardware"
+HARDWARE_DIR = Path(CONFIG_DIR) / "hardware"   # configs/hardware/, shipped in the package
 ENERGY_KEYS = ("add8", "add32", "mult8", "mult32", "fp32_mac", "fp32_add")
 PARALLEL_KEYS = ("syn_units", "neuron_units", "mac_units")
 OPERATIONS = ("synaptic accumulate", "neuron update", "MAC", "other compute", "weight memory", "state memory",
@@ -200,10 +201,10 @@ def ann_shapes(program: Program) -> list[dict]:
                     "weights": int(layer.weight.size), "in": layer.n_in, "out": layer.n_out})
     r = program.readout
     d = r.weight.shape[1]
-    da = program.layer(r.audio_input).n_out
-    warp = r.warp_audio.size * da + r.warp_vision.size * (d - da)
+    warps = {m: getattr(r, f"warp_{m}").size for m in r.modalities}
+    warp = sum(size * program.feature_width(m) for m, size in warps.items())
     head = (r.n_classes + r.n_hidden) * d + r.n_hidden + r.n_classes   # logits, score MLP, weighted sum
-    weights = int(r.weight.size + r.warp_audio.size + r.warp_vision.size
+    weights = int(r.weight.size + sum(warps.values())
                   + (r.hidden_weight.size + r.out_weight.size if r.fusion == "taaf" else 0))
     out.append({"name": "readout", "modality": "fusion", "macs": warp + head, "weights": weights, "in": d,
                 "out": r.n_classes + r.n_hidden + 1})

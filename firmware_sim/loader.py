@@ -304,9 +304,13 @@ def _readout(meta: dict, chain: _QCDQ, source: str) -> Readout:
         raise ContractError(f"{source}: {where} lacks field(s) {missing} (fusion={fusion!r})")
     lg = {k: _int(r, k, source, where) for k in need if k.endswith("_log2")}
     warp = lg["warp_log2"]
-    out = Readout(fusion, str(r["audio_input"]), str(r["vision_input"]),
-                  chain.weight(r["warp_audio"], warp, f"{where}.warp_audio"),
-                  chain.weight(r["warp_vision"], warp, f"{where}.warp_vision"),
+
+    def optional(role: str, load):
+        """A unimodal program has null for the missing modality's input layer and warp."""
+        return None if r[role] is None else load(r[role])
+    out = Readout(fusion, optional("audio_input", str), optional("vision_input", str),
+                  optional("warp_audio", lambda n: chain.weight(n, warp, f"{where}.warp_audio")),
+                  optional("warp_vision", lambda n: chain.weight(n, warp, f"{where}.warp_vision")),
                   chain.weight(r["readout_weight"], lg["readout_log2"], f"{where}.readout_weight"),
                   chain.bias(r["readout_bias"], f"{where}.readout_bias"),
                   _int(r, "logit_shift", source, where), log2=lg)

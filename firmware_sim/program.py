@@ -61,13 +61,16 @@ class Layer:
 
 @dataclass
 class Readout:
-    """The integer TAAF (or concat) readout; weights int, biases int64 (docs/accelerator.md, steps 1-6)."""
+    """The integer TAAF (or concat) readout; weights int, biases int64 (docs/accelerator.md, steps 1-6).
+
+    A unimodal program has None for the missing modality's input layer and warp; its z_t is the
+    present modality's warped features alone (D_a or D_v is 0)."""
 
     fusion: str
-    audio_input: str
-    vision_input: str
-    warp_audio: np.ndarray          # (D_wa,)
-    warp_vision: np.ndarray         # (D_wv,)
+    audio_input: str | None
+    vision_input: str | None
+    warp_audio: np.ndarray | None   # (D_wa,)
+    warp_vision: np.ndarray | None  # (D_wv,)
     weight: np.ndarray              # (K, D_a + D_v)
     bias: np.ndarray                # (K,)
     logit_shift: int
@@ -82,6 +85,11 @@ class Readout:
     @property
     def n_classes(self) -> int:
         return int(self.weight.shape[0])
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The modalities whose features reach the readout, in z order (audio first)."""
+        return tuple(m for m in ("audio", "vision") if getattr(self, f"{m}_input") is not None)
 
     @property
     def n_hidden(self) -> int:
@@ -118,6 +126,11 @@ class Program:
     def modality_of(self, name: str) -> str:
         return name if name in self.inputs else self.layer(name).modality
 
+    def feature_width(self, modality: str) -> int:
+        """D_m: the number of features modality ``modality`` gives z_t (0 when the program lacks it)."""
+        name = getattr(self.readout, f"{modality}_input")
+        return 0 if name is None else self.layer(name).n_out
+
     def check(self) -> "Program":
         """Raise ContractError on any inconsistency; return self."""
         _require(self.state_bits == spec.STATE_BITS, "state_bits", self.state_bits,
@@ -148,16 +161,29 @@ class Program:
             seen[layer.name] = layer.out_shape
         r = self.readout
         _require(r.fusion in FUSIONS, "readout.fusion", r.fusion, " or ".join(FUSIONS))
-        for role in ("audio_input", "vision_input"):
-            if getattr(r, role) not in names - set(self.inputs):
-                raise ContractError(f"program: readout.{role}={getattr(r, role)!r} is not a spiking layer")
-        d = self.layer(r.audio_input).n_out + self.layer(r.vision_input).n_out
+        if not r.modalities:
+            raise ContractError("program: readout.audio_input and readout.vision_input are both null; "
+                                "at least one modality must reach the readout")
+        for m in ("audio", "vision"):
+            role, name, w = f"{m}_input", getattr(r, f"{m}_input"), getattr(r, f"warp_{m}")
+            if name is None:
+                if w is not None:
+                    raise ContractError(f"program: readout.warp_{m} is set but readout.{role} is null")
+                continue
+            if name not in names - set(self.inputs):
+                raise ContractError(f"program: readout.{role}={name!r} is not a spiking layer")
+            if self.layer(name).modality != m:
+                raise ContractError(f"program: readout.{role}={name!r} is a {self.layer(name).modality} layer")
+            if w is None:
+                raise ContractError(f"program: readout.{role}={name!r} needs readout.warp_{m}")
+            _require(w.ndim == 1 and w.size >= 1, f"readout.warp_{m}.shape", list(w.shape), "(D,) with D >= 1")
+            _check_int(w, f"readout.warp_{m}", w.shape, limit)
+        if set(r.modalities) != set(self.inputs):
+            raise ContractError(f"program: the readout reads modalities {list(r.modalities)} but the inputs are "
+                                f"{sorted(self.inputs)}; every input's modality must reach the readout")
+        d = self.feature_width("audio") + self.feature_width("vision")
         _check_int(r.weight, "readout.weight", (self.n_classes, d), limit)
         _check_int(r.bias, "readout.bias", (self.n_classes,), 2 ** (spec.BIAS_BITS - 1) - 1)
-        for wname in ("warp_audio", "warp_vision"):
-            w = getattr(r, wname)
-            _require(w.ndim == 1 and w.size >= 1, f"readout.{wname}.shape", list(w.shape), "(D,) with D >= 1")
-            _check_int(w, f"readout.{wname}", w.shape, limit)
         _require(0 <= r.logit_shift <= 62, "readout.logit_shift", r.logit_shift, "0..62")
         if r.fusion == "taaf":
             if r.hidden_weight is None or r.out_weight is None or r.hidden_bias is None or r.out_bias is None:
@@ -182,10 +208,9 @@ class Program:
                                     f"{worst} + 2^{self.state_bits} "
                                     f"reaches 2^24 (EXACT_LIMIT)")
         r = self.readout
-        (a_lo, a_hi), (v_lo, v_hi) = warp_range(r.warp_audio), warp_range(r.warp_vision)
-        da, dv = self.layer(r.audio_input).n_out, self.layer(r.vision_input).n_out
-        z_lo = np.r_[np.full(da, a_lo), np.full(dv, v_lo)]
-        z_hi = np.r_[np.full(da, a_hi), np.full(dv, v_hi)]
+        ranges = {m: warp_range(getattr(r, f"warp_{m}")) for m in r.modalities}
+        z_lo = np.concatenate([np.full(self.feature_width(m), ranges[m][0], np.int64) for m in r.modalities])
+        z_hi = np.concatenate([np.full(self.feature_width(m), ranges[m][1], np.int64) for m in r.modalities])
         logits = affine_bound(r.weight, r.bias, z_lo, z_hi)
         if logits >> r.logit_shift >= 2 ** spec.READOUT_MAX_BITS:
             raise ContractError(f"program: logit_shift={r.logit_shift} leaves worst-case |l_t| >> shift = "

@@ -133,8 +133,11 @@ class Runner:
         i64 = lambda a: np.ascontiguousarray(a, dtype=np.int64)  # noqa: E731
         taaf = r.fusion == "taaf"
         n_z = r.weight.shape[1]
+        # A missing modality reaches the kernel as zero features (D = 0) under a zero one-tap warp.
+        no_warp = np.zeros(1, np.int64)
         self.readout_args = (
-            i64(r.warp_audio), i64(r.warp_vision), i64(r.weight.T), i64(r.bias),
+            i64(r.warp_audio) if r.warp_audio is not None else no_warp,
+            i64(r.warp_vision) if r.warp_vision is not None else no_warp, i64(r.weight.T), i64(r.bias),
             i64(r.hidden_weight.T) if taaf else np.zeros((n_z, 0), np.int64),
             i64(r.hidden_bias) if taaf else np.zeros(0, np.int64),
             i64(r.out_weight[0]) if taaf else np.zeros(0, np.int64),
@@ -156,8 +159,9 @@ class Runner:
                      flag_bits=layer.n_out * n_t * n_b)
             units[layer.name] = unit
         r = p.readout
-        a, v = acts[r.audio_input], acts[r.vision_input]
-        a, v = a.reshape(n_t, n_b, -1), v.reshape(n_t, n_b, -1)
+        no_features = np.zeros((n_t, n_b, 0), np.uint8)
+        a = acts[r.audio_input].reshape(n_t, n_b, -1) if r.audio_input is not None else no_features
+        v = acts[r.vision_input].reshape(n_t, n_b, -1) if r.vision_input is not None else no_features
         k = r.n_classes
         step_logits = np.zeros((n_t, n_b, k), np.int64)
         scores = np.zeros((n_t, n_b), np.int64)
@@ -167,10 +171,10 @@ class Runner:
         run_batched(kernels.readout, n_b, a, v, *self.readout_args, step_logits, scores, attention, logits, rc)
         ops_a, ops_v, macs_l, macs_s, big = rc.sum(0).tolist()
         bits = p.weight_bits
-        units["warp.audio"] = Unit(p.modality_of(r.audio_input), "warp", bits, int(r.warp_audio.size))
-        units["warp.audio"].add(syn_ops=ops_a)
-        units["warp.vision"] = Unit(p.modality_of(r.vision_input), "warp", bits, int(r.warp_vision.size))
-        units["warp.vision"].add(syn_ops=ops_v)
+        for m, ops in (("audio", ops_a), ("vision", ops_v)):
+            if m in r.modalities:
+                units[f"warp.{m}"] = Unit(m, "warp", bits, int(getattr(r, f"warp_{m}").size))
+                units[f"warp.{m}"].add(syn_ops=ops)
         units["readout"] = Unit("fusion", "readout", bits, int(r.weight.size))
         units["readout"].add(macs=macs_l, weight_reads=macs_l, exact_limit=big)
         if r.fusion == "taaf":

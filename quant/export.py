@@ -48,7 +48,11 @@ def check_program(program: dict, weights: dict[str, np.ndarray]) -> None:
             raise QuantRangeError(f"layer {layer['name']}: theta_int = {layer['theta']} does not fit 1..{hi} "
                                   f"(the {program['state_bits']}-bit state)")
     r = program["readout"]
-    weight_names = [e["weight"] for e in program["layers"]] + [r["warp_audio"], r["warp_vision"], r["readout_weight"]]
+    present = [m for m in ("audio", "vision") if r[f"{m}_input"] is not None]
+    if not present or set(present) != set(program["inputs"]):
+        raise ExportError(f"program inputs {sorted(program['inputs'])} do not match the modalities reaching the "
+                          f"readout {present}")
+    weight_names = [e["weight"] for e in program["layers"]] + [r[f"warp_{m}"] for m in present] + [r["readout_weight"]]
     bias_names = [r["readout_bias"]]
     if program["fusion"] == "taaf":
         weight_names += [r["score_hidden_weight"], r["score_out_weight"]]
@@ -144,9 +148,13 @@ def build_onnx(program: dict, weights: dict[str, np.ndarray]) -> onnx.ModelProto
 
     # weights (QCDQ) and biases (int32 -> float), all in the main graph
     w = {e["name"]: _qcdq(main, c, e["weight"], weights[e["weight"]], e["weight_log2"], bits) for e in layers}
-    D = int(np.asarray(weights[r["warp_audio"]]).size)
+    present = [m for m in ("audio", "vision") if r[f"{m}_input"] is not None]   # z = [audio ; vision]
+    sizes = {int(np.asarray(weights[r[f"warp_{m}"]]).size) for m in present}
+    if len(sizes) != 1:
+        raise ExportError(f"the warps of {present} have different lengths {sorted(sizes)}; the contract has one D")
+    D = sizes.pop()
     warp = {m: main.op("Reshape", _qcdq(main, c, r[f"warp_{m}"], weights[r[f"warp_{m}"]], r["warp_log2"], bits),
-                       c.vec([D, 1, 1])) for m in ("audio", "vision")}
+                       c.vec([D, 1, 1])) for m in present}
     ro = _qcdq(main, c, r["readout_weight"], weights[r["readout_weight"]], r["readout_log2"], bits)
 
     def bias(name):
@@ -160,11 +168,12 @@ def build_onnx(program: dict, weights: dict[str, np.ndarray]) -> onnx.ModelProto
         so_b = bias(r["score_out_bias"])
 
     # initial Scan states: zeros of (B, ...) per layer, (D - 1, B, F) delay lines per modality
-    batch = main.op("Slice", main.op("Shape", "audio"), c.vec([1]), c.vec([2]))
+    inputs = [m for m in ("vision", "audio") if m in program["inputs"]]   # graph and Scan input order
+    batch = main.op("Slice", main.op("Shape", inputs[0]), c.vec([1]), c.vec([2]))
     states = [(f"v.{e['name']}", [batch, c.vec(e["out_shape"])]) for e in layers]
-    feat = {m: next(e for e in layers if e["name"] == r[f"{m}_input"])["out_shape"][0] for m in ("audio", "vision")}
+    feat = {m: next(e for e in layers if e["name"] == r[f"{m}_input"])["out_shape"][0] for m in present}
     if D > 1:
-        states += [(f"hist.{m}", [c.vec([D - 1]), batch, c.vec([feat[m]])]) for m in ("audio", "vision")]
+        states += [(f"hist.{m}", [c.vec([D - 1]), batch, c.vec([feat[m]])]) for m in present]
     init_names = []
     for name, parts in states:
         zeros = helper.make_tensor(f"{name}.zero", F32, [1], [0.0])
@@ -172,7 +181,7 @@ def build_onnx(program: dict, weights: dict[str, np.ndarray]) -> onnx.ModelProto
 
     # one time step
     x = {"vision": "vision_t", "audio": "audio_t"}
-    shapes = {m: program["inputs"][m]["shape"] for m in ("vision", "audio")} | {e["name"]: e["out_shape"] for e in layers}
+    shapes = {m: program["inputs"][m]["shape"] for m in inputs} | {e["name"]: e["out_shape"] for e in layers}
     spikes = []
     for e in layers:
         src = x[e["input"]]
@@ -186,13 +195,13 @@ def build_onnx(program: dict, weights: dict[str, np.ndarray]) -> onnx.ModelProto
         x[e["name"]] = _lif(body, c, f"v.{e['name']}.in", cur, e["theta"], k, sb, f"v.{e['name']}.out")
         spikes.append(body.op("Identity", x[e["name"]], out=f"spk.{e['name']}"))
     warped = {}
-    for m in ("audio", "vision"):
+    for m in present:
         stack = body.op("Unsqueeze", x[r[f"{m}_input"]], c.vec([0]))
         if D > 1:
             stack = body.op("Concat", stack, f"hist.{m}.in", axis=0)
             body.op("Slice", stack, c.vec([0]), c.vec([D - 1]), c.vec([0]), out=f"hist.{m}.out")
         warped[m] = body.op("ReduceSum", body.op("Mul", stack, warp[m]), c.vec([0]), keepdims=0)
-    z = body.op("Concat", warped["audio"], warped["vision"], axis=1)
+    z = body.op("Concat", *[warped[m] for m in present], axis=1) if len(present) > 1 else warped[present[0]]
     _floor_shift(body, c, body.op("Gemm", z, ro, ro_b, transB=1), r["logit_shift"], out="lp_t")
     scan_out = [f"spk.{e['name']}" for e in layers] + ["lp_t"]
     if taaf:
@@ -204,13 +213,12 @@ def build_onnx(program: dict, weights: dict[str, np.ndarray]) -> onnx.ModelProto
         return helper.make_tensor_value_info(name, F32, shape)
     body_graph = helper.make_graph(
         body.nodes, "step",
-        [vi(f"{n}.in") for n, _ in states] + [vi("vision_t", ["B", *program["inputs"]["vision"]["shape"]]),
-                                               vi("audio_t", ["B", *program["inputs"]["audio"]["shape"]])],
+        [vi(f"{n}.in") for n, _ in states] + [vi(f"{m}_t", ["B", *program["inputs"][m]["shape"]]) for m in inputs],
         [vi(f"{n}.out") for n, _ in states] + [vi(n) for n in scan_out])
     final = [f"{n}.final" for n, _ in states]
     seq_names = [f"spikes.{e['name']}" for e in layers] + ["step_logits"] + (["scores"] if taaf else [])
-    main.nodes.append(helper.make_node("Scan", init_names + ["vision", "audio"], final + seq_names, name="time_loop",
-                                       body=body_graph, num_scan_inputs=2))
+    main.nodes.append(helper.make_node("Scan", init_names + inputs, final + seq_names, name="time_loop",
+                                       body=body_graph, num_scan_inputs=len(inputs)))
 
     # readout over the whole sequence: exp2 lookup attention and y = sum_t u_t l'_t
     if taaf:
@@ -237,8 +245,7 @@ def build_onnx(program: dict, weights: dict[str, np.ndarray]) -> onnx.ModelProto
     outputs += [vi(f"spikes.{e['name']}", ["T", "B", *e["out_shape"]]) for e in layers]
     graph = helper.make_graph(
         main.nodes, "edge_taaf_int",
-        [vi("vision", ["T", "B", *program["inputs"]["vision"]["shape"]]),
-         vi("audio", ["T", "B", *program["inputs"]["audio"]["shape"]])],
+        [vi(m, ["T", "B", *program["inputs"][m]["shape"]]) for m in inputs],
         outputs, initializer=c.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
                               producer_name="edge-taaf", doc_string=f"{spec.CONTRACT_VERSION} integer SNN (TAAF readout)")

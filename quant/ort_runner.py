@@ -36,20 +36,23 @@ class OrtModel:
         self.session = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         self.output_names = [o.name for o in self.session.get_outputs()]
 
-    def run_time_major(self, vision: np.ndarray, audio: np.ndarray) -> dict[str, np.ndarray]:
-        """vision (T, B, 2, 34, 34), audio (T, B, C) -> outputs by name (int64)."""
-        T, limit = vision.shape[0], self.program["max_T"]
+    def run_time_major(self, vision: np.ndarray | None, audio: np.ndarray | None) -> dict[str, np.ndarray]:
+        """vision (T, B, 2, 34, 34), audio (T, B, C) -> outputs by name (int64); None for a modality
+        the file has no input for."""
+        given = {name: x for name, x in (("vision", vision), ("audio", audio)) if x is not None}
+        if set(given) != set(self.program["inputs"]):
+            raise ValueError(f"the model's inputs are {sorted(self.program['inputs'])}, got {sorted(given)}")
+        T, limit = next(iter(given.values())).shape[0], self.program["max_T"]
         if T > limit:
             raise ValueError(f"input has T={T} steps but this model is exact only up to max_T={limit} "
                              "(|y| = |sum_t u_t l'_t| could reach 2^24); split the sequence")
-        for name, x in (("vision", vision), ("audio", audio)):
+        for name, x in given.items():
             want = self.program["inputs"][name]
             if list(x.shape[2:]) != want["shape"]:
                 raise ValueError(f"{name} must be (T, B, {', '.join(map(str, want['shape']))}), got {x.shape}")
             if x.size and (x.min() < 0 or x.max() > want["max"]):
                 raise ValueError(f"{name} spike counts must lie in 0..{want['max']}, got {x.min()}..{x.max()}")
-        out = self.session.run(None, {"vision": np.ascontiguousarray(vision, np.float32),
-                                      "audio": np.ascontiguousarray(audio, np.float32)})
+        out = self.session.run(None, {name: np.ascontiguousarray(x, np.float32) for name, x in given.items()})
         result = {}
         for name, value in zip(self.output_names, out):
             as_int = value.astype(np.int64)
@@ -58,10 +61,12 @@ class OrtModel:
             result[name] = as_int
         return result
 
-    def run(self, vision: np.ndarray, audio: np.ndarray, batch_size: int = 128) -> dict[str, np.ndarray]:
+    def run(self, vision: np.ndarray | None, audio: np.ndarray | None, batch_size: int = 128) -> dict[str, np.ndarray]:
         """Batch-first (N, T, ...) arrays -> outputs over the whole set (logits (N, K), others (T, N, ...))."""
-        parts = [self.run_time_major(np.swapaxes(vision[i:i + batch_size], 0, 1), np.swapaxes(audio[i:i + batch_size], 0, 1))
-                 for i in range(0, len(vision), batch_size)]
+        def batch(x, i):
+            return None if x is None else np.swapaxes(x[i:i + batch_size], 0, 1)
+        n = len(vision if vision is not None else audio)
+        parts = [self.run_time_major(batch(vision, i), batch(audio, i)) for i in range(0, n, batch_size)]
         return {k: np.concatenate([p[k] for p in parts], axis=0 if k == "logits" else 1) for k in parts[0]}
 
 

@@ -22,7 +22,7 @@ from torch import nn
 from edge_taaf.blocks import SpikingConv, SpikingDense
 from edge_taaf.encoders import AudioEncoder, VisionEncoder
 from edge_taaf.fusion import FusionOut
-from edge_taaf.model import FUSIONS, ModelOut
+from edge_taaf.model import FUSIONS, ModelOut, absent_features, check_modality_inputs, model_modalities, parameters_of
 from edge_taaf.neurons import LIFParams
 from firmware_sim import spec
 from quant.int_neuron import int_lif, theta_int
@@ -137,33 +137,44 @@ class QuantTwoModalitySNN(nn.Module):
         if any(m < 1 for m in self.input_max):
             raise ValueError(f"input_max must be >= 1 (largest spike count per bin), got {input_max}")
         self.T, self.fusion_kind, self.neuron = int(cfg["T"]), cfg["fusion"], neuron
+        self.modalities = model_modalities(cfg)
+        has_v, has_a = "vision" in self.modalities, "audio" in self.modalities
         vc, ac = cfg["vision"], cfg["audio"]
-        self.vision_shape, self.audio_channels = tuple(vc["in_shape"]), int(ac["in_channels"])
-        self.vision = VisionEncoder(vc["in_shape"], vc["channels"], vc["kernels"], vc["strides"], vc["features"], neuron)
-        for i, old in enumerate(self.vision.convs):
-            c = old.conv
-            self.vision.convs[i] = QuantSpikingConv(c.in_channels, c.out_channels, c.kernel_size[0], c.stride[0],
-                                                    neuron, self.bits, f"vision.conv{i}")
-        d = self.vision.dense.fc
-        self.vision.dense = QuantSpikingDense(d.in_features, d.out_features, neuron, self.bits, "vision.dense")
-        self.audio = AudioEncoder(ac["in_channels"], ac["hidden"], ac["features"], neuron)
-        for i, old in enumerate(self.audio.layers):
-            self.audio.layers[i] = QuantSpikingDense(old.fc.in_features, old.fc.out_features, neuron, self.bits,
-                                                     f"audio.fc{i}")
-        self.warp_audio = QuantDelayWarp(cfg["warp_max_delay"], self.bits)
-        self.warp_vision = QuantDelayWarp(cfg["warp_max_delay"], self.bits, self.warp_audio.kernel.weight_quant)
-        k, da, dv = cfg["n_classes"], ac["features"], vc["features"]
+        self.vision_shape = tuple(vc["in_shape"]) if has_v else None
+        self.audio_channels = int(ac["in_channels"]) if has_a else None
+        self.vision = self.audio = None
+        if has_v:
+            self.vision = VisionEncoder(vc["in_shape"], vc["channels"], vc["kernels"], vc["strides"], vc["features"],
+                                        neuron)
+            for i, old in enumerate(self.vision.convs):
+                c = old.conv
+                self.vision.convs[i] = QuantSpikingConv(c.in_channels, c.out_channels, c.kernel_size[0], c.stride[0],
+                                                        neuron, self.bits, f"vision.conv{i}")
+            d = self.vision.dense.fc
+            self.vision.dense = QuantSpikingDense(d.in_features, d.out_features, neuron, self.bits, "vision.dense")
+        if has_a:
+            self.audio = AudioEncoder(ac["in_channels"], ac["hidden"], ac["features"], neuron)
+            for i, old in enumerate(self.audio.layers):
+                self.audio.layers[i] = QuantSpikingDense(old.fc.in_features, old.fc.out_features, neuron, self.bits,
+                                                         f"audio.fc{i}")
+        # The warps share one Brevitas quantizer (one scale, the contract's warp_log2): the first owns it.
+        self.warp_audio = QuantDelayWarp(cfg["warp_max_delay"], self.bits) if has_a else None
+        owner = self.warp_audio.kernel.weight_quant if has_a else None
+        self.warp_vision = QuantDelayWarp(cfg["warp_max_delay"], self.bits, owner) if has_v else None
+        k = cfg["n_classes"]
+        da, dv = (ac["features"] if has_a else 0), (vc["features"] if has_v else 0)
         self.n_classes, self.d_audio = int(k), int(da)
         self.fusion = QuantReadout(da, dv, k, cfg["score_hidden"] if cfg["fusion"] == "taaf" else None, self.bits)
-        self.head_audio = nn.Linear(da, k)
-        self.head_vision = nn.Linear(dv, k)
+        self.head_audio = nn.Linear(da, k) if has_a else None
+        self.head_vision = nn.Linear(dv, k) if has_v else None
         self.detach_heads = True
 
     # ---- structure -------------------------------------------------------------------------
     def spiking_layers(self) -> list[tuple[str, str, str, nn.Module]]:
         """(name, modality, input name, layer) in program order (each modality's stack, input to output)."""
-        v = [(f"vision.conv{i}", layer) for i, layer in enumerate(self.vision.convs)] + [("vision.dense", self.vision.dense)]
-        a = [(f"audio.fc{i}", layer) for i, layer in enumerate(self.audio.layers)]
+        v = [] if self.vision is None else \
+            [(f"vision.conv{i}", layer) for i, layer in enumerate(self.vision.convs)] + [("vision.dense", self.vision.dense)]
+        a = [] if self.audio is None else [(f"audio.fc{i}", layer) for i, layer in enumerate(self.audio.layers)]
         out = []
         for modality, stack in (("vision", v), ("audio", a)):
             prev = modality
@@ -176,8 +187,10 @@ class QuantTwoModalitySNN(nn.Module):
         """Raise ContractError naming the first layer the accelerator contract does not cover."""
         expected = {"vision", "audio", "warp_audio", "warp_vision", "fusion", "head_audio", "head_vision"}
         extra = [n for n, _ in self.named_children() if n not in expected]
-        extra += [f"vision.{n}" for n, _ in self.vision.named_children() if n not in ("convs", "dense")]
-        extra += [f"audio.{n}" for n, _ in self.audio.named_children() if n != "layers"]
+        if self.vision is not None:
+            extra += [f"vision.{n}" for n, _ in self.vision.named_children() if n not in ("convs", "dense")]
+        if self.audio is not None:
+            extra += [f"audio.{n}" for n, _ in self.audio.named_children() if n != "layers"]
         if extra:
             raise ContractError(f"layer {extra[0]} is not covered by the accelerator contract")
         for name, modality, _, layer in self.spiking_layers():
@@ -188,7 +201,7 @@ class QuantTwoModalitySNN(nn.Module):
             if layer.neuron.reset != spec.RESET:
                 raise ContractError(f"layer {name}: reset {layer.neuron.reset!r} is not covered (only {spec.RESET!r})")
         for name, mod in (("warp.audio", self.warp_audio), ("warp.vision", self.warp_vision), ("readout", self.fusion)):
-            if type(mod) not in (QuantDelayWarp, QuantReadout):
+            if mod is not None and type(mod) not in (QuantDelayWarp, QuantReadout):
                 raise ContractError(f"layer {name} ({type(mod).__name__}) is not covered by the accelerator contract")
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -196,11 +209,9 @@ class QuantTwoModalitySNN(nn.Module):
         # The warps' shared Brevitas quantizer also registers the vision kernel under warp_audio:
         # name each kernel explicitly so that no parameter lands in two groups.
         return {
-            "audio": [*self.audio.parameters(), self.warp_audio.kernel.weight],
-            "vision": [*self.vision.parameters(), self.warp_vision.kernel.weight],
-            "fusion": list(self.fusion.parameters()),
-            "heads": [*self.head_audio.parameters(), *self.head_vision.parameters()],
-        }
+            m: [*parameters_of(getattr(self, m)), *([] if warp is None else [warp.kernel.weight])]
+            for m, warp in (("audio", self.warp_audio), ("vision", self.warp_vision))
+        } | {"fusion": list(self.fusion.parameters()), "heads": parameters_of(self.head_audio, self.head_vision)}
 
     def weight_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -227,37 +238,49 @@ class QuantTwoModalitySNN(nn.Module):
                                 f"unexpected {unexpected} (layers outside the contract or another architecture)")
 
     # ---- the integer computation -------------------------------------------------------------
-    def _check_inputs(self, vision: torch.Tensor, audio: torch.Tensor) -> None:
-        if vision.dim() != 5 or tuple(vision.shape[2:]) != self.vision_shape:
+    def _check_inputs(self, vision: torch.Tensor | None, audio: torch.Tensor | None) -> None:
+        check_modality_inputs(self.modalities, vision, audio)
+        if vision is not None and (vision.dim() != 5 or tuple(vision.shape[2:]) != self.vision_shape):
             raise ValueError(f"vision must be (T, B, {', '.join(map(str, self.vision_shape))}), got {tuple(vision.shape)}")
-        if audio.dim() != 3 or audio.shape[2] != self.audio_channels:
+        if audio is not None and (audio.dim() != 3 or audio.shape[2] != self.audio_channels):
             raise ValueError(f"audio must be (T, B, {self.audio_channels}), got {tuple(audio.shape)}")
-        if vision.shape[:2] != audio.shape[:2]:
+        if vision is not None and audio is not None and vision.shape[:2] != audio.shape[:2]:
             raise ValueError(f"vision (T, B) = {tuple(vision.shape[:2])} but audio (T, B) = {tuple(audio.shape[:2])}")
         for name, x, hi in (("vision", vision, self.input_max[0]), ("audio", audio, self.input_max[1])):
-            if x.numel() and (x.min() < 0 or x.max() > hi or bool((x != torch.floor(x)).any())):
+            if x is not None and x.numel() and (x.min() < 0 or x.max() > hi or bool((x != torch.floor(x)).any())):
                 raise ValueError(f"{name} spikes must be integers in 0..{hi} (the contract's input max), "
                                  f"got values in {float(x.min())}..{float(x.max())}")
 
-    def _warps(self) -> tuple[torch.Tensor, torch.Tensor, int]:
-        wa, la = int_weight(self.warp_audio.kernel, self.bits, "warp.audio")
-        wv, lv = int_weight(self.warp_vision.kernel, self.bits, "warp.vision")
-        if la != lv:
-            raise ContractError(f"warp.audio and warp.vision must share one scale, got 2^{la} and 2^{lv}")
-        return wa.reshape(-1), wv.reshape(-1), la
+    def _warps(self) -> tuple[dict[str, torch.Tensor], int]:
+        """({modality: integer warp kernel (D,)} of the present modalities, their shared log2 scale)."""
+        kernels, scales = {}, {}
+        for m in self.modalities:
+            w, scales[m] = int_weight(getattr(self, f"warp_{m}").kernel, self.bits, f"warp.{m}")
+            kernels[m] = w.reshape(-1)
+        if len(set(scales.values())) > 1:
+            raise ContractError(f"warp.audio and warp.vision must share one scale, got 2^{scales['audio']} and "
+                                f"2^{scales['vision']}")
+        return kernels, next(iter(scales.values()))
 
-    def _z_max(self, wa: torch.Tensor, wv: torch.Tensor, dv: int) -> torch.Tensor:
-        """Worst-case |z_j|: sum_d |w_d| of the feature's modality (features are 0/1 spikes)."""
-        return torch.cat([wa.detach().abs().sum().expand(self.d_audio), wv.detach().abs().sum().expand(dv)])
+    @staticmethod
+    def _z_max(kernels: dict[str, torch.Tensor], dims: dict[str, int]) -> torch.Tensor:
+        """Worst-case |z_j| over z = [a ; v]: sum_d |w_d| of the feature's modality (features are 0/1 spikes)."""
+        return torch.cat([kernels[m].detach().abs().sum().expand(dims[m]) for m in ("audio", "vision") if m in kernels])
 
-    def _run(self, vision: torch.Tensor, audio: torch.Tensor):
+    def _run(self, vision: torch.Tensor | None, audio: torch.Tensor | None):
         self._check_inputs(vision, audio)
         rec_v, rec_a = [], []
-        fv = self.vision(vision, rec_v)
-        fa = self.audio(audio, rec_a)
-        wa, wv, z_log2 = self._warps()
-        a, v = self.warp_audio.apply_int(fa, wa), self.warp_vision.apply_int(fv, wv)
-        p = self.fusion.plan(z_log2, self._z_max(wa, wv, fv.shape[-1]))
+        feats = {}
+        if self.vision is not None:
+            feats["vision"] = self.vision(vision, rec_v)
+        if self.audio is not None:
+            feats["audio"] = self.audio(audio, rec_a)
+        kernels, z_log2 = self._warps()
+        warped = {m: getattr(self, f"warp_{m}").apply_int(f, kernels[m]) for m, f in feats.items()}
+        any_feat = next(iter(warped.values()))
+        a = warped.get("audio", absent_features(any_feat))
+        v = warped.get("vision", absent_features(any_feat))
+        p = self.fusion.plan(z_log2, self._z_max(kernels, {m: f.shape[-1] for m, f in feats.items()}))
         r = self.fusion(torch.cat([a, v], dim=-1), z_log2, p)
         names = [name for name, _, _, _ in self.spiking_layers()]
         return dict(zip(names, rec_v + rec_a)), a, v, z_log2, p, r
@@ -281,14 +304,17 @@ class QuantTwoModalitySNN(nn.Module):
         share = torch.stack([na, nv], dim=1) / (na + nv).clamp_min(1e-12).unsqueeze(1)
         pa, pv = (a.detach(), v.detach()) if self.detach_heads else (a, v)
         fused = FusionOut(logits, step_logits, r.alpha, share, ca, cv)
-        return ModelOut(fused, self.head_audio(pa.mean(0)), self.head_vision(pv.mean(0)), a, v)
+        return ModelOut(fused, self.head_audio(pa.mean(0)) if self.head_audio is not None else None,
+                        self.head_vision(pv.mean(0)) if self.head_vision is not None else None, a, v)
 
     @torch.no_grad()
-    def integer_forward(self, vision: torch.Tensor, audio: torch.Tensor) -> IntOut:
-        """The accelerator's integers for (T, B, ...) spike counts (docs/accelerator.md)."""
+    def integer_forward(self, vision: torch.Tensor | None, audio: torch.Tensor | None) -> IntOut:
+        """The accelerator's integers for (T, B, ...) spike counts (docs/accelerator.md); None for a
+        modality the model does not have."""
         limit = max_T(self.fusion_kind)
-        if vision.shape[0] > limit:
-            raise ValueError(f"T={vision.shape[0]} exceeds max_T={limit}: |y| could reach 2^24 and stop being exact")
+        steps = (vision if vision is not None else audio).shape[0]
+        if steps > limit:
+            raise ValueError(f"T={steps} exceeds max_T={limit}: |y| could reach 2^24 and stop being exact")
         self.check_exact()
         with exact_float32():
             spikes, _, _, _, _, r = self._run(vision, audio)
@@ -317,7 +343,7 @@ class QuantTwoModalitySNN(nn.Module):
         if self.T > limit:
             raise ValueError(f"model.T={self.T} exceeds max_T={limit} for fusion {self.fusion_kind!r}")
         weights, layers = {}, []
-        shape = {"vision": list(self.vision_shape), "audio": [self.audio_channels]}
+        shape = {m: list(self.vision_shape) if m == "vision" else [self.audio_channels] for m in self.modalities}
         for name, modality, src, layer in self.spiking_layers():
             w, log2, theta = layer.int_params()
             entry = {"name": name, "modality": modality, "input": src}
@@ -344,12 +370,15 @@ class QuantTwoModalitySNN(nn.Module):
             weights[entry["weight"]] = w
             shape[name] = out_shape
             layers.append(entry)
-        wa, wv, z_log2 = self._warps()
-        weights["warp.audio"], weights["warp.vision"] = wa, wv
-        last = {m: [e["name"] for e in layers if e["modality"] == m][-1] for m in ("audio", "vision")}
-        p = self.fusion.plan(z_log2, self._z_max(wa, wv, shape[last["vision"]][0]))
-        readout = {"audio_input": last["audio"], "vision_input": last["vision"], "warp_audio": "warp.audio",
-                   "warp_vision": "warp.vision", "warp_log2": z_log2, "readout_weight": "readout.weight",
+        kernels, z_log2 = self._warps()
+        weights.update({f"warp.{m}": w for m, w in kernels.items()})
+        last = {m: [e["name"] for e in layers if e["modality"] == m][-1] for m in self.modalities}
+        p = self.fusion.plan(z_log2, self._z_max(kernels, {m: shape[name][0] for m, name in last.items()}))
+        # A modality the model lacks is null in the readout (docs/accelerator.md, "Unimodal programs").
+        readout = {"audio_input": last.get("audio"), "vision_input": last.get("vision"),
+                   "warp_audio": "warp.audio" if "audio" in kernels else None,
+                   "warp_vision": "warp.vision" if "vision" in kernels else None,
+                   "warp_log2": z_log2, "readout_weight": "readout.weight",
                    "readout_log2": p["readout_log2"], "readout_bias": "readout.bias", "logit_shift": p["logit_shift"]}
         weights["readout.weight"], weights["readout.bias"] = p["W"], p["b"]
         if self.fusion.taaf:
@@ -363,8 +392,8 @@ class QuantTwoModalitySNN(nn.Module):
             "contract": spec.CONTRACT_VERSION, "T": self.T, "max_T": limit, "weight_bits": self.bits,
             "state_bits": spec.STATE_BITS, "leak_shift": int(self.neuron.leak_shift), "reset": spec.RESET,
             "n_classes": self.n_classes, "fusion": self.fusion_kind,
-            "inputs": {"vision": {"shape": list(self.vision_shape), "max": self.input_max[0]},
-                       "audio": {"shape": [self.audio_channels], "max": self.input_max[1]}},
+            "inputs": {m: {"shape": shape[m], "max": self.input_max[0 if m == "vision" else 1]}
+                       for m in ("vision", "audio") if m in self.modalities},
             "layers": layers, "readout": readout,
         }
         return program, {k: v.detach().cpu().numpy().astype(np.int64) for k, v in weights.items()}
@@ -382,16 +411,20 @@ def build_quant_model(cfg) -> QuantTwoModalitySNN:
 
 
 @torch.no_grad()
-def run_integer(model: QuantTwoModalitySNN, vision: np.ndarray, audio: np.ndarray, batch_size: int = 128,
-                device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
-    """Integer mode over a whole data set given batch-first (N, T, ...) arrays (PairedSpikes layout).
+def run_integer(model: QuantTwoModalitySNN, vision: np.ndarray | None, audio: np.ndarray | None,
+                batch_size: int = 128, device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
+    """Integer mode over a whole data set given batch-first (N, T, ...) arrays (PairedSpikes layout);
+    None for a modality the model does not have.
 
     Returns the ONNX output names: logits (N, K), everything else time-major (T, N, ...), int64.
     """
     model.eval()
     parts = []
-    for i in range(0, len(vision), batch_size):
-        v = torch.as_tensor(vision[i:i + batch_size], dtype=torch.float32, device=device).transpose(0, 1)
-        a = torch.as_tensor(audio[i:i + batch_size], dtype=torch.float32, device=device).transpose(0, 1)
-        parts.append(model.integer_forward(v, a).as_numpy())
+    n = len(vision if vision is not None else audio)
+
+    def batch(x, i):
+        return None if x is None else torch.as_tensor(x[i:i + batch_size], dtype=torch.float32,
+                                                      device=device).transpose(0, 1)
+    for i in range(0, n, batch_size):
+        parts.append(model.integer_forward(batch(vision, i), batch(audio, i)).as_numpy())
     return {k: np.concatenate([p[k] for p in parts], axis=0 if k == "logits" else 1) for k in parts[0]}

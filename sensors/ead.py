@@ -1,6 +1,6 @@
 """EAD-style paired data sets: (vision spikes (T, 2, 34, 34), audio spikes (T, C), label).
 
-Two builders, one in-memory torch Dataset:
+Builders of sensors.paired.PairedSpikes (Tonic data sets: sensors/tonic_pairs.py):
   build_synth(cfg, split)      procedural, no files (sensors/synth.py); labelled SYNTHETIC.
   build_fsdd_mnist(cfg, split) real FSDD speech through the cochlea encoder, paired by class
                                with DVS-emulated saccades of real MNIST digits.
@@ -10,12 +10,9 @@ that shaped the tensors, so a changed parameter never returns stale tensors.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from sensors.audio_io import read_wav
@@ -24,92 +21,16 @@ from sensors.cache import load_or_build
 from sensors.cochlea import CochleaParams, cochlea_encode
 from sensors.dvs_emulator import DVSParams, emulate_saccades
 from sensors.mnist import load_mnist5k
-from sensors.paths import data_root, require_files
+from sensors.paired import PairedSpikes
+from sensors.paths import FETCH_HINT, data_root, require_files
 from sensors.synth import ModalityKnobs, SynthParams, synth_labels, synth_sample
+from sensors.tonic_pairs import build_tonic
 
 CODE_VERSION = "ead-2"  # bump when the encoding code changes what it produces
 SPLITS = ("train", "test")
 FSDD_NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
 FSDD_SPLITS = ("official", "speaker")
 VISION_SENSOR = (34, 34, 2)
-
-
-@dataclass
-class PairedSpikes:
-    """Encoded data set in memory.
-
-    audio (N, T, C) uint8 and labels (N,) per sample; vision frames live in a pool
-    (P, T, 2, 34, 34) uint8 with ``vision_index`` (N,) saying which frame each sample is paired with.
-    For fsdd_mnist's train split the pool is the whole MNIST train pool, so ``repair`` can draw a
-    new same-class pairing each epoch (augmentation); elsewhere the pool is the paired frames.
-    """
-
-    audio: np.ndarray
-    labels: np.ndarray
-    vision_pool: np.ndarray
-    vision_index: np.ndarray
-    pool_labels: np.ndarray | None = None
-    pair_seed: int = 0
-
-    @property
-    def vision(self) -> np.ndarray:
-        """(N, T, 2, 34, 34) paired frames (a copy)."""
-        return self.vision_pool[self.vision_index]
-
-    def repair(self, epoch: int) -> None:
-        """Pair every sample with a same-class pool frame drawn from (pair_seed, epoch); deterministic."""
-        if self.pool_labels is None:
-            raise ValueError("this data set has no vision pool to re-pair from")
-        rng = np.random.default_rng([self.pair_seed, 7, epoch])
-        index = np.empty_like(self.vision_index)
-        for c in np.unique(self.labels):
-            rows = np.flatnonzero(self.labels == c)
-            pool = np.flatnonzero(self.pool_labels == c)
-            picks = rng.permutation(pool)
-            index[rows] = picks[np.arange(rows.size) % picks.size]
-        self.vision_index = index
-
-    def summary(self) -> dict:
-        n = int(self.labels.size)
-        vision_spikes = self.vision_pool.reshape(len(self.vision_pool), -1).sum(1)[self.vision_index] if n else np.zeros(1)
-        return {
-            "samples": n,
-            "T": int(self.audio.shape[1]),
-            "vision_shape": list(self.vision_pool.shape[1:]),
-            "audio_shape": list(self.audio.shape[1:]),
-            "vision_pool": int(len(self.vision_pool)),
-            "class_counts": np.bincount(self.labels, minlength=10).tolist(),
-            "vision_spikes_per_sample": float(vision_spikes.mean()) if n else 0.0,
-            "audio_spikes_per_sample": float(self.audio.reshape(n, -1).sum(1).mean()) if n else 0.0,
-        }
-
-
-class PairedSpikeDataset(Dataset):
-    """torch Dataset over PairedSpikes: item i -> (vision float32 (T, 2, H, W), audio float32 (T, C), label int64)."""
-
-    def __init__(self, data: PairedSpikes):
-        self.data = data
-        self.vision_pool = torch.from_numpy(data.vision_pool)
-        self.audio = torch.from_numpy(data.audio)
-        self.labels = torch.from_numpy(data.labels.astype(np.int64))
-
-    def __len__(self) -> int:
-        return int(self.labels.numel())
-
-    def __getitem__(self, i):
-        index = torch.from_numpy(np.asarray(self.data.vision_index))[i]
-        return self.vision_pool[index].float(), self.audio[i].float(), self.labels[i]
-
-    def repair(self, epoch: int) -> None:
-        self.data.repair(epoch)
-
-    @property
-    def can_repair(self) -> bool:
-        return self.data.pool_labels is not None
-
-    @property
-    def T(self) -> int:
-        return int(self.audio.shape[1])
 
 
 def _check_split(split: str) -> None:
@@ -168,7 +89,7 @@ def build_synth(cfg, split: str) -> PairedSpikes:
 def fsdd_files(root: Path) -> list[tuple[int, str, int, str]]:
     """All FSDD recordings as (digit, speaker, take, file name), sorted by name."""
     folder = root / "fsdd" / "recordings"
-    require_files(root, ["fsdd/recordings"], "fsdd_mnist")
+    require_files(root, ["fsdd/recordings"], "fsdd_mnist", FETCH_HINT)
     out = []
     for path in sorted(folder.iterdir()):
         m = FSDD_NAME.match(path.name)
@@ -211,7 +132,7 @@ def build_fsdd_mnist(cfg, split: str) -> PairedSpikes:
     _check_split(split)
     t_bins, clip, clip_audio = _check_common(cfg)
     root = data_root(cfg.get("root"))
-    require_files(root, ["fsdd/recordings", "mnist5k/mnist_5k.csv.gz"], "fsdd_mnist")
+    require_files(root, ["fsdd/recordings", "mnist5k/mnist_5k.csv.gz"], "fsdd_mnist", FETCH_HINT)
     files = fsdd_split(fsdd_files(root), split, cfg["split"], list(cfg.get("test_speakers") or []))
     cochlea = CochleaParams(**dict(cfg["cochlea"]))
     dvs = DVSParams(**dict(cfg["dvs"]))
@@ -259,12 +180,13 @@ def build_fsdd_mnist(cfg, split: str) -> PairedSpikes:
                         pool_labels=arrays["pool_labels"] if split == "train" else None, pair_seed=int(cfg["pair_seed"]))
 
 
-BUILDERS = {"synth": build_synth, "fsdd_mnist": build_fsdd_mnist}
+BUILDERS = {"synth": build_synth, "fsdd_mnist": build_fsdd_mnist, "tonic": build_tonic}
 
 
 def build_dataset(cfg, split: str) -> PairedSpikes:
-    """Dispatch on data.name."""
-    name = cfg["name"]
+    """Dispatch on data.source (tonic: any Tonic data set or pair, sensors/tonic_pairs.py), else data.name."""
+    name = cfg.get("source") or cfg["name"]
     if name not in BUILDERS:
-        raise ValueError(f"data.name must be one of {tuple(BUILDERS)} for paired training, got {name!r}")
+        raise ValueError(f"data.name={cfg['name']!r} has no builder; expected one of {tuple(BUILDERS)} "
+                         "or a config with source: tonic")
     return BUILDERS[name](cfg, split)

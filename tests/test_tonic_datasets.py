@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import socket
 
-import h5py
-import numpy as np
 import pytest
 import tonic.dataset
 import tonic.datasets.ntidigits18
@@ -12,6 +10,7 @@ import tonic.download_utils
 
 from sensors import tonic_datasets as T
 from sensors.events import AUDIO_DTYPE, CAMERA_DTYPE
+from tests.support.tonic_files import make_dvsgesture, make_nmnist, make_ntidigits, make_shd
 
 NAMES = ["nmnist", "dvsgesture", "shd", "ntidigits18"]
 
@@ -28,48 +27,6 @@ def no_network(monkeypatch):
     monkeypatch.setattr(tonic.download_utils, "download_url", refuse)
     monkeypatch.setattr(tonic.dataset, "download_and_extract_archive", refuse)
     monkeypatch.setattr(tonic.datasets.ntidigits18.requests, "get", refuse)
-
-
-def make_nmnist(root, split="Train", per_digit=1000):
-    # two events: (x=1, y=2, p=0, t=16), (x=33, y=0, p=1, t=300)
-    sample = bytes([1, 2, 0, 0, 16, 33, 0, 128, 1, 44])
-    for d in range(10):
-        folder = root / "NMNIST" / split / str(d)
-        folder.mkdir(parents=True)
-        for i in range(per_digit):
-            (folder / f"{i:05d}.bin").write_bytes(sample)
-
-
-def make_dvsgesture(root, split="ibmGestureTrain", users=10):
-    for u in range(1, users + 1):
-        folder = root / "DVSGesture" / split / f"user{u:02d}_led"
-        folder.mkdir(parents=True)
-        for label in range(10):  # Tonic's preprocessed files: (N, 4) columns x, y, p, t[ms]
-            np.save(folder / f"{label}.npy", np.array([[3, 4, 1, 2], [127, 0, 0, 5]], dtype=np.int64))
-
-
-def make_shd(root, name="shd_train.h5"):
-    (root / "SHD").mkdir(parents=True)
-    vlen_f, vlen_u = h5py.vlen_dtype(np.float32), h5py.vlen_dtype(np.uint16)
-    with h5py.File(root / "SHD" / name, "w") as f:
-        times = f.create_dataset("spikes/times", (2,), dtype=vlen_f)
-        units = f.create_dataset("spikes/units", (2,), dtype=vlen_u)
-        times[0], units[0] = np.array([0.125, 0.25], np.float32), np.array([5, 699], np.uint16)
-        times[1], units[1] = np.array([0.5], np.float32), np.array([0], np.uint16)
-        f["labels"] = np.array([7, 19], np.uint16)
-        f["extra/keys"] = np.array([b"d%d" % i for i in range(20)])
-        f["extra/speaker"] = np.array([1, 2], np.uint16)
-
-
-def make_ntidigits(root):
-    (root / "NTIDIGITS18").mkdir(parents=True)
-    with h5py.File(root / "NTIDIGITS18" / "n-tidigits.hdf5", "w") as f:
-        for part in ("train", "test"):
-            ids = [b"man-ab-3", b"woman-cd-z1"]
-            f[f"{part}_labels"] = np.array(ids)
-            for k, sid in enumerate(ids):
-                f[f"{part}_addresses/{sid.decode()}"] = np.array([2, 63, 10][: 2 + k], np.uint8)
-                f[f"{part}_timestamps/{sid.decode()}"] = np.array([0.25, 0.5, 0.75][: 2 + k], np.float32)
 
 
 def test_nmnist_loads_from_local_folder(tmp_path):
@@ -159,6 +116,8 @@ def test_data_configs_match_tonic(name):
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.load(Path(__file__).parents[1] / "configs" / "data" / f"{name}.yaml")
-    assert cfg.name == name
-    assert tuple(cfg.sensor_size) == T.DATASETS[name].sensor_size
+    assert cfg.name == name and cfg.source == "tonic" and len(cfg.modalities) == 1
+    section = cfg[cfg.modalities[0]]
+    assert section.dataset == name
+    assert tuple(section.sensor_size) == T.DATASETS[name].sensor_size
     assert cfg.T > 0 and cfg.clip >= 1

@@ -14,6 +14,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from edge_taaf import CONFIG_DIR
 from edge_taaf.checkpoint import CheckpointError, load_checkpoint
 from quant.export import export_onnx
 from quant.qmodel import build_quant_model, run_integer
@@ -47,16 +48,17 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, quant_cfg=None, v
     if verify:
         from quant.ort_runner import OrtModel, compare
         from sensors.ead import build_dataset
-        test = build_dataset(cfg.data, "test")
-        v, a = test.vision[:verify], test.audio[:verify]
+        test = build_dataset(cfg.data, "test").only(model.modalities)
+        v, a = (None if x is None else x[:verify] for x in (test.vision, test.audio))
         diff = compare(OrtModel(proto).run(v, a), run_integer(model, v, a))
+        n = min(verify, len(test.labels))
         if diff:
-            raise ValueError(f"onnxruntime differs from the integer model on {diff} (first {len(v)} test samples)")
-        summary["verified_samples"] = len(v)
+            raise ValueError(f"onnxruntime differs from the integer model on {diff} (first {n} test samples)")
+        summary["verified_samples"] = n
     return summary
 
 
-@hydra.main(config_path=str(Path(__file__).resolve().parents[2] / "configs"), config_name="export", version_base="1.3")
+@hydra.main(config_path=CONFIG_DIR, config_name="export", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     try:
         summary = export_checkpoint(cfg.checkpoint, cfg.out, cfg.quant, int(cfg.verify))

@@ -18,6 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
+from edge_taaf import CONFIG_DIR
 from firmware_sim.energy import HardwareConfigError, load_hardware
 from firmware_sim.evaluate import evaluate
 from firmware_sim.loader import load_program
@@ -34,15 +35,16 @@ def run_simulation(cfg: DictConfig, run_dir: str | Path) -> dict:
     if cfg.split not in ("train", "test"):
         raise ContractError(f"split={cfg.split!r}, expected 'train' or 'test'")
     data = build_dataset(cfg.data, cfg.split)
-    steps = int(data.vision.shape[1])
+    steps = data.T
     if steps != program.T and not cfg.allow_other_T:
         raise ContractError(f"data.T={steps} but the model was built for T={program.T}; set data.T={program.T} "
                             "(or allow_other_T=true to run another T <= max_T)")
     n = len(data.labels) if cfg.limit is None else min(int(cfg.limit), len(data.labels))
     inputs = {}
     for name in program.inputs:
-        if not hasattr(data, name):
-            raise ContractError(f"the model reads input {name!r}, which data={cfg.data.name} does not provide")
+        if name not in data.modalities:
+            raise ContractError(f"the model reads input {name!r}, which data={cfg.data.name} does not provide "
+                                f"(it holds {list(data.modalities)})")
         inputs[name] = getattr(data, name)[:n]
     report = evaluate(program, inputs, data.labels[:n], hardware, int(cfg.batch_size), bool(cfg.progress))
     synthetic = str(cfg.data.name).startswith("synth")
@@ -64,7 +66,7 @@ def main() -> None:
     _main()
 
 
-@hydra.main(config_path=str(Path(__file__).resolve().parents[2] / "configs"), config_name="simulate", version_base="1.3")
+@hydra.main(config_path=CONFIG_DIR, config_name="simulate", version_base="1.3")
 def _main(cfg: DictConfig) -> None:
     run_dir = HydraConfig.get().runtime.output_dir
     try:
