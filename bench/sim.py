@@ -1,22 +1,28 @@
-"""Simulator benchmark: exactness, speed against torch integer mode and against xylosim, energy.
+"""Simulator benchmark: exactness, counters, speed against torch integer mode and xylosim, energy.
 
 1. exactness: the fsdd_mnist model (--checkpoint, or EDGE_TAAF_CHECKPOINT; without one an
    untrained int8 model of configs/model/snn.yaml, labelled so) is exported to ONNX; the simulator
    (from that file), quant/ integer mode and onnxruntime run the whole test split; sim_exact = 1
-   when all three agree on every output of every sample.
-2. speed vs torch: quant/ integer mode vs the simulator, batch 1, the same --samples test samples,
-   one warm-up call each first (compile excluded), both on one thread; ratio of total times.
-3. speed vs xylosim: a feed-forward 64-256-10 network (random int8 weights, T=100, the same
-   Bernoulli input raster for both), run by xylosim and by firmware_sim.ffnet in Xylo's neuron
-   model, checked spike for spike first; time per synaptic event, ours on one thread like xylosim.
-   The accelerator-neuron run (run_ff) on the same network is reported too.
-4. energy and throughput: the simulator over the whole test split in batches (all threads),
-   energy per inference with configs/hardware/horowitz45nm.yaml and the dense int8 ANN ratio.
+   when all three agree on every output of every sample. counts_event_driven_equal_dense = 1 when the
+   event-driven kernels (which skip untouched neurons) and the reference kernels (which step every
+   neuron) agree on every output and every counter over the split.
+2. speed vs torch: batch 1, one thread each, interleaved sample by sample, the same --samples test
+   samples, one warm-up call each first. The headline peer is torch integer mode at its best case
+   (``model.frozen()``: integer weights computed once, no per-call checks); the per-call mode
+   (re-quantising every layer on each call) is reported beside it. Median of per-sample ratios.
+3. speed vs xylosim: NOT the ONNX-program simulator. A feed-forward 64-256-10 network (random int8
+   weights, T=100, the same Bernoulli raster for both) is run by xylosim and by firmware_sim.ffnet's
+   Xylo-neuron kernel (run_ff_xylo, Xylo's neuron model), checked spike for spike first; time per
+   synaptic event, ours on one thread like xylosim.
+4. energy: the simulator over the whole test split, priced by every --hardware config (default:
+   horowitz45nm, with memory; sne22nm, a published chip's energy per operation): energy per
+   inference and the ratios to the three ANN baselines (firmware_sim/energy.py).
 
-    EDGE_TAAF_DATA=/work/shared/data python bench/sim.py [--checkpoint outputs/train/<run>/checkpoint.pt]
+    EDGE_TAAF_DATA=../shared/data python bench/sim.py [--checkpoint outputs/train/<run>/checkpoint.pt]
 
-The last line printed is one JSON object: sim_exact, sim_speedup_vs_torch_int, sim_speedup_vs_xylosim,
-energy_uj_per_inference, energy_ratio_ann_int8_vs_snn, sim_samples_per_s, and details.
+The last line printed is one JSON object: sim_exact, counts_event_driven_equal_dense, per hardware
+config energy_ratio_ann_int8_vs_snn_<hw>, energy_ratio_single_pass_ann_vs_snn_<hw>,
+energy_ratio_single_pass_zero_skip_vs_snn_<hw>, sim_acc, max_layer_spike_rate, speeds and details.
 """
 from __future__ import annotations
 
@@ -36,6 +42,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
+from edge_taaf import CONFIG_DIR  # noqa: E402
 from firmware_sim.energy import load_hardware  # noqa: E402
 from firmware_sim.evaluate import evaluate  # noqa: E402
 from firmware_sim.ffnet import run_ff, run_ff_xylo  # noqa: E402
@@ -45,6 +52,8 @@ from quant.export import export_onnx  # noqa: E402
 from quant.ort_runner import OrtModel, compare  # noqa: E402
 from quant.qmodel import QuantTwoModalitySNN, build_quant_model, run_integer  # noqa: E402
 from sensors.ead import build_dataset  # noqa: E402
+
+CONFIGS = Path(CONFIG_DIR)
 
 
 def load_model(checkpoint: str | None):
@@ -58,10 +67,10 @@ def load_model(checkpoint: str | None):
         model = build_quant_model(cfg)
         model.load_init_state(ckpt["model"])
         return model.eval(), cfg.data, f"checkpoint {checkpoint}"
-    data = OmegaConf.load(ROOT / "configs" / "data" / "fsdd_mnist.yaml")
-    data.cochlea = OmegaConf.load(ROOT / "configs" / "encoder" / "default.yaml").cochlea
-    data.dvs = OmegaConf.load(ROOT / "configs" / "encoder" / "default.yaml").dvs
-    model_cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "configs" / "model" / "snn.yaml"), resolve=False)
+    data = OmegaConf.load(CONFIGS / "data" / "fsdd_mnist.yaml")
+    data.cochlea = OmegaConf.load(CONFIGS / "encoder" / "default.yaml").cochlea
+    data.dvs = OmegaConf.load(CONFIGS / "encoder" / "default.yaml").dvs
+    model_cfg = OmegaConf.to_container(OmegaConf.load(CONFIGS / "model" / "snn.yaml"), resolve=False)
     model_cfg["T"] = int(data.T)
     torch.manual_seed(0)
     model = QuantTwoModalitySNN(model_cfg, 8, (int(data.clip), int(data.clip_audio)))
@@ -80,27 +89,41 @@ def bench_exact(model, onnx_path: Path, test) -> tuple[int, list[str]]:
 
 
 def bench_vs_torch(model, onnx_path: Path, test, n: int) -> dict:
+    """Batch 1, one thread each, interleaved sample by sample: the simulator (a prepared Runner) against
+    torch integer mode at its best case (``model.frozen()``: integer weights computed once, no per-call
+    checks) and, beside it, the per-call integer mode (weights re-quantised and checked on every call,
+    as export verification uses it). Ratios are the median of per-sample ratios, with the quartiles."""
     runner = Runner(load_program(onnx_path))
     v = torch.as_tensor(test.vision[:n], dtype=torch.float32).transpose(0, 1)
     a = torch.as_tensor(test.audio[:n], dtype=torch.float32).transpose(0, 1)
     vn, an = np.swapaxes(test.vision[:n], 0, 1), np.swapaxes(test.audio[:n], 0, 1)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)   # batch 1 on one thread each: the simulator runs a single sample on one thread too
+    threads, numba_threads = torch.get_num_threads(), numba.get_num_threads()
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    times = {"sim": [], "torch_frozen": [], "torch_per_call": []}
     try:
-        model.integer_forward(v[:, :1], a[:, :1])
-        start = time.perf_counter()
-        for i in range(n):
-            model.integer_forward(v[:, i:i + 1], a[:, i:i + 1])
-        torch_s = time.perf_counter() - start
+        with model.frozen():
+            calls = {"sim": lambda i: runner({"vision": vn[:, i:i + 1], "audio": an[:, i:i + 1]}),
+                     "torch_frozen": lambda i: model.integer_forward(v[:, i:i + 1], a[:, i:i + 1], checks=False)}
+            calls["torch_per_call"] = lambda i: model.integer_forward(v[:, i:i + 1], a[:, i:i + 1])
+            for fn in calls.values():
+                fn(0)                                              # warm-up: compile, allocate
+            for i in range(n):
+                for name, fn in calls.items():
+                    start = time.perf_counter()
+                    fn(i)
+                    times[name].append(time.perf_counter() - start)
     finally:
         torch.set_num_threads(threads)
-    runner({"vision": vn[:, :1], "audio": an[:, :1]})
-    start = time.perf_counter()
-    for i in range(n):
-        runner({"vision": vn[:, i:i + 1], "audio": an[:, i:i + 1]})
-    sim_s = time.perf_counter() - start
-    return {"samples": n, "torch_ms_per_sample": 1e3 * torch_s / n, "sim_ms_per_sample": 1e3 * sim_s / n,
-            "speedup": torch_s / sim_s, "threads": 1}
+        numba.set_num_threads(numba_threads)
+    sim = np.array(times["sim"])
+    out = {"samples": n, "threads": 1, "sim_ms_per_sample": 1e3 * float(np.median(sim))}
+    for name in ("torch_frozen", "torch_per_call"):
+        ratio = np.array(times[name]) / sim
+        out[f"{name}_ms_per_sample"] = 1e3 * float(np.median(times[name]))
+        out[f"speedup_vs_{name}"] = float(np.median(ratio))
+        out[f"speedup_vs_{name}_quartiles"] = [float(q) for q in np.percentile(ratio, [25, 75])]
+    return out
 
 
 def xylosim_layer(v2, w_in, w_out, th_h, th_o, dash_mem, dash_syn):
@@ -152,18 +175,34 @@ def energy_by_layer(energy: dict) -> dict:
     """uJ per inference of each ANN layer and of the SNN units doing its work (the readout row sums
     the warps, readout, score MLP and attention)."""
     out = {}
-    for name, ann in energy["ann_int8"]["by_layer"].items():
+    for name, ann in energy["ann_int8_T"]["by_layer"].items():
         parts = [u for n, u in energy["by_unit"].items()
                  if n == name or (name == "readout" and u["kind"] in ("warp", "readout", "score", "attention"))]
         out[name] = {"snn": sum(u["energy_uj"] for u in parts), "ann_int8": ann["energy_uj"]}
     return out
 
 
+def counts_equal_reference(program, test) -> int:
+    """1 when the event-driven kernels and the kernels that step every neuron agree on every output and
+    every counter over the whole test split, else 0."""
+    inputs = {k: np.swapaxes(x, 0, 1) for k, x in test.inputs().items() if k in program.inputs}
+    ours, ref = Runner(program)(inputs), Runner(program, reference=True)(inputs)
+    same_out = all(np.array_equal(ours.outputs()[k], v) for k, v in ref.outputs().items())
+    same_counts = all(ours.counts.units[k].counts == u.counts for k, u in ref.counts.units.items())
+    return int(same_out and same_counts)
+
+
+def max_layer_spike_rate(energy_counts: dict, program) -> float:
+    """The largest per-layer firing rate: spikes per neuron per step, per inference."""
+    units = energy_counts["units"]
+    return max(units[layer.name]["spikes_out"] / (layer.n_out * program.T) for layer in program.layers)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=os.environ.get("EDGE_TAAF_CHECKPOINT"))
     parser.add_argument("--samples", type=int, default=50, help="test samples for the batch-1 timing against torch")
-    parser.add_argument("--hardware", default="horowitz45nm")
+    parser.add_argument("--hardware", nargs="+", default=["horowitz45nm", "sne22nm"])
     args = parser.parse_args()
     model, data_cfg, label = load_model(args.checkpoint)
     test = build_dataset(data_cfg, "test")
@@ -173,31 +212,42 @@ def main() -> None:
         exact, diff = bench_exact(model, onnx_path, test)
         print(f"exactness over {len(test.labels)} test samples: {'equal' if exact else f'DIFFER on {diff}'}", flush=True)
         torch_cmp = bench_vs_torch(model, onnx_path, test, min(args.samples, len(test.labels)))
-        print(f"batch 1: torch integer mode {torch_cmp['torch_ms_per_sample']:.2f} ms, simulator "
-              f"{torch_cmp['sim_ms_per_sample']:.3f} ms per sample ({torch_cmp['speedup']:.1f}x)", flush=True)
+        print(f"batch 1: torch integer mode {torch_cmp['torch_frozen_ms_per_sample']:.2f} ms (weights frozen), "
+              f"{torch_cmp['torch_per_call_ms_per_sample']:.2f} ms (per call); simulator "
+              f"{torch_cmp['sim_ms_per_sample']:.3f} ms per sample ({torch_cmp['speedup_vs_torch_frozen']:.1f}x, "
+              f"{torch_cmp['speedup_vs_torch_per_call']:.1f}x)", flush=True)
         program = load_program(onnx_path)
-        report = evaluate(program, {"vision": test.vision, "audio": test.audio}, test.labels, load_hardware(args.hardware), 64)
+        same_counts = counts_equal_reference(program, test)
+        reports = {hw: evaluate(program, test.inputs(), test.labels, load_hardware(hw), 64) for hw in args.hardware}
     xylo = bench_vs_xylosim()
-    print(f"xylosim {xylo['xylosim_Mev_per_s']:.1f} M events/s, ours (Xylo neuron, 1 thread) "
+    print(f"xylosim {xylo['xylosim_Mev_per_s']:.1f} M events/s, firmware_sim.ffnet Xylo-neuron kernel (1 thread) "
           f"{xylo['ours_xylo_model_Mev_per_s']:.1f} M events/s, same spikes: {xylo['same_spikes']}", flush=True)
-    e = report["energy"]
-    print(f"energy {e['energy_uj']:.4g} uJ/inference ({args.hardware}), dense int8 ANN {e['ann_int8']['energy_uj']:.4g} uJ, "
-          f"accuracy {report['accuracy']:.4f}, {report['sim_samples_per_s']:.0f} samples/s", flush=True)
+    first = reports[args.hardware[0]]
+    by_hw = {}
+    for hw, report in reports.items():
+        e = report["energy"]
+        by_hw[hw] = {"energy_uj_per_inference": e["energy_uj"], "latency_us_per_inference": e["latency_us"],
+                     "energy_ratio_ann_int8_vs_snn": e["ratios"]["energy_ann_int8_vs_snn"],
+                     "energy_ratio_single_pass_ann_vs_snn": e["ratios"]["energy_single_pass_ann_vs_snn"],
+                     "energy_ratio_single_pass_zero_skip_vs_snn": e["ratios"]["energy_single_pass_zero_skip_vs_snn"],
+                     "compute_ratio_ann_int8_vs_snn": e["ratios"]["compute_ann_int8_vs_snn"],
+                     "energy_ratio_bound_if_later_layers_free": e["ratios"]["bound_ann_int8_vs_snn_if_later_layers_free"],
+                     "ann_uj": {k: e[k]["energy_uj"] for k in ("ann_int8_T", "ann_single_pass", "ann_single_pass_zero_skip")},
+                     "energy_uj_by_operation": e["energy_uj_by_operation"], "dataflows": e["dataflows"],
+                     "energy_uj_by_layer": energy_by_layer(e)}
+        print(f"{hw}: {e['energy_uj']:.4g} uJ/inference; ANN / SNN: int8 over T {by_hw[hw]['energy_ratio_ann_int8_vs_snn']:.2f}x, "
+              f"single pass {by_hw[hw]['energy_ratio_single_pass_ann_vs_snn']:.2f}x, single pass skipping zeros "
+              f"{by_hw[hw]['energy_ratio_single_pass_zero_skip_vs_snn']:.2f}x", flush=True)
+    flat = {f"{k}_{hw}": v[k] for hw, v in by_hw.items() for k in
+            ("energy_ratio_ann_int8_vs_snn", "energy_ratio_single_pass_ann_vs_snn", "energy_ratio_single_pass_zero_skip_vs_snn",
+             "energy_uj_per_inference")}
     print(json.dumps({
-        "sim_exact": exact, "sim_speedup_vs_torch_int": torch_cmp["speedup"],
-        "sim_speedup_vs_xylosim": xylo["speedup_per_event"] if xylo["same_spikes"] else 0.0,
-        "energy_uj_per_inference": e["energy_uj"], "energy_ratio_ann_int8_vs_snn": e["ratios"]["energy_ann_int8_vs_snn"],
-        "sim_samples_per_s": report["sim_samples_per_s"],
-        "model": label, "data": "fsdd_mnist", "test_samples": int(len(test.labels)), "accuracy": report["accuracy"],
-        "differing_outputs": diff, "latency_us_per_inference": e["latency_us"], "energy_ratio_ann_fp32_vs_snn":
-        e["ratios"]["energy_ann_fp32_vs_snn"], "compute_ratio_ann_int8_vs_snn": e["ratios"]["compute_ann_int8_vs_snn"],
-        "energy_uj_by_operation": e["energy_uj_by_operation"],
-        # upper bound: the ratio if every layer after the input layers cost nothing (firmware_sim.energy)
-        "energy_ratio_bound_if_later_layers_free": e["ratios"]["bound_ann_int8_vs_snn_if_later_layers_free"],
-        "energy_uj_by_layer": energy_by_layer(e),
-        "torch": torch_cmp, "xylosim": xylo, "numba_threads": numba.get_num_threads(), "hardware": args.hardware,
+        "sim_exact": exact, "counts_event_driven_equal_dense": same_counts, **flat,
+        "sim_acc": first["accuracy"], "max_layer_spike_rate": max_layer_spike_rate(first["counts_per_inference"], program),
+        "sim_speedup_vs_torch_int": torch_cmp["speedup_vs_torch_frozen"],
+        "sim_speedup_vs_torch_int_per_call": torch_cmp["speedup_vs_torch_per_call"],
+        "xylo_neuron_kernel_speedup_vs_xylosim": xylo["speedup_per_event"] if xylo["same_spikes"] else 0.0,
+        "sim_samples_per_s": first["sim_samples_per_s"],
+        "model": label, "data": str(data_cfg.name), "test_samples": int(len(test.labels)), "differing_outputs": diff,
+        "by_hardware": by_hw, "torch": torch_cmp, "xylosim": xylo, "numba_threads": numba.get_num_threads(),
     }))
-
-
-if __name__ == "__main__":
-    main()

@@ -26,16 +26,21 @@ def summarise_sweep(sweep_dir: Path) -> list[dict]:
         rows.append({"point": report.parent.name, "T": r["T"], "weight_bits": r["weight_bits"],
                      "float_acc": r["float_acc"], "int_acc": r["int_acc"], "sim_acc": r["sim_acc"],
                      "energy_uj": r["energy_uj_per_inference"], "latency_us": r["latency_us_per_inference"],
-                     "ann_int8_ratio": r["energy_ratio_ann_int8_vs_snn"], "spikes": r["spikes_per_inference"]})
+                     "ann_int8_ratio": r["energy_ratio_ann_int8_vs_snn"],
+                     "single_pass_ratio": r["energy_ratio_single_pass_ann_vs_snn"],
+                     "zero_skip_ratio": r["energy_ratio_single_pass_zero_skip_vs_snn"],
+                     "exact": int(r["onnx_ort_exact"] and r["sim_equals_int_mode"]), "spikes": r["spikes_per_inference"]})
     if not rows:
         return rows
     front = set(pareto_front([(r["energy_uj"], r["sim_acc"]) for r in rows]))
     for i, r in enumerate(rows):
         r["pareto"] = i in front
-    lines = ["| point | T | bits | float % | int % | simulator % | spikes | energy uJ | int8 ANN / SNN | latency us | Pareto |",
-             "|---|---|---|---|---|---|---|---|---|---|---|",
+    lines = ["| point | T | bits | float % | int % | simulator % | every output exact | spikes | energy uJ | "
+             "int8 ANN over T / SNN | single-pass ANN / SNN | single pass, zero-skip / SNN | latency us | Pareto |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
              *[f"| {r['point']} | {r['T']} | {r['weight_bits']} | {100 * r['float_acc']:.2f} | {100 * r['int_acc']:.2f} | "
-               f"{100 * r['sim_acc']:.2f} | {r['spikes']:.0f} | {r['energy_uj']:.4f} | {r['ann_int8_ratio']:.2f}x | "
+               f"{100 * r['sim_acc']:.2f} | {'yes' if r['exact'] else 'NO'} | {r['spikes']:.0f} | {r['energy_uj']:.4f} | "
+               f"{r['ann_int8_ratio']:.2f}x | {r['single_pass_ratio']:.2f}x | {r['zero_skip_ratio']:.2f}x | "
                f"{r['latency_us']:.1f} | {'yes' if r['pareto'] else ''} |"
                for r in rows]]
     atomic_write_text(Path(sweep_dir) / "comparison.md", "\n".join(lines) + "\n")

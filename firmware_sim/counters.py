@@ -3,17 +3,25 @@
 Counter meanings (all summed over the samples run; divide by ``n_samples`` for one inference):
   input_events    active (input, step) pairs: one address-event each, carrying a count >= 1
   input_spikes    sum of those counts
-  syn_ops         synaptic accumulates: count x reached fan-out, per event (warps: one add per spike per tap)
-  weight_reads    weights read from weight memory (dense: an event reads its fan-out row once, whatever
-                  its count; conv: each kernel tap's C_out weights once per input channel per step)
+  syn_ops         synaptic accumulates: count x reached neurons, per event (warps: one add per spike per tap)
+  weight_rows     weight rows read from weight memory: a conv tap's C_out weights (once per tap per input
+                  channel per step, into the tap buffer), a dense event's N_out fan-out row (once, whatever
+                  its count), a readout row of K (score: H) weights per nonzero fused feature
+  fanout_groups   (event, reached neuron group) pairs: a conv event and each output position it reaches
+                  (the C_out neurons there), a dense event and its layer
   neuron_updates  LIF updates: neurons that received an event this step or were still >= theta
   leak_ops        catch-up leak steps applied at an update for the steps a neuron was skipped
-  state_reads / state_writes   membrane + time-stamp entries read / written (one each per update)
-  flag_bits       activity-flag bits scanned to find the neurons to update (one per neuron per step)
+  group_updates   state groups read and written by the updates (a conv position's C_out entries; a dense
+                  layer's whole row, on a step with an event)
+  single_updates  single entries read and written (a dense layer's armed neurons on a step without events)
+  steps           (step, sample) pairs run (T per inference)
+  active_inputs   (sample, input) pairs whose input is nonzero at some step (the zero-skipping ANN's work)
+  active_neurons  (sample, neuron) pairs that spiked at some step
+  active_synapses synapses from those active inputs: the MACs of a single pass that skips zero inputs
   spikes_out      spikes emitted (and routed to the next unit)
   saturations     neuron-steps whose membrane hit the 16-bit limit
   macs            multiply-accumulates (readout, score MLP, attention-weighted sum)
-  adds            plain integer adds outside synapses (concat's sum over steps)
+  adds            plain integer adds outside synapses (attention's max and differences; concat's sum over steps)
   lut_reads       exp2 lookups (attention)
   exact_limit     values that reached 2^24 (where the float32 ONNX graph stops being exact)
 """
@@ -21,8 +29,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-COUNTERS = ("input_events", "input_spikes", "syn_ops", "weight_reads", "neuron_updates", "leak_ops", "state_reads",
-            "state_writes", "flag_bits", "spikes_out", "saturations", "macs", "adds", "lut_reads", "exact_limit")
+COUNTERS = ("input_events", "input_spikes", "syn_ops", "weight_rows", "fanout_groups", "neuron_updates", "leak_ops",
+            "group_updates", "single_updates", "steps", "active_inputs", "active_neurons", "active_synapses", "spikes_out", "saturations",
+            "macs", "adds", "lut_reads", "exact_limit")
 
 
 @dataclass

@@ -13,12 +13,13 @@ from firmware_sim.run import Runner
 
 
 def evaluate(program: Program, inputs: Mapping[str, np.ndarray], labels: np.ndarray, hardware: Hardware,
-             batch_size: int = 64, progress: bool = False) -> dict:
+             batch_size: int = 64, progress: bool = False, keep_outputs: bool = False) -> dict:
     """inputs: name -> (N, T, *shape) integer spike counts (PairedSpikes layout); labels (N,).
 
     Returns a JSON-ready dict: accuracy, simulator speed, energy / latency report (per inference,
     per unit, per modality, ANN baselines), counters per inference, saturations; and under
-    ``predictions`` the (N,) predicted classes."""
+    ``predictions`` the (N,) predicted classes. With ``keep_outputs``, ``outputs`` holds every
+    output under its ONNX name over the whole set (logits (N, K), the rest (T, N, ...)), int64 / uint8."""
     labels = np.asarray(labels)
     n = labels.shape[0]
     if n < 1:
@@ -30,19 +31,23 @@ def evaluate(program: Program, inputs: Mapping[str, np.ndarray], labels: np.ndar
             raise ContractError(f"evaluate: input {name!r} has {len(arr)} samples but there are {n} labels")
     runner = Runner(program)
     predictions = np.empty(n, np.int64)
-    counts, steps = None, None
+    counts, steps, parts = None, None, []
     start = time.perf_counter()
     with tqdm(total=n, unit="sample", disable=not progress, desc="simulate") as bar:
         for i in range(0, n, batch_size):
             batch = {k: np.swapaxes(np.asarray(v[i:i + batch_size]), 0, 1) for k, v in inputs.items()}
             result = runner(batch)
             predictions[i:i + batch_size] = result.predictions
+            if keep_outputs:
+                parts.append(result.outputs())
             counts = result.counts if counts is None else counts.merge(result.counts)
             steps = result.step_logits.shape[0]
             bar.update(len(result.predictions))
     seconds = time.perf_counter() - start
     energy = energy_report(program, counts, hardware, steps)
+    outputs = {k: np.concatenate([p[k] for p in parts], axis=0 if k == "logits" else 1) for k in parts[0]} if parts else {}
     return {
+        **({"outputs": outputs} if keep_outputs else {}),
         "samples": int(n), "steps": int(steps), "accuracy": float((predictions == labels).mean()),
         "sim_seconds": seconds, "sim_samples_per_s": n / seconds if seconds > 0 else float("inf"),
         "energy_uj_per_inference": energy["energy_uj"], "latency_us_per_inference": energy["latency_us"],

@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from firmware_sim.energy import OPERATIONS  # noqa: E402
+from firmware_sim.energy import ANN_RATIOS, OPERATIONS  # noqa: E402
 from sensors.atomic import atomic_write_text  # noqa: E402
 
 
@@ -49,7 +49,7 @@ def plot_energy(energy: dict, path: str | Path, title: str = "") -> None:
         if any(values):
             ax1.bar(names, values, bottom=bottom, label=op, color=colors[i % len(colors)])
             bottom = [b + v for b, v in zip(bottom, values)]
-    ann_layers = energy["ann_int8"]["by_layer"]
+    ann_layers = energy["ann_int8_T"]["by_layer"]
     shown = [(i, ann_layers[n]["energy_uj"]) for i, n in enumerate(names) if n in ann_layers]
     if shown:
         ax1.scatter([i for i, _ in shown], [e for _, e in shown], marker="_", s=400, color="black", zorder=3,
@@ -64,11 +64,9 @@ def plot_energy(energy: dict, path: str | Path, title: str = "") -> None:
     ax2.invert_yaxis()
     ax2.set_xlabel("uJ per inference")
     ax2.set_title("SNN energy by kind of operation")
-    a8, a32 = energy["ann_int8"], energy["ann_fp32"]
-    ax2.text(0.98, 0.03, f"dense ANN, same layers, {a8['frames']} frames:\n"
-             f"int8 {a8['energy_uj']:.3g} uJ ({energy['ratios']['energy_ann_int8_vs_snn']:.3g}x SNN)\n"
-             f"fp32 {a32['energy_uj']:.3g} uJ ({energy['ratios']['energy_ann_fp32_vs_snn']:.3g}x SNN)",
-             transform=ax2.transAxes, ha="right", va="bottom", fontsize=9, bbox={"fc": "white", "ec": "0.7"})
+    ax2.text(0.98, 0.03, "\n".join(f"{energy[k]['label']}: {energy[k]['energy_uj']:.3g} uJ ({energy['ratios'][r]:.3g}x SNN)"
+                                   for k, r in ANN_RATIOS),
+             transform=ax2.transAxes, ha="right", va="bottom", fontsize=8, bbox={"fc": "white", "ec": "0.7"})
     fig.suptitle(f"{title} hardware={energy['hardware']}: {energy['energy_uj']:.3g} uJ, {energy['latency_us']:.3g} us per inference")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -104,16 +104,20 @@ def run_batched(kernel, batch: int, *args) -> None:
             f.result()
 
 
-def _run_layer(layer: Layer, x: np.ndarray, w_run: np.ndarray, leak_shift: int, lo: int, hi: int):
-    """One spiking layer over the batch: (spikes (T, B, *out_shape) uint8, counters summed over B)."""
+def _run_layer(layer: Layer, x: np.ndarray, w_run: np.ndarray, leak_shift: int, lo: int, hi: int,
+               reference: bool = False):
+    """One spiking layer over the batch: (spikes (T, B, *out_shape) uint8, counters summed over B).
+    ``reference`` runs the kernel that steps every neuron instead of the event-driven one."""
     n_t, n_b = x.shape[:2]
     out = np.zeros((n_t, n_b, *layer.out_shape), np.uint8)
     counts = np.zeros((n_b, len(kernels.LAYER_COLUMNS)), np.int64)
     if layer.kind == "conv":
-        run_batched(kernels.conv_layer, n_b, x.reshape(n_t, n_b, *layer.in_shape), w_run, layer.stride, layer.padding,
+        kernel = kernels.conv_layer_reference if reference else kernels.conv_layer
+        run_batched(kernel, n_b, x.reshape(n_t, n_b, *layer.in_shape), w_run, layer.stride, layer.padding,
                     layer.theta, leak_shift, lo, hi, out, counts)
     else:
-        run_batched(kernels.dense_layer, n_b, x.reshape(n_t, n_b, -1), w_run, layer.theta, leak_shift, lo, hi, out, counts)
+        kernel = kernels.dense_layer_reference if reference else kernels.dense_layer
+        run_batched(kernel, n_b, x.reshape(n_t, n_b, -1), w_run, layer.theta, leak_shift, lo, hi, out, counts)
     return out, counts.sum(0)
 
 
@@ -123,12 +127,31 @@ def kernel_weights(layer: Layer) -> np.ndarray:
     return np.ascontiguousarray(w.T if layer.kind == "dense" else w.transpose(1, 2, 3, 0))
 
 
-class Runner:
-    """A Program prepared for the kernels (weights laid out once); call it on inputs like ``simulate``."""
+def fanout(layer: Layer) -> np.ndarray:
+    """Synapses leaving each input of a layer (array of in_shape): a dense input reaches N_out neurons, a conv
+    input at (c, y, x) the C_out neurons of every output position its kernel taps hit (fewer at the borders)."""
+    if layer.kind == "dense":
+        return np.full(layer.in_shape, layer.n_out, np.int64)
 
-    def __init__(self, program: Program):
-        self.program = program
+    def reach(size: int, out_size: int) -> np.ndarray:
+        k, s, p = layer.kernel, layer.stride, layer.padding
+        n = np.arange(size)[:, None] + p - np.arange(k)[None, :]
+        return ((n >= 0) & (n % s == 0) & (n // s < out_size)).sum(1)
+    _, h, w = layer.in_shape
+    per_pos = np.outer(reach(h, layer.out_shape[1]), reach(w, layer.out_shape[2])) * layer.out_shape[0]
+    return np.broadcast_to(per_pos, layer.in_shape).astype(np.int64)
+
+
+class Runner:
+    """A Program prepared for the kernels (weights laid out once); call it on inputs like ``simulate``.
+
+    ``reference=True`` runs every spiking layer with the kernel that steps every neuron (the reference
+    the event-driven kernels are tested against); spikes and counters are the same."""
+
+    def __init__(self, program: Program, reference: bool = False):
+        self.program, self.reference = program, reference
         self.weights = {layer.name: kernel_weights(layer) for layer in program.layers}
+        self.fanout = {layer.name: fanout(layer) for layer in program.layers}
         r = program.readout
         i64 = lambda a: np.ascontiguousarray(a, dtype=np.int64)  # noqa: E731
         taaf = r.fusion == "taaf"
@@ -151,12 +174,14 @@ class Runner:
         lo, hi = spec.state_range(p.state_bits)
         units: dict[str, Unit] = {}
         for layer in p.layers:
-            out, c = _run_layer(layer, acts[layer.input], self.weights[layer.name], p.leak_shift, lo, hi)
+            out, c = _run_layer(layer, acts[layer.input], self.weights[layer.name], p.leak_shift, lo, hi, self.reference)
             acts[layer.name] = out
-            counted = dict(zip(kernels.LAYER_COLUMNS, c.tolist()))
             unit = Unit(layer.modality, layer.kind, p.weight_bits, int(layer.weight.size), layer.n_out)
-            unit.add(**counted, state_reads=counted["neuron_updates"], state_writes=counted["neuron_updates"],
-                     flag_bits=layer.n_out * n_t * n_b)
+            active = acts[layer.input].any(axis=0).reshape(n_b, *layer.in_shape)    # (B, *in_shape)
+            unit.add(**dict(zip(kernels.LAYER_COLUMNS, c.tolist())), steps=n_t * n_b,
+                     active_inputs=int(np.count_nonzero(active)),
+                     active_synapses=int((active * self.fanout[layer.name]).sum()),
+                     active_neurons=int(np.count_nonzero(out.any(axis=0))))
             units[layer.name] = unit
         r = p.readout
         no_features = np.zeros((n_t, n_b, 0), np.uint8)
@@ -174,16 +199,19 @@ class Runner:
         for m, ops in (("audio", ops_a), ("vision", ops_v)):
             if m in r.modalities:
                 units[f"warp.{m}"] = Unit(m, "warp", bits, int(getattr(r, f"warp_{m}").size))
-                units[f"warp.{m}"].add(syn_ops=ops)
+                units[f"warp.{m}"].add(syn_ops=ops, weight_rows=n_t * n_b, steps=n_t * n_b)   # its D taps, each step
+        # Readout rows: one K-weight row of W per nonzero z_j (macs_l = rows x K); the score MLP reads an
+        # H-weight row of U per nonzero z_j and, every step, its H output weights s (macs_s = rows x H + T x H).
+        z_rows = macs_l // k
         units["readout"] = Unit("fusion", "readout", bits, int(r.weight.size))
-        units["readout"].add(macs=macs_l, weight_reads=macs_l, exact_limit=big)
+        units["readout"].add(macs=macs_l, weight_rows=z_rows, exact_limit=big, steps=n_t * n_b)
+        units["attention"] = Unit("fusion", "attention", bits, 0)
         if r.fusion == "taaf":
             units["score"] = Unit("fusion", "score", bits, int(r.hidden_weight.size + r.out_weight.size))
-            units["score"].add(macs=macs_s, weight_reads=macs_s)
-            units["attention"] = Unit("fusion", "attention", bits, 0)
-            units["attention"].add(lut_reads=n_t * n_b, macs=n_t * k * n_b)
+            units["score"].add(macs=macs_s, weight_rows=z_rows + n_t * n_b, steps=n_t * n_b)
+            # max over T (T - 1 compares), d = max - e (T subtracts), T exp2 lookups, y = sum_t u_t l_t (T x K MACs)
+            units["attention"].add(lut_reads=n_t * n_b, macs=n_t * k * n_b, adds=(2 * n_t - 1) * n_b)
         else:
-            units["attention"] = Unit("fusion", "attention", bits, 0)
             units["attention"].add(adds=n_t * k * n_b)
         spikes = {layer.name: acts[layer.name] for layer in p.layers}
         return SimResult(logits, step_logits, scores, attention, spikes, Counts(n_b, units))

@@ -57,6 +57,9 @@ class _IntSpiking:
     """Shared part of the quantized spiking layers: integer weights, theta_int, the integer LIF."""
 
     def int_params(self) -> tuple[torch.Tensor, int, int]:
+        frozen = getattr(self, "_frozen_params", None)
+        if frozen is not None:           # QuantTwoModalitySNN.frozen(): computed once for inference
+            return frozen
         w, log2 = int_weight(self.syn, self.bits, f"{self.name}.weight")
         return w, log2, theta_int(self.neuron.theta, log2, self.name)
 
@@ -267,20 +270,43 @@ class QuantTwoModalitySNN(nn.Module):
         """Worst-case |z_j| over z = [a ; v]: sum_d |w_d| of the feature's modality (features are 0/1 spikes)."""
         return torch.cat([kernels[m].detach().abs().sum().expand(dims[m]) for m in ("audio", "vision") if m in kernels])
 
-    def _run(self, vision: torch.Tensor | None, audio: torch.Tensor | None):
-        self._check_inputs(vision, audio)
+    @contextlib.contextmanager
+    def frozen(self):
+        """Inference with every integer weight, warp and readout plan computed once (on entry) instead of on
+        every call, and ``integer_forward(..., checks=False)`` allowed: torch integer mode at its fastest.
+        Weights must not change inside the block."""
+        self.check_exact()
+        with torch.no_grad():
+            layers = [layer for _, _, _, layer in self.spiking_layers()]
+            for layer in layers:
+                layer._frozen_params = layer.int_params()
+            kernels, z_log2 = self._warps()
+            dims = {m: getattr(self, m).out_features for m in self.modalities}
+            self._frozen_plan = (kernels, z_log2, self.fusion.plan(z_log2, self._z_max(kernels, dims)))
+        try:
+            yield self
+        finally:
+            for layer in layers:
+                layer._frozen_params = None
+            self._frozen_plan = None
+
+    def _run(self, vision: torch.Tensor | None, audio: torch.Tensor | None, checks: bool = True):
+        if checks:
+            self._check_inputs(vision, audio)
         rec_v, rec_a = [], []
         feats = {}
         if self.vision is not None:
             feats["vision"] = self.vision(vision, rec_v)
         if self.audio is not None:
             feats["audio"] = self.audio(audio, rec_a)
-        kernels, z_log2 = self._warps()
+        frozen = getattr(self, "_frozen_plan", None)
+        kernels, z_log2 = frozen[:2] if frozen is not None else self._warps()
         warped = {m: getattr(self, f"warp_{m}").apply_int(f, kernels[m]) for m, f in feats.items()}
         any_feat = next(iter(warped.values()))
         a = warped.get("audio", absent_features(any_feat))
         v = warped.get("vision", absent_features(any_feat))
-        p = self.fusion.plan(z_log2, self._z_max(kernels, {m: f.shape[-1] for m, f in feats.items()}))
+        p = frozen[2] if frozen is not None else \
+            self.fusion.plan(z_log2, self._z_max(kernels, {m: f.shape[-1] for m, f in feats.items()}))
         r = self.fusion(torch.cat([a, v], dim=-1), z_log2, p)
         names = [name for name, _, _, _ in self.spiking_layers()]
         return dict(zip(names, rec_v + rec_a)), a, v, z_log2, p, r
@@ -308,16 +334,20 @@ class QuantTwoModalitySNN(nn.Module):
                         self.head_vision(pv.mean(0)) if self.head_vision is not None else None, a, v)
 
     @torch.no_grad()
-    def integer_forward(self, vision: torch.Tensor | None, audio: torch.Tensor | None) -> IntOut:
+    def integer_forward(self, vision: torch.Tensor | None, audio: torch.Tensor | None, checks: bool = True) -> IntOut:
         """The accelerator's integers for (T, B, ...) spike counts (docs/accelerator.md); None for a
-        modality the model does not have."""
+        modality the model does not have. ``checks=False`` (inside ``frozen()`` only) skips the per-call
+        checks of the weights' exactness bound and of the inputs' shapes and range."""
+        if not checks and getattr(self, "_frozen_plan", None) is None:
+            raise ValueError("integer_forward(checks=False) needs the weights frozen: use `with model.frozen():`")
         limit = max_T(self.fusion_kind)
         steps = (vision if vision is not None else audio).shape[0]
         if steps > limit:
             raise ValueError(f"T={steps} exceeds max_T={limit}: |y| could reach 2^24 and stop being exact")
-        self.check_exact()
+        if checks:
+            self.check_exact()
         with exact_float32():
-            spikes, _, _, _, _, r = self._run(vision, audio)
+            spikes, _, _, _, _, r = self._run(vision, audio, checks)
         sat = {name: int(layer.saturations) for name, _, _, layer in self.spiking_layers()}
         as_int = lambda x: None if x is None else x.to(torch.int64)  # noqa: E731
         return IntOut(as_int(r.logits), as_int(r.step_logits), as_int(r.attention), as_int(r.scores),

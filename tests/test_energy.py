@@ -9,7 +9,10 @@ import pytest
 import yaml
 
 from firmware_sim.counters import Counts, Unit
-from firmware_sim.energy import HARDWARE_DIR, HardwareConfigError, ann_shapes, energy_report, load_hardware, price_ann, price_unit
+from firmware_sim import spec
+from firmware_sim.energy import (HARDWARE_DIR, Geometry, HardwareConfigError, ann_shapes, energy_report, load_hardware,
+                                 price_gather, price_scatter)
+from firmware_sim.program import Layer, Program, Readout
 from firmware_sim.run import simulate
 from tests.test_sim_support import random_inputs, random_program
 
@@ -32,7 +35,11 @@ def test_every_constant_of_every_hardware_config_cites_its_source():
 @pytest.mark.parametrize("edit, fragment", [
     (lambda d: d["energy_pj"].pop("add32"), "add32 is missing"),
     (lambda d: d["energy_pj"].update(mult8=-0.2), "mult8=-0.2 must be >= 0"),
-    (lambda d: d["energy_pj"].update(fp32_mac="lots"), "fp32_mac='lots' is not a number"),
+    (lambda d: d["energy_pj"].update(mult32="lots"), "mult32='lots' is not a number"),
+    (lambda d: d.update(dataflow="diagonal"), "dataflow='diagonal'; expected scatter, gather or auto"),
+    (lambda d: d["register_file"].update(bytes=32), "register_file.bytes=32 cannot hold the 16 32-bit accumulators"),
+    (lambda d: d["register_file"].pop("pj_per_access"), "pj_per_access is missing"),
+    (lambda d: d.update(per_op_pj={"synaptic_op": 0.2, "mac": 0.2}), "per_op_pj prices every operation"),
     (lambda d: d.pop("static_power_mw"), "static_power_mw is missing"),
     (lambda d: d.update(clock_mhz=0), "clock_mhz=0 must be > 0"),
     (lambda d: d["parallel"].update(syn_units=-4), "syn_units=-4"),
@@ -71,25 +78,93 @@ def test_sram_cost_by_size():
     assert math.isclose(hw.sram_word(16384), math.sqrt(table[8192] * table[32768]))   # log-log midpoint
 
 
-def test_price_of_one_unit_by_hand():
+def test_scatter_and_gather_prices_by_hand():
+    """One dense layer (64 inputs -> 12 neurons, int8) with hand-made counters, both dataflows, whole words."""
     hw = load_hardware("horowitz45nm")
-    unit = Unit("audio", "dense", 8, n_weights=1000, n_neurons=10)
-    unit.add(syn_ops=1000, weight_reads=500, neuron_updates=100, leak_ops=30, state_reads=100, state_writes=100,
-             flag_bits=160, input_events=50, spikes_out=10)
-    pj, cycles = price_unit(unit, hw, max_T=32)                       # 5-bit time stamps
-    e = hw.energy_pj
+    e, sram = hw.energy_pj, dict(hw.sram)[8192]                        # every memory here is under 8 KiB
     add16 = e["add8"] + (e["add32"] - e["add8"]) * 8 / 24
-    small = dict(hw.sram)[8192]                                        # 1000 B of weights, 27 B of state: smallest SRAM
-    assert math.isclose(pj["synaptic accumulate"], 1000 * e["add32"])
-    assert math.isclose(pj["neuron update"], 100 * 4 * add16 + 30 * 2 * add16)
-    assert hw.sram_word_bits == 64                                     # Horowitz's cache figures are per 64-bit access
-    assert math.isclose(pj["weight memory"], 500 * 8 / 64 * small)
-    assert math.isclose(pj["state memory"], 200 * (16 + 5) / 64 * small + 160 / 64 * 2 * small)
-    assert math.isclose(pj["spike routing"], 60 * 32 / 64 * hw.sram_word(hw.event_fifo_bytes))
-    assert cycles == math.ceil(1000 / hw.syn_units) + math.ceil(130 / hw.neuron_units) + math.ceil(160 / 64)
+    g = Geometry(group=12, positions=1, rf_inputs=64, n_in=64, n_out=12, in_bits=1, weight_bytes=768)
+    c = dict.fromkeys(("input_events", "syn_ops", "weight_rows", "fanout_groups", "neuron_updates", "leak_ops",
+                       "group_updates", "single_updates", "steps", "spikes_out"), 0)
+    c.update(input_events=50, syn_ops=600, weight_rows=50, fanout_groups=50, neuron_updates=130, leak_ops=30,
+             group_updates=10, single_updates=10, steps=16, spikes_out=20)
+    entry = 16 + 5                                                     # membrane + 5-bit stamp (max_T = 32)
+    pj, cycles = price_scatter(c, g, hw, 8, entry)
+    assert hw.sram_word_bits == 64 and hw.sram_write_factor == 1.0
+    assert math.isclose(pj["synaptic accumulate"], 600 * e["add32"])
+    assert math.isclose(pj["neuron update"], 130 * 4 * add16 + 30 * 2 * add16)
+    assert math.isclose(pj["weight memory"], 50 * 2 * sram)             # a 12-weight row: 96 bits = 2 whole words
+    assert math.isclose(pj["accumulator memory"], ((50 + 10) * 6 + 10 * 1) * 2 * sram)   # 12 x 32 bits = 6 words, RMW
+    assert math.isclose(pj["state memory"], (10 * 4 + 10 * 1) * 2 * sram)                # 12 x 21 bits = 4 words
+    assert math.isclose(pj["spike routing"], (50 + 20 + 20 * 2) * sram)   # events in, spikes out, update queue
+    assert cycles == math.ceil(600 / 16) + math.ceil(160 / 16) + 20
+    pj, cycles = price_gather(c, g, hw, 8)
+    assert math.isclose(pj["input bitmap"], 16 * 1 * 1 * sram)           # 64 one-bit inputs: one word per step
+    assert math.isclose(pj["other compute"], (16 + 50) * e["add8"])
+    assert math.isclose(pj["weight memory"], 50 * 2 * sram)
+    assert math.isclose(pj["register file"], 600 * 2 * hw.register_pj)
+    assert math.isclose(pj["neuron update"], 16 * 12 * 4 * add16)
+    assert math.isclose(pj["state memory"], 16 * 3 * 2 * sram)           # 12 x 16 bits = 3 words, every step
+    assert math.isclose(pj["spike routing"], 16 * 1 * sram)
+    assert cycles == math.ceil(600 / 16) + 16 + math.ceil(16 * 12 / 16)
 
 
-def test_report_per_inference_and_ann_baselines():
+def tiny_program() -> Program:
+    """vision (1, 4, 4) -> conv 3x3 (2 ch) -> dense 2; audio (3,) -> dense 2; concat readout, K = 2; all weights 1."""
+    ones = lambda *shape: np.ones(shape, np.int8)  # noqa: E731
+    layers = [Layer("vision.conv0", "conv", "vision", "vision", (1, 4, 4), (2, 4, 4), ones(2, 1, 3, 3), -7, 1, 1, 1),
+              Layer("vision.dense", "dense", "vision", "vision.conv0", (32,), (2,), ones(2, 32), -7, 1),
+              Layer("audio.fc0", "dense", "audio", "audio", (3,), (2,), ones(2, 3), -7, 1)]
+    readout = Readout("concat", "audio.fc0", "vision.dense", np.ones(1, np.int64), np.ones(1, np.int64),
+                      np.ones((2, 4), np.int64), np.zeros(2, np.int64), 0)
+    return Program(4, 32, 8, spec.STATE_BITS, 1, 2, {"vision": ((1, 4, 4), 1), "audio": ((3,), 8)}, layers, readout).check()
+
+
+def test_ann_baselines_by_hand_layer_by_layer():
+    """(a) dense int8 over T frames, (b) single pass with ceil(log2(T+1))-bit counts, (c) (b) skipping zeros,
+    on a tiny network, every layer priced by hand (horowitz45nm: every memory under 8 KiB, 10 pJ a word)."""
+    hw, program = load_hardware("horowitz45nm"), tiny_program()
+    vision, audio = np.zeros((4, 1, 1, 4, 4), np.uint8), np.zeros((4, 1, 3), np.uint8)
+    vision[0, 0, 0, 0, 0] = 1                   # one corner event: reaches 2 x 2 positions x 2 channels
+    audio[1, 0, 0] = 8                          # one channel, count 8
+    run = simulate(program, {"vision": vision, "audio": audio})
+    r = energy_report(program, run.counts, hw, 4)
+    word, add32, rf = 10.0, hw.energy_pj["add32"], hw.register_pj
+
+    def mac(act_bits):                          # int8 x act_bits multiply, accumulator read + write
+        return hw.energy_pj["mult8"] * 8 * act_bits / 64 + add32 + 2 * rf
+    # (a) per frame: MACs, outputs, weight words, activation words (8-bit activations)
+    a = {"vision.conv0": 288 * mac(8) + 32 * add32 + (3 + 2 + 4) * word,
+         "vision.dense": 64 * mac(8) + 2 * add32 + (8 + 4 + 1) * word,
+         "audio.fc0": 6 * mac(8) + 2 * add32 + (1 + 1 + 1) * word,
+         "readout": (4 + 10) * mac(8) + 3 * add32 + (2 + 1 + 1) * word}     # warps 2 + 2, logits 8, sum 2
+    for name, pj in a.items():
+        assert math.isclose(r["ann_int8_T"]["by_layer"][name]["energy_uj"], 4 * pj * 1e-6), name
+    assert math.isclose(r["ann_int8_T"]["cycles"], 4 * ((18 + 2) + (4 + 1) + (1 + 1) + (1 + 1)))
+    static = hw.static_power_mw * r["ann_int8_T"]["latency_us"] * 1e3
+    assert math.isclose(r["ann_int8_T"]["energy_uj"], (4 * sum(a.values()) + static) * 1e-6)
+    # (b) one pass; window counts: 3 bits (T = 4), the audio input 6 bits (4 x 8 = 32)
+    b = {"vision.conv0": 288 * mac(3) + 32 * add32 + (3 + 1 + 2) * word,
+         "vision.dense": 64 * mac(3) + 2 * add32 + (8 + 2 + 1) * word,
+         "audio.fc0": 6 * mac(6) + 2 * add32 + (1 + 1 + 1) * word,
+         "readout": 8 * mac(3) + 2 * add32 + (1 + 1 + 1) * word}             # K x D logits only
+    for name, pj in b.items():
+        assert math.isclose(r["ann_single_pass"]["by_layer"][name]["energy_uj"], pj * 1e-6), name
+    # (c) only the active inputs multiply: 1 pixel -> 8 synapses; 8 conv neurons -> 16; 1 channel -> 2; 4 features
+    assert run.counts.units["vision.conv0"].counts["active_synapses"] == 8
+    c = {"vision.conv0": 8 * mac(3) + 32 * add32 + (3 + 1 + 2 + 1) * word,   # + the 16-bit nonzero bitmap
+         "vision.dense": 16 * mac(3) + 2 * add32 + (8 + 1 + 1 + 1) * word,
+         "audio.fc0": 2 * mac(6) + 2 * add32 + (1 + 1 + 1 + 1) * word,
+         "readout": 8 * mac(3) + 2 * add32 + (1 + 1 + 1 + 1) * word}
+    for name, pj in c.items():
+        assert math.isclose(r["ann_single_pass_zero_skip"]["by_layer"][name]["energy_uj"], pj * 1e-6), name
+    assert r["ann_single_pass_zero_skip"]["energy_uj"] < r["ann_single_pass"]["energy_uj"] < r["ann_int8_T"]["energy_uj"]
+    for key, ratio in (("ann_int8_T", "energy_ann_int8_vs_snn"), ("ann_single_pass", "energy_single_pass_ann_vs_snn"),
+                       ("ann_single_pass_zero_skip", "energy_single_pass_zero_skip_vs_snn")):
+        assert math.isclose(r["ratios"][ratio], r[key]["energy_uj"] / r["energy_uj"])
+
+
+def test_report_per_inference_dataflows_and_both_hardware_configs():
     hw = load_hardware("horowitz45nm")
     rng = np.random.default_rng(0)
     program = random_program(rng)
@@ -98,25 +173,32 @@ def test_report_per_inference_and_ann_baselines():
     r_sparse = energy_report(program, sparse.counts, hw, 8)
     r_dense = energy_report(program, dense.counts, hw, 8)
     assert 0 < r_sparse["energy_uj"] < r_dense["energy_uj"]
-    assert math.isclose(sum(r_dense["energy_uj_by_operation"].values()), r_dense["energy_uj"], rel_tol=1e-9)
-    assert math.isclose(sum(m["energy_uj"] for m in r_dense["by_modality"].values()), r_dense["energy_uj"], rel_tol=1e-9)
+    assert math.isclose(sum(r_dense["energy_uj_by_operation"].values()), r_dense["energy_uj"], rel_tol=1e-12)
+    assert math.isclose(sum(m["energy_uj"] for m in r_dense["by_modality"].values()), r_dense["energy_uj"], rel_tol=1e-12)
     assert set(r_dense["by_modality"]) == {"audio", "vision", "fusion"}
     assert math.isclose(r_dense["latency_us"], r_dense["cycles"] / hw.clock_mhz)
+    for name, d in r_dense["dataflows"].items():    # auto: the cheaper dataflow of each layer
+        assert d["chosen"] == min(("scatter", "gather"), key=lambda k: d[f"{k}_uj"])
+    forced = {flow: energy_report(program, dense.counts, load_hardware({**default_dict(), "dataflow": flow}), 8)
+              for flow in ("scatter", "gather")}
+    assert r_dense["energy_uj"] <= min(f["energy_uj"] for f in forced.values())
+    assert all(d["chosen"] == "gather" for d in forced["gather"]["dataflows"].values())
     # twice the batch, same per-inference numbers
     doubled = Counts(dense.counts.n_samples, {k: Unit(u.modality, u.kind, u.weight_bits, u.n_weights, u.n_neurons, dict(u.counts))
                                               for k, u in dense.counts.units.items()}).merge(dense.counts)
     assert math.isclose(energy_report(program, doubled, hw, 8)["energy_uj"], r_dense["energy_uj"], rel_tol=1e-4)  # ceil(cycles)
-    # ANN baselines: MACs from the layer shapes, fp32 costs more than int8, linear in frames
     macs = sum(s["macs"] for s in ann_shapes(program))
     assert macs == sum(layer.n_out * layer.fan_in for layer in program.layers) + ann_shapes(program)[-1]["macs"]
-    a8, a32 = r_dense["ann_int8"], r_dense["ann_fp32"]
-    assert a8["macs"] == 8 * macs and 0 < a8["energy_uj"] < a32["energy_uj"]
-    assert math.isclose(price_ann(program, hw, 16, "int8")["energy_uj"], 2 * price_ann(program, hw, 8, "int8")["energy_uj"])
-    assert math.isclose(r_dense["ratios"]["energy_ann_int8_vs_snn"], a8["energy_uj"] / r_dense["energy_uj"])
     first = [layer.name for layer in program.layers if layer.input in ("audio", "vision")]
     bound = r_dense["ratios"]["bound_ann_int8_vs_snn_if_later_layers_free"]
-    assert math.isclose(bound, a8["energy_uj"] / sum(r_dense["by_unit"][n]["energy_uj"] for n in first))
-    assert bound > r_dense["ratios"]["energy_ann_int8_vs_snn"]
+    assert math.isclose(bound, r_dense["ann_int8_T"]["energy_uj"] / sum(r_dense["by_unit"][n]["energy_uj"] for n in first))
+    # the published chip: SNE's energy per synaptic operation and per MAC, nothing else
+    sne = load_hardware("sne22nm")
+    r_sne = energy_report(program, dense.counts, sne, 8)
+    syn = dense.counts.total("syn_ops") / dense.counts.n_samples
+    macs_run = dense.counts.total("macs") / dense.counts.n_samples
+    assert math.isclose(r_sne["energy_uj"], (syn * 0.221 + macs_run * 0.221) * 1e-6)
+    assert math.isclose(r_sne["ann_int8_T"]["energy_uj"], 8 * macs * 0.221 * 1e-6)
 
 
 def test_docs_figures_build_from_the_saved_benchmark_json(tmp_path):

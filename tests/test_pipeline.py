@@ -24,7 +24,7 @@ def first_run(tmp_path_factory):
 def test_report_holds_every_stage_and_the_contract_checks(first_run):
     tmp, report = first_run
     assert report["synthetic"] is True and report["T"] == 6 and report["weight_bits"] == 8
-    assert report["onnx_ort_exact"] == 1 and report["sim_equals_int_predictions"] == 1
+    assert report["onnx_ort_exact"] == 1 and report["sim_equals_int_mode"] == 1
     assert report["sim_acc"] == report["int_acc"]
     assert report["energy_uj_per_inference"] > 0 and report["latency_us_per_inference"] > 0
     assert report["energy_ratio_bound_if_later_layers_free"] > report["energy_ratio_ann_int8_vs_snn"] > 0
@@ -55,8 +55,10 @@ def test_pareto_front_and_sweep_table(tmp_path):
         d.joinpath("report.json").write_text(json.dumps({
             "T": t, "weight_bits": bits, "float_acc": acc, "int_acc": acc, "sim_acc": acc,
             "energy_uj_per_inference": energy, "latency_us_per_inference": 10.0,
-            "energy_ratio_ann_int8_vs_snn": 4.0 / energy, "spikes_per_inference": 1000 * energy}))
+            "energy_ratio_ann_int8_vs_snn": 4.0 / energy, "energy_ratio_single_pass_ann_vs_snn": 0.5 / energy,
+            "energy_ratio_single_pass_zero_skip_vs_snn": 0.25 / energy, "onnx_ort_exact": 1, "sim_equals_int_mode": 1,
+            "spikes_per_inference": 1000 * energy}))
     rows = summarise_sweep(tmp_path)
     assert [r["pareto"] for r in rows] == [True, True, False]
     table = (tmp_path / "comparison.md").read_text()
-    assert "| 2000 | 2.0000 | 2.00x |" in table and (tmp_path / "pareto.png").exists()
+    assert "| yes | 2000 | 2.0000 | 2.00x | 0.25x | 0.12x |" in table and (tmp_path / "pareto.png").exists()

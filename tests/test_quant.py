@@ -269,3 +269,17 @@ def test_train_app_fine_tunes_a_float_checkpoint(tiny_train_cfg, tmp_path):
     assert out["logits"].shape == (len(test.labels), 10)
     assert model.program()["weight_bits"] == 6
     assert Path(tmp_path / "qat" / "metrics.jsonl").exists()
+
+
+def test_frozen_integer_mode_equals_the_per_call_one():
+    """``frozen()`` computes the integer weights once (the fast path the simulator benchmark times); the
+    outputs equal the per-call integer mode exactly, and checks=False is refused outside it."""
+    model = random_quant_model(3, sigma=1.0).eval()
+    v, a = random_spikes(3, 6, 3)
+    slow = model.integer_forward(v, a).as_numpy()
+    with model.frozen():
+        fast = model.integer_forward(v, a, checks=False).as_numpy()
+    assert slow.keys() == fast.keys() and all((slow[k] == fast[k]).all() for k in slow)
+    assert all(slow[k].any() for k in slow if k.startswith("spikes."))    # every layer spikes: a real comparison
+    with pytest.raises(ValueError, match="needs the weights frozen"):
+        model.integer_forward(v, a, checks=False)

@@ -182,7 +182,7 @@ def test_pipeline_and_simulator_app_run_a_tonic_pair(tonic_root, tmp_path):
                                       f"workdir={tmp_path / 'work'}"])
     report = run_pipeline(cfg, tmp_path / "run")
     assert report["data"] == "nmnist_shd" and report["synthetic"] is False
-    assert report["onnx_ort_exact"] == 1 and report["sim_equals_int_predictions"] == 1
+    assert report["onnx_ort_exact"] == 1 and report["sim_equals_int_mode"] == 1
     onnx_file = report["stages"]["export"]["folder"] + "/model.onnx"
     sim_cfg = compose_config("simulate", [*data, "data.T=4", f"model_file={onnx_file}"])
     sim = run_simulation(sim_cfg, tmp_path / "sim")

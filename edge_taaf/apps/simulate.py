@@ -19,7 +19,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from edge_taaf import CONFIG_DIR
-from firmware_sim.energy import HardwareConfigError, load_hardware
+from firmware_sim.energy import ANN_RATIOS, HardwareConfigError, load_hardware
 from firmware_sim.evaluate import evaluate
 from firmware_sim.loader import load_program
 from firmware_sim.program import ContractError
@@ -77,9 +77,9 @@ def _main(cfg: DictConfig) -> None:
     print(f"{r['title']} {r['split']}: {r['samples']} samples, accuracy {r['accuracy']:.4f}")
     print(f"  per inference: {e['energy_uj']:.4g} uJ, {e['cycles']:.0f} cycles = {e['latency_us']:.4g} us at "
           f"{e['clock_mhz']:g} MHz ({r['hardware']})")
-    print(f"  dense ANN on the same layers: int8 {e['ann_int8']['energy_uj']:.4g} uJ "
-          f"({e['ratios']['energy_ann_int8_vs_snn']:.3g}x), fp32 {e['ann_fp32']['energy_uj']:.4g} uJ "
-          f"({e['ratios']['energy_ann_fp32_vs_snn']:.3g}x)")
+    for key, ratio in ANN_RATIOS:
+        print(f"  {e[key]['label']}: {e[key]['energy_uj']:.4g} uJ ({e['ratios'][ratio]:.3g}x the SNN)")
+    print("  dataflow per layer: " + ", ".join(f"{k} {v['chosen']}" for k, v in e["dataflows"].items()))
     print(f"  simulator: {r['sim_samples_per_s']:.1f} samples/s; report in {run_dir}")
     print(json.dumps({k: r[k] for k in ("data", "synthetic", "samples", "accuracy", "energy_uj_per_inference",
                                         "latency_us_per_inference", "sim_samples_per_s", "exact_limit_hits")}))
