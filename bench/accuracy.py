@@ -41,10 +41,11 @@ def run_one(study: str, method: str, overrides: list[str], seed: int, epochs: in
     import torch
     from hydra import compose, initialize_config_dir
 
+    from edge_taaf import CONFIG_DIR
     from edge_taaf.train import train
 
     torch.set_num_threads(threads)
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", [*overrides, f"seed={seed}", f"trainer.epochs={epochs}",
                                 "trainer.progress=false", "trainer.log_epochs=false"])
     run_dir = Path(workdir) / f"{study}-{method}-s{seed}"

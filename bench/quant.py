@@ -11,8 +11,8 @@ int8 weight memory, and onnxruntime == integer mode on the whole test split.
 
 Run from the repo root. On 2 CPU cores a float epoch takes about 10 s and a QAT epoch about 11 s, so
 the defaults (20 float epochs, 3 QAT epochs per bit width) take about 7 minutes:
-    EDGE_TAAF_DATA=/work/shared/data python bench/quant.py --checkpoint <float checkpoint.pt>
-    EDGE_TAAF_DATA=/work/shared/data python bench/quant.py --float-epochs 20 --qat-epochs 3
+    EDGE_TAAF_DATA=../shared/data python bench/quant.py --checkpoint <float checkpoint.pt>
+    EDGE_TAAF_DATA=../shared/data python bench/quant.py --float-epochs 20 --qat-epochs 3
 The last line printed is one JSON object (accuracies are fractions, the gap in percentage points).
 """
 from __future__ import annotations
@@ -31,15 +31,17 @@ import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
+from edge_taaf import CONFIG_DIR  # noqa: E402
 from edge_taaf.checkpoint import load_checkpoint  # noqa: E402
 from edge_taaf.model import TwoModalitySNN  # noqa: E402
 from edge_taaf.train import evaluate, train  # noqa: E402
 from quant.export import export_onnx  # noqa: E402
 from quant.ort_runner import OrtModel, compare  # noqa: E402
 from quant.qmodel import build_quant_model, run_integer  # noqa: E402
-from sensors.ead import PairedSpikeDataset, build_dataset  # noqa: E402
+from edge_taaf.dataset import PairedSpikeDataset  # noqa: E402
+from sensors.ead import build_dataset  # noqa: E402
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(CONFIG_DIR)
 BASE = ["data=fsdd_mnist", "data.split=official", "trainer.progress=false", "trainer.device=cpu"]
 
 

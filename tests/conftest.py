@@ -7,11 +7,17 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hypothesis import settings
 
+from edge_taaf import CONFIG_DIR
+
+# Real-data gating: fixture_data_root (tests/data), full_data_root and @pytest.mark.full_data
+# (EDGE_TAAF_DATA; skipped without it, a failure under --require-data). See tests/support/data_gating.py.
+pytest_plugins = ["tests.support.data_gating"]
+
 # No per-example deadline: a loaded CI machine (or a first Numba compile) must not fail a property.
 settings.register_profile("edge_taaf", deadline=None)
 settings.load_profile("edge_taaf")
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(CONFIG_DIR)
 
 # A model and data set small enough that an epoch takes well under a second on one CPU core.
 TINY = [

@@ -120,3 +120,49 @@ def test_16khz_resampled_keeps_pitch(tmp_path):
     spectrum = np.abs(np.fft.rfft(wave * np.hanning(wave.size)))
     assert np.argmax(spectrum) * 8000 / wave.size == pytest.approx(440.0, abs=1.0)
     np.testing.assert_allclose(np.sqrt(np.mean(wave[1000:-1000] ** 2)), 0.5 / np.sqrt(2), rtol=0.01)
+
+
+def _check_real_clips(files):
+    for path in files:
+        rate, ref = wavfile.read(path)
+        assert rate == 8000 and ref.dtype == np.int16 and ref.ndim == 1 and ref.size > 1000, path
+        wave = read_wav(path)
+        assert wave.dtype == np.float32, path
+        np.testing.assert_array_equal(wave, ref.astype(np.float32) / 32768, err_msg=str(path))
+
+
+def test_real_fsdd_clips_read_exactly(fixture_data_root):
+    files = sorted((fixture_data_root / "fsdd" / "recordings").glob("*.wav"))
+    assert len(files) == 60
+    _check_real_clips(files)
+
+
+@pytest.mark.full_data
+def test_all_real_fsdd_clips_read_exactly(full_data_root):
+    files = sorted((full_data_root / "fsdd" / "recordings").glob("*.wav"))
+    assert len(files) == 3000
+    _check_real_clips(files)
+
+
+@pytest.mark.parametrize("rate", [8000, 16000])
+def test_24bit_pcm_reads_exactly(tmp_path, rate):
+    """24-bit PCM written by the standard library's wave module: sample s reads as s / 2^23 exactly
+    (extremes, small values and a tone), and at 16 kHz it is resampled like the same float waveform."""
+    import wave
+
+    tone = np.round(np.sin(2 * np.pi * 440 * np.arange(rate // 10) / rate) * (2**23 - 1) * 0.7).astype(np.int64)
+    samples = np.r_[-(2**23), 2**23 - 1, 0, 1, -1, 255, 256, -257, 65536, tone]
+    path = tmp_path / "pcm24.wav"
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(3)
+        f.setframerate(rate)
+        f.writeframes(b"".join(int(s).to_bytes(3, "little", signed=True) for s in samples))
+    expected = samples / 2.0**23
+    wave_out = read_wav(path, sample_rate=rate)
+    assert wave_out.dtype == np.float32
+    np.testing.assert_array_equal(wave_out, expected.astype(np.float32))   # s / 2^23 is exact in float32
+    if rate != 8000:
+        resampled = read_wav(path, sample_rate=8000)
+        reference = read_wav(_write(tmp_path / "f64.wav", rate, expected), sample_rate=8000)   # 64-bit float file
+        np.testing.assert_array_equal(resampled, reference)

@@ -18,7 +18,6 @@ from sensors.cochlea import (
     gammatone_filterbank,
 )
 from sensors.events import AUDIO_DTYPE, validate_events
-from sensors.paths import data_root
 
 FS = 8000
 
@@ -172,8 +171,12 @@ def test_bad_options_rejected():
         cochlea_encode(np.zeros((2, 100)), FS)
 
 
-def test_real_fsdd_clip():
-    path = data_root() / "fsdd" / "recordings" / "3_jackson_12.wav"
+@pytest.mark.parametrize("clip", ["fixture:3_nicolas_5.wav",
+                                  pytest.param("full:3_jackson_12.wav", marks=pytest.mark.full_data)])
+def test_real_fsdd_clip(request, clip):
+    where, name = clip.split(":")
+    root = request.getfixturevalue("fixture_data_root" if where == "fixture" else "full_data_root")
+    path = root / "fsdd" / "recordings" / name
     wave = read_wav(path)
     assert wave.dtype == np.float32 and wave.ndim == 1 and wave.size > 1000
     events = cochlea_encode(wave, FS)

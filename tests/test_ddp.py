@@ -11,6 +11,7 @@ import torch
 
 from edge_taaf.checkpoint import load_checkpoint
 from tests.conftest import TINY
+from tests.support.data_gating import FIXTURE_ROOT
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +30,7 @@ def test_two_ranks_end_with_identical_weights(tmp_path):
                  "trainer.log_epochs=false", f"data.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={run_dir}"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
            "-m", "edge_taaf.train", *overrides]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "EDGE_TAAF_DATA": os.environ.get("EDGE_TAAF_DATA", "/work/shared/data"),
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "EDGE_TAAF_DATA": os.environ.get("EDGE_TAAF_DATA", str(FIXTURE_ROOT)),
            "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)

@@ -1,4 +1,7 @@
-"""DVS emulator (sensors.dvs_emulator) and the MNIST 5k loader (sensors.mnist)."""
+"""DVS emulator (sensors.dvs_emulator) and the MNIST 5k loader (sensors.mnist).
+
+Real digits come from the fixture set (tests/data: rows 0, 50, ..., 4950 of the 5k subset, so
+fixture digit i is full digit 50 i); the tests marked full_data read the whole set in EDGE_TAAF_DATA."""
 from __future__ import annotations
 
 import gzip
@@ -11,15 +14,21 @@ import pytest
 from sensors.dvs_emulator import DVSParams, emulate_saccades, saccade_trajectory
 from sensors.events import CAMERA_DTYPE, validate_events
 from sensors.mnist import load_mnist5k
-from sensors.paths import data_root
 from sensors.readers import read_nmnist_bin
 
 QUIET = DVSParams(noise_rate_hz=0.0)
 
 
 @pytest.fixture(scope="module")
-def mnist():
-    return load_mnist5k(data_root())
+def mnist(fixture_data_root):
+    """The fixture's 100 real digits (10 per class)."""
+    return load_mnist5k(fixture_data_root)
+
+
+@pytest.fixture(scope="module")
+def mnist_full(full_data_root):
+    """All 5,000 digits of the full set."""
+    return load_mnist5k(full_data_root)
 
 
 def _edge_image() -> np.ndarray:
@@ -36,7 +45,7 @@ EDGE = replace(QUIET, origin_px=(-13.0, -13.0))
 
 
 def test_same_seed_same_events_and_other_seed_differs(mnist):
-    img = mnist[0][7]
+    img = mnist[0][7]  # a real 0
     a, b = emulate_saccades(img, seed=3), emulate_saccades(img, seed=3)
     assert a.size > 1000
     np.testing.assert_array_equal(a, b)
@@ -45,7 +54,7 @@ def test_same_seed_same_events_and_other_seed_differs(mnist):
 
 
 def test_events_are_valid_and_sorted(mnist):
-    ev = emulate_saccades(mnist[0][1234])
+    ev = emulate_saccades(mnist[0][25])  # a real 2
     assert ev.dtype == CAMERA_DTYPE
     validate_events(ev, (34, 34, 2), "test")
     assert np.all(np.diff(ev["t"]) >= 0)
@@ -78,7 +87,7 @@ def test_one_step_can_cross_several_thresholds():
 
 
 def test_refractory_period_holds_per_pixel(mnist):
-    img = mnist[0][2000]
+    img = mnist[0][40]  # full digit 2000
     busy = DVSParams(noise_rate_hz=50.0, dt_us=250)
 
     def min_gap(ev):
@@ -135,7 +144,7 @@ def _reference(image: np.ndarray, p: DVSParams) -> np.ndarray:
 
 @pytest.mark.parametrize("interpolate", [True, False])
 def test_matches_numpy_reference_exactly(mnist, interpolate):
-    img = mnist[0][::50][13, 4:24, 4:24]  # the ink of one real digit
+    img = mnist[0][13, 4:24, 4:24]  # the ink of one real digit (full digit 650)
     p = DVSParams(mismatch_sigma=0.0, noise_rate_hz=0.0, saccade_us=20_000, dt_us=500, refractory_us=700,
                   canvas_size=(30, 28), origin_px=(2.5, 1.0), interpolate_time=interpolate)
     ours, ref = emulate_saccades(img, p, seed=11), _reference(img, p)
@@ -159,13 +168,21 @@ def test_saccade_trajectory_follows_the_n_mnist_triangle():
 # ---------------------------------------------------------------- calibration against real N-MNIST
 
 
-def test_mean_event_count_matches_real_n_mnist_sample(mnist):
-    real = read_nmnist_bin(data_root() / "events" / "sample_nmnist.bin")
+def _calibration(root, digits, labels):
+    real = read_nmnist_bin(root / "events" / "sample_nmnist.bin")
     assert real.size == 4325
-    digits, labels = mnist[0][::50], mnist[1][::50]
     assert digits.shape[0] == 100 and np.all(np.bincount(labels) == 10)
     mean = np.mean([emulate_saccades(d).size for d in digits])
     assert abs(mean / real.size - 1) <= 0.25, f"mean {mean:.0f} events vs {real.size} real"
+
+
+def test_mean_event_count_matches_real_n_mnist_sample(fixture_data_root, mnist):
+    _calibration(fixture_data_root, *mnist)  # all 100 fixture digits
+
+
+@pytest.mark.full_data
+def test_mean_event_count_matches_real_n_mnist_sample_full(full_data_root, mnist_full):
+    _calibration(full_data_root, mnist_full[0][::50], mnist_full[1][::50])
 
 
 # ---------------------------------------------------------------- bad input
@@ -210,9 +227,19 @@ def test_negative_seed_is_rejected():
 
 def test_mnist5k_loads_real_digits(mnist):
     images, labels = mnist
+    assert images.shape == (100, 28, 28) and images.dtype == np.uint8
+    assert labels.dtype == np.int64 and np.all(np.bincount(labels) == 10) and np.all(np.diff(labels) >= 0)
+    assert images.max() == 255 and 50 < (images[0] > 0).sum() < 400
+
+
+@pytest.mark.full_data
+def test_mnist5k_loads_real_digits_full(mnist_full, mnist):
+    images, labels = mnist_full
     assert images.shape == (5000, 28, 28) and images.dtype == np.uint8
     assert labels.dtype == np.int64 and np.all(np.bincount(labels) == 500) and np.all(np.diff(labels) >= 0)
     assert images.max() == 255 and 50 < (images[0] > 0).sum() < 400
+    # the fixture is rows 0, 50, ..., 4950 of the full set, unchanged
+    assert np.array_equal(images[::50], mnist[0]) and np.array_equal(labels[::50], mnist[1])
 
 
 def _write_csv(tmp_path, rows: list[list[int]]):

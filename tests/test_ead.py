@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from sensors.ead import (PairedSpikeDataset, build_dataset, fsdd_files, fsdd_split, mnist_pool)
+from edge_taaf.dataset import PairedSpikeDataset
+from sensors.ead import (build_dataset, fsdd_files, fsdd_split, mnist_pool)
 from sensors.mnist import load_mnist5k
-from sensors.paths import data_root
 from sensors.synth import ModalityKnobs, SynthParams, synth_sample
 from tests.conftest import compose_config
 
@@ -64,10 +64,32 @@ def test_bad_synth_options_name_the_option(tmp_path, override, option):
         build_dataset(synth_cfg(tmp_path, override), "train")
 
 
-# ---- fsdd_mnist: real data, read from EDGE_TAAF_DATA (fails, never skips, when it is missing) ----
+# ---- fsdd_mnist: real data. The fixture set (tests/data: speakers george, lucas, nicolas; every digit;
+# takes 0 and 5; 10 MNIST digits per class) always; the whole sets in EDGE_TAAF_DATA when marked full_data.
 
-def test_fsdd_official_and_speaker_splits():
-    files = fsdd_files(data_root())
+def fsdd_cfg(root, cache, *extra):
+    return compose_config("data_app", ["data=fsdd_mnist", f"data.root={root}", "data.T=8",
+                                       f"data.cache_dir={cache}", *extra]).data
+
+
+def test_fsdd_official_and_speaker_splits_fixture(fixture_data_root):
+    files = fsdd_files(fixture_data_root)
+    assert len(files) == 60 and {s for _, s, _, _ in files} == {"george", "lucas", "nicolas"}
+    train, test = fsdd_split(files, "train", "official", []), fsdd_split(files, "test", "official", [])
+    assert len(test) == 30 and len(train) == 30
+    assert all(take <= 4 for _, _, take, _ in test) and all(take >= 5 for _, _, take, _ in train)
+    assert sorted(d for d, _, _, _ in test) == sorted(d for d, _, _, _ in train) == [d for d in range(10) for _ in range(3)]
+    sp_test = fsdd_split(files, "test", "speaker", ["lucas", "george"])
+    sp_train = fsdd_split(files, "train", "speaker", ["lucas", "george"])
+    assert {s for _, s, _, _ in sp_test} == {"lucas", "george"} and len(sp_test) == 40
+    assert {s for _, s, _, _ in sp_train} == {"nicolas"} and len(sp_train) == 20
+    with pytest.raises(ValueError, match="test_speakers"):
+        fsdd_split(files, "test", "speaker", ["alice"])
+
+
+@pytest.mark.full_data
+def test_fsdd_official_and_speaker_splits(full_data_root):
+    files = fsdd_files(full_data_root)
     assert len(files) == 3000
     train, test = fsdd_split(files, "train", "official", []), fsdd_split(files, "test", "official", [])
     assert len(test) == 300 and len(train) == 2700 and all(take <= 4 for _, _, take, _ in test)
@@ -79,21 +101,59 @@ def test_fsdd_official_and_speaker_splits():
         fsdd_split(files, "test", "speaker", ["alice"])
 
 
-def test_mnist_pools_are_disjoint_and_class_pure():
-    _, labels = load_mnist5k(data_root())
-    train, test = mnist_pool(labels, "train", 100), mnist_pool(labels, "test", 100)
+def _check_pools(labels, per_class):
+    train, test = mnist_pool(labels, "train", per_class), mnist_pool(labels, "test", per_class)
     for c in range(10):
         assert not set(train[c]) & set(test[c])
-        assert (labels[train[c]] == c).all() and (labels[test[c]] == c).all() and len(test[c]) == 100
+        assert (labels[train[c]] == c).all() and (labels[test[c]] == c).all() and len(test[c]) == per_class
 
 
-def test_fsdd_mnist_test_split_is_deterministic_and_paired_by_class(tmp_path):
-    cfg = compose_config("data_app", ["data=fsdd_mnist", "data.T=8", f"data.cache_dir={tmp_path}"]).data
+def test_mnist_pools_are_disjoint_and_class_pure_fixture(fixture_data_root):
+    _, labels = load_mnist5k(fixture_data_root)
+    _check_pools(labels, 3)
+    with pytest.raises(ValueError, match="mnist_test_per_class must lie in 1..9"):
+        mnist_pool(labels, "test", 10)  # a class would have no train digit left
+
+
+@pytest.mark.full_data
+def test_mnist_pools_are_disjoint_and_class_pure(full_data_root):
+    _, labels = load_mnist5k(full_data_root)
+    _check_pools(labels, 100)
+
+
+@pytest.mark.parametrize("kind, n_test, n_train", [("official", 30, 30), ("speaker", 40, 20)])
+def test_fsdd_mnist_fixture_splits_are_deterministic_and_paired_by_class(fixture_data_root, tmp_path, kind, n_test, n_train):
+    extra = ["data.mnist_test_per_class=3", f"data.split={kind}"]
+    test = build_dataset(fsdd_cfg(fixture_data_root, tmp_path, *extra), "test")
+    assert test.vision.shape == (n_test, 8, 2, 34, 34) and test.audio.shape == (n_test, 8, 64)
+    assert np.bincount(test.labels).tolist() == [n_test // 10] * 10
+    assert test.audio.reshape(n_test, -1).sum(1).min() > 0 and test.vision.reshape(n_test, -1).sum(1).min() > 0
+    assert test.vision_pool.shape[0] == 30  # 3 test digits per class, no more
+    again = build_dataset(fsdd_cfg(fixture_data_root, tmp_path / "other", *extra), "test")  # from scratch: identical
+    assert np.array_equal(test.vision, again.vision) and np.array_equal(test.audio, again.audio)
+    assert np.array_equal(test.labels, again.labels)
+
+    train = build_dataset(fsdd_cfg(fixture_data_root, tmp_path, *extra), "train")
+    assert train.audio.shape == (n_train, 8, 64) and np.bincount(train.labels).tolist() == [n_train // 10] * 10
+    assert train.vision_pool.shape == (70, 8, 2, 34, 34)  # the whole train pool: 10 - 3 digits per class
+    assert np.array_equal(train.pool_labels[train.vision_index], train.labels)
+    before = train.vision_index.copy()
+    train.repair(1)  # a new pairing, still by class
+    assert np.array_equal(train.pool_labels[train.vision_index], train.labels)
+    assert not np.array_equal(before, train.vision_index)
+    # no MNIST digit is in both pools: the test frames are none of the train frames
+    flat_train = {f.tobytes() for f in train.vision_pool}
+    assert not any(f.tobytes() in flat_train for f in test.vision_pool)
+
+
+@pytest.mark.full_data
+def test_fsdd_mnist_test_split_is_deterministic_and_paired_by_class(full_data_root, tmp_path):
+    cfg = fsdd_cfg(full_data_root, tmp_path)
     a = build_dataset(cfg, "test")
     assert a.vision.shape == (300, 8, 2, 34, 34) and a.audio.shape == (300, 8, 64)
     assert np.bincount(a.labels).tolist() == [30] * 10
     assert a.audio.reshape(300, -1).sum(1).min() > 0 and a.vision.reshape(300, -1).sum(1).min() > 0
-    cfg2 = compose_config("data_app", ["data=fsdd_mnist", "data.T=8", f"data.cache_dir={tmp_path / 'other'}"]).data
+    cfg2 = fsdd_cfg(full_data_root, tmp_path / "other")
     b = build_dataset(cfg2, "test")  # rebuilt from scratch in another cache folder: identical
     assert np.array_equal(a.vision, b.vision) and np.array_equal(a.audio, b.audio)
 
@@ -101,10 +161,10 @@ def test_fsdd_mnist_test_split_is_deterministic_and_paired_by_class(tmp_path):
 def test_missing_data_folder_is_named(tmp_path):
     cfg = compose_config("data_app", ["data=fsdd_mnist", f"data.root={tmp_path / 'nowhere'}",
                                       f"data.cache_dir={tmp_path}"]).data
-    with pytest.raises(FileNotFoundError, match="nowhere"):
+    with pytest.raises(FileNotFoundError, match="nowhere.*edge-taaf-data fetch"):
         build_dataset(cfg, "test")
     (tmp_path / "partial" / "fsdd" / "recordings").mkdir(parents=True)
     cfg = compose_config("data_app", ["data=fsdd_mnist", f"data.root={tmp_path / 'partial'}",
                                       f"data.cache_dir={tmp_path}"]).data
-    with pytest.raises(FileNotFoundError, match="mnist5k/mnist_5k.csv.gz"):
+    with pytest.raises(FileNotFoundError, match="partial is missing mnist5k/mnist_5k.csv.gz.*edge-taaf-data fetch"):
         build_dataset(cfg, "test")

@@ -1,27 +1,33 @@
-"""N-MNIST and AEDAT 4 readers on the real recordings in EDGE_TAAF_DATA/events, and on broken files."""
+"""N-MNIST and AEDAT 4 readers on the real recordings (the copies in tests/data/events and, marked
+full_data, those in EDGE_TAAF_DATA/events), and on broken files."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from sensors.events import CAMERA_DTYPE
-from sensors.paths import data_root
 from sensors.readers import read_aedat4, read_nmnist_bin
 
 
 @pytest.fixture(scope="module")
-def events_dir():
-    # No skip: a missing EDGE_TAAF_DATA is a failure of the test setup, reported by data_root().
-    return data_root() / "events"
+def events_dir(fixture_data_root):
+    return fixture_data_root / "events"
+
+
+@pytest.fixture(scope="module", params=["fixture", pytest.param("full", marks=pytest.mark.full_data)])
+def real_events_dir(request):
+    """The real recordings: tests/data/events, and (full_data) EDGE_TAAF_DATA/events."""
+    root = request.getfixturevalue("fixture_data_root" if request.param == "fixture" else "full_data_root")
+    return root / "events"
 
 
 @pytest.fixture(scope="module")
-def aedat(events_dir):
-    return read_aedat4(events_dir / "sample.aedat4")
+def aedat(real_events_dir):
+    return read_aedat4(real_events_dir / "sample.aedat4")
 
 
-def test_nmnist_real_sample(events_dir):
-    ev = read_nmnist_bin(events_dir / "sample_nmnist.bin")
+def test_nmnist_real_sample(real_events_dir):
+    ev = read_nmnist_bin(real_events_dir / "sample_nmnist.bin")
     assert ev.dtype == CAMERA_DTYPE
     assert ev.size == 4325  # 21,625 bytes / 5, no timestamp-overflow records
     assert 300_000 <= ev["t"][-1] - ev["t"][0] <= 320_000  # three saccades, ~310 ms

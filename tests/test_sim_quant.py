@@ -2,9 +2,10 @@
 onnxruntime, on every layer's spikes, the step logits, scores, attention and logits.
 
 Tiny quantized models with random weights (scaled so that every layer spikes, or so that membranes
-saturate) on random spike inputs; and a model trained on fsdd_mnist (one epoch here, or the checkpoint
-EDGE_TAAF_CHECKPOINT names) on the whole test split (bench/sim.py does the same on the fully
-trained model)."""
+saturate) on random spike inputs; a model trained here on the fsdd_mnist fixture set (tests/data:
+float training, then quantization-aware training) on its whole test split; and (full_data) a model
+trained on the full fsdd_mnist for one epoch here, or the checkpoint EDGE_TAAF_CHECKPOINT names, on
+the whole official test split (bench/sim.py does the same on the fully trained model)."""
 from __future__ import annotations
 
 import os
@@ -23,15 +24,16 @@ from quant import export
 from quant.ort_runner import OrtModel
 from quant.qmodel import QuantTwoModalitySNN
 from tests.conftest import CONFIGS, compose_config
+from tests.test_sim_support import RANDOM_NETWORKS, ActivityLog
 
 T, B = 8, 6
 
 
 def tiny_model(fusion: str, bits: int, scale: float, seed: int) -> QuantTwoModalitySNN:
     cfg = OmegaConf.to_container(OmegaConf.load(CONFIGS / "model" / "snn.yaml"), resolve=False)
-    cfg.update(T=T, fusion=fusion, score_hidden=8)
-    cfg["vision"].update(channels=[4, 6], kernels=[5, 3], strides=[2, 2], features=16)
-    cfg["audio"].update(hidden=[16], features=12)
+    cfg.update(T=T, fusion=fusion, score_hidden=8, modalities=["audio", "vision"])
+    cfg["vision"].update(in_shape=[2, 34, 34], channels=[4, 6], kernels=[5, 3], strides=[2, 2], features=16)
+    cfg["audio"].update(in_channels=64, hidden=[16], features=12)
     torch.manual_seed(seed)
     model = QuantTwoModalitySNN(cfg, bits, (1, 8))
     with torch.no_grad():
@@ -71,8 +73,14 @@ def three_way(tmp_path, fusion, bits, scale, seed):
     return sim, q
 
 
-@pytest.mark.parametrize("fusion, bits, scale", [("taaf", 8, 3.0), ("concat", 4, 3.0), ("taaf", 6, 2.0), ("taaf", 8, -10.0)])
+# (fusion, weight bits, weight scale): scale > 0 multiplies the random weights (every layer spikes),
+# scale < 0 makes them all negative (no spike; membranes pinned at -32768, saturation counted)
+FIXED_CASES = [("taaf", 8, 3.0), ("concat", 4, 3.0), ("taaf", 6, 2.0), ("taaf", 8, -10.0)]
+
+
+@pytest.mark.parametrize("fusion, bits, scale", FIXED_CASES)
 def test_simulator_equals_quant_and_onnxruntime(tmp_path, fusion, bits, scale):
+    assert len(FIXED_CASES) == RANDOM_NETWORKS["test_sim_quant.py::test_simulator_equals_quant_and_onnxruntime"]
     sim, q = three_way(tmp_path, fusion, bits, scale, seed=bits)
     if scale > 0:   # the comparison means something only if every layer is active
         assert all(s.sum() > 0 for s in sim.spikes.values()), {k: int(s.sum()) for k, s in sim.spikes.items()}
@@ -80,36 +88,63 @@ def test_simulator_equals_quant_and_onnxruntime(tmp_path, fusion, bits, scale):
         assert sum(q.saturations.values()) > 0
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 10_000), fusion=st.sampled_from(["taaf", "concat"]), bits=st.integers(4, 8),
-       scale=st.sampled_from([1.0, 2.5, 4.0, -10.0]))
-def test_random_quantized_models_three_way(tmp_path, seed, fusion, bits, scale):
-    three_way(tmp_path, fusion, bits, scale, seed)
+def test_random_quantized_models_three_way(tmp_path):
+    """RANDOM_NETWORKS[...] random quantized models (weights scaled by 3 to 6: every layer spikes in at
+    least ACTIVE_SHARE of them, asserted), integer mode == onnxruntime == simulator."""
+    log = ActivityLog("test_sim_quant.py::test_random_quantized_models_three_way")
+
+    @settings(max_examples=RANDOM_NETWORKS[log.test], deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(seed=st.integers(0, 10_000), fusion=st.sampled_from(["taaf", "concat"]), scale=st.sampled_from([3.0, 4.0, 6.0]))
+    def check(seed, fusion, scale):
+        bits = 4 + seed % 5   # 4..8 bits, uniform over the seeds (hypothesis' integers favour the smallest)
+        sim, _ = three_way(tmp_path, fusion, bits, scale, seed)
+        log.record({f"spikes.{name}": s for name, s in sim.spikes.items()})
+
+    check()
+    log.check()
+
+
+def train_fsdd_mnist(run, overrides: list[str]) -> dict:
+    from edge_taaf.train import train
+
+    cfg = compose_config("train", ["data=fsdd_mnist", "data.T=8", "trainer.progress=false", "trainer.log_epochs=false",
+                                   f"data.cache_dir={run.parent / 'cache'}", *overrides])
+    return train(cfg, run)
 
 
 @pytest.fixture(scope="module")
-def trained_checkpoint(tmp_path_factory):
-    """EDGE_TAAF_CHECKPOINT, or a float model trained here for one epoch on fsdd_mnist (T=8)."""
+def fixture_checkpoint(fixture_data_root, tmp_path_factory):
+    """float training (30 short epochs) then QAT (int8, 2 epochs) on the fsdd_mnist fixture set."""
+    base = tmp_path_factory.mktemp("fixture_run")
+    small = [f"data.root={fixture_data_root}", "data.mnist_test_per_class=3", "trainer.batch_size=16"]
+    metrics = train_fsdd_mnist(base / "float", [*small, "trainer.epochs=30"])
+    assert metrics["fused_acc"] > 0.3  # trained: well above the 10 % of chance
+    qat = train_fsdd_mnist(base / "qat", [*small, "quant=int8", "trainer.epochs=2", "trainer.lr=3e-4",
+                                          f"init_from={base / 'float' / 'checkpoint.pt'}"])
+    assert qat["fused_acc"] > 0.3
+    return str(base / "qat" / "checkpoint.pt")
+
+
+@pytest.fixture(scope="module")
+def trained_checkpoint(full_data_root, tmp_path_factory):
+    """EDGE_TAAF_CHECKPOINT, or a float model trained here for one epoch on the full fsdd_mnist (T=8)."""
     if os.environ.get("EDGE_TAAF_CHECKPOINT"):
         return os.environ["EDGE_TAAF_CHECKPOINT"]
-    from edge_taaf.train import train
-
-    run = tmp_path_factory.mktemp("fsdd_run")
-    cfg = compose_config("train", ["data=fsdd_mnist", "data.T=8", "trainer.epochs=1", "trainer.progress=false",
-                                   "trainer.log_epochs=false", f"data.cache_dir={run / 'cache'}"])
-    metrics = train(cfg, run)
+    run = tmp_path_factory.mktemp("fsdd_run") / "run"
+    metrics = train_fsdd_mnist(run, [f"data.root={full_data_root}", "trainer.epochs=1"])
     assert metrics["fused_acc"] > 0.3  # trained: well above the 10 % of chance
     return str(run / "checkpoint.pt")
 
 
-@pytest.mark.slow
-def test_trained_model_whole_test_split(tmp_path, trained_checkpoint):
+def whole_test_split_three_way(tmp_path, checkpoint) -> int:
+    """Export the checkpoint's quantized model; integer mode == onnxruntime == simulator on its whole
+    test split. Returns the number of test samples."""
     from edge_taaf.checkpoint import load_checkpoint
     from quant.ort_runner import compare
     from quant.qmodel import build_quant_model, run_integer
     from sensors.ead import build_dataset
 
-    ckpt = load_checkpoint(trained_checkpoint)
+    ckpt = load_checkpoint(checkpoint)
     cfg = OmegaConf.create(ckpt["config"])
     if not cfg.get("quant") or cfg.quant.name == "none":
         cfg.quant = {"name": "int8", "weight_bits": 8}
@@ -124,3 +159,16 @@ def test_trained_model_whole_test_split(tmp_path, trained_checkpoint):
     sim = simulate(program, {"vision": np.swapaxes(test.vision, 0, 1), "audio": np.swapaxes(test.audio, 0, 1)}).outputs()
     assert compare(quant_out, ort_out) == []
     assert compare({k: sim[k] for k in ort_out}, ort_out) == []
+    return len(test.labels)
+
+
+def test_qat_model_on_fixture_data_whole_test_split(tmp_path, fixture_checkpoint):
+    assert whole_test_split_three_way(tmp_path, fixture_checkpoint) == 30
+
+
+@pytest.mark.slow
+@pytest.mark.full_data
+def test_trained_model_whole_test_split(tmp_path, trained_checkpoint):
+    n = whole_test_split_three_way(tmp_path, trained_checkpoint)
+    if not os.environ.get("EDGE_TAAF_CHECKPOINT"):
+        assert n == 300  # FSDD's official test split

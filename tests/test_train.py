@@ -17,8 +17,10 @@ from edge_taaf.config import ConfigError
 from edge_taaf.model import TwoModalitySNN
 from edge_taaf.train import TrainingDiverged, spike_rate, to_time_major, train
 from omegaconf import OmegaConf
-from sensors.ead import PairedSpikeDataset, build_dataset
+from edge_taaf.dataset import PairedSpikeDataset
+from sensors.ead import build_dataset
 from tests.conftest import TINY
+from tests.support.data_gating import FIXTURE_ROOT
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).with_name("edge-taaf-train")
@@ -35,7 +37,7 @@ def one_thread():
 
 
 def cli_env() -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "EDGE_TAAF_DATA": os.environ.get("EDGE_TAAF_DATA", "/work/shared/data"),
+    return {**os.environ, "OMP_NUM_THREADS": "1", "EDGE_TAAF_DATA": os.environ.get("EDGE_TAAF_DATA", str(FIXTURE_ROOT)),
             "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))}
 
 
