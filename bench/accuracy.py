@@ -42,7 +42,7 @@ def run_one(study: str, method: str, overrides: list[str], seed: int, epochs: in
     from hydra import compose, initialize_config_dir
 
     from edge_taaf import CONFIG_DIR
-    from edge_taaf.train import train
+    from edge_taaf.apps.train import run_training
 
     torch.set_num_threads(threads)
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
@@ -50,7 +50,7 @@ def run_one(study: str, method: str, overrides: list[str], seed: int, epochs: in
                                 "trainer.progress=false", "trainer.log_epochs=false"])
     run_dir = Path(workdir) / f"{study}-{method}-s{seed}"
     t0 = time.time()
-    train(cfg, run_dir)
+    run_training(cfg, run_dir)
     history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return {"study": study, "method": method, "seed": seed, "seconds": time.time() - t0, "T": int(cfg.model.T),
             "history": history, "checkpoint": str(run_dir / "checkpoint.pt")}

@@ -4,7 +4,7 @@ int8 weight memory, and onnxruntime == integer mode on the whole test split.
 1. a float checkpoint: ``--checkpoint`` (its config must use data fsdd_mnist, split official), or a
    float run of ``--float-epochs`` epochs trained here;
 2. per bit width (8, 6, 4): post-training integer accuracy, then QAT fine-tuning from the float
-   weights (``edge-taaf-train quant=intB init_from=...``, ``--qat-epochs`` epochs at ``--qat-lr``)
+   weights (``edge-taaf-train quant.weight_bits=B init_from=...``, ``--qat-epochs`` epochs at ``--qat-lr``)
    and the integer-mode accuracy of the result (argmax of the integer y);
 3. the int8 model exported to ONNX and run by onnxruntime on all test samples: every output
    (logits, step logits, scores, attention, every layer's spikes) compared with np.array_equal.
@@ -34,7 +34,8 @@ from omegaconf import OmegaConf  # noqa: E402
 from edge_taaf import CONFIG_DIR  # noqa: E402
 from edge_taaf.checkpoint import load_checkpoint  # noqa: E402
 from edge_taaf.model import TwoModalitySNN  # noqa: E402
-from edge_taaf.train import evaluate, train  # noqa: E402
+from edge_taaf.apps.train import run_training  # noqa: E402
+from edge_taaf.train import evaluate  # noqa: E402
 from quant.export import export_onnx  # noqa: E402
 from quant.ort_runner import OrtModel, compare  # noqa: E402
 from quant.qmodel import build_quant_model, run_integer  # noqa: E402
@@ -91,13 +92,13 @@ def main() -> None:
         if cfg.data.name != "fsdd_mnist" or cfg.data.split != "official":
             raise SystemExit(f"{ckpt_path}: trained on data {cfg.data.name}/{cfg.data.get('split')}; "
                              "this bench needs fsdd_mnist, split official")
-        if cfg.get("quant") and cfg.quant.name != "none":
-            raise SystemExit(f"{ckpt_path} is a quantized run ({cfg.quant.name}); give a float checkpoint")
+        if cfg.get("quant") and cfg.quant.get("weight_bits") is not None:
+            raise SystemExit(f"{ckpt_path} is a quantized run ({cfg.quant.weight_bits} bits); give a float checkpoint")
         report["float_epochs"] = int(ckpt["epoch"]) + 1
     else:
         cfg = compose_train([*BASE, f"trainer.epochs={args.float_epochs}"])
         t0 = time.time()
-        train(cfg, out / "float")
+        run_training(cfg, out / "float")
         report["float_train_s"] = round(time.time() - t0, 1)
         ckpt_path = out / "float" / "checkpoint.pt"
         ckpt = load_checkpoint(ckpt_path)
@@ -110,8 +111,7 @@ def main() -> None:
     base = OmegaConf.to_container(cfg, resolve=False)
     for bits in args.bits:
         qcfg = OmegaConf.create(base)
-        group = CONFIGS / "quant" / f"int{bits}.yaml"
-        qcfg.quant = OmegaConf.load(group) if group.exists() else {"name": f"int{bits}", "weight_bits": bits}
+        qcfg.quant = {"weight_bits": bits}
         qcfg.init_from, qcfg.resume = str(ckpt_path), False
         qcfg.trainer.epochs, qcfg.trainer.lr = args.qat_epochs, args.qat_lr
         qcfg.trainer.lr_min = min(qcfg.trainer.lr_min, args.qat_lr)
@@ -120,7 +120,7 @@ def main() -> None:
         ptq.load_init_state(ckpt["model"])
         report[f"int{bits}_ptq_acc"] = integer_accuracy(ptq, test)
         t0 = time.time()
-        train(qcfg, out / f"int{bits}")
+        run_training(qcfg, out / f"int{bits}")
         report[f"int{bits}_qat_s"] = round(time.time() - t0, 1)
         model = build_quant_model(qcfg)
         model.load_init_state(load_checkpoint(out / f"int{bits}" / "checkpoint.pt")["model"])

@@ -62,14 +62,14 @@ def load_model(checkpoint: str | None):
         from edge_taaf.checkpoint import load_checkpoint
         ckpt = load_checkpoint(checkpoint)
         cfg = OmegaConf.create(ckpt["config"])
-        if not cfg.get("quant") or cfg.quant.name == "none":
-            cfg.quant = {"name": "int8", "weight_bits": 8}   # post-training quantization of a float run
+        if not cfg.get("quant") or cfg.quant.get("weight_bits") is None:
+            cfg.quant = {"weight_bits": 8}   # post-training quantization of a float run
         model = build_quant_model(cfg)
         model.load_init_state(ckpt["model"])
         return model.eval(), cfg.data, f"checkpoint {checkpoint}"
     data = OmegaConf.load(CONFIGS / "data" / "fsdd_mnist.yaml")
-    data.cochlea = OmegaConf.load(CONFIGS / "encoder" / "default.yaml").cochlea
-    data.dvs = OmegaConf.load(CONFIGS / "encoder" / "default.yaml").dvs
+    data.cochlea = OmegaConf.load(CONFIGS / "sensor" / "default.yaml").cochlea
+    data.dvs = OmegaConf.load(CONFIGS / "sensor" / "default.yaml").dvs
     model_cfg = OmegaConf.to_container(OmegaConf.load(CONFIGS / "model" / "snn.yaml"), resolve=False)
     model_cfg["T"] = int(data.T)
     torch.manual_seed(0)
@@ -218,7 +218,8 @@ def main() -> None:
               f"{torch_cmp['speedup_vs_torch_per_call']:.1f}x)", flush=True)
         program = load_program(onnx_path)
         same_counts = counts_equal_reference(program, test)
-        reports = {hw: evaluate(program, test.inputs(), test.labels, load_hardware(hw), 64) for hw in args.hardware}
+        reports = {hw: evaluate(program, test.inputs(), test.labels, load_hardware(hw, CONFIGS / "hardware"), 64)
+                   for hw in args.hardware}
     xylo = bench_vs_xylosim()
     print(f"xylosim {xylo['xylosim_Mev_per_s']:.1f} M events/s, firmware_sim.ffnet Xylo-neuron kernel (1 thread) "
           f"{xylo['ours_xylo_model_Mev_per_s']:.1f} M events/s, same spikes: {xylo['same_spikes']}", flush=True)

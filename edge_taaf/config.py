@@ -9,7 +9,20 @@ class ConfigError(ValueError):
     """A config value is invalid; the message names the option."""
 
 
+def weight_bits(cfg) -> int | None:
+    """quant.weight_bits of a config: None (float training) or the accelerator's weight width 4..8.
+    Raises ConfigError naming the option for anything else."""
+    quant = cfg.get("quant") or {}
+    bits = quant.get("weight_bits")
+    if bits is None:
+        return None
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 4 <= bits <= 8:
+        raise ConfigError(f"quant.weight_bits={bits!r}; expected null (float) or an integer 4..8")
+    return bits
+
+
 def check_train_config(cfg) -> None:
+    weight_bits(cfg)
     fusion, loss = cfg.model.fusion, cfg.loss.name
     if fusion not in FUSIONS:
         raise ConfigError(f"model.fusion={fusion!r} is unknown; expected one of {FUSIONS}")
@@ -18,9 +31,12 @@ def check_train_config(cfg) -> None:
     if loss == "taaf_balanced" and fusion != "taaf":
         raise ConfigError("loss=taaf_balanced needs model.fusion=taaf (it reads TAAF's attention shares)")
     try:
-        model_modalities(cfg.model)
+        wanted = model_modalities(cfg.model)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    held = list(cfg.data.get("modalities") or [])
+    if held and not set(wanted) <= set(held):
+        raise ConfigError(f"model.modalities={list(wanted)} but data={cfg.data.name} holds only {held}")
     if int(cfg.model.T) != int(cfg.data.T):
         raise ConfigError(f"model.T={cfg.model.T} does not match the data's T (data.T={cfg.data.T}); set them equal")
     tr = cfg.trainer

@@ -1,9 +1,7 @@
-"""edge-taaf-train: train the two-modality spiking network (Hydra app).
+"""The training loop: train whatever model it is handed (float or quantization-aware) on cfg.data.
 
-    edge-taaf-train data=fsdd_mnist model.fusion=taaf loss=taaf_balanced trainer.epochs=20
-    torchrun --nproc_per_node=2 -m edge_taaf.train data=synth
-
-Writes into the run folder: checkpoint.pt (atomic, every epoch), metrics.jsonl (one line per
+The app that builds the model and calls this is edge_taaf/apps/train.py (edge-taaf-train);
+nothing here knows how a model is quantized. ``train(cfg, run_dir, model)`` writes into the run folder: checkpoint.pt (atomic, every epoch), metrics.jsonl (one line per
 epoch), accuracy.png and attention.png. ``resume=true`` continues from checkpoint.pt and ends with
 the same weights as an uninterrupted run (shuffling and noise are seeded per epoch / saved).
 """
@@ -16,21 +14,20 @@ import random
 import time
 from pathlib import Path
 
-import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from edge_taaf import CONFIG_DIR, distributed
+from edge_taaf import distributed
 from edge_taaf.checkpoint import CheckpointError, atomic_torch_save, check_state_matches, load_checkpoint
 from sensors.atomic import atomic_write_text
 from edge_taaf.config import ConfigError, check_train_config
 from edge_taaf.augment import random_shift
 from edge_taaf.init import scale_to_firing_rate
 from edge_taaf.losses import build_loss
-from edge_taaf.model import TwoModalitySNN, model_modalities
+from edge_taaf.model import model_modalities
 from edge_taaf.plots import plot_training
 from edge_taaf.dataset import PairedSpikeDataset
 from sensors.ead import build_dataset
@@ -109,8 +106,11 @@ def spike_rate(record: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack([s.float().mean() for s in record]).mean()
 
 
-def train(cfg: DictConfig, run_dir: Path, hooks: dict | None = None) -> dict:
-    """Run (or resume) a training run in ``run_dir``; return the last epoch's metrics."""
+def train(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, hooks: dict | None = None) -> dict:
+    """Run (or resume) a training run of ``model`` in ``run_dir``; return the last epoch's metrics.
+
+    ``model`` maps (vision, audio) time-major spike batches to an edge_taaf.model.ModelOut and has
+    ``modalities`` and ``param_groups()`` (edge_taaf.model.TwoModalitySNN, or its quantized form)."""
     hooks = hooks or {}
     check_train_config(cfg)
     device = pick_device(cfg.trainer.device)
@@ -123,11 +123,7 @@ def train(cfg: DictConfig, run_dir: Path, hooks: dict | None = None) -> dict:
     modalities = model_modalities(cfg.model)
     train_set = PairedSpikeDataset(model_data(cfg, "train", modalities))
     test_set = PairedSpikeDataset(model_data(cfg, "test", modalities))
-    if cfg.get("quant") and cfg.quant.name != "none":  # QAT: the accelerator's integer forward (quant/)
-        from quant.qmodel import build_quant_model
-        model = build_quant_model(cfg).to(device)
-    else:
-        model = TwoModalitySNN(OmegaConf.to_container(cfg.model, resolve=True)).to(device)
+    model = model.to(device)
     if cfg.trainer.init_firing_rate and not cfg.init_from:  # fresh weights only
         vision, audio, _ = train_set[torch.arange(min(128, len(train_set)))]
         scale_to_firing_rate(model, *to_time_major(vision, audio, device), target=cfg.trainer.init_firing_rate)
@@ -231,18 +227,3 @@ def train(cfg: DictConfig, run_dir: Path, hooks: dict | None = None) -> dict:
         plot_training(history, run_dir)
     distributed.teardown()
     return history[-1] if history else {}
-
-
-# CONFIG_DIR is an absolute path (the shipped edge_taaf.configs package): a relative one would be read
-# relative to the console script, not to this module.
-@hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    run_dir = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
-    try:
-        train(cfg, run_dir)
-    except (ConfigError, CheckpointError, TrainingDiverged) as exc:
-        raise SystemExit(f"edge-taaf-train: {exc}") from None
-
-
-if __name__ == "__main__":
-    main()

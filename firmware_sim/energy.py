@@ -70,12 +70,10 @@ from pathlib import Path
 
 import yaml
 
-from edge_taaf import CONFIG_DIR
 from firmware_sim import spec
 from firmware_sim.counters import Counts
 from firmware_sim.program import Program
 
-HARDWARE_DIR = Path(CONFIG_DIR) / "hardware"   # configs/hardware/, shipped in the package
 ENERGY_KEYS = ("add8", "add32", "mult8", "mult32")
 PARALLEL_KEYS = ("syn_units", "neuron_units", "mac_units")
 DATAFLOWS = ("scatter", "gather")
@@ -148,15 +146,19 @@ def _interpolate(table, size):
     return 2.0 ** (c0 + (c1 - c0) * (x - x0) / (x1 - x0)) if math.isfinite(c0) and math.isfinite(c1) else 0.0
 
 
-def load_hardware(source) -> Hardware:
-    """A Hardware from a mapping, a YAML path, or a name in configs/hardware/ (e.g. 'horowitz45nm')."""
+def load_hardware(source, folder: str | os.PathLike | None = None) -> Hardware:
+    """A Hardware from a mapping, a YAML path, or a name (e.g. 'horowitz45nm') of a YAML file in ``folder``
+    (the project's configs/hardware/, which the apps pass: firmware_sim itself knows no config folder)."""
     if isinstance(source, Mapping):
         return hardware_from_dict(dict(source), "<mapping>")
     path = Path(source)
     if not path.suffix:
-        path = HARDWARE_DIR / f"{source}.yaml"
+        if folder is None:
+            raise HardwareConfigError(f"hardware config {os.fspath(source)!r}: a bare name needs the folder of "
+                                      "hardware YAML files (or give a path or a mapping)")
+        path = Path(folder) / f"{source}.yaml"
     if not path.is_file():
-        known = sorted(p.stem for p in HARDWARE_DIR.glob("*.yaml"))
+        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise HardwareConfigError(f"hardware config {os.fspath(source)!r}: no file {path} (known names: {known})")
     with open(path) as f:
         data = yaml.safe_load(f)

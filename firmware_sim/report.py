@@ -1,4 +1,4 @@
-"""report.json and the energy plot (energy per unit, stacked by kind of operation, and the ANN baselines)."""
+"""The report as JSON text and the energy plot (energy per unit, stacked by kind of operation, the ANN baselines)."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from firmware_sim.energy import ANN_RATIOS, OPERATIONS  # noqa: E402
-from sensors.atomic import atomic_write_text  # noqa: E402
 
 
 def _plain(value):
@@ -27,14 +26,10 @@ def _plain(value):
     return value
 
 
-def write_report(run_dir: str | Path, report: dict) -> dict[str, Path]:
-    """Write report.json and energy.png into run_dir; return their paths."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"report": run_dir / "report.json", "plot": run_dir / "energy.png"}
-    atomic_write_text(paths["report"], json.dumps(_plain(report), indent=2))
-    plot_energy(report["energy"], paths["plot"], title=report.get("title", ""))
-    return paths
+def report_json(report: dict) -> str:
+    """The report as JSON text (numpy scalars as numbers, inf / nan as strings). Writing it is the
+    caller's job (the apps write atomically): firmware_sim writes no files but its plots."""
+    return json.dumps(_plain(report), indent=2)
 
 
 def plot_energy(energy: dict, path: str | Path, title: str = "") -> None:

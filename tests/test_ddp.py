@@ -29,7 +29,7 @@ def test_two_ranks_end_with_identical_weights(tmp_path):
     overrides = [*TINY, "data.n_train=33", "trainer.epochs=2", "trainer.save_rank_weights=true",
                  "trainer.log_epochs=false", f"data.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={run_dir}"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-           "-m", "edge_taaf.train", *overrides]
+           "-m", "edge_taaf.apps.train", *overrides]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "EDGE_TAAF_DATA": os.environ.get("EDGE_TAAF_DATA", str(FIXTURE_ROOT)),
            "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

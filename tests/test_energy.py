@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,13 +11,20 @@ import yaml
 
 from firmware_sim.counters import Counts, Unit
 from firmware_sim import spec
-from firmware_sim.energy import (HARDWARE_DIR, Geometry, HardwareConfigError, ann_shapes, energy_report, load_hardware,
-                                 price_gather, price_scatter)
+from edge_taaf import CONFIG_DIR
+from firmware_sim.energy import Geometry, HardwareConfigError, ann_shapes, energy_report, price_gather, price_scatter
+from firmware_sim.energy import load_hardware as load_any
 from firmware_sim.program import Layer, Program, Readout
 from firmware_sim.run import simulate
 from tests.test_sim_support import random_inputs, random_program
 
+HARDWARE_DIR = Path(CONFIG_DIR) / "hardware"
 DEFAULT = HARDWARE_DIR / "horowitz45nm.yaml"
+
+
+def load_hardware(source):
+    """A hardware config by name from configs/hardware/, or from a path or mapping."""
+    return load_any(source, HARDWARE_DIR)
 
 
 def default_dict():
@@ -202,8 +210,8 @@ def test_report_per_inference_dataflows_and_both_hardware_configs():
 
 
 def test_docs_figures_build_from_the_saved_benchmark_json(tmp_path):
-    """python -m edge_taaf.figures: every README figure from docs/bench/*.json and docs/*.json."""
-    from edge_taaf.figures import main
+    """python bench/figures.py: every README figure from docs/bench/*.json and docs/*.json."""
+    from bench.figures import main
     main(tmp_path)
     names = {p.name for p in tmp_path.glob("*.png")}
     assert {"energy_by_operation.png", "energy_sweep.png", "ablation_official.png", "synth_imbalance.png"} <= names

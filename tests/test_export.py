@@ -33,13 +33,13 @@ def batch_first(*xs):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny synth model: 1 float epoch, then 1 QAT epoch at int8 (edge-taaf-train quant=int8 init_from=...)."""
-    from edge_taaf.train import train
+    """A tiny synth model: 1 float epoch, then 1 QAT epoch at int8 (edge-taaf-train quant.weight_bits=8 init_from=...)."""
+    from edge_taaf.apps.train import run_training
     tmp = tmp_path_factory.mktemp("trained")
     base = [*TINY, f"data.cache_dir={tmp / 'cache'}", "trainer.log_epochs=false"]
-    train(compose_config("train", [*base, "trainer.epochs=1"]), tmp / "float")
-    cfg = compose_config("train", [*base, "trainer.epochs=1", "quant=int8", f"init_from={tmp / 'float' / 'checkpoint.pt'}"])
-    train(cfg, tmp / "qat")
+    run_training(compose_config("train", [*base, "trainer.epochs=1"]), tmp / "float")
+    cfg = compose_config("train", [*base, "trainer.epochs=1", "quant.weight_bits=8", f"init_from={tmp / 'float' / 'checkpoint.pt'}"])
+    run_training(cfg, tmp / "qat")
     return tmp, cfg
 
 
@@ -144,7 +144,7 @@ def test_export_cli_writes_a_file(trained, tmp_path):
     run, _ = trained
     out = tmp_path / "cli.onnx"
     proc = subprocess.run([sys.executable, "-m", "edge_taaf.apps.export", f"checkpoint={run / 'float' / 'checkpoint.pt'}",
-                           f"out={out}", "quant=int4", "verify=8", f"hydra.run.dir={tmp_path / 'hydra'}"],
+                           f"out={out}", "quant.weight_bits=4", "verify=8", f"hydra.run.dir={tmp_path / 'hydra'}"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -159,4 +159,4 @@ def test_export_of_a_missing_or_float_only_checkpoint_is_refused(trained, tmp_pa
     with pytest.raises(CheckpointError, match="missing.pt does not exist"):
         export_checkpoint(tmp_path / "missing.pt", tmp_path / "m.onnx")
     with pytest.raises(ValueError, match="float model: choose a bit width"):
-        export_checkpoint(run / "float" / "checkpoint.pt", tmp_path / "m.onnx", {"name": "none"})
+        export_checkpoint(run / "float" / "checkpoint.pt", tmp_path / "m.onnx", {"weight_bits": None})

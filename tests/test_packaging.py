@@ -48,7 +48,7 @@ def expected_files() -> dict[str, str]:
 def test_config_dir_holds_every_app_and_group():
     names = {p.name for p in Path(CONFIG_DIR).iterdir()}
     assert {"pipeline.yaml", "train.yaml", "export.yaml", "simulate.yaml", "data_app.yaml"} <= names
-    assert {"data", "model", "loss", "trainer", "quant", "hardware", "encoder", "hydra"} <= names
+    assert {"data", "model", "loss", "trainer", "hardware", "sensor", "hydra"} <= names
 
 
 @pytest.mark.slow

@@ -3,14 +3,14 @@ import json
 
 import pytest
 
-from edge_taaf.pipeline import run_pipeline
-from edge_taaf.sweep import pareto_front, summarise_sweep
+from edge_taaf.apps.pipeline import run_pipeline
+from edge_taaf.apps.sweep import pareto_front, summarise_sweep
 from tests.conftest import TINY, compose_config
 
 
 def pipeline_cfg(tmp_path, *extra):
     tiny = [o for o in TINY if not o.startswith(("data.T=", "trainer.epochs="))]
-    return compose_config("pipeline", [*tiny, "model.T=6", "float_epochs=1", "qat_epochs=1",
+    return compose_config("pipeline", [*tiny, "data.T=6", "float_epochs=1", "qat_epochs=1",
                                        f"workdir={tmp_path / 'work'}", f"data.cache_dir={tmp_path / 'cache'}", *extra])
 
 

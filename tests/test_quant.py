@@ -246,19 +246,19 @@ def test_bad_inputs_and_long_sequences_are_refused():
         model.integer_forward(*random_spikes(6, T=33, B=1))
 
 
-# ---- training: edge-taaf-train quant=int8 init_from=<float checkpoint> ---------------------------
+# ---- training: edge-taaf-train quant.weight_bits=8 init_from=<float checkpoint> ---------------------------
 
 def test_train_app_fine_tunes_a_float_checkpoint(tiny_train_cfg, tmp_path):
     from edge_taaf.checkpoint import atomic_torch_save, load_checkpoint
-    from edge_taaf.train import train
+    from edge_taaf.apps.train import run_training
     from sensors.ead import build_dataset
     float_cfg = tiny_train_cfg()
     float_model = TwoModalitySNN(OmegaConf.to_container(float_cfg.model, resolve=True))
     atomic_torch_save({"model": float_model.state_dict(), "optimizer": {}, "epoch": 0, "history": [],
                        "config": OmegaConf.to_yaml(float_cfg)}, tmp_path / "float.pt")
-    cfg = tiny_train_cfg("quant=int6", f"init_from={tmp_path / 'float.pt'}", "trainer.epochs=1",
+    cfg = tiny_train_cfg("quant.weight_bits=6", f"init_from={tmp_path / 'float.pt'}", "trainer.epochs=1",
                          "trainer.log_epochs=false")
-    metrics = train(cfg, tmp_path / "qat")
+    metrics = run_training(cfg, tmp_path / "qat")
     ckpt = load_checkpoint(tmp_path / "qat" / "checkpoint.pt")
     assert OmegaConf.create(ckpt["config"]).quant.weight_bits == 6
     assert 0.0 <= metrics["fused_acc"] <= 1.0

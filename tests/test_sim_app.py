@@ -1,4 +1,4 @@
-"""edge-taaf-sim: the Hydra app end to end (CLI with model=<file.onnx>), and its errors."""
+"""edge-taaf-sim: the Hydra app end to end (CLI with onnx=<file.onnx>), and its errors."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import pytest
 
-from edge_taaf.apps.simulate import _model_override, run_simulation
+from edge_taaf.apps.simulate import run_simulation
 from firmware_sim.energy import HardwareConfigError
 from firmware_sim.program import ContractError
 from tests.conftest import compose_config
@@ -30,13 +30,13 @@ def onnx_file(tmp_path_factory):
 
 
 def sim_cfg(onnx_file, tmp_path, *extra):
-    return compose_config("simulate", [f"model_file={onnx_file}", "data=synth", "data.n_test=24", f"data.T={T}",
+    return compose_config("simulate", [f"onnx={onnx_file}", "data=synth", "data.n_test=24", f"data.T={T}",
                                        f"data.cache_dir={tmp_path / 'cache'}", "progress=false", *extra])
 
 
 def test_cli_writes_report_and_plot(onnx_file, tmp_path):
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "edge_taaf.apps.simulate", f"model={onnx_file}", "data=synth", "data.n_test=24", f"data.T={T}",
+    cmd = [sys.executable, "-m", "edge_taaf.apps.simulate", f"onnx={onnx_file}", "data=synth", "data.n_test=24", f"data.T={T}",
            f"data.cache_dir={tmp_path / 'cache'}", "hardware=horowitz45nm", "batch_size=10", f"hydra.run.dir={run_dir}"]
     env = {**os.environ, "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))}
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
@@ -51,11 +51,6 @@ def test_cli_writes_report_and_plot(onnx_file, tmp_path):
     assert report["energy"]["ann_int8_T"]["energy_uj"] > 0 and report["hardware"] == "horowitz45nm"
     assert set(report["energy"]["dataflows"]) == {layer for layer in report["energy"]["by_unit"] if "." in layer
                                                    and not layer.startswith("warp")}
-
-
-def test_model_override_is_renamed():
-    assert _model_override("model=a/b.onnx") == "model_file=a/b.onnx"
-    assert _model_override("model.T=3") == "model.T=3" and _model_override("data=synth") == "data=synth"
 
 
 def test_in_process_run_and_batch_size_does_not_matter(onnx_file, tmp_path):

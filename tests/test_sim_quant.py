@@ -105,11 +105,11 @@ def test_random_quantized_models_three_way(tmp_path):
 
 
 def train_fsdd_mnist(run, overrides: list[str]) -> dict:
-    from edge_taaf.train import train
+    from edge_taaf.apps.train import run_training
 
     cfg = compose_config("train", ["data=fsdd_mnist", "data.T=8", "trainer.progress=false", "trainer.log_epochs=false",
                                    f"data.cache_dir={run.parent / 'cache'}", *overrides])
-    return train(cfg, run)
+    return run_training(cfg, run)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def fixture_checkpoint(fixture_data_root, tmp_path_factory):
     small = [f"data.root={fixture_data_root}", "data.mnist_test_per_class=3", "trainer.batch_size=16"]
     metrics = train_fsdd_mnist(base / "float", [*small, "trainer.epochs=30"])
     assert metrics["fused_acc"] > 0.3  # trained: well above the 10 % of chance
-    qat = train_fsdd_mnist(base / "qat", [*small, "quant=int8", "trainer.epochs=2", "trainer.lr=3e-4",
+    qat = train_fsdd_mnist(base / "qat", [*small, "quant.weight_bits=8", "trainer.epochs=2", "trainer.lr=3e-4",
                                           f"init_from={base / 'float' / 'checkpoint.pt'}"])
     assert qat["fused_acc"] > 0.3
     return str(base / "qat" / "checkpoint.pt")
@@ -146,8 +146,8 @@ def whole_test_split_three_way(tmp_path, checkpoint) -> int:
 
     ckpt = load_checkpoint(checkpoint)
     cfg = OmegaConf.create(ckpt["config"])
-    if not cfg.get("quant") or cfg.quant.name == "none":
-        cfg.quant = {"name": "int8", "weight_bits": 8}
+    if not cfg.get("quant") or cfg.quant.get("weight_bits") is None:
+        cfg.quant = {"weight_bits": 8}
     model = build_quant_model(cfg)
     model.load_init_state(ckpt["model"])
     path = tmp_path / "m.onnx"

@@ -1,6 +1,6 @@
 import json
 
-from edge_taaf.stages import MARKER, code_version, run_stage
+from edge_taaf.apps.stages import MARKER, code_version, run_stage
 
 
 def test_same_params_skip_changed_params_rerun_downstream(tmp_path):

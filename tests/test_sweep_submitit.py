@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import TINY
 
-SWEEP = "model.T=4,6"
+SWEEP = "data.T=4,6"
 
 
 def console_script(name: str) -> str:
@@ -44,9 +44,9 @@ def test_submitit_local_sweep_collects_every_point(tmp_path):
     assert list(sweep_dir.glob(".submitit/*/*_result.pkl")), "the points did not run as submitit jobs"
     assert "sweep: 2 points" in proc.stdout, proc.stdout[-3000:]
     rows = json.loads((sweep_dir / "comparison.json").read_text())
-    assert sorted((r["point"], r["T"]) for r in rows) == [("model.T=4", 4), ("model.T=6", 6)]
+    assert sorted((r["point"], r["T"]) for r in rows) == [("data.T=4", 4), ("data.T=6", 6)]
     for r in rows:
         report = json.loads((sweep_dir / r["point"] / "report.json").read_text())
         assert r["sim_acc"] == report["sim_acc"] and r["energy_uj"] == report["energy_uj_per_inference"] > 0
-    assert "| model.T=4 | 4 | 8 |" in (sweep_dir / "comparison.md").read_text()
+    assert "| data.T=4 | 4 | 8 |" in (sweep_dir / "comparison.md").read_text()
     assert (sweep_dir / "pareto.png").stat().st_size > 0

@@ -111,7 +111,7 @@ def test_unimodal_chain_is_exact(tonic_root, tmp_path, name, modalities):
     """One sensor, one encoder: float training, QAT, ONNX with one input; integer mode == onnxruntime
     == simulator on every output, and the simulator counts only that modality."""
     from edge_taaf.apps.export import export_checkpoint, quant_model_from_checkpoint
-    from edge_taaf.train import train
+    from edge_taaf.apps.train import run_training
     from firmware_sim.loader import load_program
     from firmware_sim.run import simulate
     from quant.ort_runner import OrtModel, compare
@@ -120,9 +120,9 @@ def test_unimodal_chain_is_exact(tonic_root, tmp_path, name, modalities):
     extra = [f"model.modalities=[{','.join(modalities)}]"]
     base = [f"data={name}", f"data.root={tonic_root}", f"data.cache_dir={tmp_path / 'cache'}", "data.T=4",
             *TINY_MODEL, *extra] + ([] if name == "shd" else ["data.vision.max_per_class=3"])
-    metrics = train(compose_config("train", [*base, "trainer.epochs=2"]), tmp_path / "float")
+    metrics = run_training(compose_config("train", [*base, "trainer.epochs=2"]), tmp_path / "float")
     assert set(k for k in metrics if k.endswith("_acc")) == {"fused_acc", *(f"{m}_acc" for m in modalities)}
-    train(compose_config("train", [*base, "quant=int8", "trainer.epochs=1",
+    run_training(compose_config("train", [*base, "quant.weight_bits=8", "trainer.epochs=1",
                                    f"init_from={tmp_path / 'float' / 'checkpoint.pt'}"]), tmp_path / "qat")
     summary = export_checkpoint(tmp_path / "qat" / "checkpoint.pt", tmp_path / "m.onnx", verify=50)
     assert summary["verified_samples"] > 0
@@ -162,29 +162,29 @@ def test_one_sensor_model_refuses_the_other_input():
 
 def test_a_model_sensor_the_data_lacks_is_a_config_error(tonic_root, tmp_path):
     from edge_taaf.config import ConfigError
-    from edge_taaf.train import train
+    from edge_taaf.apps.train import run_training
 
     cfg = compose_config("train", ["data=nmnist", f"data.root={tonic_root}", f"data.cache_dir={tmp_path / 'c'}",
                                    "data.T=4", "data.vision.max_per_class=3", "model.modalities=[audio,vision]",
                                    *TINY_MODEL])
-    with pytest.raises(ConfigError, match=r"model.modalities=\['audio', 'vision'\] but data=nmnist"):
-        train(cfg, tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"model.modalities=\['audio', 'vision'\] but data=nmnist holds only \['vision'\]"):
+        run_training(cfg, tmp_path / "run")
 
 
 def test_pipeline_and_simulator_app_run_a_tonic_pair(tonic_root, tmp_path):
     """edge-taaf-pipeline on N-MNIST + SHD (both sensors), then edge-taaf-sim on its ONNX file."""
     from edge_taaf.apps.simulate import run_simulation
-    from edge_taaf.pipeline import run_pipeline
+    from edge_taaf.apps.pipeline import run_pipeline
 
     data = ["data=nmnist_shd", f"data.root={tonic_root}", f"data.cache_dir={tmp_path / 'cache'}",
             "data.vision.max_per_class=3"]
-    cfg = compose_config("pipeline", [*data, *TINY_MODEL, "model.T=4", "float_epochs=1", "qat_epochs=1",
+    cfg = compose_config("pipeline", [*data, *TINY_MODEL, "data.T=4", "float_epochs=1", "qat_epochs=1",
                                       f"workdir={tmp_path / 'work'}"])
     report = run_pipeline(cfg, tmp_path / "run")
     assert report["data"] == "nmnist_shd" and report["synthetic"] is False
     assert report["onnx_ort_exact"] == 1 and report["sim_equals_int_mode"] == 1
     onnx_file = report["stages"]["export"]["folder"] + "/model.onnx"
-    sim_cfg = compose_config("simulate", [*data, "data.T=4", f"model_file={onnx_file}"])
+    sim_cfg = compose_config("simulate", [*data, "data.T=4", f"onnx={onnx_file}"])
     sim = run_simulation(sim_cfg, tmp_path / "sim")
     assert sim["samples"] == len(SHD_TEST) and sim["accuracy"] == report["sim_acc"]
 

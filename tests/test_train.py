@@ -15,7 +15,8 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 from edge_taaf.checkpoint import CheckpointError, atomic_torch_save, load_checkpoint
 from edge_taaf.config import ConfigError
 from edge_taaf.model import TwoModalitySNN
-from edge_taaf.train import TrainingDiverged, spike_rate, to_time_major, train
+from edge_taaf.apps.train import run_training
+from edge_taaf.train import TrainingDiverged, spike_rate, to_time_major
 from omegaconf import OmegaConf
 from edge_taaf.dataset import PairedSpikeDataset
 from sensors.ead import build_dataset
@@ -57,7 +58,7 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 def test_metrics_checkpoint_and_plots(tiny_train_cfg, tmp_path):
     cfg = tiny_train_cfg("trainer.epochs=2")
-    last = train(cfg, tmp_path / "run")
+    last = run_training(cfg, tmp_path / "run")
     rows = read_metrics(tmp_path / "run")
     assert [r["epoch"] for r in rows] == [1, 2] and rows[-1] == last
     for r in rows:
@@ -79,7 +80,7 @@ def test_metrics_checkpoint_and_plots(tiny_train_cfg, tmp_path):
 
 @pytest.mark.parametrize("extra", [["loss.window=[100,200]"], ["loss=ce"]])
 def test_learning_rates_are_not_modulated_outside_the_window_or_without_the_balanced_loss(tiny_train_cfg, tmp_path, extra):
-    train(tiny_train_cfg("trainer.epochs=1", *extra), tmp_path / "run")
+    run_training(tiny_train_cfg("trainer.epochs=1", *extra), tmp_path / "run")
     (row,) = read_metrics(tmp_path / "run")
     assert row["lr_coef_audio"] == 1.0 and row["lr_coef_vision"] == 1.0
 
@@ -89,7 +90,7 @@ def test_spike_penalty_lowers_the_firing_rate(tiny_train_cfg, tmp_path):
     rates = {}
     for penalty in (0.0, 5.0):
         run = tmp_path / f"p{penalty}"
-        train(tiny_train_cfg("trainer.epochs=2", f"trainer.spike_penalty={penalty}", "trainer.log_epochs=false"), run)
+        run_training(tiny_train_cfg("trainer.epochs=2", f"trainer.spike_penalty={penalty}", "trainer.log_epochs=false"), run)
         model = TwoModalitySNN(OmegaConf.to_container(tiny_train_cfg().model, resolve=True))
         model.load_state_dict(final_weights(run))
         vision, audio, _ = PairedSpikeDataset(build_dataset(tiny_train_cfg().data, "test"))[torch.arange(30)]
@@ -103,7 +104,7 @@ def test_spike_penalty_lowers_the_firing_rate(tiny_train_cfg, tmp_path):
 
 def test_a_seed_makes_a_cpu_run_reproducible(tiny_train_cfg, tmp_path):
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
-        train(tiny_train_cfg("trainer.epochs=2", f"seed={seed}", "trainer.log_epochs=false"), tmp_path / name)
+        run_training(tiny_train_cfg("trainer.epochs=2", f"seed={seed}", "trainer.log_epochs=false"), tmp_path / name)
     assert_same_weights(final_weights(tmp_path / "a"), final_weights(tmp_path / "b"))
     a, c = final_weights(tmp_path / "a"), final_weights(tmp_path / "c")
     assert not all(torch.equal(a[k], c[k]) for k in a)  # the seed matters
@@ -112,7 +113,7 @@ def test_a_seed_makes_a_cpu_run_reproducible(tiny_train_cfg, tmp_path):
 def test_resume_after_sigkill_reaches_the_uninterrupted_weights(tiny_train_cfg, tmp_path):
     epochs = 8
     extra = [f"trainer.epochs={epochs}", "trainer.log_epochs=false", f"data.cache_dir={tmp_path / 'cache'}"]
-    train(tiny_train_cfg(*extra), tmp_path / "full")  # also builds the shared data cache
+    run_training(tiny_train_cfg(*extra), tmp_path / "full")  # also builds the shared data cache
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen([str(CLI), *TINY, *extra, f"hydra.run.dir={killed}"], cwd=tmp_path, env=cli_env(),
@@ -130,7 +131,7 @@ def test_resume_after_sigkill_reaches_the_uninterrupted_weights(tiny_train_cfg, 
     assert 1 <= done < epochs, "the run finished before it was killed: nothing to resume"
 
     resumed_epochs = []
-    train(tiny_train_cfg(*extra, "resume=true"), killed, hooks={"epoch_end": resumed_epochs.append})
+    run_training(tiny_train_cfg(*extra, "resume=true"), killed, hooks={"epoch_end": resumed_epochs.append})
     assert resumed_epochs == list(range(done, epochs))  # continued, not restarted
     assert_same_weights(final_weights(killed), final_weights(tmp_path / "full"))
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
@@ -143,15 +144,15 @@ class Crash(Exception):
 
 def test_resume_restores_the_ogm_ge_noise_stream(tiny_train_cfg, tmp_path):
     extra = ["loss=ogm_ge", "trainer.epochs=3", "trainer.log_epochs=false"]
-    train(tiny_train_cfg(*extra), tmp_path / "full")
+    run_training(tiny_train_cfg(*extra), tmp_path / "full")
 
     def crash_after_first_epoch(epoch):
         if epoch == 0:
             raise Crash
 
     with pytest.raises(Crash):
-        train(tiny_train_cfg(*extra), tmp_path / "crashed", hooks={"epoch_end": crash_after_first_epoch})
-    train(tiny_train_cfg(*extra, "resume=true"), tmp_path / "crashed")
+        run_training(tiny_train_cfg(*extra), tmp_path / "crashed", hooks={"epoch_end": crash_after_first_epoch})
+    run_training(tiny_train_cfg(*extra, "resume=true"), tmp_path / "crashed")
     assert_same_weights(final_weights(tmp_path / "crashed"), final_weights(tmp_path / "full"))
 
 
@@ -161,7 +162,7 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny_train_c
 
     run = tmp_path / "run"
     with pytest.raises(TrainingDiverged, match=r"(?i)nan.*epoch 2.*checkpoint"):
-        train(tiny_train_cfg("trainer.epochs=3"), run, hooks={"loss": nan_in_epoch_2})
+        run_training(tiny_train_cfg("trainer.epochs=3"), run, hooks={"loss": nan_in_epoch_2})
     ckpt = load_checkpoint(run / "checkpoint.pt")
     assert ckpt["epoch"] == 0 and len(ckpt["history"]) == 1
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
@@ -170,13 +171,13 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny_train_c
 
 def test_corrupt_checkpoint_on_resume_is_reported_and_not_loaded(tiny_train_cfg, tmp_path):
     run = tmp_path / "run"
-    train(tiny_train_cfg("trainer.epochs=1"), run)
+    run_training(tiny_train_cfg("trainer.epochs=1"), run)
     path = run / "checkpoint.pt"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     before = {p.name: p.read_bytes() for p in run.iterdir()}
     with pytest.raises(CheckpointError, match=f"{path}.*corrupt"):
-        train(tiny_train_cfg("trainer.epochs=3", "resume=true"), run)
+        run_training(tiny_train_cfg("trainer.epochs=3", "resume=true"), run)
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # nothing trained, nothing overwritten
 
 
@@ -211,7 +212,7 @@ def test_checkpoints_load_weights_only(tiny_train_cfg, tmp_path):
     with pytest.raises(CheckpointError, match=str(path)):
         load_checkpoint(path)
     with pytest.raises(CheckpointError):
-        train(tiny_train_cfg("trainer.epochs=1", "resume=true"), tmp_path / "run")
+        run_training(tiny_train_cfg("trainer.epochs=1", "resume=true"), tmp_path / "run")
     assert not marker.exists()
     with pytest.raises(pickle.UnpicklingError):  # the guard is torch's weights_only unpickler itself
         torch.load(path, weights_only=True)
@@ -231,7 +232,7 @@ def test_checkpoints_load_weights_only(tiny_train_cfg, tmp_path):
 def test_bad_config_fails_at_start_naming_the_option(tiny_train_cfg, tmp_path, override, option):
     cfg = tiny_train_cfg(override)
     with pytest.raises(ConfigError, match=option.replace(".", r"\.")):
-        train(cfg, tmp_path / "run")
+        run_training(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()  # before any data or model
 
 

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from edge_taaf import CONFIG_DIR
 from edge_taaf.checkpoint import CheckpointError, load_checkpoint
+from edge_taaf.config import weight_bits
 from quant.export import export_onnx
 from quant.qmodel import build_quant_model, run_integer
 
@@ -24,10 +25,10 @@ def quant_model_from_checkpoint(checkpoint: str | Path, quant_cfg=None):
     """(integer model, its config, post_training) for a QAT checkpoint, or a float one plus ``quant_cfg``."""
     ckpt = load_checkpoint(checkpoint)
     cfg = OmegaConf.create(ckpt["config"])
-    trained_quant = cfg.get("quant") and cfg.quant.name != "none"
+    trained_quant = weight_bits(cfg) is not None
     if not trained_quant:
-        if quant_cfg is None or quant_cfg.get("name", "none") == "none":
-            raise ValueError(f"checkpoint {checkpoint} holds a float model: choose a bit width (quant=int8|int6|int4)")
+        if quant_cfg is None or weight_bits({"quant": quant_cfg}) is None:
+            raise ValueError(f"checkpoint {checkpoint} holds a float model: choose a bit width (quant.weight_bits=4..8)")
         cfg.quant = quant_cfg
     model = build_quant_model(cfg)
     model.load_init_state(ckpt["model"])

@@ -1,7 +1,7 @@
 """edge-taaf-sim: an exported ONNX file in the bit-accurate integer simulator (firmware_sim/).
 
-    edge-taaf-sim model=model.onnx                                   # synthetic data (no files)
-    edge-taaf-sim model=model.onnx data=fsdd_mnist hardware=horowitz45nm
+    edge-taaf-sim onnx=model.onnx                                   # synthetic data (no files)
+    edge-taaf-sim onnx=model.onnx data=fsdd_mnist hardware=horowitz45nm
 
 Loads the data set (sensors.ead, which uses torch), hands numpy arrays to firmware_sim (which
 does not), and writes report.json and energy.png into the run dir. Prints accuracy, latency and
@@ -10,7 +10,6 @@ energy, then one JSON line with the headline numbers.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import hydra
@@ -23,13 +22,14 @@ from firmware_sim.energy import ANN_RATIOS, HardwareConfigError, load_hardware
 from firmware_sim.evaluate import evaluate
 from firmware_sim.loader import load_program
 from firmware_sim.program import ContractError
-from firmware_sim.report import write_report
+from firmware_sim.report import plot_energy, report_json
+from sensors.atomic import atomic_write_text
 from sensors.ead import build_dataset
 
 
 def run_simulation(cfg: DictConfig, run_dir: str | Path) -> dict:
-    """Simulate cfg.model_file on cfg.data's cfg.split; write the report into run_dir and return it."""
-    model_path = to_absolute_path(str(cfg.model_file)) if HydraConfig.initialized() else str(cfg.model_file)
+    """Simulate cfg.onnx on cfg.data's cfg.split; write the report into run_dir and return it."""
+    model_path = to_absolute_path(str(cfg.onnx)) if HydraConfig.initialized() else str(cfg.onnx)
     program = load_program(model_path)
     hardware = load_hardware(OmegaConf.to_container(cfg.hardware, resolve=True))
     if cfg.split not in ("train", "test"):
@@ -51,23 +51,14 @@ def run_simulation(cfg: DictConfig, run_dir: str | Path) -> dict:
     report.pop("predictions")
     report = {"model": model_path, "data": cfg.data.name, "synthetic": synthetic, "split": cfg.split,
               "hardware": hardware.name, "title": f"{cfg.data.name}{' (SYNTHETIC)' if synthetic else ''}", **report}
-    write_report(run_dir, report)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(run_dir) / "report.json", report_json(report))
+    plot_energy(report["energy"], Path(run_dir) / "energy.png", title=report["title"])
     return report
 
 
-def _model_override(arg: str) -> str:
-    """``model=<file.onnx>`` -> ``model_file=<file.onnx>``: configs/model/ is a config group (the
-    network architecture), so Hydra would read ``model=`` as a choice in that group."""
-    return "model_file=" + arg[len("model="):] if arg.startswith("model=") else arg
-
-
-def main() -> None:
-    sys.argv = [sys.argv[0], *map(_model_override, sys.argv[1:])]
-    _main()
-
-
 @hydra.main(config_path=CONFIG_DIR, config_name="simulate", version_base="1.3")
-def _main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> None:
     run_dir = HydraConfig.get().runtime.output_dir
     try:
         r = run_simulation(cfg, run_dir)

@@ -1,6 +1,6 @@
 """Make the README's figures (small PNGs under docs/figures/) from the saved benchmark JSON.
 
-    python -m edge_taaf.figures        # reads docs/accuracy_runs.json and docs/bench/sim.json
+    python bench/figures.py           # reads docs/accuracy_runs.json and docs/bench/sim.json
 """
 from __future__ import annotations
 

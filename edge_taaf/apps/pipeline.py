@@ -2,9 +2,9 @@
 
     edge-taaf-pipeline                                        # SYNTHETIC default
     edge-taaf-pipeline data=fsdd_mnist float_epochs=40 qat_epochs=5
-    edge-taaf-pipeline -m model.T=4,8,16 quant.weight_bits=4,6,8
+    edge-taaf-pipeline -m data.T=4,8,16 quant.weight_bits=4,6,8
 
-Every stage lives in a folder of ``workdir`` keyed by what shaped it (edge_taaf/stages.py): the same
+Every stage lives in a folder of ``workdir`` keyed by what shaped it (edge_taaf/apps/stages.py): the same
 config skips finished stages, a changed value re-runs the stages it reaches, and a killed training
 stage resumes from its checkpoint. The run folder gets report.json, report.md and the plots.
 """
@@ -23,8 +23,9 @@ from edge_taaf import CONFIG_DIR
 from edge_taaf.checkpoint import CheckpointError
 from sensors.atomic import atomic_write, atomic_write_text
 from edge_taaf.config import ConfigError
-from edge_taaf.stages import StageResult, code_version, run_stage
-from edge_taaf.train import TrainingDiverged, train
+from edge_taaf.apps.stages import StageResult, code_version, run_stage
+from edge_taaf.apps.train import run_training
+from edge_taaf.train import TrainingDiverged
 from sensors.ead import build_dataset
 
 
@@ -46,16 +47,17 @@ def _stage_cfg(cfg: DictConfig, **overrides) -> DictConfig:
 def stage_data(cfg, workdir) -> StageResult:
     def work(folder: Path) -> dict:
         return {split: build_dataset(cfg.data, split).summary() for split in ("train", "test")}
-    return run_stage(workdir, "data", {"data": _plain(cfg.data), "encoder": _plain(cfg.encoder)}, [], work)
+    # cfg.data already holds (interpolated) the sensor settings it uses: a data set is keyed by those only
+    return run_stage(workdir, "data", {"data": _plain(cfg.data)}, [], work)
 
 
 def stage_float(cfg, workdir, data: StageResult) -> StageResult:
-    scfg = _stage_cfg(cfg, **{"quant": {"name": "none"}, "trainer.epochs": cfg.float_epochs, "resume": True,
+    scfg = _stage_cfg(cfg, **{"quant": {"weight_bits": None}, "trainer.epochs": cfg.float_epochs, "resume": True,
                               "init_from": None})
     params = {k: _plain(cfg[k]) for k in ("model", "loss", "trainer")} | {"seed": cfg.seed, "epochs": cfg.float_epochs}
 
     def work(folder: Path) -> dict:
-        return train(scfg, folder)  # resume=true: a killed stage continues from folder/checkpoint.pt
+        return run_training(scfg, folder)  # resume=true: a killed stage continues from folder/checkpoint.pt
     return run_stage(workdir, "float", params, [data], work)
 
 
@@ -63,7 +65,7 @@ def stage_qat(cfg, workdir, flt: StageResult) -> StageResult:
     scfg = _stage_cfg(cfg, **{"trainer.epochs": cfg.qat_epochs, "trainer.lr": cfg.qat_lr, "resume": True,
                               "init_from": str(flt.folder / "checkpoint.pt")})
     params = {"quant": _plain(cfg.quant), "epochs": cfg.qat_epochs, "lr": cfg.qat_lr}
-    return run_stage(workdir, "qat", params, [flt], lambda folder: train(scfg, folder))
+    return run_stage(workdir, "qat", params, [flt], lambda folder: run_training(scfg, folder))
 
 
 def stage_export(cfg, workdir, qat: StageResult) -> StageResult:
@@ -117,7 +119,7 @@ def summarise(cfg, stages: dict[str, StageResult]) -> dict:
     flt, qat, exp, sim = (stages[k].outputs for k in ("float", "qat", "export", "simulate"))
     energy = sim["energy"]
     return {
-        "data": cfg.data.name, "synthetic": str(cfg.data.name).startswith("synth"), "T": int(cfg.model.T),
+        "data": cfg.data.name, "synthetic": str(cfg.data.name).startswith("synth"), "T": int(cfg.data.T),
         "weight_bits": int(cfg.quant.weight_bits), "fusion": cfg.model.fusion, "loss": cfg.loss.name,
         "float_acc": flt["fused_acc"], "qat_acc": qat["fused_acc"], "int_acc": exp["int_acc"], "sim_acc": sim["accuracy"],
         "onnx_ort_exact": exp["onnx_ort_exact"], "sim_equals_int_mode": sim["sim_equals_int_mode"],

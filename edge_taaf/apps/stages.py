@@ -10,6 +10,7 @@ like training, pick up their own checkpoint inside the folder).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import time
 from dataclasses import dataclass
@@ -17,20 +18,31 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sensors.atomic import atomic_write_text
-from sensors.cache import cache_key
 
 MARKER = "stage.json"
-ROOT = Path(__file__).resolve().parents[1]
+
+
+def stage_key(name: str, params: dict, depends: list[str]) -> str:
+    """16 hex digits of sha256 over the stage name, its plain-JSON parameters and its inputs' keys."""
+    doc = json.dumps({"stage": name, "params": params, "depends": depends}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(doc.encode("utf-8")).hexdigest()[:16]
+
+
+def package_folder(name: str) -> Path:
+    """Where an installed (or checked-out) top-level package's sources are, without importing it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(f"code_version: {name!r} is not an importable package")
+    return Path(list(spec.submodule_search_locations)[0])
 
 
 def code_version(*packages: str | Path) -> str:
-    """sha256 of the Python sources under the given package folders (relative to the repository
-    root or absolute). Cheap stages (export, simulate) put it in their key, so that a change to the
+    """sha256 of the Python sources of the given packages (names such as "quant", or absolute folders). Cheap stages (export, simulate) put it in their key, so that a change to the
     exporter or the simulator re-runs them instead of reusing results the old code made; training
     stages leave it out on purpose (a docstring edit must not throw away hours of training)."""
     digest = hashlib.sha256()
     for package in packages:
-        folder = Path(package) if Path(package).is_absolute() else ROOT / package
+        folder = Path(package) if Path(package).is_absolute() else package_folder(str(package))
         for path in sorted(folder.rglob("*.py")):
             digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
@@ -50,7 +62,7 @@ def run_stage(workdir: Path, name: str, params: dict, depends: list[StageResult]
               log: Callable[[str], Any] = print) -> StageResult:
     """Run ``work(folder) -> outputs`` unless a finished folder for (name, params, depends) exists."""
     params = json.loads(json.dumps(params))  # plain JSON values (e.g. int keys of a YAML table become str)
-    key = cache_key(stage=name, params=params, depends=[d.key for d in depends])[:16]
+    key = stage_key(name, params, [d.key for d in depends])
     folder = Path(workdir) / f"{name}-{key}"
     marker = folder / MARKER
     if marker.exists():
