@@ -3,8 +3,21 @@
 The simulator reads only the file: the program JSON in metadata_props and the initializers it
 names, through their QuantizeLinear -> Clip -> DequantizeLinear chains. Integer weights are
 clip(round_half_to_even(W / 2^log2), narrow range), exactly what the QCDQ nodes compute. The
-graph itself is validated (onnx.checker, standard integer-exact ops only, inputs and outputs
-as the contract names them) but not interpreted: onnxruntime runs it, the tests compare.
+graph is validated (onnx.checker, standard integer-exact ops only, inputs and outputs as the
+contract names them) and cross-checked against the program wherever the program fixes a number
+that onnxruntime reads from the graph (``_check_graph``): each weight's QCDQ chain and its
+``* 2^-log2``; the Conv (kernel_shape, strides, pads, dilations, group, no bias) or Gemm / MatMul
+(orientation of the (out, in) weight, alpha, no bias) that reads each spiking layer's weight; the
+layer's LIF constants (leak divisor 2^leak_shift, the state Clip limits, theta at the spike test
+and at the reset); the readout's shift divisors 2^logit_shift and 2^hidden_shift; and the
+attention: the exp2 table (recomputed here from spec.EXP2_LUT), its index cap Q_CAP and the
+score shift 2^(-score_log2 - 4). A file whose graph computes something else than its program
+says is refused, so onnxruntime and the simulator cannot silently disagree on it.
+
+Self-contained files only: a tensor stored outside the .onnx file (data_location=EXTERNAL,
+onnx.save(..., save_as_external_data=True)) is refused, and a location escaping the model's folder
+(e.g. "../secret" or an absolute path) is named as such. The file is parsed with
+load_external_data=False, so no external file is ever opened.
 Every problem raises ContractError naming the file and the field, node or op at fault.
 """
 from __future__ import annotations
@@ -15,6 +28,7 @@ from collections import defaultdict
 
 import numpy as np
 import onnx
+from google.protobuf.message import Message
 from onnx import helper, numpy_helper
 
 from firmware_sim import spec
@@ -48,13 +62,62 @@ def read_model(path: str | os.PathLike) -> onnx.ModelProto:
     if not os.path.isfile(path):
         raise ContractError(f"{path}: no such ONNX file")
     try:
-        model = onnx.load(os.fspath(path))
+        model = onnx.load(os.fspath(path), load_external_data=False)   # never opens another file
     except Exception as err:  # protobuf DecodeError and friends: the message is all we can add
         raise ContractError(f"{path}: not a readable ONNX file (truncated or corrupt?): {err}") from None
+    check_self_contained(model, str(path))
     return model
 
 
+def _tensor_protos(message, where: str):
+    """(where, TensorProto) for every tensor anywhere in a protobuf message (initializers, sparse
+    initializers, Constant and other attribute tensors, in every graph, subgraph, function and
+    training_info), found by walking the message fields."""
+    if isinstance(message, onnx.TensorProto):
+        yield where, message
+        return
+    for field, value in message.ListFields():
+        if field.message_type is None:
+            continue
+        items = [value] if isinstance(value, Message) else list(value)
+        for item in items:
+            if isinstance(item, onnx.NodeProto):
+                label = f"{field.name} {item.op_type} " + (repr(item.name) if item.name else f"writing {item.output[0]!r}"
+                                                          if item.output else "")
+            else:
+                name = getattr(item, "name", "")
+                label = field.name + (f" {name!r}" if name else "")
+            yield from _tensor_protos(item, f"{where}/{label}")
+
+
+def check_self_contained(model: onnx.ModelProto, source: str) -> None:
+    """Refuse tensors whose data lives outside the file (see the module doc); nothing is read."""
+    outside = []
+    for where, tensor in _tensor_protos(model, "model"):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL and not len(tensor.external_data):
+            continue
+        entries = {e.key: e.value for e in tensor.external_data}
+        location = entries.get("location", "")
+        norm = os.path.normpath(location) if location else ""
+        escapes = bool(location) and (os.path.isabs(location) or os.path.splitdrive(location)[0] != ""
+                                      or norm == ".." or norm.startswith(".." + os.sep) or norm.startswith("../"))
+        outside.append((escapes, where, location))
+    if not outside:
+        return
+    outside.sort(key=lambda o: not o[0])   # escaping locations first
+    escapes, where, location = outside[0]
+    more = f" (and {len(outside) - 1} more tensor(s))" if len(outside) > 1 else ""
+    if escapes:
+        raise ContractError(f"{source}: tensor {where} has external data at location {location!r}, which points outside "
+                            f"the model's folder{more}; refused without reading it. The simulator reads "
+                            "self-contained .onnx files only (tensors stored inside the file)")
+    raise ContractError(f"{source}: tensor {where} stores its data outside the file (data_location=EXTERNAL, "
+                        f"location {location!r}){more}; the simulator reads self-contained .onnx files only: "
+                        "save the model with onnx.save(model, path) without save_as_external_data")
+
+
 def program_from_model(model: onnx.ModelProto, source: str = "<model>") -> Program:
+    check_self_contained(model, source)
     try:
         onnx.checker.check_model(model)
     except Exception as err:
@@ -83,6 +146,7 @@ def program_from_model(model: onnx.ModelProto, source: str = "<model>") -> Progr
     except ContractError as err:
         raise ContractError(f"{source}: {err}") from None
     _check_io(model.graph, program, source)
+    _check_graph(program, chain, _producers(graphs), source)
     return program
 
 
@@ -165,8 +229,13 @@ def _consumers(graphs) -> dict[str, list[onnx.NodeProto]]:
     for g in graphs:
         for node in g.node:
             for name in node.input:
-                out[name].append(node)
+                if name:
+                    out[name].append(node)
     return out
+
+
+def _producers(graphs) -> dict[str, onnx.NodeProto]:
+    return {name: node for g in graphs for node in g.node for name in node.output if name}
 
 
 class _QCDQ:
@@ -175,6 +244,7 @@ class _QCDQ:
     def __init__(self, consts, consumers, bits, source):
         self.consts, self.consumers, self.bits, self.source = consts, consumers, bits, source
         self.limit = spec.weight_limit(bits)
+        self.int_value: dict[str, str] = {}   # initializer name -> the graph value holding w_int
 
     def _fail(self, msg):
         raise ContractError(f"{self.source}: {msg}")
@@ -219,6 +289,18 @@ class _QCDQ:
                        f"{self.bits}-bit range [-{self.limit}, {self.limit}] (weight_bits={self.bits})")
         dq = self._next(clip.output[0], "DequantizeLinear", what)
         self._scale_zp(dq, log2, what)
+        uses = self.consumers.get(dq.output[0], [])
+        if len(uses) != 1 or uses[0].op_type != "Mul":
+            self._fail(f"{what}: expected exactly one Mul by 2^{-log2} after DequantizeLinear (w_int = dequantized "
+                       f"weight * 2^{-log2}), found consumers {[n.op_type for n in uses]}")
+        mul = uses[0]
+        other = mul.input[1] if mul.input[0] == dq.output[0] else mul.input[0]
+        factor = self.consts.get(other)
+        if factor is None or factor.size != 1 or float(factor.reshape(())) != 2.0 ** -log2:
+            found = "not a constant" if factor is None else factor.ravel()[:3].tolist()
+            self._fail(f"{what}: the Mul after DequantizeLinear multiplies by {found}, expected 2^{-log2} = "
+                       f"{2.0 ** -log2:g} (1 / the scale 2^{log2} of the program's *_log2)")
+        self.int_value[name] = mul.output[0]
         q = np.rint(w.astype(np.float64) / 2.0 ** log2)          # round half to even, as QuantizeLinear
         return np.clip(q, -self.limit, self.limit).astype(np.int8)
 
@@ -361,3 +443,276 @@ def _check_value(value_info, dims: list, source: str, what: str) -> None:
     if len(have) != len(dims) or any(h is not None and e is not None and h != e for h, e in zip(have, dims)):
         fmt = lambda ds: "[" + ", ".join("?" if d is None else str(d) for d in ds) + "]"  # noqa: E731
         raise ContractError(f"{source}: {what} {value_info.name!r} has shape {fmt(have)}, expected {fmt(dims)} (? = any)")
+
+
+# ---------------------------------------------------------------- graph against program
+
+def exp2_table() -> tuple[np.ndarray, int]:
+    """The attention lookup (docs/accelerator.md, step 5) as one table, recomputed from spec.EXP2_LUT:
+    TABLE[q] = EXP2_LUT[q & 15] >> (q >> 4) for q < Q_CAP, TABLE[Q_CAP] = 0, with Q_CAP = 16 x the bit
+    length of the largest LUT entry (from there on every entry shifts to 0). Returns (TABLE, Q_CAP)."""
+    frac = 2 ** spec.EXP2_FRAC_BITS
+    q_cap = frac * max(spec.EXP2_LUT).bit_length()
+    table = [spec.EXP2_LUT[q % frac] >> (q // frac) for q in range(q_cap)] + [0]
+    return np.asarray(table, np.int64), q_cap
+
+
+class _Graph:
+    """Lookups over every graph of the model (Scan bodies read main-graph values by name)."""
+
+    def __init__(self, chain: _QCDQ, producers: dict, source: str):
+        self.consts, self.consumers, self.producers, self.source = chain.consts, chain.consumers, producers, source
+
+    def fail(self, msg: str):
+        raise ContractError(f"{self.source}: {msg}")
+
+    @staticmethod
+    def label(node: onnx.NodeProto) -> str:
+        return f"{node.op_type} node {node.name!r}" if node.name else f"{node.op_type} node writing {node.output[0]!r}"
+
+    @staticmethod
+    def attr(node: onnx.NodeProto, name: str, default):
+        for a in node.attribute:
+            if a.name == name:
+                value = helper.get_attribute_value(a)
+                if isinstance(value, bytes):
+                    return value.decode()
+                return [int(v) for v in value] if isinstance(value, (list, tuple)) or hasattr(value, "extend") else value
+        return default
+
+    def uses(self, value: str) -> list:
+        return self.consumers.get(value, [])
+
+    def only_use(self, value: str, op: str, what: str) -> onnx.NodeProto:
+        uses = self.uses(value)
+        if len(uses) != 1 or uses[0].op_type != op:
+            self.fail(f"{what}: expected exactly one {op} reading {value!r}, found {[self.label(n) for n in uses]}")
+        return uses[0]
+
+    def use(self, value: str, op: str, what: str, position: int | None = None) -> onnx.NodeProto:
+        found = [n for n in self.uses(value) if n.op_type == op and (position is None or
+                                                                     (len(n.input) > position and n.input[position] == value))]
+        if len(found) != 1:
+            self.fail(f"{what}: expected one {op} reading {value!r}, found {[self.label(n) for n in self.uses(value)]}")
+        return found[0]
+
+    def producer(self, value: str, op: str, what: str) -> onnx.NodeProto:
+        node = self.producers.get(value)
+        if node is None or node.op_type != op:
+            have = "a graph input or initializer" if node is None else self.label(node)
+            self.fail(f"{what}: expected {value!r} to come from a {op} node, it comes from {have}")
+        return node
+
+    @staticmethod
+    def other(node: onnx.NodeProto, value: str) -> str:
+        return node.input[1] if node.input[0] == value else node.input[0]
+
+    def scalar(self, name: str, expected: float, what: str, field: str) -> None:
+        """Constant `name` must be the scalar `expected` (the program's `field`)."""
+        value = self.consts.get(name)
+        if value is None:
+            self.fail(f"{what}: {name!r} is not a constant; the program's {field} fixes it to {expected:g}")
+        if value.size != 1 or float(value.reshape(())) != float(expected):
+            have = value.ravel()[:4].tolist() if value.size != 1 else value.reshape(()).item()
+            self.fail(f"{what} is {have} in the graph, but the program says {field} (expected {expected:g})")
+
+
+def _check_graph(program: Program, chain: _QCDQ, producers: dict, source: str) -> None:
+    """Cross-check the graph against the program (see the module doc): raise ContractError naming the
+    layer, the node and attribute or constant, the graph's value and the program's."""
+    g = _Graph(chain, producers, source)
+    meta_layers = program.meta["layers"]
+    for i, layer in enumerate(program.layers):
+        label = f"edge_taaf.program.layers[{i}] ({layer.name!r})"
+        value = chain.int_value[meta_layers[i]["weight"]]
+        node, transposed, value = _weight_use(g, value, label)
+        if layer.kind == "conv":
+            _check_conv(g, node, transposed, value, layer, label)
+        else:
+            _check_dense(g, node, transposed, value, label, bias_ok=False)
+        _check_lif(g, node.output[0], layer, label, program)
+    _check_readout(g, program, chain)
+
+
+def _weight_use(g: _Graph, value: str, what: str):
+    """Follow the integer weights through Transpose nodes to the node computing with them.
+    Returns (node, transposed, the value that node reads)."""
+    transposed = False
+    while True:
+        uses = g.uses(value)
+        if len(uses) != 1:
+            g.fail(f"{what}: expected one node reading the integer weights {value!r}, found {[g.label(n) for n in uses]}")
+        node = uses[0]
+        if node.op_type != "Transpose":
+            return node, transposed, value
+        perm = g.attr(node, "perm", None)
+        if perm not in (None, [1, 0]):
+            g.fail(f"{what}: {g.label(node)} permutes the weight with perm={perm}; expected [1, 0]")
+        transposed, value = not transposed, node.output[0]
+
+
+def _check_conv(g: _Graph, node, transposed: bool, value: str, layer: Layer, label: str) -> None:
+    if node.op_type != "Conv" or transposed or list(node.input[1:2]) != [value]:
+        g.fail(f"{label}: a conv layer's weights must be the W input of a Conv node; {value!r} is read by {g.label(node)}"
+               + (" after a Transpose" if transposed else ""))
+    k, s, p = layer.kernel, layer.stride, layer.padding
+    expected = [("kernel_shape", [k, k], [k, k], f"the program says kernel={k}"),
+                ("strides", [s, s], [1, 1], f"the program says stride={s}"),
+                ("pads", [p] * 4, [0] * 4, f"the program says padding={p}"),
+                ("dilations", [1, 1], [1, 1], "the contract has no dilation"),
+                ("group", 1, 1, "the contract has no grouped convolutions"),
+                ("auto_pad", "NOTSET", "NOTSET", f"the program says explicit padding={p}")]
+    for name, want, default, field in expected:
+        have = g.attr(node, name, default)
+        if have != want:
+            g.fail(f"{label}: {g.label(node)} has {name}={have}, but {field} (expected {name}={want})")
+    if len(node.input) > 2 and node.input[2]:
+        g.fail(f"{label}: {g.label(node)} adds a bias {node.input[2]!r}; the contract's convolutions have none")
+
+
+def _check_dense(g: _Graph, node, transposed: bool, value: str, label: str, bias_ok: bool) -> None:
+    """y = x W^T for a PyTorch-layout (out, in) weight W: Gemm(x, W, transB=1), or MatMul / Gemm
+    (transB=0) on Transpose(W)."""
+    if node.op_type not in ("Gemm", "MatMul") or len(node.input) < 2 or node.input[1] != value:
+        g.fail(f"{label}: a dense weight must be the B input of a Gemm or MatMul node; {value!r} is read by {g.label(node)}")
+    trans_b = g.attr(node, "transB", 0) if node.op_type == "Gemm" else 0
+    if transposed == bool(trans_b):
+        g.fail(f"{label}: {g.label(node)} multiplies by the (out, in) weight untransposed ("
+               + ("a Transpose and transB=1" if transposed else f"transB={trans_b}")
+               + "); expected x W^T (transB=1, or a Transpose before MatMul)")
+    if node.op_type == "Gemm":
+        for name, want in (("transA", 0), ("alpha", 1.0)):
+            if g.attr(node, name, want) != want:
+                g.fail(f"{label}: {g.label(node)} has {name}={g.attr(node, name, want)}, expected {want}")
+        if len(node.input) > 2 and node.input[2]:
+            if not bias_ok:
+                g.fail(f"{label}: {g.label(node)} adds a bias {node.input[2]!r}; the contract's spiking layers have none")
+            if g.attr(node, "beta", 1.0) != 1.0:
+                g.fail(f"{label}: {g.label(node)} scales its bias by beta={g.attr(node, 'beta', 1.0)}, expected 1")
+
+
+def _check_lif(g: _Graph, current: str, layer: Layer, label: str, program: Program) -> None:
+    """u = Clip(Sub(v, Floor(Div(v, 2^k))) + I, lo, hi); s = Cast(u >= theta); v' = u - s * theta."""
+    add = g.only_use(current, "Add", f"{label}: the synaptic current")
+    pre = g.producer(g.other(add, current), "Sub", f"{label}: the leaked membrane v - floor(v / 2^k) added to the current")
+    floor = g.producer(pre.input[1], "Floor", f"{label}: the leak floor(v / 2^k)")
+    div = g.producer(floor.input[0], "Div", f"{label}: the leak floor(v / 2^k)")
+    if div.input[0] != pre.input[0]:
+        g.fail(f"{label}: the leak {g.label(div)} divides {div.input[0]!r}, not the membrane {pre.input[0]!r}")
+    k = program.leak_shift
+    g.scalar(div.input[1], 2 ** k, f"{label}: the leak divisor 2^k ({g.label(div)})", f"leak_shift={k} (2^{k})")
+    clip = g.only_use(add.output[0], "Clip", f"{label}: the membrane update")
+    lo, hi = spec.state_range(program.state_bits)
+    if len(clip.input) < 3:
+        g.fail(f"{label}: {g.label(clip)} needs min and max inputs (the {program.state_bits}-bit state limits)")
+    g.scalar(clip.input[1], lo, f"{label}: the state Clip min ({g.label(clip)})", f"state_bits={program.state_bits} (min {lo})")
+    g.scalar(clip.input[2], hi, f"{label}: the state Clip max ({g.label(clip)})", f"state_bits={program.state_bits} (max {hi})")
+    u = clip.output[0]
+    ge = g.use(u, "GreaterOrEqual", f"{label}: the spike test u >= theta", position=0)
+    g.scalar(ge.input[1], layer.theta, f"{label}: the spike threshold ({g.label(ge)})", f"theta={layer.theta}")
+    reset = g.use(u, "Sub", f"{label}: the reset v' = u - theta s", position=0)
+    mul = g.producer(reset.input[1], "Mul", f"{label}: the reset v' = u - theta s")
+    spikes = g.use(ge.output[0], "Cast", f"{label}: the spikes s = Cast(u >= theta)")
+    if spikes.output[0] not in mul.input:
+        g.fail(f"{label}: the reset {g.label(mul)} does not multiply the spikes {spikes.output[0]!r}")
+    g.scalar(g.other(mul, spikes.output[0]), layer.theta, f"{label}: the reset's theta ({g.label(mul)})", f"theta={layer.theta}")
+
+
+def _check_shift(g: _Graph, node, through: tuple[str, ...], shift: int, what: str, field: str) -> None:
+    """From `node`, single-consumer steps through `through` ops to Floor(Div(., 2^shift))."""
+    value = node.output[0]
+    while True:
+        uses = g.uses(value)
+        if len(uses) != 1 or uses[0].op_type not in through + ("Div",):
+            g.fail(f"{what}: expected {' / '.join(through)} then Div by 2^{shift} after {g.label(node)}, "
+                   f"found {[g.label(n) for n in uses]} reading {value!r}")
+        if uses[0].op_type == "Div":
+            break
+        value = uses[0].output[0]
+    div = uses[0]
+    g.scalar(div.input[1], 2 ** shift, f"{what}: the divisor of {g.label(div)}", f"{field}={shift} (2^{shift})")
+    g.only_use(div.output[0], "Floor", f"{what}: the floor shift")
+
+
+def _check_readout(g: _Graph, program: Program, chain: _QCDQ) -> None:
+    r, names = program.readout, program.meta["readout"]
+    where = "edge_taaf.program.readout"
+    node, transposed, value = _weight_use(g, chain.int_value[names["readout_weight"]], f"{where}.readout_weight")
+    _check_dense(g, node, transposed, value, f"{where}.readout_weight", bias_ok=True)
+    _check_shift(g, node, ("Add",), r.logit_shift, f"{where}: step logits", f"{where}.logit_shift")
+    if r.fusion == "concat":
+        att = g.producers.get("attention")
+        if att is None or att.op_type != "ConstantOfShape":
+            g.fail(f"{where}: fusion 'concat' has attention 1 at every step (a ConstantOfShape of 1); 'attention' comes from "
+                   f"{'nowhere' if att is None else g.label(att)}")
+        one = g.attr(att, "value", None)
+        one = None if one is None else numpy_helper.to_array(one)
+        if one is None or one.size != 1 or float(one.reshape(())) != 1.0:
+            g.fail(f"{where}: fusion 'concat' needs attention 1; {g.label(att)} fills {None if one is None else one.tolist()}")
+        return
+    node, transposed, value = _weight_use(g, chain.int_value[names["score_hidden_weight"]], f"{where}.score_hidden_weight")
+    _check_dense(g, node, transposed, value, f"{where}.score_hidden_weight", bias_ok=True)
+    _check_shift(g, node, ("Add", "Relu"), r.hidden_shift, f"{where}: score hidden layer", f"{where}.hidden_shift")
+    node, transposed, value = _weight_use(g, chain.int_value[names["score_out_weight"]], f"{where}.score_out_weight")
+    _check_dense(g, node, transposed, value, f"{where}.score_out_weight", bias_ok=True)
+    _check_attention(g, r.score_log2, where)
+
+
+def _check_attention(g: _Graph, score_log2: int, where: str) -> None:
+    """attention = Gather(TABLE, Cast(Min(q, Q_CAP))); q = Floor(Div(d, 2^s)) for s = -score_log2 - 4 >= 0,
+    else Mul(Min(d, Q_CAP), 2^-s); d = Sub(ReduceMax(scores, axis 0), scores)."""
+    table, q_cap = exp2_table()
+    what = f"{where}: attention (docs/accelerator.md, step 5)"
+    gather = g.producer("attention", "Gather", what)
+    if g.attr(gather, "axis", 0) != 0:
+        g.fail(f"{what}: {g.label(gather)} has axis={g.attr(gather, 'axis', 0)}, expected 0")
+    have = g.consts.get(gather.input[0])
+    if have is None:
+        g.fail(f"{what}: the exp2 table {gather.input[0]!r} read by {g.label(gather)} is not a constant")
+    if have.shape != table.shape or not np.array_equal(have.astype(np.float64), table):
+        if have.shape != table.shape:
+            detail = f"has shape {list(have.shape)}, expected [{table.size}] (Q_CAP + 1 = {q_cap + 1} entries)"
+        else:
+            i = int(np.flatnonzero(have.astype(np.float64) != table)[0])
+            detail = f"differs at index {i}: {have[i].item()} in the graph, {int(table[i])} expected"
+        g.fail(f"{what}: the exp2 table {gather.input[0]!r} {detail}; the contract's table is "
+               f"EXP2_LUT[q & 15] >> (q >> 4) for q < {q_cap}, then 0 (firmware_sim.spec.EXP2_LUT)")
+    cast = g.producer(gather.input[1], "Cast", f"{what}: the table index")
+    cap = g.producer(cast.input[0], "Min", f"{what}: the table index min(q, Q_CAP)")
+    const_in = [n for n in cap.input if n in g.consts]
+    if len(const_in) != 1:
+        g.fail(f"{what}: {g.label(cap)} must take min(q, Q_CAP) with one constant; inputs {list(cap.input)}")
+    g.scalar(const_in[0], q_cap, f"{what}: the index cap of {g.label(cap)}", f"Q_CAP={q_cap} (the contract's table length - 1)")
+    q = g.other(cap, const_in[0])
+    shift = -score_log2 - spec.EXP2_FRAC_BITS
+    field = f"{where}.score_log2={score_log2}"
+    if shift >= 0:
+        floor = g.producer(q, "Floor", f"{what}: q = floor(d / 2^{shift})")
+        div = g.producer(floor.input[0], "Div", f"{what}: q = floor(d / 2^{shift})")
+        g.scalar(div.input[1], 2 ** shift, f"{what}: the score shift divisor of {g.label(div)}",
+                 f"{field} (divisor 2^{shift} = 2^(-score_log2 - {spec.EXP2_FRAC_BITS}))")
+        d = div.input[0]
+    else:
+        mul = g.producer(q, "Mul", f"{what}: q = min(d, Q_CAP) * 2^{-shift}")
+        inner = [n for n in mul.input if n not in g.consts]
+        factor = [n for n in mul.input if n in g.consts]
+        if len(inner) != 1 or len(factor) != 1:
+            g.fail(f"{what}: {g.label(mul)} must multiply min(d, Q_CAP) by one constant; inputs {list(mul.input)}")
+        g.scalar(factor[0], 2 ** -shift, f"{what}: the score shift factor of {g.label(mul)}",
+                 f"{field} (factor 2^{-shift} = 2^(score_log2 + {spec.EXP2_FRAC_BITS}))")
+        pre = g.producer(inner[0], "Min", f"{what}: min(d, Q_CAP) before the left shift")
+        pre_const = [n for n in pre.input if n in g.consts]
+        if len(pre_const) != 1:
+            g.fail(f"{what}: {g.label(pre)} must take min(d, Q_CAP) with one constant; inputs {list(pre.input)}")
+        g.scalar(pre_const[0], q_cap, f"{what}: the cap of {g.label(pre)}", f"Q_CAP={q_cap}")
+        d = g.other(pre, pre_const[0])
+    sub = g.producer(d, "Sub", f"{what}: d = max_t e - e_t")
+    top = g.producer(sub.input[0], "ReduceMax", f"{what}: max_t e")
+    if sub.input[1] != "scores" or top.input[0] != "scores":
+        g.fail(f"{what}: d must be ReduceMax(scores) - scores; {g.label(sub)} computes {sub.input[0]!r} - {sub.input[1]!r} "
+               f"with {g.label(top)} reading {top.input[0]!r}")
+    axes = g.attr(top, "axes", None) if len(top.input) < 2 else g.consts.get(top.input[1])
+    axes = None if axes is None else [int(a) for a in np.ravel(axes)]
+    if axes != [0] or g.attr(top, "keepdims", 1) != 1:
+        g.fail(f"{what}: {g.label(top)} must take the maximum over time (axes=[0], keepdims=1); "
+               f"it has axes={axes}, keepdims={g.attr(top, 'keepdims', 1)}")

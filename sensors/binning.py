@@ -16,6 +16,10 @@ Explicit window (``t_start`` and ``t_end`` given): events in [t_start, t_end) fa
 bin = (t - t_start) * T // (t_end - t_start) (exact integer bins of width (t_end - t_start) / T);
 events outside are dropped. When (t_end - t_start) % T == 0 this equals
 ``ToFrame(sensor_size, time_window=(t_end - t_start) // T, start_time=t_start, end_time=t_end)``.
+
+Fields are read as exact integers (``sensors.events.integer_field``): whole-valued float time stamps
+bin like the same int64 values; NaN, inf or fractional values raise EventStreamError naming the
+first bad event (they are never truncated).
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ import numbers
 import numpy as np
 from numba import njit
 
-from sensors.events import EventStreamError, validate_events
+from sensors.events import EventStreamError, integer_field, validate_events
 
 _INT64_MAX = np.iinfo(np.int64).max
 _RAW_DTYPE = np.int32  # counts when clip is None/0 or above 255
@@ -84,9 +88,10 @@ def bin_camera_events(
         ValueError: a bad option (message names it).
     """
     w, h, n_pol = _check_sensor_size(sensor_size)
-    _check_fields(events, (w, h, n_pol), "bin_camera_events", ("t", "x", "y", "p"))
+    source = _check_fields(events, (w, h, n_pol), "bin_camera_events", ("t", "x", "y", "p"))
     out = _bin(events, (w, h, n_pol), n_time_bins, clip, t_start, t_end, drop_last_timestamp, "bin_camera_events",
-               y=events["y"], p=events["p"], frame_size=n_pol * h * w, stride_p=h * w if n_pol > 1 else 0,
+               x=integer_field(events, "x", source), y=integer_field(events, "y", source),
+               p=integer_field(events, "p", source), frame_size=n_pol * h * w, stride_p=h * w if n_pol > 1 else 0,
                stride_y=w, y_size=h)
     return out.reshape(int(n_time_bins), n_pol, h, w)
 
@@ -112,17 +117,18 @@ def bin_audio_events(
     if isinstance(n_channels, bool) or not isinstance(n_channels, numbers.Integral) or n_channels < 1:
         raise ValueError(f"bin_audio_events: n_channels must be an integer >= 1, got {n_channels!r}")
     c = int(n_channels)
-    _check_fields(events, (c, 1, 1), "bin_audio_events", ("t", "x"))
-    x = events["x"]
-    p = events["p"] if "p" in events.dtype.names else np.zeros(len(events), np.int64)
+    source = _check_fields(events, (c, 1, 1), "bin_audio_events", ("t", "x"))
+    x = integer_field(events, "x", source)
+    p = integer_field(events, "p", source) if "p" in events.dtype.names else np.zeros(len(events), np.int64)
     # y does not index audio tensors: pass x with a zero stride instead of allocating zeros.
     out = _bin(events, (c, 1, 1), n_time_bins, clip, t_start, t_end, drop_last_timestamp, "bin_audio_events",
-               y=x, p=p, frame_size=c, stride_p=0, stride_y=0, y_size=c)
+               x=x, y=x, p=p, frame_size=c, stride_p=0, stride_y=0, y_size=c)
     return out.reshape(int(n_time_bins), c)
 
 
-def _check_fields(events, sensor_size, fn, fields) -> None:
-    """Structure checks only (cheap); the per-event contract is checked inside the kernel."""
+def _check_fields(events, sensor_size, fn, fields) -> str:
+    """Structure checks only (cheap); the per-event contract is checked inside the kernel. Returns
+    the source name for error messages."""
     source = f"{fn}(events)"
     if isinstance(events, np.ndarray) and events.ndim != 1:
         raise EventStreamError(f"{source}: expected a 1-D event array, got shape {events.shape}")
@@ -130,11 +136,13 @@ def _check_fields(events, sensor_size, fn, fields) -> None:
     missing = [f for f in fields if f not in events.dtype.names]
     if missing:
         raise EventStreamError(f"{source}: event field(s) {missing} missing (fields: {events.dtype.names})")
+    return source
 
 
 def _bin(events, sensor_size, n_time_bins, clip, t_start, t_end, drop_last_timestamp, fn,
-         *, y, p, frame_size, stride_p, stride_y, y_size):
-    """Check options, compute the T + 1 bin edges (us) and run the kernel; returns the flat tensor."""
+         *, x, y, p, frame_size, stride_p, stride_y, y_size):
+    """Check options, compute the T + 1 bin edges (us) and run the kernel; returns the flat tensor.
+    x, y, p: int64 field arrays (``integer_field``)."""
     if isinstance(n_time_bins, bool) or not isinstance(n_time_bins, numbers.Integral) or n_time_bins < 1:
         raise ValueError(f"{fn}: n_time_bins must be an integer >= 1, got {n_time_bins!r}")
     n_bins = int(n_time_bins)
@@ -147,7 +155,7 @@ def _bin(events, sensor_size, n_time_bins, clip, t_start, t_end, drop_last_times
 
     if (t_start is None) != (t_end is None):
         raise ValueError(f"{fn}: give both t_start and t_end (explicit window) or neither, got {t_start=}, {t_end=}")
-    t = events["t"]
+    t = integer_field(events, "t", f"{fn}(events)")   # exact: NaN, inf or fractional times raise here
     k = np.arange(n_bins + 1, dtype=np.int64)
     if t_start is not None:
         if drop_last_timestamp:
@@ -169,10 +177,7 @@ def _bin(events, sensor_size, n_time_bins, clip, t_start, t_end, drop_last_times
             width = max(width, 1)
         edges = lo + k * width
         keep_tail = not drop_last_timestamp
-    i64 = np.int64
-    bad = _accumulate(t.astype(i64, copy=False), events["x"].astype(i64, copy=False), y.astype(i64, copy=False),
-                      p.astype(i64, copy=False), edges, keep_tail, frame_size, stride_p, stride_y,
-                      sensor_size[0], y_size, 1, cap, out)
+    bad = _accumulate(t, x, y, p, edges, keep_tail, frame_size, stride_p, stride_y, sensor_size[0], y_size, 1, cap, out)
     if bad >= 0:
         source = f"{fn}(events)"
         validate_events(events, sensor_size, source)  # raises with the contract's message

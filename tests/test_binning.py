@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sensors.binning import bin_audio_events, bin_camera_events
-from sensors.events import AUDIO_DTYPE, CAMERA_DTYPE, EventStreamError, make_events
+from sensors.events import AUDIO_DTYPE, CAMERA_DTYPE, EventStreamError, make_events, validate_events
 
 FAST = settings(max_examples=60, deadline=None)
 
@@ -195,3 +195,77 @@ def test_bad_sizes_raise():
         bin_camera_events(camera([0], [0], [0], [0]), (1, 1), 2)
     with pytest.raises(ValueError, match="n_channels"):
         bin_audio_events(audio([0], [0]), 0, 2)
+
+
+# ---------------------------------------------------------------- integer fields: NaN, inf, fractional, float time stamps
+
+def float_camera(t, dtype=np.float64, **overrides):
+    """A camera stream whose fields have the given float dtype (t as given, x = y = p = 0 unless overridden)."""
+    n = len(t)
+    fields = {"x": np.zeros(n), "y": np.zeros(n), "t": np.asarray(t, dtype=np.float64), "p": np.zeros(n), **overrides}
+    dt = np.dtype([(name, dtype) for name in ("x", "y", "t", "p")])
+    return make_events(dt, **fields)
+
+
+@pytest.mark.parametrize(
+    ("t", "index", "why"),
+    [
+        ([0.0, 1.0, np.nan, 3.0], 2, "not a finite number"),
+        ([0.0, np.inf], 1, "not a finite number"),
+        ([-np.inf, 0.0], 0, "not a finite number"),
+        ([0.0, 1.5, 2.0], 1, "not a whole number"),
+        ([0.0, 2.0, 2.25, np.nan], 2, "not a whole number"),   # the first bad event is named
+    ],
+)
+def test_nan_inf_and_fractional_time_stamps_are_refused(t, index, why):
+    events = float_camera(t)
+    pattern = rf"my_file\.aedat: time stamp t of event {index} is .*{why}.*whole number of microseconds"
+    with pytest.raises(EventStreamError, match=pattern):
+        validate_events(events, (2, 2, 2), "my_file.aedat")
+    for binning in (lambda e: bin_camera_events(e, (2, 2, 2), 2), lambda e: bin_camera_events(e, (2, 2, 2), 2, t_start=0, t_end=9)):
+        with pytest.raises(EventStreamError, match=rf"bin_camera_events\(events\): time stamp t of event {index} .*{why}"):
+            binning(events)
+    audio_events = make_events(np.dtype([("t", "<f8"), ("x", "<i8"), ("p", "<i8")]), t=np.asarray(t), x=np.zeros(len(t), int),
+                               p=np.zeros(len(t), int))
+    with pytest.raises(EventStreamError, match=rf"bin_audio_events\(events\): time stamp t of event {index} .*{why}"):
+        bin_audio_events(audio_events, 2, 2)
+
+
+def test_whole_valued_float_time_stamps_bin_like_integers():
+    """Accepted (documented in sensors/events.py): whole-valued floats within the float type's exact range."""
+    rng = np.random.default_rng(0)
+    t = np.sort(rng.integers(0, 10**6, 300))
+    x, y, p = rng.integers(0, 5, 300), rng.integers(0, 4, 300), rng.integers(0, 2, 300)
+    ints = camera(x, y, t, p)
+    floats = float_camera(t, x=x.astype(float), y=y.astype(float), p=p.astype(float))
+    assert validate_events(floats, (5, 4, 2), "floats") is floats
+    for kwargs in ({}, {"drop_last_timestamp": True}, {"t_start": 1000, "t_end": 900_000}):
+        np.testing.assert_array_equal(bin_camera_events(floats, (5, 4, 2), 7, clip=None, **kwargs),
+                                      bin_camera_events(ints, (5, 4, 2), 7, clip=None, **kwargs))
+    f32 = make_events(np.dtype([("t", "<f4"), ("x", "<f4"), ("p", "<f4")]), t=t.astype(np.float32), x=x, p=p)  # t < 2^24
+    np.testing.assert_array_equal(bin_audio_events(f32, 5, 7, clip=None), bin_audio_events(audio(t, x, p), 5, 7, clip=None))
+
+
+def test_float_time_stamps_beyond_the_exact_range_are_refused():
+    """float32 holds every integer only up to 2^24 (16.8 s in us): a later time stamp may already be rounded."""
+    events = float_camera([0.0, 2.0 ** 24, 2.0 ** 24 + 2], dtype=np.float32)
+    with pytest.raises(EventStreamError, match=r"src: time stamp t of event 2 is 16777218.0 us \(float32\): beyond 2\^24"):
+        validate_events(events, (1, 1, 2), "src")
+    validate_events(float_camera([0.0, 2.0 ** 53], dtype=np.float64), (1, 1, 2), "src")   # float64: exact up to 2^53
+    with pytest.raises(EventStreamError, match=r"event 1 .*beyond 2\^53"):
+        validate_events(float_camera([0.0, 2.0 ** 53 + 2], dtype=np.float64), (1, 1, 2), "src")
+
+
+def test_non_integer_coordinates_and_dtypes_are_refused():
+    with pytest.raises(EventStreamError, match=r"src: field 'x' of event 1 is 0.5 \(float64\): not a whole number; expected an integer"):
+        validate_events(float_camera([0.0, 1.0], x=np.array([0.0, 0.5])), (2, 2, 2), "src")
+    with pytest.raises(EventStreamError, match=r"bin_camera_events\(events\): field 'y' of event 0 is nan"):
+        bin_camera_events(float_camera([0.0, 1.0], y=np.array([np.nan, 0.0])), (2, 2, 2), 2)
+    strings = make_events(np.dtype([("t", "<U4"), ("x", "<i8")]), t=np.array(["0", "1"]), x=np.zeros(2, int))
+    with pytest.raises(EventStreamError, match=r"src: event field 't' has dtype <U4; expected integers"):
+        validate_events(strings, (2, 1, 1), "src")
+    with pytest.raises(EventStreamError, match=r"event field 't' has dtype <U4"):
+        validate_events(strings[:0], (2, 1, 1), "src")   # checked on empty streams too
+    huge = make_events(np.dtype([("t", "<u8"), ("x", "<i8")]), t=np.array([0, 2 ** 63 + 5], np.uint64), x=np.zeros(2, int))
+    with pytest.raises(EventStreamError, match="event 1 is 9223372036854775813, beyond the int64 range"):
+        bin_audio_events(huge, 2, 2)

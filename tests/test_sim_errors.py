@@ -193,3 +193,301 @@ def test_bad_inputs(program):
         assert fragment in str(err.value), (fragment, str(err.value))
     with pytest.raises(ContractError, match="mapping"):
         simulate_sample(program, [x["vision"][:, 0], x["audio"][:, 0]])
+
+
+# ---------------------------------------------------------------- external data (self-contained files only)
+
+def external(tensor: onnx.TensorProto, location: str) -> None:
+    """Turn a tensor into one whose bytes live in an external file at `location`."""
+    raw = numpy_helper.to_array(tensor).tobytes()
+    tensor.ClearField("raw_data")
+    for f in ("float_data", "int32_data", "int64_data", "double_data"):
+        tensor.ClearField(f)
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    del tensor.external_data[:]
+    for key, value in (("location", location), ("offset", "0"), ("length", str(len(raw)))):
+        tensor.external_data.add(key=key, value=value)
+
+
+@pytest.fixture
+def no_external_reads(monkeypatch):
+    """Fail the test if anything reads external tensor data or opens a file outside the allowed set."""
+    import builtins
+
+    import onnx.external_data_helper as edh
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("external data was read")
+    for target in (onnx, edh):
+        monkeypatch.setattr(target, "load_external_data_for_model", refuse)
+    monkeypatch.setattr(edh, "load_external_data_for_tensor", refuse)
+    opened, real_open = [], builtins.open
+
+    def spy(file, *args, **kwargs):
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+    monkeypatch.setattr(builtins, "open", spy)
+    return opened
+
+
+def test_external_data_is_refused(tmp_path, model, no_external_reads):
+    """A model saved with save_as_external_data: refused (self-contained files only), naming the tensor."""
+    path = tmp_path / "ext.onnx"
+    m = onnx.ModelProto()
+    m.CopyFrom(model)                      # save_model converts the tensors of the proto it is given
+    onnx.save_model(m, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="ext.onnx.data", size_threshold=0, convert_attribute=True)
+    assert (tmp_path / "ext.onnx.data").stat().st_size > 0
+    no_external_reads.clear()
+    with pytest.raises(ContractError) as err:
+        load_program(path)
+    msg = str(err.value)
+    assert str(path) in msg and "data_location=EXTERNAL" in msg and "'ext.onnx.data'" in msg and "self-contained" in msg, msg
+    assert "more tensor(s)" in msg and "/node ConstantOfShape writing" in msg and "attribute 'value'" in msg, msg
+    assert not [f for f in no_external_reads if f.endswith(".data")], no_external_reads
+
+
+@pytest.mark.parametrize("location", ["../secret", "sub/../../secret", "ABSOLUTE"])
+def test_external_data_escaping_the_folder_is_refused_unread(tmp_path, model, no_external_reads, location):
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"\x00" * 4096)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    location = str(secret) if location == "ABSOLUTE" else location
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    external(next(i for i in m.graph.initializer if i.name == "vision.dense.weight"), location)
+    path = folder / "m.onnx"
+    path.write_bytes(m.SerializeToString())
+    no_external_reads.clear()
+    with pytest.raises(ContractError) as err:
+        load_program(path)
+    msg = str(err.value)
+    assert str(path) in msg and "'vision.dense.weight'" in msg and repr(location) in msg, msg
+    assert "outside the model's folder" in msg and "without reading it" in msg, msg
+    assert str(secret) not in no_external_reads and not any(f.endswith("secret") for f in no_external_reads), no_external_reads
+
+
+def test_external_data_in_a_scan_body_is_refused(tmp_path, model):
+    """Subgraphs count: a Scan-body constant stored externally (inside the folder) is refused too,
+    also when the model is handed over in memory (program_from_model)."""
+    from firmware_sim.loader import program_from_model
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    scan = next(n for n in m.graph.node if n.op_type == "Scan")
+    body = next(a.g for a in scan.attribute if a.name == "body")
+    name = body.initializer[0].name
+    external(body.initializer[0], "weights.bin")
+    expect(tmp_path, m, "body", repr(name), "data_location=EXTERNAL", "'weights.bin'")
+    with pytest.raises(ContractError, match="stores its data outside the file"):
+        program_from_model(m, "in-memory")
+
+
+# ---------------------------------------------------------------- graph against metadata
+
+def graphs_of(m):
+    stack = [m.graph]
+    while stack:
+        g = stack.pop()
+        yield g
+        stack.extend(a.g for n in g.node for a in n.attribute if a.type == onnx.AttributeProto.GRAPH)
+
+
+def reader(m, value, op=None):
+    """The one node (in any graph) reading `value` (of type op, when given)."""
+    found = [n for g in graphs_of(m) for n in g.node if value in n.input and (op is None or n.op_type == op)]
+    assert len(found) == 1, (value, op, [n.op_type for n in found])
+    return found[0]
+
+
+def writer(m, value):
+    return next(n for g in graphs_of(m) for n in g.node if value in n.output)
+
+
+def int_weight(m, name):
+    """The value holding a weight's integers: initializer -> QuantizeLinear -> Clip -> DequantizeLinear -> Mul."""
+    value = name
+    for op in ("QuantizeLinear", "Clip", "DequantizeLinear", "Mul"):
+        value = reader(m, value, op).output[0]
+    return value
+
+
+def set_attr(node, name, value):
+    kept = [a for a in node.attribute if a.name != name]
+    del node.attribute[:]
+    node.attribute.extend(kept + [helper.make_attribute(name, value)])
+
+
+def set_const(m, name, value):
+    """Overwrite initializer `name` (in whichever graph holds it), keeping its dtype."""
+    for g in graphs_of(m):
+        for init in g.initializer:
+            if init.name == name:
+                old = numpy_helper.to_array(init)
+                init.CopyFrom(numpy_helper.from_array(np.asarray(value, dtype=old.dtype), name))
+                return old
+    raise KeyError(name)
+
+
+def tampered(model, fn):
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    fn(m)
+    return m
+
+
+def conv_of(m, layer):
+    return reader(m, int_weight(m, f"{layer}.weight"), "Conv")
+
+
+@pytest.mark.parametrize("attr, value, fragments", [
+    ("strides", [1, 1], ("strides=[1, 1]", "stride=2", "expected strides=[2, 2]")),
+    ("pads", [1, 1, 1, 1], ("pads=[1, 1, 1, 1]", "padding=2", "expected pads=[2, 2, 2, 2]")),
+    ("pads", [2, 2, 1, 1], ("pads=[2, 2, 1, 1]", "padding=2")),
+    ("kernel_shape", [3, 3], ("kernel_shape=[3, 3]", "kernel=5")),
+    ("dilations", [2, 2], ("dilations=[2, 2]", "the contract has no dilation", "expected dilations=[1, 1]")),
+    ("group", 2, ("group=2", "no grouped convolutions", "expected group=1")),
+    ("auto_pad", "SAME_UPPER", ("auto_pad=SAME_UPPER", "explicit padding=2")),
+])
+def test_conv_attributes_must_match_the_program(tmp_path, program, model, attr, value, fragments):
+    layer = program.layers[0]
+    assert (layer.name, layer.kernel, layer.stride, layer.padding) == ("vision.conv0", 5, 2, 2)   # what the fragments say
+    m = tampered(model, lambda m: set_attr(conv_of(m, "vision.conv0"), attr, value))
+    expect(tmp_path, m, "edge_taaf.program.layers[0] ('vision.conv0')", "Conv node", *fragments)
+
+
+def test_lif_constants_in_the_graph_must_match_the_program(tmp_path, program, model):
+    layer = program.layers[3]                       # audio.fc0, a dense layer
+    assert layer.name == "audio.fc0"
+    # metadata disagreeing with the graph's constants
+    expect(tmp_path, edit_program(model, lambda d: d["layers"][3].update(theta=layer.theta + 1)),
+           "layers[3] ('audio.fc0')", "spike threshold", f"is {float(layer.theta)}", f"theta={layer.theta + 1}")
+    k = program.leak_shift
+    expect(tmp_path, edit_program(model, lambda d: d.update(leak_shift=k + 1)),
+           "layers[0] ('vision.conv0')", "leak divisor", f"is {float(2 ** k)}", f"leak_shift={k + 1}")
+    # the graph's constants changed under the metadata
+    matmul = reader(model, reader(model, int_weight(model, "audio.fc0.weight"), "Transpose").output[0], "MatMul")
+    clip = reader(model, reader(model, matmul.output[0], "Add").output[0], "Clip")
+    expect(tmp_path, tampered(model, lambda m: set_const(m, clip.input[2], 32000.0)),
+           "layers[3] ('audio.fc0')", "state Clip max", "is 32000.0", "state_bits=16 (max 32767)")
+    mul = writer(model, reader(model, clip.output[0], "Sub").input[1])
+    theta = next(i for i in mul.input if not i.startswith("s."))
+    ge = reader(model, clip.output[0], "GreaterOrEqual")
+    assert ge.input[1] == theta    # one constant: changing it trips the spike test first
+    expect(tmp_path, tampered(model, lambda m: set_const(m, theta, layer.theta * 2)),
+           "'audio.fc0'", "spike threshold", f"is {float(layer.theta * 2)}", f"theta={layer.theta}")
+
+
+def test_weight_scale_mul_must_match_the_program(tmp_path, model):
+    mul = reader(model, reader(model, reader(model, reader(model, "audio.fc1.weight", "QuantizeLinear").output[0],
+                                                   "Clip").output[0], "DequantizeLinear").output[0], "Mul")
+    factor = next(i for i in mul.input if i.startswith("c"))
+    expect(tmp_path, tampered(model, lambda m: set_const(m, factor, 64.0)),
+           "layers[4] ('audio.fc1').weight", "multiplies by [64.0]", "expected 2^7 = 128")
+
+
+def test_readout_shift_divisors_must_match_the_program(tmp_path, program, model):
+    logit = writer(model, writer(model, "step_logits").input[0])
+    assert logit.op_type == "Div"
+    expect(tmp_path, tampered(model, lambda m: set_const(m, logit.input[1], 2.0 ** (program.readout.logit_shift + 1))),
+           "readout: step logits", f"is {2.0 ** (program.readout.logit_shift + 1)}",
+           f"edge_taaf.program.readout.logit_shift={program.readout.logit_shift}")
+
+
+def exp2_table_of(m):
+    gather = writer(m, "attention")
+    assert gather.op_type == "Gather"
+    return gather.input[0]
+
+
+def test_loader_table_is_the_contract_table():
+    """The loader's table (recomputed from spec) == quant's EXP2_TABLE == the reference spec.exp2_weights."""
+    from firmware_sim.loader import exp2_table
+    from quant.int_readout import EXP2_TABLE, Q_CAP
+    from tests.test_sim_support import exp2_table as reference_table
+
+    table, q_cap = exp2_table()
+    assert q_cap == Q_CAP == 144 and table.tolist() == list(EXP2_TABLE) and table.size == 145
+    ref, ref_cap = reference_table()
+    assert ref_cap == q_cap and np.array_equal(ref, table)
+
+
+def test_exp2_table_and_attention_constants_must_match_the_contract(tmp_path, program, model):
+    name = exp2_table_of(model)
+    table = numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == name)).copy()
+    bad = table.copy()
+    bad[17] += 1
+    expect(tmp_path, tampered(model, lambda m: set_const(m, name, bad)),
+           "attention", f"exp2 table {name!r}", "differs at index 17", f"{float(bad[17])} in the graph", f"{int(table[17])} expected")
+    expect(tmp_path, tampered(model, lambda m: set_const(m, name, table[:130])), "has shape [130], expected [145]")
+    cap = writer(model, writer(model, writer(model, "attention").input[1]).input[0])
+    assert cap.op_type == "Min"
+    q_cap_const = next(i for i in cap.input if i.startswith("c"))
+    expect(tmp_path, tampered(model, lambda m: set_const(m, q_cap_const, 143.0)), "index cap", "is 143.0", "Q_CAP=144")
+    shift = -program.readout.score_log2 - spec.EXP2_FRAC_BITS
+    assert shift == 17
+    div = writer(model, writer(model, cap.input[0]).input[0])
+    assert div.op_type == "Div"
+    expect(tmp_path, tampered(model, lambda m: set_const(m, div.input[1], 2.0 ** 16)),
+           "score shift divisor", "is 65536.0", "score_log2=-21", "2^17")
+
+
+def test_left_shift_attention_constants_must_match(tmp_path):
+    """score_log2 > -4: q = min(d, Q_CAP) * 2^(score_log2 + 4); the factor and the cap are checked."""
+    p = random_program(np.random.default_rng(3), fusion="taaf")
+    p.readout.score_log2 = -2
+    m = build_onnx(p)
+    load_program(save(tmp_path, m))                       # the untouched file loads
+    mul = writer(m, writer(m, writer(m, "attention").input[1]).input[0])
+    mul = writer(m, next(i for i in mul.input if not i.startswith("c")))
+    assert mul.op_type == "Mul"
+    factor = next(i for i in mul.input if i.startswith("c"))
+    expect(tmp_path, tampered(m, lambda t: set_const(t, factor, 2.0)), "score shift factor", "is 2.0", "score_log2=-2", "2^2")
+    pre = writer(m, next(i for i in mul.input if not i.startswith("c")))
+    cap = next(i for i in pre.input if i.startswith("c"))
+    expect(tmp_path, tampered(m, lambda t: set_const(t, cap, 200.0)), "the cap of Min", "is 200.0", "Q_CAP=144")
+
+
+def test_concat_attention_must_be_one(tmp_path):
+    m = build_onnx(random_program(np.random.default_rng(5), fusion="concat"))
+    load_program(save(tmp_path, m))
+    node = writer(m, "attention")
+    expect(tmp_path, tampered(m, lambda t: set_attr(writer(t, "attention"), "value",
+                                                    numpy_helper.from_array(np.full(1, 2.0, np.float32)))),
+           "fusion 'concat' needs attention 1", "[2.0]")
+    assert node.op_type == "ConstantOfShape"
+
+
+# ---------------------------------------------------------------- the same on a file written by quant/export.py
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from quant import export
+    from tests.test_sim_quant import tiny_model
+
+    path = tmp_path_factory.mktemp("exported") / "m.onnx"
+    export.export_onnx(tiny_model("taaf", 8, 4.0, 1), path)
+    return onnx.load(str(path))
+
+
+def test_exported_file_tampered_is_refused(tmp_path, exported):
+    meta = json.loads(next(p.value for p in exported.metadata_props if p.key == spec.METADATA_PROGRAM_KEY))
+    conv = meta["layers"][0]
+    assert conv["kind"] == "conv" and reader(exported, "vision.conv0.weight.int", "Conv")
+    load_program(save(tmp_path, exported))                # the untouched export loads
+    s = conv["stride"]
+    expect(tmp_path, tampered(exported, lambda m: set_attr(reader(m, "vision.conv0.weight.int", "Conv"), "strides", [s + 1] * 2)),
+           "'vision.conv0'", f"strides=[{s + 1}, {s + 1}]", f"stride={s}")
+    p = conv["padding"]
+    expect(tmp_path, tampered(exported, lambda m: set_attr(reader(m, "vision.conv0.weight.int", "Conv"), "pads", [p + 1] * 4)),
+           "'vision.conv0'", f"pads=[{p + 1}, {p + 1}, {p + 1}, {p + 1}]", f"padding={p}")
+    expect(tmp_path, tampered(exported, lambda m: set_attr(reader(m, "vision.dense.weight.int", "Gemm"), "transB", 0)),
+           "'vision.dense'", "untransposed", "transB=0")
+    table = numpy_helper.to_array(next(i for i in exported.graph.initializer if i.name == "exp2_table")).copy()
+    table[40] = 0
+    expect(tmp_path, tampered(exported, lambda m: set_const(m, "exp2_table", table)),
+           "exp2 table 'exp2_table'", "differs at index 40", "0.0 in the graph")
+    theta = meta["layers"][1]["theta"]
+    expect(tmp_path, edit_program(exported, lambda d: d["layers"][1].update(theta=theta + 3)),
+           f"'{meta['layers'][1]['name']}'", "spike threshold", f"is {float(theta)}", f"theta={theta + 3}")

@@ -40,7 +40,7 @@ def test_run_ff_rejects_bad_shapes():
 
 def xylosim_run(w_in, w_out, th_h, th_o, dash_mem, dash_syn, x):
     """xylosim v2 XyloLayer as a feed-forward net (no recurrent synapses); returns (hidden, out) per sample."""
-    v2 = pytest.importorskip("xylosim.v2")
+    from xylosim import v2   # a test dependency (pyproject.toml [test] extra): missing means fail, not skip
     n_h, n_o = w_in.shape[0], w_out.shape[0]
     syn_in = [[v2.XyloSynapse(int(j), 0, int(w_in[j, i])) for j in np.flatnonzero(w_in[:, i])] for i in range(w_in.shape[1])]
     syn_out = [[v2.XyloSynapse(int(o), 0, int(w_out[o, j])) for o in np.flatnonzero(w_out[:, j])] for j in range(n_h)]

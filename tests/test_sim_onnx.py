@@ -11,25 +11,34 @@ from hypothesis import strategies as st
 
 from firmware_sim.loader import load_program
 from firmware_sim.run import simulate
-from tests.test_sim_support import build_onnx, random_inputs, random_program, run_onnxruntime
+from tests.test_sim_support import RANDOM_NETWORKS, ActivityLog, build_onnx, random_inputs, random_program, run_onnxruntime
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 2 ** 31), fusion=st.sampled_from(["taaf", "concat"]), big_theta=st.booleans(),
-       T=st.integers(1, 10), B=st.integers(1, 3))
-def test_simulator_equals_onnxruntime(tmp_path, seed, fusion, big_theta, T, B):
-    rng = np.random.default_rng(seed)
-    program = random_program(rng, fusion=fusion, big_theta=big_theta)
-    model = build_onnx(program, seed)
-    path = tmp_path / f"m{seed}.onnx"
-    onnx.save(model, path)
-    loaded = load_program(path)
-    x = random_inputs(rng, program, T, B, 0.5)
-    ours = simulate(loaded, x).outputs()
-    theirs = run_onnxruntime(model, x)
-    assert set(theirs) == set(ours)
-    for name, value in theirs.items():
-        assert np.array_equal(ours[name], value), name
+def test_simulator_equals_onnxruntime(tmp_path):
+    """RANDOM_NETWORKS[...] random programs through their ONNX files: the simulator equals onnxruntime
+    on every output, and every layer spikes in at least ACTIVE_SHARE of them."""
+    log = ActivityLog("test_sim_onnx.py::test_simulator_equals_onnxruntime")
+
+    @settings(max_examples=RANDOM_NETWORKS[log.test], deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(seed=st.integers(0, 2 ** 31), fusion=st.sampled_from(["taaf", "concat"]), big_theta=st.sampled_from([False] * 3 + [True]))
+    def check(seed, fusion, big_theta):
+        rng = np.random.default_rng(seed)
+        T, B = int(rng.integers(1, 11)), int(rng.integers(1, 4))   # uniform, not hypothesis' small-first integers
+        program = random_program(rng, fusion=fusion, big_theta=big_theta)
+        model = build_onnx(program, seed)
+        path = tmp_path / "m.onnx"
+        onnx.save(model, path)
+        loaded = load_program(path)
+        x = random_inputs(rng, program, T, B, 0.5)
+        ours = simulate(loaded, x).outputs()
+        theirs = run_onnxruntime(model, x)
+        assert set(theirs) == set(ours)
+        for name, value in theirs.items():
+            assert np.array_equal(ours[name], value), (name, seed, T, B)
+        log.record(theirs)
+
+    check()
+    log.check()
 
 
 def test_loader_recovers_the_integer_weights(tmp_path):
