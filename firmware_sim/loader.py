@@ -32,7 +32,8 @@ from google.protobuf.message import Message
 from onnx import helper, numpy_helper
 
 from firmware_sim import spec
-from firmware_sim.program import ContractError, Layer, Program, Readout
+from firmware_sim.program import ContractError, Layer, Program
+from firmware_sim.program_io import PROGRAM_FIELDS, from_metadata
 
 # Standard ops that compute exactly on integers held in float32 (and the plumbing around them).
 ALLOWED_OPS = frozenset("""
@@ -42,16 +43,6 @@ Pad Pow QuantizeLinear Range ReduceMax ReduceMin ReduceSum Relu Reshape Round Sc
 Squeeze Sub Sum Tile Transpose Unsqueeze Where
 """.split())
 STANDARD_DOMAINS = ("", "ai.onnx")
-PROGRAM_FIELDS = ("contract", "T", "max_T", "weight_bits", "state_bits", "leak_shift", "reset", "n_classes", "fusion",
-                  "inputs", "layers", "readout")
-LAYER_FIELDS = ("name", "modality", "kind", "input", "in_shape", "out_shape", "weight", "weight_log2", "theta")
-CONV_FIELDS = ("kernel", "stride", "padding")
-READOUT_FIELDS = ("audio_input", "vision_input", "warp_audio", "warp_vision", "warp_log2", "readout_weight",
-                  "readout_log2", "readout_bias", "logit_shift")
-TAAF_FIELDS = ("score_hidden_weight", "score_hidden_log2", "score_hidden_bias", "hidden_shift", "score_out_weight",
-               "score_out_log2", "score_out_bias", "score_log2")
-
-
 def load_program(path: str | os.PathLike) -> Program:
     """Read, validate and convert an exported .onnx file into a Program."""
     model = read_model(path)
@@ -125,32 +116,20 @@ def program_from_model(model: onnx.ModelProto, source: str = "<model>") -> Progr
     _check_ops(model, source)
     meta = read_metadata(model, source)
     graphs = list(_graphs(model))
-    consts = _constants(graphs)
-    consumers = _consumers(graphs)
-    bits = _int(meta, "weight_bits", source)
+    bits = meta.get("weight_bits")
     try:
         spec.check_weight_bits(bits)
-    except ValueError as err:
+    except (TypeError, ValueError) as err:
         raise ContractError(f"{source}: edge_taaf.program: {err}") from None
-    chain = _QCDQ(consts, consumers, bits, source)
-    inputs = _inputs(meta, source)
-    layers = [_layer(entry, i, chain, source) for i, entry in enumerate(_list(meta, "layers", source))]
-    readout = _readout(meta, chain, source)
-    program = Program(T=_int(meta, "T", source), max_T=_int(meta, "max_T", source), weight_bits=bits,
-                      state_bits=_int(meta, "state_bits", source), leak_shift=_int(meta, "leak_shift", source),
-                      n_classes=_int(meta, "n_classes", source), inputs=inputs, layers=layers, readout=readout, meta=meta)
-    if meta["reset"] != spec.RESET:
-        raise ContractError(f"{source}: edge_taaf.program.reset={meta['reset']!r}; the accelerator only has {spec.RESET!r}")
-    try:
-        program.check()
-    except ContractError as err:
-        raise ContractError(f"{source}: {err}") from None
+    chain = _QCDQ(_constants(graphs), _consumers(graphs), bits, source)
+    program = from_metadata(meta, chain.weight, chain.bias, source)
     _check_io(model.graph, program, source)
     _check_graph(program, chain, _producers(graphs), source)
     return program
 
 
 def read_metadata(model: onnx.ModelProto, source: str) -> dict:
+    """The program JSON of an ONNX file's metadata_props (checked: contract version, a JSON object)."""
     props = {p.key: p.value for p in model.metadata_props}
     version = props.get(spec.METADATA_VERSION_KEY)
     if version is None:
@@ -169,8 +148,6 @@ def read_metadata(model: onnx.ModelProto, source: str) -> dict:
     missing = [f for f in PROGRAM_FIELDS if f not in meta]
     if missing:
         raise ContractError(f"{source}: {spec.METADATA_PROGRAM_KEY} lacks field(s) {missing}")
-    if meta["contract"] != spec.CONTRACT_VERSION:
-        raise ContractError(f"{source}: edge_taaf.program.contract={meta['contract']!r}, expected {spec.CONTRACT_VERSION!r}")
     return meta
 
 
@@ -314,97 +291,6 @@ class _QCDQ:
 
 
 # ---------------------------------------------------------------- program fields
-
-def _int(obj: dict, key: str, source: str, where: str = "edge_taaf.program") -> int:
-    if key not in obj:
-        raise ContractError(f"{source}: {where} lacks field {key!r}")
-    value = obj[key]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ContractError(f"{source}: {where}.{key}={value!r}, expected an integer")
-    return value
-
-
-def _list(obj: dict, key: str, source: str) -> list:
-    value = obj[key]
-    if not isinstance(value, list) or not value:
-        raise ContractError(f"{source}: edge_taaf.program.{key} must be a non-empty list")
-    return value
-
-
-def _shape(value, where: str, source: str) -> tuple[int, ...]:
-    if not isinstance(value, list) or not value or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in value):
-        raise ContractError(f"{source}: {where}={value!r}, expected a list of positive integers")
-    return tuple(value)
-
-
-def _inputs(meta: dict, source: str) -> dict:
-    entries = meta["inputs"]
-    if not isinstance(entries, dict) or not entries:
-        raise ContractError(f"{source}: edge_taaf.program.inputs must be a non-empty object name -> {{shape, max}}")
-    out = {}
-    for name, entry in entries.items():
-        where = f"edge_taaf.program.inputs.{name}"
-        if not isinstance(entry, dict) or "shape" not in entry or "max" not in entry:
-            raise ContractError(f"{source}: {where} must hold 'shape' and 'max'")
-        out[name] = (_shape(entry["shape"], f"{where}.shape", source), _int(entry, "max", source, where))
-    return out
-
-
-def _layer(entry, i: int, chain: _QCDQ, source: str) -> Layer:
-    label = f"edge_taaf.program.layers[{i}]"
-    if not isinstance(entry, dict):
-        raise ContractError(f"{source}: {label} must be an object")
-    label += f" ({entry.get('name')!r})"
-    kind = entry.get("kind")
-    missing = [f for f in LAYER_FIELDS + (CONV_FIELDS if kind == "conv" else ()) if f not in entry]
-    if missing:
-        raise ContractError(f"{source}: {label} lacks field(s) {missing}")
-    if kind not in ("conv", "dense"):
-        raise ContractError(f"{source}: {label}.kind={kind!r}, expected 'conv' or 'dense'")
-    log2 = _int(entry, "weight_log2", source, label)
-    w = chain.weight(entry["weight"], log2, f"{label}.weight")
-    stride = _int(entry, "stride", source, label) if kind == "conv" else 1
-    padding = _int(entry, "padding", source, label) if kind == "conv" else 0
-    if kind == "conv" and (w.ndim != 4 or _int(entry, "kernel", source, label) != w.shape[-1]):
-        raise ContractError(f"{source}: {label}.kernel={entry['kernel']} but the weight has shape {list(w.shape)}")
-    return Layer(str(entry["name"]), kind, str(entry["modality"]), str(entry["input"]),
-                 _shape(entry["in_shape"], f"{label}.in_shape", source), _shape(entry["out_shape"], f"{label}.out_shape", source),
-                 w, log2, _int(entry, "theta", source, label), stride, padding)
-
-
-def _readout(meta: dict, chain: _QCDQ, source: str) -> Readout:
-    r = meta["readout"]
-    fusion = meta["fusion"]
-    where = "edge_taaf.program.readout"
-    if not isinstance(r, dict):
-        raise ContractError(f"{source}: {where} must be an object")
-    if fusion not in ("taaf", "concat"):
-        raise ContractError(f"{source}: edge_taaf.program.fusion={fusion!r}, expected 'taaf' or 'concat'")
-    need = READOUT_FIELDS + (TAAF_FIELDS if fusion == "taaf" else ())
-    missing = [f for f in need if f not in r]
-    if missing:
-        raise ContractError(f"{source}: {where} lacks field(s) {missing} (fusion={fusion!r})")
-    lg = {k: _int(r, k, source, where) for k in need if k.endswith("_log2")}
-    warp = lg["warp_log2"]
-
-    def optional(role: str, load):
-        """A unimodal program has null for the missing modality's input layer and warp."""
-        return None if r[role] is None else load(r[role])
-    out = Readout(fusion, optional("audio_input", str), optional("vision_input", str),
-                  optional("warp_audio", lambda n: chain.weight(n, warp, f"{where}.warp_audio")),
-                  optional("warp_vision", lambda n: chain.weight(n, warp, f"{where}.warp_vision")),
-                  chain.weight(r["readout_weight"], lg["readout_log2"], f"{where}.readout_weight"),
-                  chain.bias(r["readout_bias"], f"{where}.readout_bias"),
-                  _int(r, "logit_shift", source, where), log2=lg)
-    if fusion == "taaf":
-        out.hidden_weight = chain.weight(r["score_hidden_weight"], lg["score_hidden_log2"], f"{where}.score_hidden_weight")
-        out.hidden_bias = chain.bias(r["score_hidden_bias"], f"{where}.score_hidden_bias")
-        out.hidden_shift = _int(r, "hidden_shift", source, where)
-        out.out_weight = chain.weight(r["score_out_weight"], lg["score_out_log2"], f"{where}.score_out_weight")
-        out.out_bias = chain.bias(r["score_out_bias"], f"{where}.score_out_bias")
-        out.score_log2 = lg["score_log2"]
-    return out
-
 
 def _dims(value_info) -> list:
     t = value_info.type.tensor_type

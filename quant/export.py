@@ -18,61 +18,18 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from firmware_sim import spec
-from quant.int_readout import EXP2_TABLE, Q_CAP, ExactnessError
-from quant.qmodel import ContractError, QuantTwoModalitySNN
-from quant.quantizers import QuantRangeError
+from firmware_sim.program import ContractError, Program
+from firmware_sim.program_io import to_metadata
+from quant.int_readout import EXP2_TABLE, Q_CAP
+from quant.qmodel import QuantTwoModalitySNN
 
 OPSET = 17
 IR_VERSION = 8
-KINDS = ("conv", "dense")
 F32 = TensorProto.FLOAT
 
 
 class ExportError(ContractError):
-    """The model or program is outside the accelerator contract; the message names the layer."""
-
-
-def check_program(program: dict, weights: dict[str, np.ndarray]) -> None:
-    """Refuse (never clip) anything outside the contract: layer kinds, bit widths, thresholds, biases."""
-    if program.get("contract") != spec.CONTRACT_VERSION:
-        raise ExportError(f"program contract {program.get('contract')!r} is not {spec.CONTRACT_VERSION!r}")
-    bits = spec.check_weight_bits(program["weight_bits"], "program.weight_bits")
-    lo, hi = spec.state_range(program["state_bits"])
-    if program["reset"] != spec.RESET:
-        raise ExportError(f"reset {program['reset']!r} is not covered by the contract ({spec.RESET!r} only)")
-    for layer in program["layers"]:
-        if layer.get("kind") not in KINDS:
-            raise ExportError(f"layer {layer.get('name')!r} has kind {layer.get('kind')!r}, not covered by the "
-                              f"contract (one of {KINDS})")
-        if not 1 <= layer["theta"] <= hi:
-            raise QuantRangeError(f"layer {layer['name']}: theta_int = {layer['theta']} does not fit 1..{hi} "
-                                  f"(the {program['state_bits']}-bit state)")
-    r = program["readout"]
-    present = [m for m in ("audio", "vision") if r[f"{m}_input"] is not None]
-    if not present or set(present) != set(program["inputs"]):
-        raise ExportError(f"program inputs {sorted(program['inputs'])} do not match the modalities reaching the "
-                          f"readout {present}")
-    weight_names = [e["weight"] for e in program["layers"]] + [r[f"warp_{m}"] for m in present] + [r["readout_weight"]]
-    bias_names = [r["readout_bias"]]
-    if program["fusion"] == "taaf":
-        weight_names += [r["score_hidden_weight"], r["score_out_weight"]]
-        bias_names += [r["score_hidden_bias"], r["score_out_bias"]]
-        if r["hidden_shift"] < 0:
-            raise ExportError(f"readout.hidden_shift must be >= 0, got {r['hidden_shift']}")
-    if r["logit_shift"] < 0:
-        raise ExportError(f"readout.logit_shift must be >= 0, got {r['logit_shift']}")
-    for name in weight_names + bias_names:
-        if name not in weights:
-            raise ExportError(f"weight {name!r} named by the program is missing")
-        w = np.asarray(weights[name])
-        if not np.issubdtype(w.dtype, np.integer):
-            raise ExportError(f"weight {name!r} must be an integer array, got {w.dtype}")
-        limit = spec.weight_limit(bits) if name in weight_names else spec.EXACT_LIMIT - 1
-        if w.size and np.abs(w).max() > limit:
-            err = QuantRangeError if name in weight_names else ExactnessError
-            raise err(f"weight {name!r}: |value| reaches {int(np.abs(w).max())}, above {limit} "
-                      f"({bits}-bit narrow range)" if name in weight_names else
-                      f"bias {name!r}: |value| reaches {int(np.abs(w).max())}, not exact in float32 (>= 2^24)")
+    """The model is outside the accelerator contract or not a quantized model; the message names the layer."""
 
 
 class _Graph:
@@ -139,9 +96,12 @@ def _floor_shift(g: _Graph, c: _Consts, x: str, shift: int, out: str | None = No
     return g.op("Floor", g.op("Div", x, c.scalar(2.0 ** shift)), out=out)
 
 
-def build_onnx(program: dict, weights: dict[str, np.ndarray]) -> onnx.ModelProto:
-    """The ONNX model of a program (``QuantTwoModalitySNN.export_plan``); checked by onnx.checker."""
-    check_program(program, weights)
+def build_onnx(checked: Program) -> onnx.ModelProto:
+    """The ONNX model of a Program (``QuantTwoModalitySNN.to_program``); checked by onnx.checker.
+
+    The graph is written from the program's file form (firmware_sim.program_io.to_metadata: the JSON
+    and tensor names the loader reads back), so writer and reader share one set of names."""
+    program, weights = to_metadata(checked)          # runs Program.check(): the contract's one check
     bits, k, sb = program["weight_bits"], program["leak_shift"], program["state_bits"]
     layers, r, taaf = program["layers"], program["readout"], program["fusion"] == "taaf"
     c, main, body = _Consts(), _Graph("main."), _Graph("step.")
@@ -260,8 +220,7 @@ def export_onnx(model, path: str | Path | None = None) -> onnx.ModelProto:
     if not isinstance(model, QuantTwoModalitySNN):
         raise ExportError(f"model {type(model).__name__} is not a quantized QuantTwoModalitySNN; "
                           "quantize it first (quant.qmodel.build_quant_model / load_init_state)")
-    program, weights = model.export_plan()
-    proto = build_onnx(program, weights)
+    proto = build_onnx(model.to_program())
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         onnx.save(proto, str(path))

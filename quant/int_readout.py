@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from firmware_sim import spec
+from firmware_sim.program import Readout
 from quant.quantizers import floor_shift, int_bias, int_weight, quant_linear, st
 
 LN2 = math.log(2.0)
@@ -148,6 +150,20 @@ class QuantReadout(nn.Module):
             p["score_log2"] = d_log2 + p["hidden_shift"]
             p["d"] = int_bias(self.score_out.bias, p["score_log2"], "score.out.bias")
         return p
+
+    def to_readout(self, fusion: str, inputs: dict[str, str], warps: dict[str, np.ndarray], z_log2: int, p: dict) -> Readout:
+        """The Program's Readout: ``inputs`` / ``warps`` by modality (a missing modality is None), the
+        integer plan ``p`` of ``plan`` for features at scale 2^z_log2."""
+        def ints(x):
+            return x.detach().cpu().numpy().astype(np.int64)
+        r = Readout(fusion, inputs.get("audio"), inputs.get("vision"), warps.get("audio"), warps.get("vision"),
+                    ints(p["W"]), ints(p["b"]), int(p["logit_shift"]),
+                    log2={"warp_log2": int(z_log2), "readout_log2": int(p["readout_log2"])})
+        if self.taaf:
+            r.hidden_weight, r.hidden_bias, r.hidden_shift = ints(p["U"]), ints(p["c"]), int(p["hidden_shift"])
+            r.out_weight, r.out_bias, r.score_log2 = ints(p["s"]), ints(p["d"]).reshape(1), int(p["score_log2"])
+            r.log2.update(score_hidden_log2=int(p["score_hidden_log2"]), score_out_log2=int(p["score_out_log2"]))
+        return r
 
     def forward(self, z: torch.Tensor, z_log2: int, p: dict) -> ReadoutOut:
         """z (T, B, D_a + D_v) integer fused features -> ReadoutOut."""

@@ -5,23 +5,18 @@ outputs use the ONNX names: logits (N, K), everything else time-major (T, N, ...
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 
-from firmware_sim import spec
+from firmware_sim.loader import read_metadata
 
 
 def read_program(model: onnx.ModelProto) -> dict:
-    """The program JSON from the file's metadata_props; raises if the contract version differs."""
-    props = {p.key: p.value for p in model.metadata_props}
-    version = props.get(spec.METADATA_VERSION_KEY)
-    if version != spec.CONTRACT_VERSION:
-        raise ValueError(f"ONNX metadata {spec.METADATA_VERSION_KEY}={version!r}; expected {spec.CONTRACT_VERSION!r}")
-    return json.loads(props[spec.METADATA_PROGRAM_KEY])
+    """The program JSON of the file's metadata_props (firmware_sim.loader.read_metadata: the same checks)."""
+    return read_metadata(model, "<ONNX model>")
 
 
 class OrtModel:

@@ -25,15 +25,13 @@ from edge_taaf.fusion import FusionOut
 from edge_taaf.model import FUSIONS, ModelOut, absent_features, check_modality_inputs, model_modalities, parameters_of
 from edge_taaf.neurons import LIFParams
 from firmware_sim import spec
+from firmware_sim.program import ContractError, Layer, Program
+from firmware_sim.program_io import to_metadata
 from quant.int_neuron import int_lif, theta_int
 from quant.int_readout import ExactnessError, QuantDelayWarp, QuantReadout, max_T
 from quant.quantizers import int_weight, quant_conv2d, quant_linear
 
 STATE_HEADROOM = 2 ** spec.STATE_BITS  # |v - (v >> k)| < 2^16 is added to the current
-
-
-class ContractError(ValueError):
-    """The model has a layer or an option the accelerator contract does not cover."""
 
 
 @contextlib.contextmanager
@@ -69,6 +67,11 @@ class _IntSpiking:
         return spikes
 
 
+def as_int64(x: torch.Tensor) -> np.ndarray:
+    """An integer-valued tensor as an int64 numpy array."""
+    return x.detach().cpu().numpy().astype(np.int64)
+
+
 class QuantSpikingConv(_IntSpiking, SpikingConv):
     """Brevitas Conv2d (padding k // 2, no bias) + integer LIF. (T, B, C, H, W) -> (T, B, C', H', W')."""
 
@@ -80,6 +83,18 @@ class QuantSpikingConv(_IntSpiking, SpikingConv):
     @property
     def syn(self):
         return self.conv
+
+    def to_layer(self, name: str, modality: str, src: str, in_shape: tuple[int, ...]) -> Layer:
+        """This block's entry of the Program."""
+        c = self.conv
+        k, s = c.kernel_size[0], c.stride[0]
+        if (c.kernel_size[1], c.stride[1], c.padding, c.dilation, c.groups) != (k, s, (k // 2, k // 2), (1, 1), 1) \
+                or c.bias is not None or len(in_shape) != 3:
+            raise ContractError(f"layer {name}: only square convs with padding k // 2, no dilation, "
+                                "groups or bias, on (C, H, W) inputs are covered by the contract")
+        w, log2, theta = self.int_params()
+        out_shape = (c.out_channels, *[(n + 2 * (k // 2) - k) // s + 1 for n in in_shape[1:]])
+        return Layer(name, "conv", modality, src, tuple(in_shape), out_shape, as_int64(w), log2, theta, s, k // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w, log2, theta = self.int_params()
@@ -99,6 +114,16 @@ class QuantSpikingDense(_IntSpiking, SpikingDense):
     @property
     def syn(self):
         return self.fc
+
+    def to_layer(self, name: str, modality: str, src: str, in_shape: tuple[int, ...]) -> Layer:
+        """This block's entry of the Program (a (C, H, W) input is flattened row-major)."""
+        if self.fc.bias is not None:
+            raise ContractError(f"layer {name}: dense layers have no bias in the contract")
+        w, log2, theta = self.int_params()
+        n_in = int(np.prod(in_shape))
+        if n_in != w.shape[1]:
+            raise ContractError(f"layer {name}: weight {tuple(w.shape)} does not fit input {list(in_shape)}")
+        return Layer(name, "dense", modality, src, (n_in,), (self.fc.out_features,), as_int64(w), log2, theta)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w, log2, theta = self.int_params()
@@ -366,67 +391,34 @@ class QuantTwoModalitySNN(nn.Module):
 
     # ---- the program (docs/accelerator.md, "The ONNX file") -------------------------------------
     @torch.no_grad()
-    def export_plan(self) -> tuple[dict, dict[str, np.ndarray]]:
-        """(program JSON dict, integer weights by initializer name as int64 arrays)."""
+    def to_program(self) -> Program:
+        """The accelerator's Program (firmware_sim.program): each spiking block writes its own Layer, the
+        readout its Readout; checked by Program.check (the one check of the contract)."""
         self.check_exact()
         limit = max_T(self.fusion_kind)
         if self.T > limit:
             raise ValueError(f"model.T={self.T} exceeds max_T={limit} for fusion {self.fusion_kind!r}")
-        weights, layers = {}, []
-        shape = {m: list(self.vision_shape) if m == "vision" else [self.audio_channels] for m in self.modalities}
+        shape = {m: tuple(self.vision_shape) if m == "vision" else (self.audio_channels,) for m in self.modalities}
+        layers = []
         for name, modality, src, layer in self.spiking_layers():
-            w, log2, theta = layer.int_params()
-            entry = {"name": name, "modality": modality, "input": src}
-            in_shape = shape[src]
-            if isinstance(layer, QuantSpikingConv):
-                c = layer.conv
-                k, s = c.kernel_size[0], c.stride[0]
-                if (c.kernel_size[1], c.stride[1], c.padding, c.dilation, c.groups) != (k, s, (k // 2, k // 2), (1, 1), 1) \
-                        or c.bias is not None or len(in_shape) != 3:
-                    raise ContractError(f"layer {name}: only square convs with padding k // 2, no dilation, "
-                                        "groups or bias, on (C, H, W) inputs are covered by the contract")
-                hw = [(n + 2 * (k // 2) - k) // s + 1 for n in in_shape[1:]]
-                out_shape = [c.out_channels, *hw]
-                entry.update(kind="conv", in_shape=in_shape, out_shape=out_shape, kernel=k, stride=s, padding=k // 2)
-            else:
-                if layer.fc.bias is not None:
-                    raise ContractError(f"layer {name}: dense layers have no bias in the contract")
-                in_shape = [int(np.prod(in_shape))]
-                out_shape = [layer.fc.out_features]
-                entry.update(kind="dense", in_shape=in_shape, out_shape=out_shape)
-            if in_shape[0] != w.shape[1]:
-                raise ContractError(f"layer {name}: weight {tuple(w.shape)} does not fit input {in_shape}")
-            entry.update(weight=f"{name}.weight", weight_log2=log2, theta=theta)
-            weights[entry["weight"]] = w
-            shape[name] = out_shape
+            entry = layer.to_layer(name, modality, src, shape[src])
+            shape[name] = entry.out_shape
             layers.append(entry)
         kernels, z_log2 = self._warps()
-        weights.update({f"warp.{m}": w for m, w in kernels.items()})
-        last = {m: [e["name"] for e in layers if e["modality"] == m][-1] for m in self.modalities}
+        last = {m: [e.name for e in layers if e.modality == m][-1] for m in self.modalities}
         p = self.fusion.plan(z_log2, self._z_max(kernels, {m: shape[name][0] for m, name in last.items()}))
-        # A modality the model lacks is null in the readout (docs/accelerator.md, "Unimodal programs").
-        readout = {"audio_input": last.get("audio"), "vision_input": last.get("vision"),
-                   "warp_audio": "warp.audio" if "audio" in kernels else None,
-                   "warp_vision": "warp.vision" if "vision" in kernels else None,
-                   "warp_log2": z_log2, "readout_weight": "readout.weight",
-                   "readout_log2": p["readout_log2"], "readout_bias": "readout.bias", "logit_shift": p["logit_shift"]}
-        weights["readout.weight"], weights["readout.bias"] = p["W"], p["b"]
-        if self.fusion.taaf:
-            readout.update(score_hidden_weight="score.hidden.weight", score_hidden_log2=p["score_hidden_log2"],
-                           score_hidden_bias="score.hidden.bias", hidden_shift=p["hidden_shift"],
-                           score_out_weight="score.out.weight", score_out_log2=p["score_out_log2"],
-                           score_out_bias="score.out.bias", score_log2=p["score_log2"])
-            weights.update({"score.hidden.weight": p["U"], "score.hidden.bias": p["c"], "score.out.weight": p["s"],
-                            "score.out.bias": p["d"]})
-        program = {
-            "contract": spec.CONTRACT_VERSION, "T": self.T, "max_T": limit, "weight_bits": self.bits,
-            "state_bits": spec.STATE_BITS, "leak_shift": int(self.neuron.leak_shift), "reset": spec.RESET,
-            "n_classes": self.n_classes, "fusion": self.fusion_kind,
-            "inputs": {m: {"shape": shape[m], "max": self.input_max[0 if m == "vision" else 1]}
-                       for m in ("vision", "audio") if m in self.modalities},
-            "layers": layers, "readout": readout,
-        }
-        return program, {k: v.detach().cpu().numpy().astype(np.int64) for k, v in weights.items()}
+        readout = self.fusion.to_readout(self.fusion_kind, last, {m: as_int64(w) for m, w in kernels.items()}, z_log2, p)
+        inputs = {m: (shape[m], self.input_max[0 if m == "vision" else 1]) for m in ("vision", "audio") if m in self.modalities}
+        program = Program(self.T, limit, self.bits, spec.STATE_BITS, int(self.neuron.leak_shift), self.n_classes, inputs,
+                          layers, readout)
+        try:
+            return program.check()
+        except ContractError as err:
+            raise ContractError(f"the quantized model is outside the contract: {err}") from None
+
+    def export_plan(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """(program JSON, integer tensors by initializer name): the file form of ``to_program()``."""
+        return to_metadata(self.to_program())
 
     def program(self) -> dict:
         """The program JSON of the ONNX file's metadata (docs/accelerator.md)."""

@@ -19,8 +19,9 @@ from edge_taaf.model import TwoModalitySNN
 from firmware_sim import spec
 from quant.export import ExportError, build_onnx, export_onnx
 from quant.ort_runner import OrtModel, compare, read_program
-from quant.qmodel import ContractError, run_integer
-from quant.quantizers import QuantRangeError
+from firmware_sim.program import ContractError
+from firmware_sim.program_io import from_arrays
+from quant.qmodel import run_integer
 from tests.conftest import TINY, compose_config
 from tests.test_quant import random_quant_model, random_spikes
 
@@ -123,21 +124,27 @@ def test_layers_outside_the_contract_are_named():
 
 
 def test_values_that_do_not_fit_are_reported_not_clipped():
+    """A program whose values leave the contract is refused by its one check (Program.check), naming the
+    layer and the value, never clipped into the file."""
     model = random_quant_model(9, bits=6)
     program, weights = model.export_plan()
     w = dict(weights)
     w["audio.fc0.weight"] = w["audio.fc0.weight"].copy()
     w["audio.fc0.weight"][0, 0] = 32                     # 6-bit narrow range is -31..31
-    with pytest.raises(QuantRangeError, match=r"audio\.fc0\.weight.*31"):
-        build_onnx(program, w)
+    with pytest.raises(ContractError, match=r"audio\.fc0'\.weight holds \|value\| 32 > 31"):
+        build_onnx(from_arrays(program, w))
     p = json.loads(json.dumps(program))
     p["layers"][1]["theta"] = 40_000
-    with pytest.raises(QuantRangeError, match=r"vision\.conv1: theta_int = 40000"):
-        build_onnx(p, weights)
+    with pytest.raises(ContractError, match=r"vision\.conv1'\.theta=40000, expected 1..32767"):
+        build_onnx(from_arrays(p, weights))
     p = json.loads(json.dumps(program))
     p["layers"][0]["kind"] = "pool"
-    with pytest.raises(ExportError, match=r"vision\.conv0.*pool"):
-        build_onnx(p, weights)
+    with pytest.raises(ContractError, match=r"vision\.conv0'\)\.kind='pool'"):
+        build_onnx(from_arrays(p, weights))
+    good = model.to_program()
+    good.layers[0].theta = 0
+    with pytest.raises(ContractError, match=r"vision\.conv0'\.theta=0"):
+        build_onnx(good)
 
 
 def test_export_cli_writes_a_file(trained, tmp_path):

@@ -16,7 +16,8 @@ from edge_taaf.model import TwoModalitySNN
 from firmware_sim import spec
 from quant.int_neuron import int_lif
 from quant.int_readout import ExactnessError, exp2_attention
-from quant.qmodel import ContractError, QuantTwoModalitySNN, run_integer
+from firmware_sim.program import ContractError
+from quant.qmodel import QuantTwoModalitySNN, run_integer
 from quant.quantizers import QuantRangeError, exact_log2, quant_linear
 from tests.conftest import TINY, compose_config
 

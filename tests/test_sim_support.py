@@ -158,7 +158,7 @@ def random_program(rng: np.random.Generator, *, vision_shape=(2, 8, 8), audio_di
         # mostly a scale where score differences give attention between 0 and 256; sometimes a coarse one
         # (score_log2 > -EXP2_FRAC_BITS: the lookup index is a left shift)
         readout.score_log2 = int(rng.integers(-3, 0)) if rng.random() < 0.2 else -e_bits + int(rng.integers(0, 12))
-    readout.log2 = {"warp": -6, "readout": -7, "hidden": -7, "out": -6}
+    readout.log2 = {"warp_log2": -6, "readout_log2": -7, "score_hidden_log2": -7, "score_out_log2": -6}
     inputs = {"vision": (tuple(vision_shape), 1), "audio": ((audio_dim,), AUDIO_MAX)}
     return Program(T, 32, bits, spec.STATE_BITS, k_leak, n_classes, inputs, layers, readout).check()
 
@@ -268,11 +268,11 @@ def program_json(p: Program, log2: dict) -> dict:
                "out_shape": list(L.out_shape), "weight": f"{L.name}.weight", "weight_log2": L.weight_log2, "theta": L.theta,
                **({"kernel": L.kernel, "stride": L.stride, "padding": L.padding} if L.kind == "conv" else {})} for L in p.layers]
     ro = {"audio_input": r.audio_input, "vision_input": r.vision_input, "warp_audio": "warp.audio", "warp_vision": "warp.vision",
-          "warp_log2": log2["warp"], "readout_weight": "readout.weight", "readout_log2": log2["readout"],
+          "warp_log2": log2["warp_log2"], "readout_weight": "readout.weight", "readout_log2": log2["readout_log2"],
           "readout_bias": "readout.bias", "logit_shift": r.logit_shift}
     if r.fusion == "taaf":
-        ro.update(score_hidden_weight="score.hidden.weight", score_hidden_log2=log2["hidden"], score_hidden_bias="score.hidden.bias",
-                  hidden_shift=r.hidden_shift, score_out_weight="score.out.weight", score_out_log2=log2["out"],
+        ro.update(score_hidden_weight="score.hidden.weight", score_hidden_log2=log2["score_hidden_log2"], score_hidden_bias="score.hidden.bias",
+                  hidden_shift=r.hidden_shift, score_out_weight="score.out.weight", score_out_log2=log2["score_out_log2"],
                   score_out_bias="score.out.bias", score_log2=r.score_log2)
     return {"contract": spec.CONTRACT_VERSION, "T": p.T, "max_T": p.max_T, "weight_bits": p.weight_bits, "state_bits": p.state_bits,
             "leak_shift": p.leak_shift, "reset": spec.RESET, "n_classes": p.n_classes, "fusion": r.fusion,
@@ -351,7 +351,7 @@ def build_onnx(p: Program, seed: int = 0) -> onnx.ModelProto:
         x = f"spikes.{src}"
         if len(p.layer(src).out_shape) > 1:
             x = g.op("Reshape", [x, g.const([0, 0, -1], np.int64)])
-        w = qcdq(name, q, log2["warp"])
+        w = qcdq(name, q, log2["warp_log2"])
         terms = []
         for d in range(q.size):
             shifted = x if d == 0 else g.op("Slice", [g.op("Pad", [x, g.const([d, 0, 0, 0, 0, 0], np.int64)]),
@@ -360,14 +360,14 @@ def build_onnx(p: Program, seed: int = 0) -> onnx.ModelProto:
         return g.op("Sum", terms)
 
     z = g.op("Concat", [warp(r.audio_input, r.warp_audio, "warp.audio"), warp(r.vision_input, r.warp_vision, "warp.vision")], axis=2)
-    l = g.op("Add", [g.op("MatMul", [z, g.op("Transpose", [qcdq("readout.weight", r.weight, log2["readout"])], perm=[1, 0])]),
+    l = g.op("Add", [g.op("MatMul", [z, g.op("Transpose", [qcdq("readout.weight", r.weight, log2["readout_log2"])], perm=[1, 0])]),
                      bias("readout.bias", r.bias)])
     step = g.op("Floor", [g.op("Div", [l, g.const(2.0 ** r.logit_shift)])], name="step_logits")
     if r.fusion == "taaf":
-        u = g.op("Transpose", [qcdq("score.hidden.weight", r.hidden_weight, log2["hidden"])], perm=[1, 0])
+        u = g.op("Transpose", [qcdq("score.hidden.weight", r.hidden_weight, log2["score_hidden_log2"])], perm=[1, 0])
         hpre = g.op("Add", [g.op("MatMul", [z, u]), bias("score.hidden.bias", r.hidden_bias)])
         h = g.op("Floor", [g.op("Div", [g.op("Relu", [hpre]), g.const(2.0 ** r.hidden_shift)])])
-        s = g.op("Transpose", [qcdq("score.out.weight", r.out_weight, log2["out"])], perm=[1, 0])
+        s = g.op("Transpose", [qcdq("score.out.weight", r.out_weight, log2["score_out_log2"])], perm=[1, 0])
         e = g.op("Add", [g.op("MatMul", [h, s]), bias("score.out.bias", r.out_bias)])
         e = g.op("Squeeze", [e, g.const([2], np.int64)], name="scores")
         diff = g.op("Sub", [g.op("ReduceMax", [e], axes=[0], keepdims=1), e])

@@ -197,3 +197,16 @@ def test_loader_refuses_a_program_whose_inputs_and_readout_disagree():
     program.readout.audio_input, program.readout.warp_audio = None, None
     with pytest.raises(ContractError, match=r"readout reads modalities \['vision'\] but the inputs are \['audio', 'vision'\]"):
         program.check()
+
+
+def test_program_file_form_round_trips():
+    """One Program, one file form: to_metadata then from_arrays gives back the same program."""
+    from firmware_sim.program_io import from_arrays, to_metadata
+    from tests.test_sim_support import random_program
+
+    for seed, fusion in ((0, "taaf"), (1, "concat")):
+        program = random_program(np.random.default_rng(seed), fusion=fusion)
+        meta, tensors = to_metadata(program)
+        again = from_arrays(meta, tensors)
+        assert to_metadata(again)[0] == meta
+        assert all(np.array_equal(a, tensors[k]) for k, a in to_metadata(again)[1].items())
