@@ -51,17 +51,24 @@ def imbalance_bars(runs: list[dict], out: Path) -> None:
     fig.tight_layout(); fig.savefig(out, dpi=80); plt.close(fig)
 
 
-def energy_by_operation(sim: dict, out: Path) -> None:
-    """Left: the SNN's energy by kind of operation. Right: SNN vs dense int8 ANN per layer."""
-    ops = sim["energy_uj_by_operation"]
-    layers = sim["energy_uj_by_layer"]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3))
+ANN_LABELS = {"ann_int8": "dense int8 ANN over T frames", "ann_single_pass": "single-pass int8 ANN",
+              "ann_single_pass_zero_skip": "single pass, zeros skipped (best case)"}
+
+
+def energy_by_operation(sim: dict, out: Path, hardware: str = "horowitz45nm") -> None:
+    """Left: the SNN's energy by kind of operation. Right: the SNN against the three ANN baselines per layer."""
+    priced = sim["by_hardware"][hardware]
+    ops = {k: v for k, v in priced["energy_uj_by_operation"].items() if v > 0}
+    layers = priced["energy_uj_by_layer"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.4))
     ax1.barh(list(ops), list(ops.values())); ax1.invert_yaxis()
-    ax1.set_xlabel("uJ per inference"); ax1.set_title("SNN by operation (trained int8, fsdd_mnist, 45 nm)", fontsize=9)
+    ax1.set_xlabel("uJ per inference"); ax1.set_title(f"SNN by operation (trained int8, fsdd_mnist, {hardware})", fontsize=9)
     y = np.arange(len(layers))
-    ax2.barh(y - 0.2, [v["snn"] for v in layers.values()], 0.4, label="SNN (simulator)")
-    ax2.barh(y + 0.2, [v["ann_int8"] for v in layers.values()], 0.4, label="dense int8 ANN, same layer")
-    ax2.set_yticks(y, list(layers), fontsize=7); ax2.invert_yaxis(); ax2.legend(fontsize=7)
+    bars = ["snn", *ANN_LABELS]
+    for i, key in enumerate(bars):
+        ax2.barh(y - 0.3 + 0.2 * i, [v[key] for v in layers.values()], 0.2,
+                 label="SNN (simulator)" if key == "snn" else ANN_LABELS[key])
+    ax2.set_yticks(y, list(layers), fontsize=7); ax2.invert_yaxis(); ax2.legend(fontsize=6)
     ax2.set_xlabel("uJ per inference"); ax2.set_title("per layer (readout: warps, score MLP, attention included)", fontsize=9)
     fig.tight_layout(); fig.savefig(out, dpi=80); plt.close(fig)
 
@@ -78,7 +85,8 @@ def energy_sweep(sweep: dict, out: Path) -> None:
     bound = min(p["energy_ratio_bound_if_later_layers_free"] for p in pts)
     ax.axvspan(bound, ax.get_xlim()[1] + 1, color="0.85", label=f"beyond the input layers' bound ({bound:.1f}x)")
     ax.set_xlabel("dense int8 ANN / SNN energy"); ax.set_ylabel("simulator accuracy (%)")
-    ax.set_title("fsdd_mnist, int8, trainer.spike_penalty sweep (2 CPU cores, seed 0)", fontsize=9); ax.legend(fontsize=7)
+    ax.set_title("fsdd_mnist, int8, spike_penalty sweep, PREVIOUS cost model (accumulators free)", fontsize=9)
+    ax.legend(fontsize=7)
     fig.tight_layout(); fig.savefig(out, dpi=80); plt.close(fig)
 
 

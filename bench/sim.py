@@ -11,7 +11,7 @@
    (``model.frozen()``: integer weights computed once, no per-call checks); the per-call mode
    (re-quantising every layer on each call) is reported beside it. Median of per-sample ratios.
 3. speed vs xylosim: NOT the ONNX-program simulator. A feed-forward 64-256-10 network (random int8
-   weights, T=100, the same Bernoulli raster for both) is run by xylosim and by firmware_sim.ffnet's
+   weights, T=100, the same Bernoulli raster for both) is run by xylosim and by bench/xylo_kernel.py's
    Xylo-neuron kernel (run_ff_xylo, Xylo's neuron model), checked spike for spike first; time per
    synaptic event, ours on one thread like xylosim.
 4. energy: the simulator over the whole test split, priced by every --hardware config (default:
@@ -42,10 +42,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
+from bench.xylo_kernel import run_ff, run_ff_xylo  # noqa: E402
 from edge_taaf import CONFIG_DIR  # noqa: E402
 from firmware_sim.energy import load_hardware  # noqa: E402
 from firmware_sim.evaluate import evaluate  # noqa: E402
-from firmware_sim.ffnet import run_ff, run_ff_xylo  # noqa: E402
 from firmware_sim.loader import load_program  # noqa: E402
 from firmware_sim.run import Runner  # noqa: E402
 from quant.export import export_onnx  # noqa: E402
@@ -178,7 +178,9 @@ def energy_by_layer(energy: dict) -> dict:
     for name, ann in energy["ann_int8_T"]["by_layer"].items():
         parts = [u for n, u in energy["by_unit"].items()
                  if n == name or (name == "readout" and u["kind"] in ("warp", "readout", "score", "attention"))]
-        out[name] = {"snn": sum(u["energy_uj"] for u in parts), "ann_int8": ann["energy_uj"]}
+        out[name] = {"snn": sum(u["energy_uj"] for u in parts), "ann_int8": ann["energy_uj"],
+                     "ann_single_pass": energy["ann_single_pass"]["by_layer"][name]["energy_uj"],
+                     "ann_single_pass_zero_skip": energy["ann_single_pass_zero_skip"]["by_layer"][name]["energy_uj"]}
     return out
 
 
@@ -221,7 +223,7 @@ def main() -> None:
         reports = {hw: evaluate(program, test.inputs(), test.labels, load_hardware(hw, CONFIGS / "hardware"), 64)
                    for hw in args.hardware}
     xylo = bench_vs_xylosim()
-    print(f"xylosim {xylo['xylosim_Mev_per_s']:.1f} M events/s, firmware_sim.ffnet Xylo-neuron kernel (1 thread) "
+    print(f"xylosim {xylo['xylosim_Mev_per_s']:.1f} M events/s, bench.xylo_kernel Xylo-neuron kernel (1 thread) "
           f"{xylo['ours_xylo_model_Mev_per_s']:.1f} M events/s, same spikes: {xylo['same_spikes']}", flush=True)
     first = reports[args.hardware[0]]
     by_hw = {}
@@ -252,3 +254,7 @@ def main() -> None:
         "model": label, "data": str(data_cfg.name), "test_samples": int(len(test.labels)), "differing_outputs": diff,
         "by_hardware": by_hw, "torch": torch_cmp, "xylosim": xylo, "numba_threads": numba.get_num_threads(),
     }))
+
+
+if __name__ == "__main__":
+    main()

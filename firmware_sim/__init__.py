@@ -4,7 +4,6 @@
     from firmware_sim.run import simulate, Runner        # (T, B, ...) integer spikes -> SimResult
     from firmware_sim.energy import load_hardware, energy_report
     from firmware_sim.evaluate import evaluate           # a whole data set: accuracy, energy, latency
-    from firmware_sim.ffnet import run_ff, run_ff_xylo   # plain feed-forward LIF nets from numpy weights
 
 spec.py holds the contract's constants (docs/accelerator.md); nothing here imports torch or brevitas.
 This file imports nothing, so that quant/ can read spec.py without loading Numba.

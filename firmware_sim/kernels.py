@@ -8,7 +8,7 @@ samples b0..b1-1 without the GIL, so firmware_sim.run splits large batches over 
 (cheaper to compile than Numba's parallel=True, and no OpenMP threads spinning between calls).
 Semantics: docs/accelerator.md and ``firmware_sim.spec`` (lif_step, exp2_weights).
 
-Two kernels per layer kind, which must agree on every spike and every counter (tests/test_sim_kernels.py):
+Two kernels per layer kind, which must agree on every spike and every counter (tests/firmware_sim/test_kernels.py):
   * ``conv_layer`` / ``dense_layer``: the event-driven hardware, run as it runs. Each neuron keeps a
     time stamp (its last updated step). A step touches only the neurons its events reach, plus the
     neurons still >= theta after their last update (the armed list, which can fire without input);

@@ -1,7 +1,7 @@
 """The integer program the simulator runs: layers, readout and constants, as numpy (no ONNX, no torch).
 
 Built by ``firmware_sim.loader`` from an ONNX file (docs/accelerator.md), or directly from numpy
-arrays (tests, ``firmware_sim.ffnet``). ``Program.check()`` validates shapes and ranges so the
+arrays (tests). ``Program.check()`` validates shapes and ranges so the
 kernels never see an inconsistent program.
 """
 from __future__ import annotations

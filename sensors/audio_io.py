@@ -17,7 +17,7 @@ from scipy.signal import resample_poly
 
 #: Integer PCM widths (bytes -> full scale) and float widths accepted. scipy returns 24-bit PCM as
 #: int32 with the sample in the top three bytes (s * 2^8), so int32 full scale reads it exactly as
-#: s / 2^23 (tests/test_audio_io.py writes 24-bit files with the wave module and checks).
+#: s / 2^23 (tests/sensors/test_audio_io.py writes 24-bit files with the wave module and checks).
 _PCM_FULL_SCALE = {np.dtype("uint8"): 128.0, np.dtype("int16"): 32768.0, np.dtype("int32"): 2147483648.0}
 _FLOAT_DTYPES = (np.dtype("float32"), np.dtype("float64"))
 

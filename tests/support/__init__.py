@@ -1,1 +1,1 @@
-"""Helpers for the tests (not test modules): fixture data, real-data gating, file builders."""
+"""Helpers for the tests (not test modules): configs, fixture data, real-data gating, file and model builders."""

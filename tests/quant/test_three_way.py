@@ -22,27 +22,11 @@ from firmware_sim.loader import load_program
 from firmware_sim.run import simulate
 from quant import export
 from quant.ort_runner import OrtModel
-from quant.qmodel import QuantTwoModalitySNN
-from tests.conftest import CONFIGS, compose_config
-from tests.test_sim_support import RANDOM_NETWORKS, ActivityLog
+from tests.support.configs import compose_config
+from tests.support.quant_models import tiny_model
+from tests.support.sim_programs import RANDOM_NETWORKS, ActivityLog
 
 T, B = 8, 6
-
-
-def tiny_model(fusion: str, bits: int, scale: float, seed: int) -> QuantTwoModalitySNN:
-    cfg = OmegaConf.to_container(OmegaConf.load(CONFIGS / "model" / "snn.yaml"), resolve=False)
-    cfg.update(T=T, fusion=fusion, score_hidden=8, modalities=["audio", "vision"])
-    cfg["vision"].update(in_shape=[2, 34, 34], channels=[4, 6], kernels=[5, 3], strides=[2, 2], features=16)
-    cfg["audio"].update(in_channels=64, hidden=[16], features=12)
-    torch.manual_seed(seed)
-    model = QuantTwoModalitySNN(cfg, bits, (1, 8))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if ("vision" in name or "audio" in name) and p.dim() > 1:
-                p.copy_(p * scale if scale > 0 else p.abs() * scale)   # scale < 0: all-negative weights
-            if "warp" in name:
-                p.add_(torch.randn_like(p) * 0.3)
-    return model.eval()
 
 
 def spikes_in(seed: int):
@@ -53,7 +37,7 @@ def spikes_in(seed: int):
 
 
 def three_way(tmp_path, fusion, bits, scale, seed):
-    model = tiny_model(fusion, bits, scale, seed)
+    model = tiny_model(fusion, bits, scale, seed, T)
     path = tmp_path / f"m{seed}.onnx"
     export.export_onnx(model, path)
     vision, audio = spikes_in(seed)
@@ -80,7 +64,7 @@ FIXED_CASES = [("taaf", 8, 3.0), ("concat", 4, 3.0), ("taaf", 6, 2.0), ("taaf", 
 
 @pytest.mark.parametrize("fusion, bits, scale", FIXED_CASES)
 def test_simulator_equals_quant_and_onnxruntime(tmp_path, fusion, bits, scale):
-    assert len(FIXED_CASES) == RANDOM_NETWORKS["test_sim_quant.py::test_simulator_equals_quant_and_onnxruntime"]
+    assert len(FIXED_CASES) == RANDOM_NETWORKS["quant/test_three_way.py::test_simulator_equals_quant_and_onnxruntime"]
     sim, q = three_way(tmp_path, fusion, bits, scale, seed=bits)
     if scale > 0:   # the comparison means something only if every layer is active
         assert all(s.sum() > 0 for s in sim.spikes.values()), {k: int(s.sum()) for k, s in sim.spikes.items()}
@@ -91,7 +75,7 @@ def test_simulator_equals_quant_and_onnxruntime(tmp_path, fusion, bits, scale):
 def test_random_quantized_models_three_way(tmp_path):
     """RANDOM_NETWORKS[...] random quantized models (weights scaled by 3 to 6: every layer spikes in at
     least ACTIVE_SHARE of them, asserted), integer mode == onnxruntime == simulator."""
-    log = ActivityLog("test_sim_quant.py::test_random_quantized_models_three_way")
+    log = ActivityLog("quant/test_three_way.py::test_random_quantized_models_three_way")
 
     @settings(max_examples=RANDOM_NETWORKS[log.test], deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(seed=st.integers(0, 10_000), fusion=st.sampled_from(["taaf", "concat"]), scale=st.sampled_from([3.0, 4.0, 6.0]))

@@ -19,33 +19,9 @@ from quant.int_readout import ExactnessError, exp2_attention
 from firmware_sim.program import ContractError
 from quant.qmodel import QuantTwoModalitySNN, run_integer
 from quant.quantizers import QuantRangeError, exact_log2, quant_linear
-from tests.conftest import TINY, compose_config
+from tests.support.quant_models import random_quant_model, random_spikes, tiny_model_cfg
 
 FAST = settings(max_examples=15, deadline=None)
-
-
-def tiny_model_cfg(**changes) -> dict:
-    cfg = OmegaConf.to_container(compose_config("train", TINY).model, resolve=True)
-    cfg.update(changes)
-    return cfg
-
-
-def random_quant_model(seed: int, bits: int = 8, input_max=(1, 8), sigma: float = 0.4, **changes) -> QuantTwoModalitySNN:
-    """A tiny quantized model with random float weights (std ``sigma`` x 1 / sqrt(fan-in) x 4) and biases."""
-    torch.manual_seed(seed)
-    model = QuantTwoModalitySNN(tiny_model_cfg(**changes), bits, input_max)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            fan_in = p[0].numel() if p.dim() > 1 else 1
-            p.copy_(torch.randn_like(p) * sigma * 4 / math.sqrt(fan_in))
-    return model
-
-
-def random_spikes(seed: int, T: int, B: int, input_max=(1, 8), density=0.15):
-    g = torch.Generator().manual_seed(seed)
-    v = (torch.rand(T, B, 2, 34, 34, generator=g) < density).float() * torch.randint(1, input_max[0] + 1, (T, B, 2, 34, 34), generator=g)
-    a = (torch.rand(T, B, 64, generator=g) < 2 * density).float() * torch.randint(1, input_max[1] + 1, (T, B, 64), generator=g)
-    return v, a
 
 
 # ---- the neuron and the attention lookup against the spec -------------------------------------

@@ -16,7 +16,7 @@ from firmware_sim.energy import Geometry, HardwareConfigError, ann_shapes, energ
 from firmware_sim.energy import load_hardware as load_any
 from firmware_sim.program import Layer, Program, Readout
 from firmware_sim.run import simulate
-from tests.test_sim_support import random_inputs, random_program
+from tests.support.sim_programs import random_inputs, random_program
 
 HARDWARE_DIR = Path(CONFIG_DIR) / "hardware"
 DEFAULT = HARDWARE_DIR / "horowitz45nm.yaml"

@@ -5,7 +5,7 @@ import pytest
 
 from edge_taaf.apps.pipeline import run_pipeline
 from edge_taaf.apps.sweep import pareto_front, summarise_sweep
-from tests.conftest import TINY, compose_config
+from tests.support.configs import TINY, compose_config
 
 
 def pipeline_cfg(tmp_path, *extra):

@@ -6,7 +6,7 @@ from edge_taaf.dataset import PairedSpikeDataset
 from sensors.ead import (build_dataset, fsdd_files, fsdd_split, mnist_pool)
 from sensors.mnist import load_mnist5k
 from sensors.synth import ModalityKnobs, SynthParams, synth_sample
-from tests.conftest import compose_config
+from tests.support.configs import compose_config
 
 
 def synth_cfg(tmp_path, *extra):

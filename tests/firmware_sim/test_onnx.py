@@ -1,6 +1,6 @@
 """The simulator run from an ONNX file equals onnxruntime on that file, output for output.
 
-Files come from tests/test_sim_support.build_onnx (an exporter independent of quant/): a Scan over
+Files come from tests/support/sim_programs.build_onnx (an exporter independent of quant/): a Scan over
 T, QCDQ weights whose float values need round-half-to-even and the narrow-range Clip."""
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from hypothesis import strategies as st
 
 from firmware_sim.loader import load_program
 from firmware_sim.run import simulate
-from tests.test_sim_support import RANDOM_NETWORKS, ActivityLog, build_onnx, random_inputs, random_program, run_onnxruntime
+from tests.support.sim_programs import RANDOM_NETWORKS, ActivityLog, build_onnx, random_inputs, random_program, run_onnxruntime
 
 
 def test_simulator_equals_onnxruntime(tmp_path):
     """RANDOM_NETWORKS[...] random programs through their ONNX files: the simulator equals onnxruntime
     on every output, and every layer spikes in at least ACTIVE_SHARE of them."""
-    log = ActivityLog("test_sim_onnx.py::test_simulator_equals_onnxruntime")
+    log = ActivityLog("firmware_sim/test_onnx.py::test_simulator_equals_onnxruntime")
 
     @settings(max_examples=RANDOM_NETWORKS[log.test], deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(seed=st.integers(0, 2 ** 31), fusion=st.sampled_from(["taaf", "concat"]), big_theta=st.sampled_from([False] * 3 + [True]))

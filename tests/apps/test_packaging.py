@@ -14,7 +14,7 @@ import pytest
 
 from edge_taaf import CONFIG_DIR
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("edge_taaf", "sensors", "quant", "firmware_sim")
 # Build outputs, caches and environments are not part of the source the build sees.
 IGNORE = shutil.ignore_patterns(".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", "*.pyc", ".cache",

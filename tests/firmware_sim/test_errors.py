@@ -12,7 +12,7 @@ from firmware_sim import spec
 from firmware_sim.loader import load_program
 from firmware_sim.program import ContractError
 from firmware_sim.run import simulate, simulate_sample
-from tests.test_sim_support import build_onnx, random_inputs, random_program
+from tests.support.sim_programs import build_onnx, random_inputs, random_program
 
 
 @pytest.fixture(scope="module")
@@ -405,7 +405,7 @@ def test_loader_table_is_the_contract_table():
     """The loader's table (recomputed from spec) == quant's EXP2_TABLE == the reference spec.exp2_weights."""
     from firmware_sim.loader import exp2_table
     from quant.int_readout import EXP2_TABLE, Q_CAP
-    from tests.test_sim_support import exp2_table as reference_table
+    from tests.support.sim_programs import exp2_table as reference_table
 
     table, q_cap = exp2_table()
     assert q_cap == Q_CAP == 144 and table.tolist() == list(EXP2_TABLE) and table.size == 145
@@ -464,7 +464,7 @@ def test_concat_attention_must_be_one(tmp_path):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     from quant import export
-    from tests.test_sim_quant import tiny_model
+    from tests.support.quant_models import tiny_model
 
     path = tmp_path_factory.mktemp("exported") / "m.onnx"
     export.export_onnx(tiny_model("taaf", 8, 4.0, 1), path)

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from edge_taaf.losses import CELoss, OGMGELoss, TAAFBalancedLoss, build_loss, modulation_coefficient
 from edge_taaf.model import TwoModalitySNN
-from tests.conftest import TINY, compose_config
+from tests.support.configs import TINY, compose_config
 
 
 @pytest.mark.parametrize("rho,gamma,expected", [

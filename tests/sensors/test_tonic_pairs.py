@@ -13,7 +13,7 @@ import pytest
 
 from sensors.ead import build_dataset
 from sensors.tonic_pairs import DataConfigError
-from tests.conftest import compose_config
+from tests.support.configs import compose_config
 from tests.support.tonic_files import make_nmnist, make_ntidigits, make_shd
 
 SHD_TRAIN = [t for t in range(20) for _ in range(2)]      # English 0-9 and German 10-19, 2 each
@@ -191,7 +191,7 @@ def test_pipeline_and_simulator_app_run_a_tonic_pair(tonic_root, tmp_path):
 
 def test_loader_refuses_a_program_whose_inputs_and_readout_disagree():
     from firmware_sim.program import ContractError
-    from tests.test_sim_support import random_program
+    from tests.support.sim_programs import random_program
 
     program = random_program(np.random.default_rng(0))
     program.readout.audio_input, program.readout.warp_audio = None, None
@@ -202,7 +202,7 @@ def test_loader_refuses_a_program_whose_inputs_and_readout_disagree():
 def test_program_file_form_round_trips():
     """One Program, one file form: to_metadata then from_arrays gives back the same program."""
     from firmware_sim.program_io import from_arrays, to_metadata
-    from tests.test_sim_support import random_program
+    from tests.support.sim_programs import random_program
 
     for seed, fusion in ((0, "taaf"), (1, "concat")):
         program = random_program(np.random.default_rng(seed), fusion=fusion)

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from edge_taaf.checkpoint import load_checkpoint
-from tests.conftest import TINY
+from tests.support.configs import TINY
 from tests.support.data_gating import FIXTURE_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from firmware_sim import spec
 from firmware_sim.program import Layer, Program, Readout
 from firmware_sim.run import Runner, batch_slices, simulate, simulate_sample
-from tests.test_sim_support import (MIN_RANDOM_NETWORKS, RANDOM_NETWORKS, ActivityLog, random_inputs, random_program,
+from tests.support.sim_programs import (MIN_RANDOM_NETWORKS, RANDOM_NETWORKS, ActivityLog, random_inputs, random_program,
                                     reference_current, reference_run)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def assert_same(result, ref):
@@ -31,7 +31,7 @@ def assert_same(result, ref):
 def test_random_programs_equal_reference():
     """RANDOM_NETWORKS[...] random programs (a quarter in saturation mode) equal the reference, and
     every layer spikes in at least ACTIVE_SHARE of them; saturation is reached in some."""
-    log, saturated = ActivityLog("test_sim_kernels.py::test_random_programs_equal_reference"), []
+    log, saturated = ActivityLog("firmware_sim/test_kernels.py::test_random_programs_equal_reference"), []
 
     @settings(max_examples=RANDOM_NETWORKS[log.test], deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(seed=st.integers(0, 2 ** 31), fusion=st.sampled_from(["taaf", "concat"]), big_theta=st.sampled_from([False] * 3 + [True]))
@@ -56,7 +56,7 @@ def test_random_programs_equal_reference():
 
 def test_ci_runs_enough_random_networks():
     """The random-network property tests together run at least MIN_RANDOM_NETWORKS networks
-    (tests/test_sim_support.RANDOM_NETWORKS lists each test's count; each test asserts its own)."""
+    (tests/support/sim_programs.RANDOM_NETWORKS lists each test's count; each test asserts its own)."""
     total = sum(RANDOM_NETWORKS.values())
     print(f"random networks per test: {RANDOM_NETWORKS}; total {total}")
     assert total >= MIN_RANDOM_NETWORKS, RANDOM_NETWORKS

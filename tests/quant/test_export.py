@@ -22,10 +22,10 @@ from quant.ort_runner import OrtModel, compare, read_program
 from firmware_sim.program import ContractError
 from firmware_sim.program_io import from_arrays
 from quant.qmodel import run_integer
-from tests.conftest import TINY, compose_config
-from tests.test_quant import random_quant_model, random_spikes
+from tests.support.configs import TINY, compose_config
+from tests.support.quant_models import random_quant_model, random_spikes
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def batch_first(*xs):

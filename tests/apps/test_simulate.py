@@ -14,10 +14,10 @@ import pytest
 from edge_taaf.apps.simulate import run_simulation
 from firmware_sim.energy import HardwareConfigError
 from firmware_sim.program import ContractError
-from tests.conftest import compose_config
-from tests.test_sim_support import build_onnx, random_program
+from tests.support.configs import compose_config
+from tests.support.sim_programs import build_onnx, random_program
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 T = 6
 
 

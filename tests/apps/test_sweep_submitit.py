@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY
+from tests.support.configs import TINY
 
 SWEEP = "data.T=4,6"
 

@@ -20,10 +20,10 @@ from edge_taaf.train import TrainingDiverged, spike_rate, to_time_major
 from omegaconf import OmegaConf
 from edge_taaf.dataset import PairedSpikeDataset
 from sensors.ead import build_dataset
-from tests.conftest import TINY
+from tests.support.configs import TINY
 from tests.support.data_gating import FIXTURE_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).with_name("edge-taaf-train")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

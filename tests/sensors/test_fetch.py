@@ -27,7 +27,7 @@ from edge_taaf.apps.data import main as data_main
 from sensors import fetch as F
 from sensors.fetch import FetchError, Source
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMMIT = "26eb9aaf76e81b692f806f9140c2d2777410d7a1"
 TOP = f"free-spoken-digit-dataset-{COMMIT}"
 

@@ -115,7 +115,7 @@ def test_data_configs_match_tonic(name):
 
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.load(Path(__file__).parents[1] / "configs" / "data" / f"{name}.yaml")
+    cfg = OmegaConf.load(Path(__file__).parents[2] / "configs" / "data" / f"{name}.yaml")
     assert cfg.name == name and cfg.source == "tonic" and len(cfg.modalities) == 1
     section = cfg[cfg.modalities[0]]
     assert section.dataset == name

@@ -6,7 +6,7 @@ from omegaconf import OmegaConf
 from edge_taaf.fusion import ConcatFusion, TAAFFusion
 from edge_taaf.model import TwoModalitySNN
 from edge_taaf.timewarp import CausalDelayWarp
-from tests.conftest import TINY, compose_config
+from tests.support.configs import TINY, compose_config
 
 T, B, DA, DV, K = 7, 5, 6, 9, 4
 

@@ -1,4 +1,4 @@
-"""Test support for firmware_sim: random integer programs, a pure-numpy reference interpreter of
+"""Test support for firmware_sim (not a test module): random integer programs, a pure-numpy reference interpreter of
 docs/accelerator.md, and a writer of contract ONNX files (Scan over T, QCDQ weights) that
 onnxruntime runs. Independent of quant/, so the simulator is checked before the exporter exists.
 """
@@ -21,14 +21,14 @@ AUDIO_MAX = 8   # largest audio spike count per channel and bin (the contract's 
 # Random networks per property test (hypothesis max_examples or parametrisations), 234 in all; each
 # test asserts that it ran its count and that every layer spiked in at least ACTIVE_SHARE of them
 # (ActivityLog; measured: about 93-95 %, 97 % and 100 %; the fixed cases assert it per case), and
-# tests/test_sim_kernels.py checks the total.
+# tests/firmware_sim/test_kernels.py checks the total.
 RANDOM_NETWORKS = {
-    "test_sim_kernels.py::test_random_programs_equal_reference": 150,         # simulator == numpy reference
-    "test_sim_onnx.py::test_simulator_equals_onnxruntime": 60,                 # simulator == onnxruntime
-    "test_sim_quant.py::test_random_quantized_models_three_way": 20,           # quant == onnxruntime == simulator
-    "test_sim_quant.py::test_simulator_equals_quant_and_onnxruntime": 4,       # fixed: 3 all layers spiking, 1 saturating
+    "firmware_sim/test_kernels.py::test_random_programs_equal_reference": 150,   # simulator == numpy reference
+    "firmware_sim/test_onnx.py::test_simulator_equals_onnxruntime": 60,          # simulator == onnxruntime
+    "quant/test_three_way.py::test_random_quantized_models_three_way": 20,       # quant == onnxruntime == simulator
+    "quant/test_three_way.py::test_simulator_equals_quant_and_onnxruntime": 4,   # fixed: 3 all layers spiking, 1 saturating
 }
-MIN_RANDOM_NETWORKS = 200        # the total must stay at least this (tests/test_sim_kernels.py checks)
+MIN_RANDOM_NETWORKS = 200        # the total must stay at least this (tests/firmware_sim/test_kernels.py checks)
 ACTIVE_SHARE = 0.8               # every layer spiking in at least this share of a test's networks
 
 
@@ -393,7 +393,7 @@ def build_onnx(p: Program, seed: int = 0) -> onnx.ModelProto:
     outputs += [helper.make_tensor_value_info(f"spikes.{L.name}", TensorProto.FLOAT, ["T", "B", *L.out_shape]) for L in p.layers]
     inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["T", "B", *s]) for n, (s, _) in p.inputs.items()]
     graph = helper.make_graph(g.nodes, "edge_taaf", inputs, outputs, initializer=g.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="tests.test_sim_support")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="tests.support.sim_programs")
     model.ir_version = 8
     helper.set_model_props(model, {spec.METADATA_VERSION_KEY: spec.CONTRACT_VERSION,
                                    spec.METADATA_PROGRAM_KEY: json.dumps(program_json(p, log2))})

@@ -1,5 +1,6 @@
 """A plain feed-forward integer LIF network from numpy weights (no ONNX), for comparisons with
-other simulators (bench/sim.py runs it against SynSense's xylosim).
+other simulators (bench/sim.py runs it against SynSense's xylosim). A benchmark kernel, not part of the
+product simulator: it lives in bench/ and uses firmware_sim's dense kernel and spec.
 
 run_ff:       the accelerator's neuron (docs/accelerator.md), through the same dense kernel as a Program.
 run_ff_xylo:  Xylo's neuron model, as xylosim (v2 XyloLayer) defines it, with the same event-driven

@@ -1,0 +1,23 @@
+"""Composed Hydra configs for tests: the config folder, a tiny fast model and data set, compose_config."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+
+from edge_taaf import CONFIG_DIR
+
+CONFIGS = Path(CONFIG_DIR)
+
+# A model and data set small enough that an epoch takes well under a second on one CPU core.
+TINY = [
+    "data=synth", "data.n_train=60", "data.n_test=30", "data.T=6",
+    "model.vision.channels=[4,4]", "model.vision.kernels=[5,3]", "model.vision.strides=[2,2]",
+    "model.vision.features=16", "model.audio.hidden=[16]", "model.audio.features=16", "model.score_hidden=8",
+    "trainer.epochs=3", "trainer.batch_size=16", "trainer.progress=false",
+]
+
+
+def compose_config(name: str, overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose(config_name=name, overrides=overrides)

@@ -1,0 +1,52 @@
+"""Tiny quantized models with random weights, and random spike inputs, for the quant/ and simulator tests."""
+from __future__ import annotations
+
+import math
+
+import torch
+from omegaconf import OmegaConf
+
+from quant.qmodel import QuantTwoModalitySNN
+from tests.support.configs import CONFIGS, TINY, compose_config
+
+
+def tiny_model_cfg(**changes) -> dict:
+    cfg = OmegaConf.to_container(compose_config("train", TINY).model, resolve=True)
+    cfg.update(changes)
+    return cfg
+
+
+def random_quant_model(seed: int, bits: int = 8, input_max=(1, 8), sigma: float = 0.4, **changes) -> QuantTwoModalitySNN:
+    """A tiny quantized model with random float weights (std ``sigma`` x 1 / sqrt(fan-in) x 4) and biases."""
+    torch.manual_seed(seed)
+    model = QuantTwoModalitySNN(tiny_model_cfg(**changes), bits, input_max)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            fan_in = p[0].numel() if p.dim() > 1 else 1
+            p.copy_(torch.randn_like(p) * sigma * 4 / math.sqrt(fan_in))
+    return model
+
+
+def random_spikes(seed: int, T: int, B: int, input_max=(1, 8), density=0.15):
+    g = torch.Generator().manual_seed(seed)
+    v = (torch.rand(T, B, 2, 34, 34, generator=g) < density).float() * torch.randint(1, input_max[0] + 1, (T, B, 2, 34, 34), generator=g)
+    a = (torch.rand(T, B, 64, generator=g) < 2 * density).float() * torch.randint(1, input_max[1] + 1, (T, B, 64), generator=g)
+    return v, a
+
+
+def tiny_model(fusion: str, bits: int, scale: float, seed: int, T: int = 8) -> QuantTwoModalitySNN:
+    """A tiny two-sensor quantized model of configs/model/snn.yaml (vision 2x34x34, audio 64) in eval mode:
+    scale > 0 multiplies the random conv/dense weights, scale < 0 makes them all negative."""
+    cfg = OmegaConf.to_container(OmegaConf.load(CONFIGS / "model" / "snn.yaml"), resolve=False)
+    cfg.update(T=T, fusion=fusion, score_hidden=8, modalities=["audio", "vision"])
+    cfg["vision"].update(in_shape=[2, 34, 34], channels=[4, 6], kernels=[5, 3], strides=[2, 2], features=16)
+    cfg["audio"].update(in_channels=64, hidden=[16], features=12)
+    torch.manual_seed(seed)
+    model = QuantTwoModalitySNN(cfg, bits, (1, 8))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if ("vision" in name or "audio" in name) and p.dim() > 1:
+                p.copy_(p * scale if scale > 0 else p.abs() * scale)   # scale < 0: all-negative weights
+            if "warp" in name:
+                p.add_(torch.randn_like(p) * 0.3)
+    return model.eval()
