@@ -32,8 +32,12 @@ class FusionOut:
     contrib_vision: torch.Tensor  # (B, K) same for vision
 
 
-def _split_contributions(readout: nn.Linear, d_audio: int, a_sum: torch.Tensor, v_sum: torch.Tensor):
-    w_a, w_v = readout.weight[:, :d_audio], readout.weight[:, d_audio:]
+def evidence_shares(weight: torch.Tensor, d_audio: int, a_sum: torch.Tensor, v_sum: torch.Tensor):
+    """Each modality's attention-weighted logit evidence and its share, the one formula of both modes.
+
+    weight (K, D_a + D_v) readout weights; a_sum (B, D_a), v_sum (B, D_v) attention-weighted feature sums.
+    Returns (c_audio (B, K), c_vision (B, K), share (B, 2) = |c_m|_1 / (|c_a|_1 + |c_v|_1))."""
+    w_a, w_v = weight[:, :d_audio], weight[:, d_audio:]
     ca, cv = a_sum @ w_a.T, v_sum @ w_v.T
     na, nv = ca.abs().sum(1), cv.abs().sum(1)
     share = torch.stack([na, nv], dim=1) / (na + nv).clamp_min(1e-12).unsqueeze(1)
@@ -58,7 +62,7 @@ class TAAFFusion(nn.Module):
         step_logits = self.readout(z)
         logits = (alpha.unsqueeze(-1) * step_logits).sum(0)
         w = alpha.unsqueeze(-1)
-        ca, cv, share = _split_contributions(self.readout, self.d_audio, (w * a).sum(0), (w * v).sum(0))
+        ca, cv, share = evidence_shares(self.readout.weight, self.d_audio, (w * a).sum(0), (w * v).sum(0))
         return FusionOut(logits, step_logits, alpha, share, ca, cv)
 
 
@@ -72,5 +76,5 @@ class ConcatFusion(nn.Module):
         t, b = a.shape[:2]
         step_logits = self.readout(torch.cat([a, v], dim=-1))
         alpha = torch.full((t, b), 1.0 / t, dtype=a.dtype, device=a.device)
-        ca, cv, share = _split_contributions(self.readout, self.d_audio, a.mean(0), v.mean(0))
+        ca, cv, share = evidence_shares(self.readout.weight, self.d_audio, a.mean(0), v.mean(0))
         return FusionOut(step_logits.mean(0), step_logits, alpha, share, ca, cv)

@@ -16,26 +16,43 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from edge_taaf.blocks import SpikingConv, SpikingDense
 from edge_taaf.encoders import AudioEncoder, VisionEncoder
 from edge_taaf.fusion import ConcatFusion, FusionOut, TAAFFusion
+from edge_taaf.model_config import FUSIONS, MODALITIES, ModelConfig, parse_modalities
 from edge_taaf.neurons import LIFParams
 from edge_taaf.timewarp import CausalDelayWarp
 
-FUSIONS = ("taaf", "concat")
-MODALITIES = ("audio", "vision")
+__all__ = ["FUSIONS", "MODALITIES", "FloatLayers", "ModelOut", "TwoModalitySNN", "model_modalities"]
 
 
 def model_modalities(cfg) -> tuple[str, ...]:
     """The sensors a model config uses (``modalities``, default both), in MODALITIES order."""
-    names = cfg.get("modalities") or list(MODALITIES)
-    if isinstance(names, str) or not set(names) <= set(MODALITIES) or len(set(names)) != len(names):
-        raise ValueError(f"model.modalities={names!r}; expected a non-empty list of distinct names from {MODALITIES}")
-    return tuple(m for m in MODALITIES if m in names)
+    return cfg.modalities if isinstance(cfg, ModelConfig) else parse_modalities(cfg.get("modalities"))
 
 
 def absent_features(present: torch.Tensor) -> torch.Tensor:
     """The (T, B, 0) feature sequence standing in for a missing modality, shaped after ``present``."""
     return present.new_zeros((*present.shape[:2], 0))
+
+
+class FloatLayers:
+    """The float mode of every block (float training). quant/ has the integer mode with the same methods:
+    each builds one block of the network from its sizes, so the network classes are written once."""
+
+    def conv(self, c_in: int, c_out: int, kernel: int, stride: int, neuron: LIFParams, name: str) -> nn.Module:
+        return SpikingConv(c_in, c_out, kernel, stride, neuron)
+
+    def dense(self, f_in: int, f_out: int, neuron: LIFParams, name: str) -> nn.Module:
+        return SpikingDense(f_in, f_out, neuron)
+
+    def warps(self, modalities: tuple[str, ...], max_delay: int) -> dict[str, nn.Module]:
+        return {m: CausalDelayWarp(max_delay) for m in modalities}
+
+    def fusion(self, config: ModelConfig) -> nn.Module:
+        if config.fusion == "taaf":
+            return TAAFFusion(config.d_audio, config.d_vision, config.n_classes, config.score_hidden)
+        return ConcatFusion(config.d_audio, config.d_vision, config.n_classes)
 
 
 @dataclass
@@ -52,42 +69,56 @@ class ModelOut:
 
 
 class TwoModalitySNN(nn.Module):
-    def __init__(self, cfg):
-        """cfg: the model config (configs/model/*.yaml) as a mapping."""
+    """The network of a ModelConfig in a mode: FloatLayers (float training) or quant/'s integer mode.
+
+    param_groups, weight_count and the evidence shares are written here once for both modes."""
+
+    def __init__(self, cfg, layers=None):
+        """cfg: the model config (configs/model/*.yaml, a mapping) or a parsed ModelConfig."""
         super().__init__()
-        if cfg["fusion"] not in FUSIONS:
-            raise ValueError(f"model.fusion must be one of {FUSIONS}, got {cfg['fusion']!r}")
-        neuron = LIFParams(**cfg["neuron"])
-        vc, ac = cfg["vision"], cfg["audio"]
-        self.T = int(cfg["T"])
-        self.fusion_kind = cfg["fusion"]
-        self.modalities = model_modalities(cfg)
-        has_v, has_a = "vision" in self.modalities, "audio" in self.modalities
-        self.vision = VisionEncoder(vc["in_shape"], vc["channels"], vc["kernels"], vc["strides"], vc["features"],
-                                    neuron) if has_v else None
-        self.audio = AudioEncoder(ac["in_channels"], ac["hidden"], ac["features"], neuron) if has_a else None
-        self.warp_audio = CausalDelayWarp(cfg["warp_max_delay"]) if has_a else None
-        self.warp_vision = CausalDelayWarp(cfg["warp_max_delay"]) if has_v else None
-        k = cfg["n_classes"]
-        da, dv = (ac["features"] if has_a else 0), (vc["features"] if has_v else 0)
-        if cfg["fusion"] == "taaf":
-            self.fusion = TAAFFusion(da, dv, k, cfg["score_hidden"])
-        else:
-            self.fusion = ConcatFusion(da, dv, k)
-        self.head_audio = nn.Linear(da, k) if has_a else None
-        self.head_vision = nn.Linear(dv, k) if has_v else None
+        config = ModelConfig.parse(cfg)
+        layers = FloatLayers() if layers is None else layers
+        self.config = config
+        self.T, self.fusion_kind, self.modalities = config.T, config.fusion, config.modalities
+        self.vision = VisionEncoder(config.vision, config.neuron, layers) if config.vision is not None else None
+        self.audio = AudioEncoder(config.audio, config.neuron, layers) if config.audio is not None else None
+        warps = layers.warps(config.modalities, config.warp_max_delay)
+        self.warp_audio, self.warp_vision = warps.get("audio"), warps.get("vision")
+        self.fusion = layers.fusion(config)
+        k = config.n_classes
+        self.head_audio = nn.Linear(config.d_audio, k) if config.audio is not None else None
+        self.head_vision = nn.Linear(config.d_vision, k) if config.vision is not None else None
         self.detach_heads = True  # set by the loss: heads are probes unless the loss trains encoders with them
+
+    def spiking_layers(self) -> list[tuple[str, str, str, nn.Module]]:
+        """(name, modality, input name, block) in program order (each modality's stack, input to output)."""
+        out = []
+        for modality in ("vision", "audio"):
+            encoder = getattr(self, modality)
+            prev = modality
+            for name, layer in ([] if encoder is None else encoder.spiking_layers()):
+                out.append((name, modality, prev, layer))
+                prev = name
+        return out
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters per optimizer group: each modality's encoder and warp (whose learning rates the
         balanced loss modulates), the fusion, and the unimodal heads (never modulated, so a slowed
         modality's head still tracks its features). A missing modality's group is empty."""
+        def warp_params(warp):
+            return [] if warp is None else list(getattr(warp, "own_parameters", warp.parameters)())
         return {
-            "audio": parameters_of(self.audio, self.warp_audio),
-            "vision": parameters_of(self.vision, self.warp_vision),
+            "audio": [*parameters_of(self.audio), *warp_params(self.warp_audio)],
+            "vision": [*parameters_of(self.vision), *warp_params(self.warp_vision)],
             "fusion": list(self.fusion.parameters()),
             "heads": parameters_of(self.head_audio, self.head_vision),
         }
+
+    def heads(self, a: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Each present modality's unimodal head on its time-mean features (B, K)."""
+        pa, pv = (a.detach(), v.detach()) if self.detach_heads else (a, v)
+        return (self.head_audio(pa.mean(0)) if self.head_audio is not None else None,
+                self.head_vision(pv.mean(0)) if self.head_vision is not None else None)
 
     def forward(self, vision: torch.Tensor | None, audio: torch.Tensor | None, record: list | None = None) -> ModelOut:
         """vision (T, B, 2, H, W), audio (T, B, C) -> ModelOut. ``record`` collects every layer's spikes.
@@ -98,10 +129,7 @@ class TwoModalitySNN(nn.Module):
         a = self.warp_audio(self.audio(audio, record)) if self.audio is not None else None
         a = absent_features(v) if a is None else a
         v = absent_features(a) if v is None else v
-        fused = self.fusion(a, v)
-        pa, pv = (a.detach(), v.detach()) if self.detach_heads else (a, v)
-        return ModelOut(fused, self.head_audio(pa.mean(0)) if self.head_audio is not None else None,
-                        self.head_vision(pv.mean(0)) if self.head_vision is not None else None, a, v)
+        return ModelOut(self.fusion(a, v), *self.heads(a, v), a, v)
 
     def weight_count(self) -> int:
         return sum(p.numel() for p in self.parameters())

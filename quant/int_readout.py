@@ -101,6 +101,10 @@ class QuantDelayWarp(nn.Module):
             self.kernel.weight.zero_()
             self.kernel.weight[0, 0] = 1.0
 
+    def own_parameters(self) -> list[nn.Parameter]:
+        """This warp's kernel only (a warp that shares another's quantizer also registers the owner's scale)."""
+        return [self.kernel.weight]
+
     def apply_int(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """sum_d w[d] x_{t-d} (zero before t = 0): (T, B, F) spikes, integer w (D,) -> (T, B, F)."""
         out = x * w[0]

@@ -19,10 +19,9 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-from edge_taaf.blocks import SpikingConv, SpikingDense
-from edge_taaf.encoders import AudioEncoder, VisionEncoder
-from edge_taaf.fusion import FusionOut
-from edge_taaf.model import FUSIONS, ModelOut, absent_features, check_modality_inputs, model_modalities, parameters_of
+from edge_taaf.fusion import FusionOut, evidence_shares
+from edge_taaf.model import ModelOut, TwoModalitySNN, absent_features, check_modality_inputs
+from edge_taaf.model_config import ModelConfig
 from edge_taaf.neurons import LIFParams
 from firmware_sim import spec
 from firmware_sim.program import ContractError, Layer, Program
@@ -72,11 +71,11 @@ def as_int64(x: torch.Tensor) -> np.ndarray:
     return x.detach().cpu().numpy().astype(np.int64)
 
 
-class QuantSpikingConv(_IntSpiking, SpikingConv):
+class QuantSpikingConv(_IntSpiking, nn.Module):
     """Brevitas Conv2d (padding k // 2, no bias) + integer LIF. (T, B, C, H, W) -> (T, B, C', H', W')."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, neuron: LIFParams, bits: int, name: str):
-        nn.Module.__init__(self)
+        super().__init__()
         self.conv = quant_conv2d(c_in, c_out, kernel, stride, bits)
         self.neuron, self.bits, self.name, self.saturations = neuron, bits, name, 0
 
@@ -103,11 +102,11 @@ class QuantSpikingConv(_IntSpiking, SpikingConv):
         return self._lif(current.unflatten(0, (t, b)), log2, theta)
 
 
-class QuantSpikingDense(_IntSpiking, SpikingDense):
+class QuantSpikingDense(_IntSpiking, nn.Module):
     """Brevitas Linear (no bias) + integer LIF. (T, B, F) -> (T, B, F')."""
 
     def __init__(self, f_in: int, f_out: int, neuron: LIFParams, bits: int, name: str):
-        nn.Module.__init__(self)
+        super().__init__()
         self.fc = quant_linear(f_in, f_out, bits)
         self.neuron, self.bits, self.name, self.saturations = neuron, bits, name, 0
 
@@ -150,67 +149,53 @@ class IntOut:
         return {k: v.cpu().numpy() for k, v in out.items()}
 
 
-class QuantTwoModalitySNN(nn.Module):
-    def __init__(self, cfg, weight_bits: int = spec.WEIGHT_BITS_DEFAULT, input_max: tuple[int, int] = (1, 1)):
-        """cfg: the model config (configs/model/*.yaml); input_max: largest vision and audio spike count."""
-        super().__init__()
-        if cfg["fusion"] not in FUSIONS:
-            raise ValueError(f"model.fusion must be one of {FUSIONS}, got {cfg['fusion']!r}")
-        neuron = LIFParams(**cfg["neuron"])
-        if neuron.reset != spec.RESET:
-            raise ContractError(f"model.neuron.reset={neuron.reset!r} is not covered by the accelerator contract "
-                                f"(reset: {spec.RESET!r} only)")
-        self.bits = spec.check_weight_bits(weight_bits, "quant.weight_bits")
-        self.input_max = tuple(int(m) for m in input_max)
-        if any(m < 1 for m in self.input_max):
-            raise ValueError(f"input_max must be >= 1 (largest spike count per bin), got {input_max}")
-        self.T, self.fusion_kind, self.neuron = int(cfg["T"]), cfg["fusion"], neuron
-        self.modalities = model_modalities(cfg)
-        has_v, has_a = "vision" in self.modalities, "audio" in self.modalities
-        vc, ac = cfg["vision"], cfg["audio"]
-        self.vision_shape = tuple(vc["in_shape"]) if has_v else None
-        self.audio_channels = int(ac["in_channels"]) if has_a else None
-        self.vision = self.audio = None
-        if has_v:
-            self.vision = VisionEncoder(vc["in_shape"], vc["channels"], vc["kernels"], vc["strides"], vc["features"],
-                                        neuron)
-            for i, old in enumerate(self.vision.convs):
-                c = old.conv
-                self.vision.convs[i] = QuantSpikingConv(c.in_channels, c.out_channels, c.kernel_size[0], c.stride[0],
-                                                        neuron, self.bits, f"vision.conv{i}")
-            d = self.vision.dense.fc
-            self.vision.dense = QuantSpikingDense(d.in_features, d.out_features, neuron, self.bits, "vision.dense")
-        if has_a:
-            self.audio = AudioEncoder(ac["in_channels"], ac["hidden"], ac["features"], neuron)
-            for i, old in enumerate(self.audio.layers):
-                self.audio.layers[i] = QuantSpikingDense(old.fc.in_features, old.fc.out_features, neuron, self.bits,
-                                                         f"audio.fc{i}")
-        # The warps share one Brevitas quantizer (one scale, the contract's warp_log2): the first owns it.
-        self.warp_audio = QuantDelayWarp(cfg["warp_max_delay"], self.bits) if has_a else None
-        owner = self.warp_audio.kernel.weight_quant if has_a else None
-        self.warp_vision = QuantDelayWarp(cfg["warp_max_delay"], self.bits, owner) if has_v else None
-        k = cfg["n_classes"]
-        da, dv = (ac["features"] if has_a else 0), (vc["features"] if has_v else 0)
-        self.n_classes, self.d_audio = int(k), int(da)
-        self.fusion = QuantReadout(da, dv, k, cfg["score_hidden"] if cfg["fusion"] == "taaf" else None, self.bits)
-        self.head_audio = nn.Linear(da, k) if has_a else None
-        self.head_vision = nn.Linear(dv, k) if has_v else None
-        self.detach_heads = True
+class IntegerLayers:
+    """The integer mode of every block (edge_taaf.model.FloatLayers has the float mode): Brevitas power-of-two
+    weights, integer LIF, the integer warps (one shared scale) and the integer TAAF readout."""
 
-    # ---- structure -------------------------------------------------------------------------
-    def spiking_layers(self) -> list[tuple[str, str, str, nn.Module]]:
-        """(name, modality, input name, layer) in program order (each modality's stack, input to output)."""
-        v = [] if self.vision is None else \
-            [(f"vision.conv{i}", layer) for i, layer in enumerate(self.vision.convs)] + [("vision.dense", self.vision.dense)]
-        a = [] if self.audio is None else [(f"audio.fc{i}", layer) for i, layer in enumerate(self.audio.layers)]
-        out = []
-        for modality, stack in (("vision", v), ("audio", a)):
-            prev = modality
-            for name, layer in stack:
-                out.append((name, modality, prev, layer))
-                prev = name
+    def __init__(self, bits: int):
+        self.bits = bits
+
+    def conv(self, c_in: int, c_out: int, kernel: int, stride: int, neuron: LIFParams, name: str) -> nn.Module:
+        return QuantSpikingConv(c_in, c_out, kernel, stride, neuron, self.bits, name)
+
+    def dense(self, f_in: int, f_out: int, neuron: LIFParams, name: str) -> nn.Module:
+        return QuantSpikingDense(f_in, f_out, neuron, self.bits, name)
+
+    def warps(self, modalities: tuple[str, ...], max_delay: int) -> dict[str, nn.Module]:
+        """One warp per modality; they share one Brevitas quantizer (the contract's warp_log2): the first owns it."""
+        out, owner = {}, None
+        for m in modalities:
+            out[m] = QuantDelayWarp(max_delay, self.bits, owner)
+            owner = out[m].kernel.weight_quant
         return out
 
+    def fusion(self, config: ModelConfig) -> nn.Module:
+        hidden = config.score_hidden if config.fusion == "taaf" else None
+        return QuantReadout(config.d_audio, config.d_vision, config.n_classes, hidden, self.bits)
+
+
+class QuantTwoModalitySNN(TwoModalitySNN):
+    """The network of edge_taaf.model.TwoModalitySNN in the integer mode (IntegerLayers): the same classes,
+    config, param groups and weight count; forward computes the accelerator's integers."""
+
+    def __init__(self, cfg, weight_bits: int = spec.WEIGHT_BITS_DEFAULT, input_max: tuple[int, int] = (1, 1)):
+        """cfg: the model config (mapping or ModelConfig); input_max: largest vision and audio spike count."""
+        config = ModelConfig.parse(cfg)
+        if config.neuron.reset != spec.RESET:
+            raise ContractError(f"model.neuron.reset={config.neuron.reset!r} is not covered by the accelerator contract "
+                                f"(reset: {spec.RESET!r} only)")
+        bits = spec.check_weight_bits(weight_bits, "quant.weight_bits")
+        if any(int(m) < 1 for m in input_max):
+            raise ValueError(f"input_max must be >= 1 (largest spike count per bin), got {input_max}")
+        super().__init__(config, IntegerLayers(bits))
+        self.bits, self.neuron = bits, config.neuron
+        self.input_max = tuple(int(m) for m in input_max)
+        self.vision_shape = config.vision.in_shape if config.vision is not None else None
+        self.audio_channels = config.audio.in_channels if config.audio is not None else None
+        self.n_classes, self.d_audio = config.n_classes, config.d_audio
+
+    # ---- structure -------------------------------------------------------------------------
     def check_covered(self) -> None:
         """Raise ContractError naming the first layer the accelerator contract does not cover."""
         expected = {"vision", "audio", "warp_audio", "warp_vision", "fusion", "head_audio", "head_vision"}
@@ -231,18 +216,6 @@ class QuantTwoModalitySNN(nn.Module):
         for name, mod in (("warp.audio", self.warp_audio), ("warp.vision", self.warp_vision), ("readout", self.fusion)):
             if mod is not None and type(mod) not in (QuantDelayWarp, QuantReadout):
                 raise ContractError(f"layer {name} ({type(mod).__name__}) is not covered by the accelerator contract")
-
-    def param_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Same groups as the float model (edge_taaf.model.TwoModalitySNN.param_groups)."""
-        # The warps' shared Brevitas quantizer also registers the vision kernel under warp_audio:
-        # name each kernel explicitly so that no parameter lands in two groups.
-        return {
-            m: [*parameters_of(getattr(self, m)), *([] if warp is None else [warp.kernel.weight])]
-            for m, warp in (("audio", self.warp_audio), ("vision", self.warp_vision))
-        } | {"fusion": list(self.fusion.parameters()), "heads": parameters_of(self.head_audio, self.head_vision)}
-
-    def weight_count(self) -> int:
-        return sum(p.numel() for p in self.parameters())
 
     def load_init_state(self, state: dict) -> None:
         """Load a float TwoModalitySNN state dict (warp delta -> kernel e_0 + delta) or a quantized one."""
@@ -350,13 +323,8 @@ class QuantTwoModalitySNN(nn.Module):
         w = r.alpha.unsqueeze(-1)
         logits = (w * step_logits).sum(0)
         weight = p["W"] * 2.0 ** p["readout_log2"]
-        ca, cv = (w * a).sum(0) @ weight[:, :self.d_audio].T, (w * v).sum(0) @ weight[:, self.d_audio:].T
-        na, nv = ca.abs().sum(1), cv.abs().sum(1)
-        share = torch.stack([na, nv], dim=1) / (na + nv).clamp_min(1e-12).unsqueeze(1)
-        pa, pv = (a.detach(), v.detach()) if self.detach_heads else (a, v)
-        fused = FusionOut(logits, step_logits, r.alpha, share, ca, cv)
-        return ModelOut(fused, self.head_audio(pa.mean(0)) if self.head_audio is not None else None,
-                        self.head_vision(pv.mean(0)) if self.head_vision is not None else None, a, v)
+        ca, cv, share = evidence_shares(weight, self.d_audio, (w * a).sum(0), (w * v).sum(0))
+        return ModelOut(FusionOut(logits, step_logits, r.alpha, share, ca, cv), *self.heads(a, v), a, v)
 
     @torch.no_grad()
     def integer_forward(self, vision: torch.Tensor | None, audio: torch.Tensor | None, checks: bool = True) -> IntOut:
