@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 
-from edge_taaf.blocks import SpikingConv, SpikingDense
 
 
 def _layers(model):
@@ -26,8 +25,9 @@ def scale_to_firing_rate(model, vision: torch.Tensor, audio: torch.Tensor, targe
     rates = []
     for stack, x in zip(_layers(model), (vision, audio)):
         for layer in stack:
-            inp = x.flatten(2) if isinstance(layer, SpikingDense) and x.dim() > 3 else x
-            weight = layer.conv.weight if isinstance(layer, SpikingConv) else layer.fc.weight
+            dense = hasattr(layer, "fc")                  # a dense block in either mode (float or integer)
+            inp = x.flatten(2) if dense and x.dim() > 3 else x
+            weight = layer.fc.weight if dense else layer.conv.weight
             base = weight.clone()
             lo, hi = -4.0, 8.0  # log2 of the scale factor
             for _ in range(iters):

@@ -14,11 +14,12 @@ from omegaconf import OmegaConf
 
 from edge_taaf.model import TwoModalitySNN
 from firmware_sim import spec
+from firmware_sim.program import ContractError
 from quant.int_neuron import int_lif
 from quant.int_readout import ExactnessError, exp2_attention
-from firmware_sim.program import ContractError
 from quant.qmodel import QuantTwoModalitySNN, run_integer
 from quant.quantizers import QuantRangeError, exact_log2, quant_linear
+from tests.support.configs import TINY, compose_config
 from tests.support.quant_models import random_quant_model, random_spikes, tiny_model_cfg
 
 FAST = settings(max_examples=15, deadline=None)
@@ -260,3 +261,16 @@ def test_frozen_integer_mode_equals_the_per_call_one():
     assert all(slow[k].any() for k in slow if k.startswith("spikes."))    # every layer spikes: a real comparison
     with pytest.raises(ValueError, match="needs the weights frozen"):
         model.integer_forward(v, a, checks=False)
+
+
+def test_qat_from_fresh_weights_scales_every_integer_layer_to_fire(tmp_path):
+    """The firing-rate init (edge_taaf.init) serves both modes of the blocks: a quantization-aware run
+    from fresh weights starts with every integer layer spiking."""
+    from edge_taaf.apps.train import build_model
+    from edge_taaf.init import scale_to_firing_rate
+
+    cfg = compose_config("train", [*TINY, "quant.weight_bits=8", f"data.cache_dir={tmp_path}"])
+    model = build_model(cfg)
+    v, a = random_spikes(0, T=6, B=8)
+    rates = scale_to_firing_rate(model, v, a, target=0.1)
+    assert len(rates) == len(model.spiking_layers()) and all(r > 0.02 for r in rates), rates
