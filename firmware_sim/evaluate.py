@@ -13,13 +13,16 @@ from firmware_sim.run import Runner
 
 
 def evaluate(program: Program, inputs: Mapping[str, np.ndarray], labels: np.ndarray, hardware: Hardware,
-             batch_size: int = 64, progress: bool = False, keep_outputs: bool = False) -> dict:
+             batch_size: int = 64, progress: bool = False, keep_outputs: bool = False,
+             also_priced: tuple[Hardware, ...] = ()) -> dict:
     """inputs: name -> (N, T, *shape) integer spike counts (PairedSpikes layout); labels (N,).
 
     Returns a JSON-ready dict: accuracy, simulator speed, energy / latency report (per inference,
     per unit, per modality, ANN baselines), counters per inference, saturations; and under
     ``predictions`` the (N,) predicted classes. With ``keep_outputs``, ``outputs`` holds every
-    output under its ONNX name over the whole set (logits (N, K), the rest (T, N, ...)), int64 / uint8."""
+    output under its ONNX name over the whole set (logits (N, K), the rest (T, N, ...)), int64 / uint8.
+    ``also_priced``: more hardware configs; the same counts priced by each go under ``energy_by_hardware``
+    (the main one included), so a report shows the range."""
     labels = np.asarray(labels)
     n = labels.shape[0]
     if n < 1:
@@ -45,6 +48,7 @@ def evaluate(program: Program, inputs: Mapping[str, np.ndarray], labels: np.ndar
             bar.update(len(result.predictions))
     seconds = time.perf_counter() - start
     energy = energy_report(program, counts, hardware, steps)
+    by_hardware = {hw.name: energy_report(program, counts, hw, steps) for hw in also_priced}
     outputs = {k: np.concatenate([p[k] for p in parts], axis=0 if k == "logits" else 1) for k in parts[0]} if parts else {}
     return {
         **({"outputs": outputs} if keep_outputs else {}),
@@ -55,5 +59,12 @@ def evaluate(program: Program, inputs: Mapping[str, np.ndarray], labels: np.ndar
         "saturations": {name: u.counts["saturations"] for name, u in counts.units.items() if u.kind in ("conv", "dense")},
         "exact_limit_hits": counts.total("exact_limit"),
         "energy": energy, "counts_per_inference": counts.as_dict(per_inference=True),
+        "energy_by_hardware": {hardware.name: _headline(energy),
+                               **{name: _headline(e) for name, e in by_hardware.items()}},
         "predictions": predictions,
     }
+
+
+def _headline(energy: dict) -> dict:
+    """Energy, latency and the three ANN ratios of one hardware config's report."""
+    return {"energy_uj": energy["energy_uj"], "latency_us": energy["latency_us"], **energy["ratios"]}

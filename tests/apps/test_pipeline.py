@@ -34,6 +34,10 @@ def test_report_holds_every_stage_and_the_contract_checks(first_run):
     assert saved["sim_acc"] == report["sim_acc"]
     assert "simulator accuracy" in (tmp / "run1" / "report.md").read_text()
     assert (tmp / "run1" / "simulate_energy.png").exists()
+    # the same counts priced by every shipped hardware config: the range a user sees
+    assert set(report["energy_by_hardware"]) == {"horowitz45nm", "sne22nm"}
+    assert report["energy_by_hardware"]["horowitz45nm"]["energy_uj"] == report["energy_uj_per_inference"]
+    assert "sne22nm: energy" in (tmp / "run1" / "report.md").read_text()
 
 
 def test_rerun_skips_and_changed_hardware_reruns_only_the_simulator(first_run):
