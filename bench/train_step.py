@@ -1,28 +1,35 @@
 """Training-step benchmark: our TwoModalitySNN against the same network written with snnTorch's Leaky.
 
 Both networks have the default architecture (configs/model/snn.yaml, synth data: T=16) and the same
-weights (ours is scaled to a 10 % firing rate by edge_taaf.init, then copied into the snnTorch one).
-The snnTorch version is the idiomatic per-time-step loop, ``cur = layer(x); spk, mem = lif(cur, mem)``
-for every layer, with ``snntorch.Leaky(beta=1 - 2^-leak_shift, threshold=1, reset_mechanism="subtract",
-spike_grad=surrogate.atan(slope), reset_delay=False)``; the time-warp, TAAF fusion, unimodal heads,
-loss (TAAF balanced) and Adam are shared code, so only the spiking encoders differ.
+weights (ours is scaled to a 10 % firing rate by edge_taaf.init, then copied into the snnTorch ones).
+The snnTorch versions are the idiomatic per-time-step loop, ``cur = layer(x); spk, mem = lif(cur, mem)``
+for every layer; the time-warp, TAAF fusion, unimodal heads, loss (TAAF balanced) and Adam are shared
+code, so only the spiking encoders differ. Two snnTorch neurons are timed:
 
-Neuron semantics: ``reset_delay=False`` is the Leaky mode closest to ours (u = beta v + I, spike if
-u > theta, v = u - theta at once); the default ``reset_delay=True`` subtracts theta one step late and
-undecayed. One difference remains: when the post-reset membrane still exceeds theta (u > 2 theta), stock
-Leaky subtracts theta again before the next step's firing test (its ``mem_reset`` carry-over); ours does
-not. With 10 %-rate weights that flips ~1 % of the first layer's spikes. So the forward check uses
-``MatchedLeaky`` (stock Leaky with the carry-over switched off, nothing else changed): every layer's
-spikes must be equal EXACTLY and the logits equal to float32 tolerance (1e-5). Both snnTorch variants are
-timed; the headline ratio is against stock Leaky, the matched one is reported beside it. Gradients are
-not compared: snnTorch back-propagates through the reset, ours detaches it.
+- headline peer, ``MatchedLeaky``: the neuron we train, forward AND backward. It is
+  ``snntorch.Leaky(beta=1 - 2^-leak_shift, threshold=1, reset_mechanism="subtract", reset_delay=False,
+  spike_grad=surrogate.atan(slope))`` with two changes, both documented in the class:
+  (1) no carry-over second subtraction (stock Leaky subtracts theta again before the next firing test
+  when the post-reset membrane still exceeds theta, u > 2 theta; ours does not), and (2) the reset is
+  detached from the graph, ``mem - spk.detach() * theta``, as edge_taaf/neurons.py's hand-written BPTT
+  does (dv_t/du_t = 1 for subtract reset; no gradient through s_t into v_t). snnTorch 1.0.0 has no
+  option for (2): its only detached reset (``mem_reset``) is the ``reset_delay=True`` path, which
+  subtracts theta one step late and undecayed, a different forward. The forward check asserts every
+  layer's spikes equal ours EXACTLY and the logits to 1e-5; the backward check asserts every
+  parameter's gradient equals ours to float32 round-off (relative 1e-4 of the largest entry).
+- unfavourable-to-us column, stock ``Leaky`` (same options, carry-over and all, gradient through the
+  reset): ~1 % of the first layer's spikes differ from ours and its backward does more work.
 
-Timing: forward + backward + Adam step on a batch of 64 random spike inputs (vision (T, B, 2, 34, 34) at
-~2 % density, audio (T, B, 64) counts 0..8), alternating the two models, median of ``--steps`` steps
-after ``--warmup``; both at the same torch thread count. Peak RSS is one real training epoch of ours
-(edge_taaf.train.train, synth data, default config) in a fresh subprocess (ru_maxrss).
+Timing (bench/timing.py): forward + backward + Adam step on a batch of 64 random spike inputs (vision
+(T, B, 2, 34, 34) at ~2 % density, audio (T, B, 64) counts 0..8). The three models run interleaved,
+one step each per round, in an order rotated every round, for ``--rounds`` rounds after ``--warmup``;
+each ratio is ours / peer per round, reported as the median of the per-round ratios with its
+quartiles, min and max. Same thread count for all (torch intra-op and BLAS/OpenMP pools, --threads;
+our LIF kernels are serial Numba, so at --threads > 1 only the torch ops of both sides use the extra
+threads). Peak RSS is one real training epoch of ours (edge_taaf.train.train, synth data, default
+config) in a fresh subprocess (ru_maxrss).
 
-Run from the repo root:  EDGE_TAAF_DATA=/work/shared/data python bench/train_step.py
+Run from the repo root:  EDGE_TAAF_DATA=../shared/data python bench/train_step.py
 The last line printed is one JSON object.
 """
 import argparse
@@ -30,11 +37,9 @@ import copy
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,22 +52,67 @@ from omegaconf import OmegaConf  # noqa: E402
 from snntorch import surrogate  # noqa: E402
 from torch import nn  # noqa: E402
 
+from edge_taaf import CONFIG_DIR  # noqa: E402
 from edge_taaf.encoders import conv_out  # noqa: E402
 from edge_taaf.init import scale_to_firing_rate  # noqa: E402
 from edge_taaf.losses import build_loss  # noqa: E402
 from edge_taaf.model import ModelOut, TwoModalitySNN  # noqa: E402
+from bench.timing import interleaved_times, median_ms, pin_threads, ratio_stats  # noqa: E402
 
 
 def default_config(overrides=()):
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose(config_name="train", overrides=list(overrides))
 
 
 class MatchedLeaky(snntorch.Leaky):
-    """Stock Leaky without the carry-over second subtraction (see the module docstring): our neuron."""
+    """snnTorch's Leaky doing exactly our neuron, forward and backward (see the module docstring).
+
+    Only for ``reset_mechanism="subtract", reset_delay=False`` with inhibition, state_quant and
+    init_hidden off (what SnnTorchTwoModality builds). Two changes to stock Leaky:
+    ``mem_reset`` returns zeros (no carry-over second subtraction), and ``forward`` is stock
+    ``Leaky.forward``'s code path for these options, line for line, with the spike detached in the
+    reset term: ``do_reset = spk.detach() / graded_spikes_factor - reset``. Per step it therefore
+    runs the same snnTorch ops as stock Leaky (reset, state function, fire, reset subtraction).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.reset_mechanism != "subtract" or self.reset_delay or self.inhibition or self.state_quant \
+                or self.init_hidden:
+            raise ValueError("MatchedLeaky supports reset_mechanism='subtract', reset_delay=False only")
 
     def mem_reset(self, mem):
         return torch.zeros_like(mem)
+
+    def forward(self, input_, mem=None):
+        # snntorch 1.0.0 Leaky.forward, verbatim but for the one marked line
+        if not mem == None:  # noqa: E711
+            self.mem = mem
+        if self.init_hidden and not mem == None:  # noqa: E711
+            raise TypeError("`mem` should not be passed as an argument while `init_hidden=True`")
+        if not self.mem.shape == input_.shape:
+            self.mem = torch.zeros_like(input_, device=self.mem.device)
+        self.reset = self.mem_reset(self.mem)
+        self.mem = self.state_function(input_)
+        if self.state_quant:
+            self.mem = self.state_quant(self.mem)
+        if self.inhibition:
+            spk = self.fire_inhibition(self.mem.size(0), self.mem)
+        else:
+            spk = self.fire(self.mem)
+        if not self.reset_delay:
+            do_reset = spk.detach() / self.graded_spikes_factor - self.reset  # the change: stock has spk
+            if self.reset_mechanism_val == 0:  # reset by subtraction
+                self.mem = self.mem - do_reset * self.threshold
+            elif self.reset_mechanism_val == 1:  # reset to zero
+                self.mem = self.mem - do_reset * self.mem
+        if self.output:
+            return spk, self.mem
+        elif self.init_hidden:
+            return spk
+        else:
+            return spk, self.mem
 
 
 class SnnTorchTwoModality(nn.Module):
@@ -150,7 +200,40 @@ def check_same_forward(ours, matched, stock, vision, audio) -> dict:
             "stock_leaky_spikes_differing": [round(float((a != b).float().mean()), 5) for a, b in zip(rec_o, rec_s)]}
 
 
+def encoder_weight_pairs(ours: TwoModalitySNN, theirs: SnnTorchTwoModality) -> list[tuple[str, nn.Parameter, nn.Parameter]]:
+    """(name, our parameter, their parameter) for every spiking-encoder weight."""
+    convs = zip(ours.vision.convs, theirs.convs)
+    pairs = [(f"vision.conv{i}", a.conv.weight, b.weight) for i, (a, b) in enumerate(convs)]
+    pairs.append(("vision.dense", ours.vision.dense.fc.weight, theirs.vision_fc.weight))
+    dense = zip(ours.audio.layers, theirs.audio_fcs)
+    pairs += [(f"audio.fc{i}", a.fc.weight, b.weight) for i, (a, b) in enumerate(dense)]
+    return pairs
+
+
+def gradient_differences(ours, theirs, objective, vision, audio, y) -> dict[str, float]:
+    """Per encoder weight: max |grad ours - grad theirs| / max |grad ours| for one loss.backward()."""
+    for model in (ours, theirs):
+        model.detach_heads = False
+        model.zero_grad(set_to_none=True)
+        objective(model(vision, audio), y)[0].backward()
+    diffs = {name: float((a.grad - b.grad).abs().max() / a.grad.abs().max())
+             for name, a, b in encoder_weight_pairs(ours, theirs)}
+    for model in (ours, theirs):
+        model.zero_grad(set_to_none=True)
+    return diffs
+
+
+def check_same_backward(ours, matched, stock, objective, vision, audio, y, rtol: float = 1e-4) -> dict:
+    """Assert matched-snnTorch's encoder gradients == ours to float32 round-off; report stock Leaky's."""
+    matched_diff = gradient_differences(ours, matched, objective, vision, audio, y)
+    bad = {k: v for k, v in matched_diff.items() if not v <= rtol}
+    assert not bad, f"matched snnTorch gradients differ from ours (relative to the largest entry): {bad}"
+    return {"matched_grad_max_rel_diff": max(matched_diff.values()), "grad_rtol": rtol,
+            "stock_leaky_grad_max_rel_diff": gradient_differences(ours, stock, objective, vision, audio, y)}
+
+
 def make_step(model, objective, vision, audio, y):
+    """One training step (forward, loss, backward, Adam) of ``model`` on the fixed batch."""
     model.detach_heads = False
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
@@ -168,9 +251,9 @@ def epoch_rss(timeout: int) -> dict:
     code = (
         "import json, resource, sys, time; sys.path.insert(0, %r); from pathlib import Path\n"
         "from bench.train_step import default_config\n"
-        "from edge_taaf.train import train\n"
+        "from edge_taaf.apps.train import run_training\n"
         "cfg = default_config(['trainer.epochs=1', 'trainer.progress=false', 'trainer.log_epochs=false'])\n"
-        "build = time.perf_counter(); train(cfg, Path(sys.argv[1]))\n"
+        "build = time.perf_counter(); run_training(cfg, Path(sys.argv[1]))\n"
         "print(json.dumps({'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,"
         " 'epoch_s': time.perf_counter() - build}))\n" % str(ROOT))
     with tempfile.TemporaryDirectory() as tmp:
@@ -184,12 +267,12 @@ def epoch_rss(timeout: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads, the same for both")
+    ap.add_argument("--rounds", type=int, default=30, help="timed rounds (one step of each model per round)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op and BLAS/OpenMP threads, the same for all")
     ap.add_argument("--no-rss", action="store_true", help="skip the one-epoch peak-RSS run")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    pinned = pin_threads(args.threads)
     torch.manual_seed(0)
 
     cfg = default_config()
@@ -198,28 +281,35 @@ def main() -> None:
     vision, audio, y = random_batch(mcfg["T"], args.batch)
     scale_to_firing_rate(ours, vision, audio, target=0.1)
     stock, matched = SnnTorchTwoModality(ours, mcfg), SnnTorchTwoModality(ours, mcfg, MatchedLeaky)
-    check = check_same_forward(ours, matched, stock, vision, audio)
-    print("forward check:", json.dumps(check), flush=True)
-
     objective = build_loss(cfg.loss)
+    forward = check_same_forward(ours, matched, stock, vision, audio)
+    backward = check_same_backward(ours, matched, stock, objective, vision, audio, y)
+    print("forward check:", json.dumps(forward), "\nbackward check:", json.dumps(backward), flush=True)
+
     steps = {name: make_step(model, objective, vision, audio, y)
-             for name, model in (("ours", ours), ("snntorch", stock), ("snntorch_matched", matched))}
-    times = {k: [] for k in steps}
-    for i in range(args.warmup + args.steps):
-        for name, step in steps.items():  # alternate, so load drift hits both alike
-            start = time.perf_counter()
-            step()
-            if i >= args.warmup:
-                times[name].append(time.perf_counter() - start)
-    ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+             for name, model in (("ours", ours), ("snntorch_matched", matched), ("snntorch", stock))}
+    times = interleaved_times(steps, args.rounds, args.warmup)
+    ms = {k: median_ms(v) for k, v in times.items()}
+    vs_matched = ratio_stats(times["ours"], times["snntorch_matched"])
+    vs_stock = ratio_stats(times["ours"], times["snntorch"])
     print(", ".join(f"{k} {v:.1f} ms/step" for k, v in ms.items()), flush=True)
 
     result = {
-        "train_step_ratio_vs_snntorch": ms["ours"] / ms["snntorch"], "ours_ms_per_step": ms["ours"],
-        "snntorch_ms_per_step": ms["snntorch"], "snntorch_matched_ms_per_step": ms["snntorch_matched"],
-        "train_step_ratio_vs_snntorch_matched": ms["ours"] / ms["snntorch_matched"],
-        "batch": args.batch, "T": mcfg["T"], "steps": args.steps, "threads": args.threads,
-        "weights": ours.weight_count(), "forward_check": check,
+        "train_step_ratio_vs_snntorch_matched": vs_matched["median"],
+        "train_step_ratio_vs_snntorch": vs_stock["median"],
+        "train_step_ratio_vs_snntorch_matched_spread": vs_matched,
+        "train_step_ratio_vs_snntorch_spread": vs_stock,
+        "ratio_definition": "ours / peer time per training step (lower is better for ours); median of per-round "
+                            "ratios, rounds interleaved with rotated order (bench/timing.py)",
+        "peer_matched": "snntorch.Leaky subclass MatchedLeaky: our forward (spikes exact) and our backward "
+                        "(reset detached; gradients equal to float32 round-off)",
+        "peer_stock": "stock snntorch.Leaky(reset_delay=False): carry-over second subtraction, gradient through "
+                      "the reset",
+        "ours_ms_per_step": ms["ours"], "snntorch_matched_ms_per_step": ms["snntorch_matched"],
+        "snntorch_ms_per_step": ms["snntorch"],
+        "batch": args.batch, "T": mcfg["T"], "rounds": args.rounds, "warmup_rounds": args.warmup,
+        "threads": args.threads, "thread_pools": pinned, "lif_engine": "numba (serial) for ours",
+        "weights": ours.weight_count(), "forward_check": forward, "backward_check": backward,
         "snntorch_version": snntorch.__version__, "torch_version": torch.__version__, "cpu": platform.processor() or platform.machine(),
     }
     if not args.no_rss:
