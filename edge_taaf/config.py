@@ -45,7 +45,8 @@ def check_train_config(cfg) -> None:
                ("trainer.epochs", tr.epochs, lambda x: x >= 1, ">= 1"),
                ("trainer.batch_size", tr.batch_size, lambda x: x >= 1, ">= 1"),
                ("trainer.weight_decay", tr.weight_decay, lambda x: x >= 0, ">= 0"),
-               ("trainer.spike_penalty", tr.get("spike_penalty", 0.0), lambda x: x >= 0, ">= 0")]
+               ("trainer.spike_penalty", tr.get("spike_penalty", 0.0), lambda x: x >= 0, ">= 0"),
+               ("trainer.rate_penalty", tr.get("rate_penalty", 0.0), lambda x: x >= 0, ">= 0")]
     for name, value, ok, expected in numbers:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{name}={value!r} is not a number; expected a number {expected}")

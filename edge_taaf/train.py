@@ -97,6 +97,35 @@ def model_data(cfg, split: str, modalities) -> PairedSpikes:
         raise ConfigError(f"model.modalities={list(modalities)} but data={cfg.data.name}: {exc}") from None
 
 
+def rate_targets(cfg, model) -> dict[int, float]:
+    """trainer.rate_targets as {position in the record: target rate}; ConfigError naming a layer the model
+    does not have or a rate outside [0, 1]."""
+    raw = cfg.trainer.get("rate_targets") or {}
+    raw = OmegaConf.to_container(raw) if OmegaConf.is_config(raw) else dict(raw)
+
+    def flat(d, prefix=""):   # {vision: {conv0: 0.1}} (a dotted key on the command line) -> {vision.conv0: 0.1}
+        for key, value in d.items():
+            if isinstance(value, dict):
+                yield from flat(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}", value
+    targets = dict(flat(raw))
+    names = [name for name, _, _, _ in model.spiking_layers()]
+    out = {}
+    for name, rate in targets.items():
+        if name not in names:
+            raise ConfigError(f"trainer.rate_targets names layer {name!r}; the model's spiking layers are {names}")
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            raise ConfigError(f"trainer.rate_targets.{name}={rate!r}; expected a firing rate in [0, 1]")
+        out[names.index(name)] = float(rate)
+    return out
+
+
+def rate_loss(record: list[torch.Tensor], targets: dict[int, float]) -> torch.Tensor:
+    """Sum over the targeted layers of (mean firing rate - target)^2: activity regularisation per layer."""
+    return sum((record[i].float().mean() - rate) ** 2 for i, rate in targets.items())
+
+
 def spike_rate(record: list[torch.Tensor]) -> torch.Tensor:
     """Mean firing rate of the recorded spiking layers (each (T, B, ...) spikes; layers weigh equally).
 
@@ -151,6 +180,8 @@ def train(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, hooks: dict | 
 
     net = DistributedDataParallel(model) if world > 1 else model
     spike_penalty = float(cfg.trainer.get("spike_penalty", 0.0))
+    rate_penalty = float(cfg.trainer.get("rate_penalty", 0.0))
+    targets = rate_targets(cfg, model) if rate_penalty else {}
     for epoch in range(start_epoch, cfg.trainer.epochs):
         t0 = time.time()
         model.train()
@@ -173,13 +204,15 @@ def train(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, hooks: dict | 
             if vision is not None:
                 vision = random_shift(vision, cfg.trainer.augment_shift, aug_gen)
             v, a = to_time_major(vision, audio, device)
-            record = [] if spike_penalty else None
+            record = [] if spike_penalty or targets else None
             out = net(v, a, record)
             loss, stats = objective(out, y.to(device))
-            if record:
+            if record and spike_penalty:
                 rate = spike_rate(record)
                 loss = loss + spike_penalty * rate
                 rate_sum += rate.item()
+            if targets:
+                loss = loss + rate_penalty * rate_loss(record, targets)
             if "loss" in hooks:
                 loss = hooks["loss"](epoch, step, loss)
             if not torch.isfinite(loss):

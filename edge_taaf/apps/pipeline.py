@@ -111,6 +111,9 @@ def stage_simulate(cfg, workdir, exp: StageResult, data: StageResult) -> StageRe
         mismatch = compare(sim, ours)     # every layer's spikes, step logits, scores, attention, logits
         plot_energy(result["energy"], folder / "energy.png", title="energy per inference")
         result["sim_equals_int_mode"] = int(not mismatch)
+        units = result["counts_per_inference"]["units"]   # spikes per neuron per step, per spiking layer
+        result["layer_spike_rates"] = {layer.name: units[layer.name]["spikes_out"] / (layer.n_out * result["steps"])
+                                       for layer in program.layers}
         result["sim_mismatch"] = mismatch
         return json.loads(json.dumps(result, default=float))
     return run_stage(workdir, "simulate", {"hardware": _plain(cfg.hardware), "code": code_version("firmware_sim")},
@@ -132,6 +135,7 @@ def summarise(cfg, stages: dict[str, StageResult]) -> dict:
         "energy_ratio_bound_if_later_layers_free": energy["ratios"]["bound_ann_int8_vs_snn_if_later_layers_free"],
         "spikes_per_inference": sum(u["spikes_out"] for u in sim["counts_per_inference"]["units"].values()),
         "energy_by_hardware": sim["energy_by_hardware"],
+        "layer_spike_rates": sim["layer_spike_rates"], "max_layer_spike_rate": max(sim["layer_spike_rates"].values()),
         "onnx_bytes": exp["bytes"], "stages": {k: {"folder": str(s.folder), "cached": s.cached, "seconds": round(s.seconds, 1)}
                                               for k, s in stages.items()},
     }
@@ -162,6 +166,8 @@ def write_report(report: dict, stages: dict[str, StageResult], run_dir: Path) ->
                f"{e['energy_uj']:.4f} uJ; {e['energy_ann_int8_vs_snn']:.2f}x / {e['energy_single_pass_ann_vs_snn']:.2f}x"
                f" / {e['energy_single_pass_zero_skip_vs_snn']:.2f}x") for name, e in report["energy_by_hardware"].items()],
             ("spikes per inference (all spiking layers)", f"{report['spikes_per_inference']:.0f}"),
+            ("firing rate per layer (spikes per neuron per step)",
+             ", ".join(f"{k} {100 * v:.1f} %" for k, v in report["layer_spike_rates"].items())),
             ("ONNX file", f"{report['onnx_bytes']} bytes")]
     lines = [f"# edge-taaf pipeline report: {report['data']}{label}, T={report['T']}, "
              f"{report['fusion']} + {report['loss']}", "", "| measure | value |", "|---|---|",

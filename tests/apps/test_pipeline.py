@@ -38,6 +38,10 @@ def test_report_holds_every_stage_and_the_contract_checks(first_run):
     assert set(report["energy_by_hardware"]) == {"horowitz45nm", "sne22nm"}
     assert report["energy_by_hardware"]["horowitz45nm"]["energy_uj"] == report["energy_uj_per_inference"]
     assert "sne22nm: energy" in (tmp / "run1" / "report.md").read_text()
+    rates = report["layer_spike_rates"]           # per-layer firing rates, counted by the simulator
+    assert set(rates) == {"vision.conv0", "vision.conv1", "vision.dense", "audio.fc0", "audio.fc1"}
+    assert all(0 <= r <= 1 for r in rates.values()) and report["max_layer_spike_rate"] == max(rates.values()) > 0
+    assert "firing rate per layer" in (tmp / "run1" / "report.md").read_text()
 
 
 def test_rerun_skips_and_changed_hardware_reruns_only_the_simulator(first_run):

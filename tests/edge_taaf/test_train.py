@@ -247,3 +247,29 @@ def test_console_script_reports_config_errors_on_stderr(tmp_path):
     assert proc.returncode != 0
     assert "trainer.lr=-1 is invalid" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "cache").exists()
+
+
+def test_per_layer_rate_targets_pull_that_layer_toward_its_target(tiny_train_cfg, tmp_path):
+    """trainer.rate_targets + trainer.rate_penalty: activity regularisation per layer (a target of 0 on the
+    first conv lowers its firing rate against the same run without it); unknown layers are config errors."""
+    def conv0_rate(*extra):
+        run = tmp_path / "_".join(e.split("=")[0][-12:] for e in extra) if extra else tmp_path / "plain"
+        cfg = tiny_train_cfg("trainer.epochs=6", "trainer.log_epochs=false", *extra)
+        run_training(cfg, run)
+        model = TwoModalitySNN(OmegaConf.to_container(cfg.model, resolve=True))
+        model.load_state_dict(load_checkpoint(run / "checkpoint.pt")["model"])
+        test = PairedSpikeDataset(build_dataset(cfg.data, "test"))
+        vision, audio, _ = test[torch.arange(len(test))]
+        record = []
+        with torch.no_grad():
+            model(*to_time_major(vision, audio, "cpu"), record)
+        return float(record[0].mean())
+
+    plain = conv0_rate()
+    lower = conv0_rate("+trainer.rate_targets.vision.conv0=0.0", "trainer.rate_penalty=1000")
+    higher = conv0_rate("+trainer.rate_targets.vision.conv0=0.5", "trainer.rate_penalty=1000")
+    assert lower < 0.95 * plain < plain < 1.05 * plain < higher, (lower, plain, higher)   # pulled both ways
+    with pytest.raises(ConfigError, match=r"trainer.rate_targets names layer 'vision.conv9'"):
+        run_training(tiny_train_cfg("+trainer.rate_targets.vision.conv9=0.1", "trainer.rate_penalty=1"), tmp_path / "bad")
+    with pytest.raises(ConfigError, match=r"trainer.rate_targets.vision.conv0=2; expected a firing rate in \[0, 1\]"):
+        run_training(tiny_train_cfg("+trainer.rate_targets.vision.conv0=2", "trainer.rate_penalty=1"), tmp_path / "bad2")
