@@ -3,7 +3,7 @@
 - binning: ``sensors.binning.bin_camera_events`` vs ``tonic.transforms.ToFrame`` on random sorted
   34x34x2 streams of 100k and 1M events (outputs checked equal first);
 - cochlea, like for like (headline): ``sensors.cochlea.cochlea_encode`` vs the SAME algorithm in
-  numpy / scipy (bench/cochlea_peer.py: scipy.signal.lfilter gammatone stages per channel, numpy LIF
+  numpy / scipy (bench/support/cochlea_peer.py: scipy.signal.lfilter gammatone stages per channel, numpy LIF
   vectorised over channels and looped over time), events checked equal on every clip;
 - cochlea, different algorithm (beside it): vs lauscher's ``Wave2Spike`` (the SHD converter: RMS
   normalisation, Hanning window, transmission-line basilar membrane, Meddis inner hair cell, bushy
@@ -14,7 +14,7 @@
   other real recording is available to validate it on.
 The cochlea and DVS settings are the training data's (configs: data=fsdd_mnist, its sensor section).
 
-Timing method (bench/timing.py): thread pools pinned to one thread; each contender runs one timed
+Timing method (bench/support/timing.py): thread pools pinned to one thread; each contender runs one timed
 unit per round, rounds interleaved in rotated order after untimed warm-up, GC off; a unit lasts
 ~UNIT_S = 0.2 s on both sides (the faster function is called k times in a row), so time slicing on
 a busy machine stretches both alike; every speedup is peer time / our time per call, one per round,
@@ -41,7 +41,7 @@ import tonic  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from bench.cochlea_peer import cochlea_encode_numpy  # noqa: E402
+from bench.support.cochlea_peer import cochlea_encode_numpy  # noqa: E402
 from edge_taaf import CONFIG_DIR  # noqa: E402
 from sensors.audio_io import read_wav  # noqa: E402
 from sensors.binning import bin_camera_events  # noqa: E402
@@ -51,14 +51,14 @@ from sensors.events import CAMERA_DTYPE, make_events  # noqa: E402
 from sensors.mnist import load_mnist5k  # noqa: E402
 from sensors.paths import data_root  # noqa: E402
 from sensors.readers import read_nmnist_bin  # noqa: E402
-from bench.timing import gc_paused, interleaved_times, median_ms, pin_threads, ratio_stats, repeats_for  # noqa: E402
+from bench.support.timing import gc_paused, interleaved_times, median_ms, pin_threads, ratio_stats, repeats_for  # noqa: E402
 
 SENSOR, N_BINS = (34, 34, 2), 20
 LAUSCHER_BUDGET_S = 180.0  # stop timing lauscher after this much; its ratio uses the clips timed
-UNIT_S = 0.2  # each timed unit lasts about this long on both sides (bench/timing.py: repeats_for)
+UNIT_S = 0.2  # each timed unit lasts about this long on both sides (bench/support/timing.py: repeats_for)
 LAUSCHER_LABEL = ("lauscher Wave2Spike (RMS normalisation + Hanning window + transmission-line basilar membrane "
                   "+ Meddis inner hair cell + bushy cells): a DIFFERENT algorithm with a different output")
-PEER_LABEL = ("the same algorithm in numpy/scipy (bench/cochlea_peer.py): scipy.signal.lfilter complex gammatone "
+PEER_LABEL = ("the same algorithm in numpy/scipy (bench/support/cochlea_peer.py): scipy.signal.lfilter complex gammatone "
               "stages per channel, numpy rectify/compress, numpy LIF vectorised over channels, looped over time")
 
 
@@ -220,7 +220,7 @@ def summarise(small: dict, large: dict, peer: dict, laus: dict, dvs: dict, clips
                       "cochlea_lauscher_warmup": laus["warmup_s"], "dvs": dvs["compile_s"]},
         "ratio_method": "speedup = peer time / our time, one pair per round, rounds interleaved in rotated order after "
                         "untimed warm-up rounds, GC off; headline = median of the per-round ratios, *_spread = their "
-                        "quartiles, min, max and count (bench/timing.py)",
+                        "quartiles, min, max and count (bench/support/timing.py)",
         "timing": f"timed units of ~{UNIT_S} s on both sides (k back-to-back calls of the faster one); binning "
                   f"34x34x2, T={N_BINS}, events over 1 s: 30 rounds at 100k and at 1M; cochlea vs numpy/scipy: 3 "
                   "rounds per clip; lauscher: one call per clip, paired with a unit of ours right before and one "

@@ -11,7 +11,7 @@
    (``model.frozen()``: integer weights computed once, no per-call checks); the per-call mode
    (re-quantising every layer on each call) is reported beside it. Median of per-sample ratios.
 3. speed vs xylosim: NOT the ONNX-program simulator. A feed-forward 64-256-10 network (random int8
-   weights, T=100, the same Bernoulli raster for both) is run by xylosim and by bench/xylo_kernel.py's
+   weights, T=100, the same Bernoulli raster for both) is run by xylosim and by bench/support/xylo_kernel.py's
    Xylo-neuron kernel (run_ff_xylo, Xylo's neuron model), checked spike for spike first; time per
    synaptic event, ours on one thread like xylosim.
 4. energy: the simulator over the whole test split, priced by every --hardware config (default:
@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from bench.xylo_kernel import run_ff, run_ff_xylo  # noqa: E402
+from bench.support.xylo_kernel import run_ff, run_ff_xylo  # noqa: E402
 from edge_taaf import CONFIG_DIR  # noqa: E402
 from firmware_sim.energy import load_hardware  # noqa: E402
 from firmware_sim.evaluate import evaluate  # noqa: E402
@@ -223,7 +223,7 @@ def main() -> None:
         reports = {hw: evaluate(program, test.inputs(), test.labels, load_hardware(hw, CONFIGS / "hardware"), 64)
                    for hw in args.hardware}
     xylo = bench_vs_xylosim()
-    print(f"xylosim {xylo['xylosim_Mev_per_s']:.1f} M events/s, bench.xylo_kernel Xylo-neuron kernel (1 thread) "
+    print(f"xylosim {xylo['xylosim_Mev_per_s']:.1f} M events/s, bench.support.xylo_kernel Xylo-neuron kernel (1 thread) "
           f"{xylo['ours_xylo_model_Mev_per_s']:.1f} M events/s, same spikes: {xylo['same_spikes']}", flush=True)
     first = reports[args.hardware[0]]
     by_hw = {}

@@ -20,7 +20,7 @@ code, so only the spiking encoders differ. Two snnTorch neurons are timed:
 - unfavourable-to-us column, stock ``Leaky`` (same options, carry-over and all, gradient through the
   reset): ~1 % of the first layer's spikes differ from ours and its backward does more work.
 
-Timing (bench/timing.py): forward + backward + Adam step on a batch of 64 random spike inputs (vision
+Timing (bench/support/timing.py): forward + backward + Adam step on a batch of 64 random spike inputs (vision
 (T, B, 2, 34, 34) at ~2 % density, audio (T, B, 64) counts 0..8). The three models run interleaved,
 one step each per round, in an order rotated every round, for ``--rounds`` rounds after ``--warmup``;
 each ratio is ours / peer per round, reported as the median of the per-round ratios with its
@@ -57,7 +57,7 @@ from edge_taaf.encoders import conv_out  # noqa: E402
 from edge_taaf.init import scale_to_firing_rate  # noqa: E402
 from edge_taaf.losses import build_loss  # noqa: E402
 from edge_taaf.model import ModelOut, TwoModalitySNN  # noqa: E402
-from bench.timing import interleaved_times, median_ms, pin_threads, ratio_stats  # noqa: E402
+from bench.support.timing import interleaved_times, median_ms, pin_threads, ratio_stats  # noqa: E402
 
 
 def default_config(overrides=()):
@@ -300,7 +300,7 @@ def main() -> None:
         "train_step_ratio_vs_snntorch_matched_spread": vs_matched,
         "train_step_ratio_vs_snntorch_spread": vs_stock,
         "ratio_definition": "ours / peer time per training step (lower is better for ours); median of per-round "
-                            "ratios, rounds interleaved with rotated order (bench/timing.py)",
+                            "ratios, rounds interleaved with rotated order (bench/support/timing.py)",
         "peer_matched": "snntorch.Leaky subclass MatchedLeaky: our forward (spikes exact) and our backward "
                         "(reset detached; gradients equal to float32 round-off)",
         "peer_stock": "stock snntorch.Leaky(reset_delay=False): carry-over second subtraction, gradient through "

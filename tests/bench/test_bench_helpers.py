@@ -1,4 +1,4 @@
-"""bench/cochlea_peer.py (the numpy/scipy peer of our cochlea) and bench/timing.py (interleaved paired timing)."""
+"""bench/support/cochlea_peer.py (the numpy/scipy peer of our cochlea) and bench/support/timing.py (interleaved paired timing)."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -6,8 +6,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bench.cochlea_peer import cochlea_encode_numpy, erb_centre_frequencies
-from bench.timing import interleaved_times, ratio_stats, repeats_for
+from bench.support.cochlea_peer import cochlea_encode_numpy, erb_centre_frequencies
+from bench.support.timing import interleaved_times, ratio_stats, repeats_for
 from sensors.audio_io import read_wav
 from sensors.cochlea import CochleaParams, centre_frequencies, cochlea_encode
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from firmware_sim import spec
-from bench.xylo_kernel import run_ff, run_ff_xylo
+from bench.support.xylo_kernel import run_ff, run_ff_xylo
 
 
 def reference_ff(weights, thetas, leak_shift, x):

@@ -210,8 +210,8 @@ def test_report_per_inference_dataflows_and_both_hardware_configs():
 
 
 def test_docs_figures_build_from_the_saved_benchmark_json(tmp_path):
-    """python bench/figures.py: every README figure from docs/bench/*.json and docs/*.json."""
-    from bench.figures import main
+    """python docs/make_figures.py: every README figure from docs/bench/*.json and docs/*.json."""
+    from docs.make_figures import main
     main(tmp_path)
     names = {p.name for p in tmp_path.glob("*.png")}
     assert {"energy_by_operation.png", "energy_sweep.png", "ablation_official.png", "synth_imbalance.png"} <= names

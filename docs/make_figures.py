@@ -1,6 +1,6 @@
 """Make the README's figures (small PNGs under docs/figures/) from the saved benchmark JSON.
 
-    python bench/figures.py           # reads docs/accuracy_runs.json and docs/bench/sim.json
+    python docs/make_figures.py       # reads docs/accuracy_runs.json and docs/bench/sim.json
 """
 from __future__ import annotations
 
