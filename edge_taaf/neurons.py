@@ -77,7 +77,7 @@ def surrogate_grad(x: torch.Tensor, kind: str, slope: float) -> torch.Tensor:
 # used for float32 / float64 tensors on CPU. "torch": the same arithmetic as whole-tensor torch ops,
 # one time step per op, for any device. Both do each float operation in the tensor's dtype and in
 # the same order (v * beta then + I; (c x)^2 as (c x)(c x); 1 / (1 + .) then * slope / 2; ...), so
-# they return bit-identical spikes and gradients for finite inputs (tests/test_neurons.py checks
+# they return bit-identical spikes and gradients for finite inputs (tests/edge_taaf/test_neurons.py checks
 # float32 and float64, contiguous and channels-last).
 ENGINES = ("auto", "numba", "torch")
 

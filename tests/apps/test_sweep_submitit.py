@@ -2,7 +2,7 @@
 
 submitit_local runs every sweep point as its own submitit job (a subprocess, the job pickled as it is
 for SLURM); the README's SLURM command differs only in the launcher name (submitit_slurm). When the
-sweep ends, the sweep_summary callback (edge_taaf/sweep.py) must have collected every point.
+sweep ends, the sweep_summary callback (edge_taaf/apps/sweep.py) must have collected every point.
 """
 import json
 import os
