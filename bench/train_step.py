@@ -53,7 +53,7 @@ from snntorch import surrogate  # noqa: E402
 from torch import nn  # noqa: E402
 
 from edge_taaf import CONFIG_DIR  # noqa: E402
-from edge_taaf.encoders import conv_out  # noqa: E402
+from edge_taaf.model_config import conv_out  # noqa: E402
 from edge_taaf.init import scale_to_firing_rate  # noqa: E402
 from edge_taaf.losses import build_loss  # noqa: E402
 from edge_taaf.model import ModelOut, TwoModalitySNN  # noqa: E402

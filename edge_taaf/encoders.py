@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from edge_taaf.model_config import AudioConfig, VisionConfig, conv_out  # noqa: F401  (conv_out: bench/train_step)
+from edge_taaf.model_config import AudioConfig, VisionConfig
 from edge_taaf.neurons import LIFParams
 
 

@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from edge_taaf import distributed
-from edge_taaf.checkpoint import CheckpointError, atomic_torch_save, check_state_matches, load_checkpoint
+from edge_taaf.checkpoint import atomic_torch_save, check_state_matches, load_checkpoint
 from sensors.atomic import atomic_write_text
 from edge_taaf.config import ConfigError, check_train_config
 from edge_taaf.augment import random_shift

@@ -37,8 +37,7 @@ class PairedSpikes:
 
     def inputs(self) -> dict[str, np.ndarray]:
         """Every present modality's (N, T, ...) spike counts, by the simulator's input names."""
-        return {"audio": self.audio, "vision": self.vision} if len(self.modalities) == 2 else \
-            {m: getattr(self, m) for m in self.modalities}
+        return {m: getattr(self, m) for m in self.modalities}
 
     def only(self, modalities) -> "PairedSpikes":
         """The same samples holding only ``modalities`` (for a one-sensor model on a paired data set).
