@@ -1,6 +1,7 @@
 """The two-modality spiking network: encoders -> time-warp -> fusion, plus unimodal heads.
 
-Inputs: vision spikes (T, B, 2, 34, 34), audio spikes (T, B, C). Output: ModelOut with the fused
+Inputs: the sensors' counts, vision (T, B, 2, 34, 34) and audio (T, B, C); each passes its sensor
+front-end (edge_taaf.frontend, the accelerator's first stage) before its encoder. Output: ModelOut with the fused
 prediction, the fusion internals and each modality's unimodal head logits (B, K). The heads read
 the time-mean of each modality's warped features; whether their loss reaches the encoders is the
 loss's choice (edge_taaf.losses).
@@ -18,6 +19,7 @@ from torch import nn
 
 from edge_taaf.blocks import SpikingConv, SpikingDense
 from edge_taaf.encoders import AudioEncoder, VisionEncoder
+from edge_taaf.frontend import SensorFrontEnd
 from edge_taaf.fusion import ConcatFusion, FusionOut, TAAFFusion
 from edge_taaf.model_config import FUSIONS, MODALITIES, ModelConfig, parse_modalities
 from edge_taaf.neurons import LIFParams
@@ -80,6 +82,7 @@ class TwoModalitySNN(nn.Module):
         layers = FloatLayers() if layers is None else layers
         self.config = config
         self.T, self.fusion_kind, self.modalities = config.T, config.fusion, config.modalities
+        self.frontend = nn.ModuleDict({m: SensorFrontEnd(config.frontends[m]) for m in config.modalities})
         self.vision = VisionEncoder(config.vision, config.neuron, layers) if config.vision is not None else None
         self.audio = AudioEncoder(config.audio, config.neuron, layers) if config.audio is not None else None
         warps = layers.warps(config.modalities, config.warp_max_delay)
@@ -125,11 +128,17 @@ class TwoModalitySNN(nn.Module):
 
         A modality the model does not have must be None (and one it has must not be)."""
         check_modality_inputs(self.modalities, vision, audio)
+        vision, audio = self.sense(vision, audio)
         v = self.warp_vision(self.vision(vision, record)) if self.vision is not None else None
         a = self.warp_audio(self.audio(audio, record)) if self.audio is not None else None
         a = absent_features(v) if a is None else a
         v = absent_features(a) if v is None else v
         return ModelOut(self.fusion(a, v), *self.heads(a, v), a, v)
+
+    def sense(self, vision: torch.Tensor | None, audio: torch.Tensor | None):
+        """The sensor front-ends: the sensors' counts -> the counts the encoders read (None stays None)."""
+        return (None if vision is None else self.frontend["vision"](vision),
+                None if audio is None else self.frontend["audio"](audio))
 
     def weight_count(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from edge_taaf.frontend import FrontEndConfig
 from edge_taaf.neurons import LIFParams
 
 FUSIONS = ("taaf", "concat")
@@ -24,7 +25,8 @@ def conv_out(size: int, kernel: int, stride: int) -> int:
 
 @dataclass(frozen=True)
 class VisionConfig:
-    """Strided spiking convs then one spiking dense layer. in_shape (P, H, W); per conv: channels, kernel, stride."""
+    """Strided spiking convs then one spiking dense layer. in_shape (P, H, W) as the front-end gives it (the
+    sensor's shape is model.vision.in_shape); per conv: channels, kernel, stride."""
 
     in_shape: tuple[int, int, int]
     channels: tuple[int, ...]
@@ -44,7 +46,7 @@ class VisionConfig:
 
 @dataclass(frozen=True)
 class AudioConfig:
-    """A stack of spiking dense layers: in_channels -> hidden... -> features."""
+    """A stack of spiking dense layers: in_channels (after the front-end) -> hidden... -> features."""
 
     in_channels: int
     hidden: tuple[int, ...]
@@ -62,6 +64,8 @@ class ModelConfig:
     audio: AudioConfig | None
     warp_max_delay: int
     score_hidden: int
+    frontends: Mapping[str, FrontEndConfig]      # modality -> its sensor front-end (edge_taaf.frontend)
+    sensor_shapes: Mapping[str, tuple[int, ...]]  # modality -> the sensor's shape ((P, H, W) or (C,)), before it
 
     @property
     def d_audio(self) -> int:
@@ -84,16 +88,24 @@ class ModelConfig:
             raise ValueError(f"model.fusion must be one of {FUSIONS}, got {fusion!r}")
         modalities = parse_modalities(cfg.get("modalities"))
         vision = audio = None
+        frontend_cfg = cfg.get("frontend") or {}
+        sensors, frontends = {}, {}
+        if "vision" in modalities:
+            sensors["vision"] = _ints(cfg["vision"]["in_shape"], "model.vision.in_shape", 3)
+        if "audio" in modalities:
+            sensors["audio"] = (_positive(cfg["audio"]["in_channels"], "model.audio.in_channels"),)
+        for m, shape in sensors.items():
+            frontends[m] = FrontEndConfig.parse(frontend_cfg.get(m), shape, f"model.frontend.{m}")
         if "vision" in modalities:
             vc = cfg["vision"]
-            vision = VisionConfig(_ints(vc["in_shape"], "model.vision.in_shape", 3), _ints(vc["channels"], "model.vision.channels"),
+            vision = VisionConfig(frontends["vision"].out_shape(sensors["vision"]), _ints(vc["channels"], "model.vision.channels"),
                                   _ints(vc["kernels"], "model.vision.kernels"), _ints(vc["strides"], "model.vision.strides"),
                                   _positive(vc["features"], "model.vision.features"))
             if not len(vision.channels) == len(vision.kernels) == len(vision.strides):
                 raise ValueError("model.vision: channels, kernels and strides must have the same length")
         if "audio" in modalities:
             ac = cfg["audio"]
-            audio = AudioConfig(_positive(ac["in_channels"], "model.audio.in_channels"),
+            audio = AudioConfig(frontends["audio"].out_shape(sensors["audio"])[0],
                                 _ints(ac["hidden"], "model.audio.hidden", allow_empty=True),
                                 _positive(ac["features"], "model.audio.features"))
         delay = cfg["warp_max_delay"]
@@ -101,7 +113,7 @@ class ModelConfig:
             raise ValueError(f"model.warp_max_delay must be an integer >= 0, got {delay!r}")
         return cls(fusion, _positive(cfg["T"], "model.T"), modalities, _positive(cfg["n_classes"], "model.n_classes"),
                    LIFParams(**dict(cfg["neuron"])), vision, audio, delay,
-                   _positive(cfg["score_hidden"], "model.score_hidden"))
+                   _positive(cfg["score_hidden"], "model.score_hidden"), frontends, sensors)
 
 
 def parse_modalities(names) -> tuple[str, ...]:

@@ -24,6 +24,11 @@ Counter meanings (all summed over the samples run; divide by ``n_samples`` for o
   adds            plain integer adds outside synapses (attention's max and differences; concat's sum over steps)
   lut_reads       exp2 lookups (attention)
   exact_limit     values that reached 2^24 (where the float32 ONNX graph stops being exact)
+Front-end units (firmware_sim.frontend) count input_events (nonzero raw (element, step) pairs), steps and:
+  pooled_events   nonzero pooled (element, step) pairs (each meets the threshold test)
+  passed          (element, step) pairs passed on to the first layer
+  refractory_blocked  pairs that met the threshold but were held back by the refractory countdown
+  level_updates   adaptive-level updates (every element, every step, in adaptive mode)
 """
 from __future__ import annotations
 
@@ -31,12 +36,12 @@ from dataclasses import dataclass, field
 
 COUNTERS = ("input_events", "input_spikes", "syn_ops", "weight_rows", "fanout_groups", "neuron_updates", "leak_ops",
             "group_updates", "single_updates", "steps", "active_inputs", "active_neurons", "active_synapses", "spikes_out", "saturations",
-            "macs", "adds", "lut_reads", "exact_limit")
+            "macs", "adds", "lut_reads", "exact_limit", "pooled_events", "passed", "refractory_blocked", "level_updates")
 
 
 @dataclass
 class Unit:
-    """Counters of one unit. kind: conv | dense | warp | readout | score | attention."""
+    """Counters of one unit. kind: frontend | conv | dense | warp | readout | score | attention."""
 
     modality: str
     kind: str

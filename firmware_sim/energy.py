@@ -259,7 +259,7 @@ class Geometry:
 
 
 def geometry(program: Program, layer) -> Geometry:
-    top = program.inputs[layer.input][1] if layer.input in program.inputs else 1
+    top = program.input_max(layer.input)
     if layer.kind == "conv":
         group, positions = layer.out_shape[0], layer.out_shape[1] * layer.out_shape[2]
         rf = layer.in_shape[0] * layer.kernel ** 2
@@ -338,6 +338,48 @@ def price_fusion(c: dict, row: int, n_weights: int, hw: Hardware, weight_bits: i
     return pj, cycles
 
 
+def price_frontend(c: dict, program: Program, name: str, hw: Hardware) -> tuple[dict, float]:
+    """(pJ by operation, cycles) of input ``name``'s front-end (firmware_sim.frontend): the identity costs
+    nothing; otherwise, with n_out pooled elements of 8-bit counts (spec.COUNT_BITS):
+      pooling (volume > 1)  one add8 and a read-modify-write of the element's count word per input event,
+                            then each step the buffer scanned and cleared (words(n_out x 8), read + write)
+      threshold and clip    one add8 (compare) per nonzero pooled element
+      refractory (> 0)      per nonzero pooled element a read of its countdown word, per passed one a write
+      adaptive level        every element every step: 2 add(16) and its level read and written
+                            (words(n_out x LEVEL_BITS) per step, read + write)
+    in SRAMs sized to what they hold. A per-op config prices each of these adds as one synaptic op (an
+    upper bound: a compare is cheaper than a synaptic event)."""
+    fe = program.frontend(name)
+    shape, top = program.inputs[name]
+    pj = _empty()
+    if fe.is_identity(top):
+        return pj, 0.0
+    n_out = math.prod(fe.out_shape(shape))
+    pooling = fe.volume > 1
+    adds8 = (c["input_events"] if pooling else 0) + c["pooled_events"]
+    adds16 = 2 * c["level_updates"]
+    if hw.per_op_pj is not None:
+        pj["other compute"] = (adds8 + adds16) * hw.per_op_pj["synaptic_op"]
+        return pj, _ceil_div(adds8 + adds16, hw.syn_units)
+    wf, count_bits = hw.sram_write_factor, spec.COUNT_BITS
+    pj["other compute"] = adds8 * hw.energy_pj["add8"] + adds16 * hw.add(spec.LEVEL_BITS)
+    words = 0.0
+    if pooling:
+        buffer = hw.sram_word(n_out * count_bits / 8)
+        scan = c["steps"] * hw.words(n_out * count_bits)
+        words += c["input_events"] * (1 + wf) + scan * (1 + wf)
+        pj["state memory"] += (c["input_events"] + scan) * (1 + wf) * buffer
+    if fe.refractory:
+        stamp = hw.sram_word(n_out * spec.REFRACTORY_BITS / 8)
+        pj["state memory"] += (c["pooled_events"] + wf * c["passed"]) * stamp
+        words += c["pooled_events"] + c["passed"]
+    if fe.adaptive:
+        per_step = hw.words(n_out * spec.LEVEL_BITS)
+        pj["state memory"] += c["steps"] * per_step * (1 + wf) * hw.sram_word(n_out * spec.LEVEL_BITS / 8)
+        words += c["steps"] * per_step * 2
+    return pj, _ceil_div(adds8 + adds16, hw.syn_units) + words
+
+
 def fusion_row(program: Program, name: str) -> int:
     """Weights per row read by a fusion unit: a warp's D taps, the readout's K, the score MLP's H."""
     r = program.readout
@@ -354,6 +396,9 @@ def price_units(program: Program, counts: Counts, hw: Hardware) -> tuple[dict, d
     priced, choice = {}, {}
     for name, unit in counts.units.items():
         c = unit.counts
+        if unit.kind == "frontend":
+            priced[name] = price_frontend(c, program, unit.modality, hw)
+            continue
         if hw.per_op_pj is not None:
             priced[name] = price_per_op(c, hw)
             if name in layers:
@@ -380,7 +425,7 @@ def ann_shapes(program: Program) -> list[dict]:
     and the bits of its input's largest count."""
     out = []
     for layer in program.layers:
-        top = program.inputs[layer.input][1] if layer.input in program.inputs else 1
+        top = program.input_max(layer.input)
         out.append({"name": layer.name, "modality": layer.modality, "macs": layer.n_out * layer.fan_in,
                     "weights": int(layer.weight.size), "in": layer.n_in, "out": layer.n_out,
                     "input_layer": layer.input in program.inputs, "input_max": int(top)})

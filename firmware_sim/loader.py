@@ -310,6 +310,7 @@ def _check_io(graph: onnx.GraphProto, program: Program, source: str) -> None:
     if program.readout.fusion == "taaf":
         expected["scores"] = [None, None]
     expected.update({f"spikes.{layer.name}": [None, None, *layer.out_shape] for layer in program.layers})
+    expected.update({f"frontend.{name}": [None, None, *program.shape_of(name)] for name in program.inputs})
     outputs = {v.name: v for v in graph.output}
     missing = sorted(set(expected) - set(outputs))
     if missing:
@@ -416,8 +417,86 @@ def _check_graph(program: Program, chain: _QCDQ, producers: dict, source: str) -
             _check_conv(g, node, transposed, value, layer, label)
         else:
             _check_dense(g, node, transposed, value, label, bias_ok=False)
+        if layer.input in program.inputs:
+            _check_reads_frontend(g, node, layer.input, label)
         _check_lif(g, node.output[0], layer, label, program)
+    for name in program.inputs:
+        _check_frontend(g, program, name)
     _check_readout(g, program, chain)
+
+
+def _check_reads_frontend(g: _Graph, node, name: str, label: str) -> None:
+    """A first layer reads its input's front-end output fe.<name>.out (a dense one through a Flatten)."""
+    src = node.input[0]
+    flat = g.producers.get(src)
+    if flat is not None and flat.op_type == "Flatten":
+        src = flat.input[0]
+    if src != f"fe.{name}.out":
+        g.fail(f"{label}: {g.label(node)} reads {node.input[0]!r}; a layer reading input {name!r} must read its "
+               f"front-end's output 'fe.{name}.out' (edge_taaf.program.frontends.{name})")
+
+
+def _check_frontend(g: _Graph, program: Program, name: str) -> None:
+    """The front-end nodes of input ``name`` (quant/export.py writes them under fixed value names) against
+    edge_taaf.program.frontends.<name>: the pooling blocks, min_count, clip, refractory and the adaptive
+    level's shifts."""
+    fe = program.frontend(name)
+    shape = program.inputs[name][0]
+    where = f"edge_taaf.program.frontends.{name}"
+    what = f"the front-end of {name!r}"
+    out = g.producer(f"fe.{name}.out", "Mul", f"{what}: y = ok * min(x, clip)")
+    cast = [g.producers.get(v) for v in out.input]
+    cast = next((n for n in cast if n is not None and n.op_type == "Cast"), None)
+    if cast is None or f"fe.{name}.clipped" not in out.input:
+        g.fail(f"{what}: {g.label(out)} must multiply Cast(ok) by 'fe.{name}.clipped'; inputs {list(out.input)}")
+    clip = g.producer(f"fe.{name}.clipped", "Min", f"{what}: min(x, clip)")
+    x = next((v for v in clip.input if v not in g.consts), None)
+    g.scalar(g.other(clip, x), fe.clip, f"{what}: the clip of {g.label(clip)}", f"{where}.clip={fe.clip}")
+    if fe.volume > 1:
+        if x != f"fe.{name}.pooled":
+            g.fail(f"{what}: the program pools by {list(fe.pool)} but the clip reads {x!r}, not 'fe.{name}.pooled'")
+        total = g.producer(x, "ReduceSum", f"{what}: the pooling sum")
+        blocks = [0]
+        for d, f in zip(shape, fe.pool):
+            blocks += [d // f, f]
+        reshape = g.producer(total.input[0], "Reshape", f"{what}: the pooling blocks")
+        have = g.consts.get(reshape.input[1])
+        if reshape.input[0] != f"{name}_t" or have is None or [int(v) for v in np.ravel(have)] != blocks:
+            g.fail(f"{what}: {g.label(reshape)} reshapes {reshape.input[0]!r} to "
+                   f"{None if have is None else np.ravel(have).tolist()}, but {where}.pool={list(fe.pool)} on an input "
+                   f"of shape {list(shape)} needs blocks {blocks} of '{name}_t'")
+        axes = g.consts.get(total.input[1]) if len(total.input) > 1 else None
+        want = [2 + 2 * i for i in range(len(shape))]
+        if axes is None or [int(v) for v in np.ravel(axes)] != want or g.attr(total, "keepdims", 1) != 0:
+            g.fail(f"{what}: {g.label(total)} must sum the block axes {want} (keepdims=0) for {where}.pool={list(fe.pool)}")
+    elif x != f"{name}_t":
+        g.fail(f"{what}: the program has no pooling ({where}.pool={list(fe.pool)}) but the clip reads {x!r}, "
+               f"not the input '{name}_t'")
+    ok = cast.input[0]
+    if fe.refractory:
+        both = g.producer(ok, "And", f"{what}: ok = over and ready ({where}.refractory={fe.refractory})")
+        ok = next((v for v in both.input if v == f"fe.{name}.over"), None)
+        if ok is None or f"fe.{name}.ready" not in both.input:
+            g.fail(f"{what}: {g.label(both)} must combine 'fe.{name}.over' and 'fe.{name}.ready'; inputs {list(both.input)}")
+        where_node = g.producer(f"fe.{name}.countdown.out", "Where", f"{what}: the refractory countdown")
+        g.scalar(where_node.input[1], fe.refractory, f"{what}: the countdown reload of {g.label(where_node)}",
+                 f"{where}.refractory={fe.refractory}")
+    elif ok != f"fe.{name}.over":
+        g.fail(f"{what}: the program has refractory=0 but the pass test is {ok!r}, not 'fe.{name}.over' "
+               f"({where}.refractory)")
+    over = g.producer(ok, "GreaterOrEqual", f"{what}: x >= threshold")
+    if over.input[0] != x:
+        g.fail(f"{what}: {g.label(over)} compares {over.input[0]!r}, expected the pooled count {x!r}")
+    if fe.adaptive:
+        top = g.producer(over.input[1], "Max", f"{what}: threshold = max(m >> gain_shift, min_count) ({where}.mode=adaptive)")
+        const = next((v for v in top.input if v in g.consts), None)
+        g.scalar(const, fe.min_count, f"{what}: the min_count of {g.label(top)}", f"{where}.min_count={fe.min_count}")
+        for value, shift, field in ((g.other(top, const), fe.gain_shift, "gain_shift"), (f"fe.{name}.leak", fe.leak_shift, "leak_shift")):
+            div = g.producer(g.producer(value, "Floor", f"{what}: m >> {field}").input[0], "Div", f"{what}: m >> {field}")
+            g.scalar(div.input[1], 2 ** shift, f"{what}: the {field} divisor of {g.label(div)}", f"{where}.{field}={shift}")
+    else:
+        g.scalar(over.input[1], fe.min_count, f"{what}: the threshold of {g.label(over)}",
+                 f"{where}.min_count={fe.min_count} (mode count)")
 
 
 def _weight_use(g: _Graph, value: str, what: str):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from firmware_sim import spec
+from firmware_sim.frontend import FrontEnd, FrontEndError
 
 KINDS = ("conv", "dense")
 FUSIONS = ("taaf", "concat")
@@ -98,7 +99,9 @@ class Readout:
 
 @dataclass
 class Program:
-    """What the accelerator runs. inputs: name -> (shape without T, B; max count per element)."""
+    """What the accelerator runs. inputs: name -> (sensor shape without T, B; max count per element);
+    frontends: input name -> its FrontEnd (firmware_sim.frontend; an input without one has the identity).
+    A layer reading an input reads the front-end's output (``shape_of``, ``input_max``)."""
 
     T: int
     max_T: int
@@ -110,6 +113,16 @@ class Program:
     layers: list[Layer]
     readout: Readout
     meta: dict = field(default_factory=dict)
+    frontends: dict[str, FrontEnd] = field(default_factory=dict)
+
+    def frontend(self, name: str) -> FrontEnd:
+        """The front-end of input ``name`` (the identity when the program gives none)."""
+        shape, top = self.inputs[name]
+        return self.frontends.get(name) or FrontEnd.identity(shape, top)
+
+    def input_max(self, name: str) -> int:
+        """Largest count a layer reading ``name`` sees: the front-end's output max for an input, 1 for spikes."""
+        return self.frontend(name).out_max(self.inputs[name][1]) if name in self.inputs else 1
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:
@@ -120,7 +133,7 @@ class Program:
     def shape_of(self, name: str) -> tuple[int, ...]:
         """Per-sample shape of an input or of a layer's spikes."""
         if name in self.inputs:
-            return self.inputs[name][0]
+            return self.frontend(name).out_shape(self.inputs[name][0])
         return self.layer(name).out_shape
 
     def modality_of(self, name: str) -> str:
@@ -143,10 +156,18 @@ class Program:
         _require(1 <= self.T <= self.max_T, "T", self.T, f"1..max_T={self.max_T}")
         limit = spec.weight_limit(self.weight_bits)
         lo, hi = spec.state_range(self.state_bits)
-        seen = dict(self.inputs)
+        seen = {}
         for name, (shape, top) in self.inputs.items():
             _require(all(d >= 1 for d in shape), f"inputs.{name}.shape", list(shape), "positive dimensions")
             _require(1 <= top <= 255, f"inputs.{name}.max", top, "1..255")
+            try:
+                self.frontend(name).check(tuple(shape), top, f"frontends.{name}")
+            except FrontEndError as err:
+                raise ContractError(f"program: {err}") from None
+            seen[name] = self.shape_of(name)
+        unknown = sorted(set(self.frontends) - set(self.inputs))
+        if unknown:
+            raise ContractError(f"program: frontends {unknown} name no input; the inputs are {sorted(self.inputs)}")
         names = set(self.inputs)
         for layer in self.layers:
             where = f"layer {layer.name!r}"
@@ -156,7 +177,7 @@ class Program:
             _require(layer.kind in KINDS, f"{where}.kind", layer.kind, " or ".join(KINDS))
             if layer.input not in seen:
                 raise ContractError(f"program: {where} reads {layer.input!r}, which is neither an input nor an earlier layer")
-            src = seen[layer.input][0] if layer.input in self.inputs else seen[layer.input]
+            src = seen[layer.input]
             _check_layer(layer, tuple(src), where, limit, hi)
             seen[layer.name] = layer.out_shape
         r = self.readout
@@ -201,7 +222,7 @@ class Program:
     def _check_bounds(self, lo: int, hi: int) -> None:
         """Static worst cases: |v - (v >> k) + I| and every readout value below EXACT_LIMIT."""
         for layer in self.layers:
-            top = self.inputs[layer.input][1] if layer.input in self.inputs else 1
+            top = self.input_max(layer.input)
             worst = int(np.abs(layer.weight.astype(np.int64)).reshape(layer.weight.shape[0], -1).sum(1).max()) * top
             if worst + (hi - lo + 1) >= spec.EXACT_LIMIT:
                 raise ContractError(f"program: layer {layer.name!r}: worst-case |v - (v >> k) + I| = "

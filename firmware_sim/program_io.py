@@ -14,10 +14,12 @@ from typing import Callable
 import numpy as np
 
 from firmware_sim import spec
+from firmware_sim.frontend import FrontEnd
 from firmware_sim.program import ContractError, Layer, Program, Readout
 
 PROGRAM_FIELDS = ("contract", "T", "max_T", "weight_bits", "state_bits", "leak_shift", "reset", "n_classes", "fusion",
-                  "inputs", "layers", "readout")
+                  "inputs", "frontends", "layers", "readout")
+FRONTEND_FIELDS = ("pool", "mode", "min_count", "clip", "refractory", "leak_shift", "gain_shift")
 LAYER_FIELDS = ("name", "modality", "kind", "input", "in_shape", "out_shape", "weight", "weight_log2", "theta")
 CONV_FIELDS = ("kernel", "stride", "padding")
 READOUT_FIELDS = ("audio_input", "vision_input", "warp_audio", "warp_vision", "warp_log2", "readout_weight",
@@ -72,6 +74,7 @@ def to_metadata(program: Program) -> tuple[dict, dict[str, np.ndarray]]:
             "leak_shift": int(program.leak_shift), "reset": spec.RESET, "n_classes": int(program.n_classes),
             "fusion": r.fusion,
             "inputs": {name: {"shape": list(shape), "max": int(top)} for name, (shape, top) in program.inputs.items()},
+            "frontends": {name: frontend_entry(program.frontend(name)) for name in program.inputs},
             "layers": layers, "readout": readout}
     return meta, tensors
 
@@ -93,11 +96,13 @@ def from_metadata(meta: dict, weight: WeightFetch, bias: BiasFetch, source: str 
     if meta["reset"] != spec.RESET:
         raise ContractError(f"{source}: edge_taaf.program.reset={meta['reset']!r}; the accelerator only has {spec.RESET!r}")
     inputs = _inputs(meta, source)
+    frontends = _frontends(meta, inputs, source)
     layers = [_layer(entry, i, weight, source) for i, entry in enumerate(_list(meta, "layers", source))]
     readout = _readout(meta, weight, bias, source)
     program = Program(T=_int(meta, "T", source), max_T=_int(meta, "max_T", source), weight_bits=bits,
                       state_bits=_int(meta, "state_bits", source), leak_shift=_int(meta, "leak_shift", source),
-                      n_classes=_int(meta, "n_classes", source), inputs=inputs, layers=layers, readout=readout, meta=meta)
+                      n_classes=_int(meta, "n_classes", source), inputs=inputs, layers=layers, readout=readout, meta=meta,
+                      frontends=frontends)
     try:
         return program.check()
     except ContractError as err:
@@ -150,6 +155,37 @@ def _inputs(meta: dict, source: str) -> dict:
         if not isinstance(entry, dict) or "shape" not in entry or "max" not in entry:
             raise ContractError(f"{source}: {where} must hold 'shape' and 'max'")
         out[name] = (_shape(entry["shape"], f"{where}.shape", source), _int(entry, "max", source, where))
+    return out
+
+
+def frontend_entry(fe: FrontEnd) -> dict:
+    """A FrontEnd as its program JSON object."""
+    return {"pool": list(fe.pool), "mode": fe.mode, "min_count": int(fe.min_count), "clip": int(fe.clip),
+            "refractory": int(fe.refractory), "leak_shift": int(fe.leak_shift), "gain_shift": int(fe.gain_shift)}
+
+
+def _frontends(meta: dict, inputs: dict, source: str) -> dict[str, FrontEnd]:
+    """One front-end object per input (the ranges are Program.check's)."""
+    entries = meta["frontends"]
+    where = "edge_taaf.program.frontends"
+    if not isinstance(entries, dict) or set(entries) != set(inputs):
+        names = sorted(entries) if isinstance(entries, dict) else entries
+        raise ContractError(f"{source}: {where} must be an object with one entry per input {sorted(inputs)}, got {names!r}")
+    out = {}
+    for name, entry in entries.items():
+        label = f"{where}.{name}"
+        if not isinstance(entry, dict):
+            raise ContractError(f"{source}: {label} must be an object")
+        missing = [f for f in FRONTEND_FIELDS if f not in entry]
+        extra = sorted(set(entry) - set(FRONTEND_FIELDS))
+        if missing or extra:
+            raise ContractError(f"{source}: {label}: missing field(s) {missing}, unknown field(s) {extra}")
+        pool = entry["pool"]
+        if not isinstance(pool, list) or not all(isinstance(f, int) and not isinstance(f, bool) for f in pool):
+            raise ContractError(f"{source}: {label}.pool={pool!r}, expected a list of integers")
+        if entry["mode"] not in spec.FRONTEND_MODES:
+            raise ContractError(f"{source}: {label}.mode={entry['mode']!r}, expected one of {list(spec.FRONTEND_MODES)}")
+        out[name] = FrontEnd(tuple(pool), entry["mode"], *(_int(entry, f, source, label) for f in FRONTEND_FIELDS[2:]))
     return out
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from firmware_sim import kernels, spec
 from firmware_sim.counters import Counts, Unit
+from firmware_sim.frontend import FRONTEND_COLUMNS
 from firmware_sim.program import ContractError, Layer, Program
 
 
@@ -29,7 +30,8 @@ class SimResult:
     """Integer outputs (int64) named as in the ONNX file, plus counters.
 
     logits (B, K); step_logits (T, B, K); scores (T, B) (zeros for concat); attention (T, B);
-    spikes: layer name -> (T, B, *out_shape) uint8."""
+    spikes: layer name -> (T, B, *out_shape) uint8; frontend: input name -> (T, B, *out_shape) uint8,
+    the counts the front-end passed to the first layer."""
 
     logits: np.ndarray
     step_logits: np.ndarray
@@ -37,6 +39,7 @@ class SimResult:
     attention: np.ndarray
     spikes: dict[str, np.ndarray]
     counts: Counts
+    frontend: dict[str, np.ndarray]
 
     @property
     def predictions(self) -> np.ndarray:
@@ -47,6 +50,7 @@ class SimResult:
         """Every output under its ONNX output name (``spikes.<layer>`` for spikes)."""
         out = {"logits": self.logits, "step_logits": self.step_logits, "scores": self.scores, "attention": self.attention}
         out.update({f"spikes.{name}": s for name, s in self.spikes.items()})
+        out.update({f"frontend.{name}": y for name, y in self.frontend.items()})
         return out
 
 
@@ -173,6 +177,13 @@ class Runner:
         acts, n_t, n_b = check_inputs(p, inputs)
         lo, hi = spec.state_range(p.state_bits)
         units: dict[str, Unit] = {}
+        frontend = {}
+        for name in p.inputs:
+            fe = p.frontend(name)
+            frontend[name], c = fe.run(acts[name])
+            acts[name] = frontend[name]
+            units[f"frontend.{name}"] = Unit(name, "frontend", p.weight_bits, 0, int(np.prod(fe.out_shape(p.inputs[name][0]))))
+            units[f"frontend.{name}"].add(**dict(zip(FRONTEND_COLUMNS, c.sum(0).tolist())))
         for layer in p.layers:
             out, c = _run_layer(layer, acts[layer.input], self.weights[layer.name], p.leak_shift, lo, hi, self.reference)
             acts[layer.name] = out
@@ -214,7 +225,7 @@ class Runner:
         else:
             units["attention"].add(adds=n_t * k * n_b)
         spikes = {layer.name: acts[layer.name] for layer in p.layers}
-        return SimResult(logits, step_logits, scores, attention, spikes, Counts(n_b, units))
+        return SimResult(logits, step_logits, scores, attention, spikes, Counts(n_b, units), frontend)
 
 
 def simulate(program: Program, inputs: Mapping[str, np.ndarray]) -> SimResult:

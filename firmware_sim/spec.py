@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-CONTRACT_VERSION = "edge-taaf-int/1"
+CONTRACT_VERSION = "edge-taaf-int/2"   # /2: the sensor front-end stage
 METADATA_PROGRAM_KEY = "edge_taaf.program"   # metadata_props entry holding the program JSON
 METADATA_VERSION_KEY = "edge_taaf.contract"
 
@@ -29,6 +29,16 @@ EXP2_FRAC_BITS = 4                 # LUT resolution: 1/16 of a log2 unit
 EXP2_ONE_BITS = 8                  # LUT[0] = 2^8 = 256 represents attention weight 1
 EXP2_LUT = tuple(int(round(2 ** (EXP2_ONE_BITS - i / 2 ** EXP2_FRAC_BITS))) for i in range(2 ** EXP2_FRAC_BITS))
 READOUT_MAX_BITS = 11              # per-step logits are shifted right until |l_t| < 2^11 before weighting
+
+# ---- sensor front-end (firmware_sim.frontend): pooling, threshold, refractory, adaptive level ----
+FRONTEND_POOLS = (1, 2, 4)         # sum-pooling factors per input axis (vision (P, H, W): [2, 2, 2] merges
+                                   # the polarities and pools 2x2 pixels, as Speck's DVS layer; audio (C,))
+FRONTEND_MODES = ("count", "adaptive")
+COUNT_BITS = 8                     # a front-end count (and an input count) is one byte: 0..255
+REFRACTORY_BITS = 4                # per-element refractory countdown: 0..15 steps
+LEVEL_BITS = 16                    # adaptive mode: per-element level m < 256 x 2^8 (count < 2^8, leak <= 8)
+ADAPT_LEAK_SHIFTS = (1, 8)         # adaptive mode: m <- m - (m >> leak) + x, leak in 1..8
+ADAPT_GAIN_SHIFT_MAX = 15          # adaptive mode: threshold max(min_count, m >> gain), gain in 0..15
 
 
 def check_weight_bits(bits: int, where: str = "weight_bits") -> int:

@@ -96,6 +96,45 @@ def _floor_shift(g: _Graph, c: _Consts, x: str, shift: int, out: str | None = No
     return g.op("Floor", g.op("Div", x, c.scalar(2.0 ** shift)), out=out)
 
 
+def frontend_states(program: dict) -> list[tuple[str, str, list[int]]]:
+    """(state name, input, per-sample shape) of the front-ends' Scan states: a refractory countdown and
+    an adaptive level per pooled element, where the front-end has them."""
+    out = []
+    for m, fe in program["frontends"].items():
+        shape = [d // f for d, f in zip(program["inputs"][m]["shape"], fe["pool"])]
+        if fe["refractory"]:
+            out.append((f"fe.{m}.countdown", m, shape))
+        if fe["mode"] == "adaptive":
+            out.append((f"fe.{m}.level", m, shape))
+    return out
+
+
+def _frontend(g: _Graph, c: _Consts, m: str, fe: dict, in_shape: list[int]) -> str:
+    """The front-end of input ``m`` in the Scan body (firmware_sim.frontend): ``{m}_t`` (B, *in_shape) ->
+    ``fe.{m}.out`` (B, *out_shape). Value names are fixed: the loader checks the graph by them."""
+    x = f"{m}_t"
+    if any(f > 1 for f in fe["pool"]):
+        blocks = [0]
+        for d, f in zip(in_shape, fe["pool"]):
+            blocks += [d // f, f]
+        x = g.op("ReduceSum", g.op("Reshape", x, c.vec(blocks)), c.vec([2 + 2 * i for i in range(len(in_shape))]),
+                 keepdims=0, out=f"fe.{m}.pooled")
+    th = c.scalar(fe["min_count"])
+    if fe["mode"] == "adaptive":
+        adapt = _floor_shift(g, c, f"fe.{m}.level.in", fe["gain_shift"], out=f"fe.{m}.adapt")
+        th = g.op("Max", adapt, th, out=f"fe.{m}.threshold")
+        leak = _floor_shift(g, c, f"fe.{m}.level.in", fe["leak_shift"], out=f"fe.{m}.leak")
+        g.op("Add", g.op("Sub", f"fe.{m}.level.in", leak), x, out=f"fe.{m}.level.out")
+    ok = g.op("GreaterOrEqual", x, th, out=f"fe.{m}.over")
+    if fe["refractory"]:
+        ready = g.op("Equal", f"fe.{m}.countdown.in", c.scalar(0), out=f"fe.{m}.ready")
+        ok = g.op("And", ok, ready, out=f"fe.{m}.ok")
+        down = g.op("Max", g.op("Sub", f"fe.{m}.countdown.in", c.scalar(1)), c.scalar(0))
+        g.op("Where", ok, c.scalar(fe["refractory"]), down, out=f"fe.{m}.countdown.out")
+    clipped = g.op("Min", x, c.scalar(fe["clip"]), out=f"fe.{m}.clipped")
+    return g.op("Mul", g.op("Cast", ok, to=F32), clipped, out=f"fe.{m}.out")
+
+
 def build_onnx(checked: Program) -> onnx.ModelProto:
     """The ONNX model of a Program (``QuantTwoModalitySNN.to_program``); checked by onnx.checker.
 
@@ -131,6 +170,7 @@ def build_onnx(checked: Program) -> onnx.ModelProto:
     inputs = [m for m in ("vision", "audio") if m in program["inputs"]]   # graph and Scan input order
     batch = main.op("Slice", main.op("Shape", inputs[0]), c.vec([1]), c.vec([2]))
     states = [(f"v.{e['name']}", [batch, c.vec(e["out_shape"])]) for e in layers]
+    states += [(name, [batch, c.vec(shape)]) for name, _, shape in frontend_states(program)]
     feat = {m: next(e for e in layers if e["name"] == r[f"{m}_input"])["out_shape"][0] for m in present}
     if D > 1:
         states += [(f"hist.{m}", [c.vec([D - 1]), batch, c.vec([feat[m]])]) for m in present]
@@ -140,9 +180,10 @@ def build_onnx(checked: Program) -> onnx.ModelProto:
         init_names.append(main.op("ConstantOfShape", main.op("Concat", *parts, axis=0), value=zeros, out=f"{name}.init"))
 
     # one time step
-    x = {"vision": "vision_t", "audio": "audio_t"}
-    shapes = {m: program["inputs"][m]["shape"] for m in inputs} | {e["name"]: e["out_shape"] for e in layers}
-    spikes = []
+    x = {m: _frontend(body, c, m, program["frontends"][m], program["inputs"][m]["shape"]) for m in inputs}
+    shapes = {m: [d // f for d, f in zip(program["inputs"][m]["shape"], program["frontends"][m]["pool"])] for m in inputs}
+    shapes |= {e["name"]: e["out_shape"] for e in layers}
+    spikes = [body.op("Identity", x[m], out=f"fe_seq.{m}") for m in inputs]
     for e in layers:
         src = x[e["input"]]
         if e["kind"] == "conv":
@@ -163,7 +204,7 @@ def build_onnx(checked: Program) -> onnx.ModelProto:
         warped[m] = body.op("ReduceSum", body.op("Mul", stack, warp[m]), c.vec([0]), keepdims=0)
     z = body.op("Concat", *[warped[m] for m in present], axis=1) if len(present) > 1 else warped[present[0]]
     _floor_shift(body, c, body.op("Gemm", z, ro, ro_b, transB=1), r["logit_shift"], out="lp_t")
-    scan_out = [f"spk.{e['name']}" for e in layers] + ["lp_t"]
+    scan_out = [f"fe_seq.{m}" for m in inputs] + [f"spk.{e['name']}" for e in layers] + ["lp_t"]
     if taaf:
         h = _floor_shift(body, c, body.op("Relu", body.op("Gemm", z, sh, sh_b, transB=1)), r["hidden_shift"])
         body.op("Reshape", body.op("Gemm", h, so, so_b, transB=1), c.vec([-1]), out="e_t")
@@ -176,7 +217,8 @@ def build_onnx(checked: Program) -> onnx.ModelProto:
         [vi(f"{n}.in") for n, _ in states] + [vi(f"{m}_t", ["B", *program["inputs"][m]["shape"]]) for m in inputs],
         [vi(f"{n}.out") for n, _ in states] + [vi(n) for n in scan_out])
     final = [f"{n}.final" for n, _ in states]
-    seq_names = [f"spikes.{e['name']}" for e in layers] + ["step_logits"] + (["scores"] if taaf else [])
+    seq_names = ([f"frontend.{m}" for m in inputs] + [f"spikes.{e['name']}" for e in layers] + ["step_logits"]
+                 + (["scores"] if taaf else []))
     main.nodes.append(helper.make_node("Scan", init_names + inputs, final + seq_names, name="time_loop",
                                        body=body_graph, num_scan_inputs=len(inputs)))
 
@@ -203,6 +245,7 @@ def build_onnx(checked: Program) -> onnx.ModelProto:
     outputs += [vi("scores", ["T", "B"])] if taaf else []
     outputs += [vi("attention", ["T", "B"])]
     outputs += [vi(f"spikes.{e['name']}", ["T", "B", *e["out_shape"]]) for e in layers]
+    outputs += [vi(f"frontend.{m}", ["T", "B", *shapes[m]]) for m in inputs]
     graph = helper.make_graph(
         main.nodes, "edge_taaf_int",
         [vi(m, ["T", "B", *program["inputs"][m]["shape"]]) for m in inputs],

@@ -21,9 +21,11 @@ from torch import nn
 
 from edge_taaf.fusion import FusionOut, evidence_shares
 from edge_taaf.model import ModelOut, TwoModalitySNN, absent_features, check_modality_inputs
+from edge_taaf.frontend import FrontEndConfig
 from edge_taaf.model_config import ModelConfig
 from edge_taaf.neurons import LIFParams
 from firmware_sim import spec
+from firmware_sim.frontend import FrontEnd, FrontEndError
 from firmware_sim.program import ContractError, Layer, Program
 from firmware_sim.program_io import to_metadata
 from quant.int_neuron import int_lif, theta_int
@@ -139,6 +141,7 @@ class IntOut:
     scores: torch.Tensor | None          # (T, B) e_t (taaf only)
     spikes: dict[str, torch.Tensor]      # layer name -> (T, B, ...)
     saturations: dict[str, int]          # layer name -> neuron-steps whose state hit the register limit
+    frontend: dict[str, torch.Tensor]    # input name -> (T, B, ...) the counts its front-end passed on
 
     def as_numpy(self) -> dict[str, np.ndarray]:
         """The ONNX file's outputs by name (docs/accelerator.md), as int64 numpy arrays."""
@@ -146,6 +149,7 @@ class IntOut:
         if self.scores is not None:
             out["scores"] = self.scores
         out.update({f"spikes.{k}": v for k, v in self.spikes.items()})
+        out.update({f"frontend.{k}": v for k, v in self.frontend.items()})
         return {k: v.cpu().numpy() for k, v in out.items()}
 
 
@@ -186,19 +190,24 @@ class QuantTwoModalitySNN(TwoModalitySNN):
             raise ContractError(f"model.neuron.reset={config.neuron.reset!r} is not covered by the accelerator contract "
                                 f"(reset: {spec.RESET!r} only)")
         bits = spec.check_weight_bits(weight_bits, "quant.weight_bits")
-        if any(int(m) < 1 for m in input_max):
-            raise ValueError(f"input_max must be >= 1 (largest spike count per bin), got {input_max}")
+        top = 2 ** spec.COUNT_BITS - 1
+        if any(not 1 <= int(m) <= top for m in input_max):
+            raise ValueError(f"input_max={tuple(input_max)} (data.clip, data.clip_audio): the largest count per bin must "
+                             f"be 1..{top}, the accelerator's {spec.COUNT_BITS}-bit input counts")
         super().__init__(config, IntegerLayers(bits))
         self.bits, self.neuron = bits, config.neuron
         self.input_max = tuple(int(m) for m in input_max)
-        self.vision_shape = config.vision.in_shape if config.vision is not None else None
-        self.audio_channels = config.audio.in_channels if config.audio is not None else None
+        self.vision_shape = config.sensor_shapes.get("vision")
+        self.audio_channels = config.sensor_shapes["audio"][0] if "audio" in config.sensor_shapes else None
+        self.frontends = {m: contract_frontend(config.frontends[m], config.sensor_shapes[m],
+                                               self.input_max[0 if m == "vision" else 1], f"model.frontend.{m}")
+                          for m in config.modalities}
         self.n_classes, self.d_audio = config.n_classes, config.d_audio
 
     # ---- structure -------------------------------------------------------------------------
     def check_covered(self) -> None:
         """Raise ContractError naming the first layer the accelerator contract does not cover."""
-        expected = {"vision", "audio", "warp_audio", "warp_vision", "fusion", "head_audio", "head_vision"}
+        expected = {"frontend", "vision", "audio", "warp_audio", "warp_vision", "fusion", "head_audio", "head_vision"}
         extra = [n for n, _ in self.named_children() if n not in expected]
         if self.vision is not None:
             extra += [f"vision.{n}" for n, _ in self.vision.named_children() if n not in ("convs", "dense")]
@@ -293,6 +302,8 @@ class QuantTwoModalitySNN(TwoModalitySNN):
             self._check_inputs(vision, audio)
         rec_v, rec_a = [], []
         feats = {}
+        sensed = dict(zip(("vision", "audio"), self.sense(vision, audio)))
+        vision, audio = sensed["vision"], sensed["audio"]
         if self.vision is not None:
             feats["vision"] = self.vision(vision, rec_v)
         if self.audio is not None:
@@ -307,7 +318,7 @@ class QuantTwoModalitySNN(TwoModalitySNN):
             self.fusion.plan(z_log2, self._z_max(kernels, {m: f.shape[-1] for m, f in feats.items()}))
         r = self.fusion(torch.cat([a, v], dim=-1), z_log2, p)
         names = [name for name, _, _, _ in self.spiking_layers()]
-        return dict(zip(names, rec_v + rec_a)), a, v, z_log2, p, r
+        return dict(zip(names, rec_v + rec_a)), a, v, z_log2, p, r, {m: x for m, x in sensed.items() if x is not None}
 
     def forward(self, vision: torch.Tensor, audio: torch.Tensor, record: list | None = None) -> ModelOut:
         """The integer forward in real units with straight-through gradients (QAT).
@@ -315,7 +326,7 @@ class QuantTwoModalitySNN(TwoModalitySNN):
         vision (T, B, 2, H, W), audio (T, B, C) spike counts -> ModelOut (as the float model).
         """
         with exact_float32():
-            spikes, a, v, z_log2, p, r = self._run(vision, audio)
+            spikes, a, v, z_log2, p, r, _ = self._run(vision, audio)
         if record is not None:
             record.extend(spikes.values())
         a, v = a * 2.0 ** z_log2, v * 2.0 ** z_log2
@@ -340,11 +351,11 @@ class QuantTwoModalitySNN(TwoModalitySNN):
         if checks:
             self.check_exact()
         with exact_float32():
-            spikes, _, _, _, _, r = self._run(vision, audio, checks)
+            spikes, _, _, _, _, r, sensed = self._run(vision, audio, checks)
         sat = {name: int(layer.saturations) for name, _, _, layer in self.spiking_layers()}
         as_int = lambda x: None if x is None else x.to(torch.int64)  # noqa: E731
         return IntOut(as_int(r.logits), as_int(r.step_logits), as_int(r.attention), as_int(r.scores),
-                      {k: as_int(s) for k, s in spikes.items()}, sat)
+                      {k: as_int(s) for k, s in spikes.items()}, sat, {k: as_int(x) for k, x in sensed.items()})
 
     @torch.no_grad()
     def check_exact(self) -> None:
@@ -352,7 +363,7 @@ class QuantTwoModalitySNN(TwoModalitySNN):
         self.check_covered()
         for name, modality, src, layer in self.spiking_layers():
             w, _, _ = layer.int_params()
-            x_max = self.input_max[0 if modality == "vision" else 1] if src in ("vision", "audio") else 1
+            x_max = self.frontend_max(src) if src in ("vision", "audio") else 1
             worst = float(w.abs().flatten(1).sum(1).max()) * x_max + STATE_HEADROOM
             if worst >= spec.EXACT_LIMIT:
                 raise ExactnessError(f"{name}: worst-case |v - (v >> k) + I| = {worst:.0f} reaches 2^24")
@@ -366,7 +377,8 @@ class QuantTwoModalitySNN(TwoModalitySNN):
         limit = max_T(self.fusion_kind)
         if self.T > limit:
             raise ValueError(f"model.T={self.T} exceeds max_T={limit} for fusion {self.fusion_kind!r}")
-        shape = {m: tuple(self.vision_shape) if m == "vision" else (self.audio_channels,) for m in self.modalities}
+        sensor = {m: tuple(self.vision_shape) if m == "vision" else (self.audio_channels,) for m in self.modalities}
+        shape = {m: self.frontends[m].out_shape(sensor[m]) for m in self.modalities}
         layers = []
         for name, modality, src, layer in self.spiking_layers():
             entry = layer.to_layer(name, modality, src, shape[src])
@@ -376,13 +388,17 @@ class QuantTwoModalitySNN(TwoModalitySNN):
         last = {m: [e.name for e in layers if e.modality == m][-1] for m in self.modalities}
         p = self.fusion.plan(z_log2, self._z_max(kernels, {m: shape[name][0] for m, name in last.items()}))
         readout = self.fusion.to_readout(self.fusion_kind, last, {m: as_int64(w) for m, w in kernels.items()}, z_log2, p)
-        inputs = {m: (shape[m], self.input_max[0 if m == "vision" else 1]) for m in ("vision", "audio") if m in self.modalities}
+        inputs = {m: (sensor[m], self.input_max[0 if m == "vision" else 1]) for m in ("vision", "audio") if m in self.modalities}
         program = Program(self.T, limit, self.bits, spec.STATE_BITS, int(self.neuron.leak_shift), self.n_classes, inputs,
-                          layers, readout)
+                          layers, readout, frontends=dict(self.frontends))
         try:
             return program.check()
         except ContractError as err:
             raise ContractError(f"the quantized model is outside the contract: {err}") from None
+
+    def frontend_max(self, modality: str) -> int:
+        """Largest count the first layer of ``modality`` reads (its front-end's output max)."""
+        return self.frontends[modality].out_max(self.input_max[0 if modality == "vision" else 1])
 
     def export_plan(self) -> tuple[dict, dict[str, np.ndarray]]:
         """(program JSON, integer tensors by initializer name): the file form of ``to_program()``."""
@@ -393,11 +409,36 @@ class QuantTwoModalitySNN(TwoModalitySNN):
         return self.export_plan()[0]
 
 
+def contract_frontend(config: FrontEndConfig, sensor_shape: tuple[int, ...], in_max: int, where: str) -> FrontEnd:
+    """The accelerator's FrontEnd of a front-end config (clip null: the largest pooled count), checked against
+    the accelerator's limits (firmware_sim.spec); ContractError naming ``where.<field>`` when it cannot run."""
+    clip = config.clip if config.clip is not None else in_max * config.volume
+    fe = FrontEnd(config.pool, config.mode, config.min_count, clip, config.refractory, config.leak_shift, config.gain_shift)
+    try:
+        return fe.check(tuple(sensor_shape), int(in_max), where)
+    except FrontEndError as err:
+        raise ContractError(f"{err} (the accelerator's front-end, docs/accelerator.md)") from None
+
+
+def input_max(cfg) -> tuple[int, int]:
+    """Largest vision and audio count per bin the data set gives (data.clip, data.clip_audio)."""
+    return int(cfg.data.get("clip", 1)), int(cfg.data.get("clip_audio", 1))
+
+
+def check_frontends(cfg) -> dict[str, FrontEnd]:
+    """Check a train config's sensor front-ends against the accelerator before any training (float runs
+    too: the front-end shapes what the network learns from); ContractError naming model.frontend.<m>.<field>."""
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True) if OmegaConf.is_config(cfg.model) else cfg.model
+    config = ModelConfig.parse(model_cfg)
+    top = dict(zip(("vision", "audio"), input_max(cfg)))
+    return {m: contract_frontend(config.frontends[m], config.sensor_shapes[m], top[m], f"model.frontend.{m}")
+            for m in config.modalities}
+
+
 def build_quant_model(cfg) -> QuantTwoModalitySNN:
     """From a full train config: model group, quant.weight_bits, data.clip / data.clip_audio."""
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True) if OmegaConf.is_config(cfg.model) else cfg.model
-    return QuantTwoModalitySNN(model_cfg, int(cfg.quant.weight_bits),
-                               (int(cfg.data.get("clip", 1)), int(cfg.data.get("clip_audio", 1))))
+    return QuantTwoModalitySNN(model_cfg, int(cfg.quant.weight_bits), input_max(cfg))
 
 
 @torch.no_grad()

@@ -21,13 +21,18 @@ from edge_taaf.checkpoint import CheckpointError
 from edge_taaf.config import ConfigError, check_train_config, weight_bits
 from edge_taaf.model import TwoModalitySNN
 from edge_taaf.train import TrainingDiverged, seed_everything, train
-from quant.qmodel import build_quant_model
+from firmware_sim.program import ContractError
+from quant.qmodel import build_quant_model, check_frontends
 
 
 def build_model(cfg) -> nn.Module:
     """The float TwoModalitySNN, or its quantization-aware form (quant/) when the config sets a weight
     width; weights drawn after seeding with cfg.seed."""
     check_train_config(cfg)
+    try:
+        check_frontends(cfg)      # the accelerator must run the front-end the network learns from
+    except (ContractError, ValueError) as err:
+        raise ConfigError(str(err)) from None
     seed_everything(cfg.seed)
     if weight_bits(cfg) is not None:
         return build_quant_model(cfg)

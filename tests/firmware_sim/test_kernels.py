@@ -40,7 +40,7 @@ def test_random_programs_equal_reference():
         # (T = 1 in about 40 % of examples), where few layers get to spike
         rng = np.random.default_rng(seed)
         T, B, density = int(rng.integers(1, 13)), int(rng.integers(1, 5)), float(rng.uniform(0.05, 0.9))
-        program = random_program(rng, fusion=fusion, big_theta=big_theta)
+        program = random_program(rng, fusion=fusion, big_theta=big_theta, frontends=True)
         x = random_inputs(rng, program, T, B, density)
         result, ref = simulate(program, x), reference_run(program, x)
         assert_same(result, ref)
@@ -202,7 +202,7 @@ def test_event_driven_kernels_equal_the_reference_on_every_spike_and_counter(see
     """The kernels that skip untouched neurons (time stamps, catch-up leak, update lists) against the
     kernels that step every neuron: every output and every counter equal, membranes saturating or not."""
     rng = np.random.default_rng(1000 + seed)
-    program = random_program(rng, big_theta=seed % 3 == 0)
+    program = random_program(rng, big_theta=seed % 3 == 0, frontends=True)
     x = random_inputs(rng, program, program.T, 4, float(rng.choice([0.05, 0.2, 0.5])))
     ours, ref = Runner(program)(x), Runner(program, reference=True)(x)
     for name, value in ref.outputs().items():

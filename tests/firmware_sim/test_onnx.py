@@ -24,7 +24,7 @@ def test_simulator_equals_onnxruntime(tmp_path):
     def check(seed, fusion, big_theta):
         rng = np.random.default_rng(seed)
         T, B = int(rng.integers(1, 11)), int(rng.integers(1, 4))   # uniform, not hypothesis' small-first integers
-        program = random_program(rng, fusion=fusion, big_theta=big_theta)
+        program = random_program(rng, fusion=fusion, big_theta=big_theta, frontends=True)
         model = build_onnx(program, seed)
         path = tmp_path / "m.onnx"
         onnx.save(model, path)

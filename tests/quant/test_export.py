@@ -77,7 +77,7 @@ def test_ort_equals_integer_mode_on_a_trained_model(trained, tmp_path):
     ours, theirs = run_integer(model, test.vision, test.audio), OrtModel(tmp_path / "m.onnx").run(test.vision, test.audio)
     assert compare(ours, theirs) == []
     assert set(theirs) == {"logits", "step_logits", "scores", "attention",
-                           *(f"spikes.{e['name']}" for e in model.program()["layers"])}
+                           *(f"spikes.{e['name']}" for e in model.program()["layers"]), "frontend.vision", "frontend.audio"}
     assert theirs["spikes.vision.dense"].any() and theirs["spikes.audio.fc1"].any()
     assert len(np.unique(theirs["attention"])) > 1
 

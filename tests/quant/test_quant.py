@@ -14,9 +14,10 @@ from omegaconf import OmegaConf
 
 from edge_taaf.model import TwoModalitySNN
 from firmware_sim import spec
+from firmware_sim.frontend import FrontEnd
 from firmware_sim.program import ContractError
 from quant.int_neuron import int_lif
-from quant.int_readout import ExactnessError, exp2_attention
+from quant.int_readout import exp2_attention
 from quant.qmodel import QuantTwoModalitySNN, run_integer
 from quant.quantizers import QuantRangeError, exact_log2, quant_linear
 from tests.support.configs import TINY, compose_config
@@ -96,10 +97,13 @@ def reference_forward(program: dict, w: dict, vision: np.ndarray, audio: np.ndar
     """docs/accelerator.md in int64 numpy with spec.lif_step / spec.exp2_weights. (T, B, ...) in."""
     T, B = vision.shape[:2]
     layers, r = program["layers"], program["readout"]
+    fe = {m: FrontEnd(tuple(f["pool"]), f["mode"], f["min_count"], f["clip"], f["refractory"], f["leak_shift"],
+                      f["gain_shift"]) for m, f in program["frontends"].items()}
+    sensed = {"vision": fe["vision"].run(vision)[0].astype(np.int64), "audio": fe["audio"].run(audio)[0].astype(np.int64)}
     state = {e["name"]: np.zeros([B, *e["out_shape"]], np.int64) for e in layers}
     spikes = {e["name"]: [] for e in layers}
     for t in range(T):
-        x = {"vision": vision[t], "audio": audio[t]}
+        x = {"vision": sensed["vision"][t], "audio": sensed["audio"][t]}
         for e in layers:
             inp = x[e["input"]]
             if e["kind"] == "conv":
@@ -114,7 +118,7 @@ def reference_forward(program: dict, w: dict, vision: np.ndarray, audio: np.ndar
         return sum(kernel[d] * np.concatenate([np.zeros_like(s[:d]), s[:T - d]]) for d in range(min(len(kernel), T)))
     z = np.concatenate([warp(seq[r["audio_input"]], w[r["warp_audio"]]), warp(seq[r["vision_input"]], w[r["warp_vision"]])], -1)
     lp = (z @ w[r["readout_weight"]].T + w[r["readout_bias"]]) >> r["logit_shift"]
-    out = {"step_logits": lp, **{f"spikes.{k}": v for k, v in seq.items()}}
+    out = {"step_logits": lp, **{f"spikes.{k}": v for k, v in seq.items()}, **{f"frontend.{k}": v for k, v in sensed.items()}}
     if program["fusion"] == "taaf":
         h = np.maximum(z @ w[r["score_hidden_weight"]].T + w[r["score_hidden_bias"]], 0) >> r["hidden_shift"]
         e = (h @ w[r["score_out_weight"]].T)[..., 0] + w[r["score_out_bias"]][0]
@@ -127,9 +131,16 @@ def reference_forward(program: dict, w: dict, vision: np.ndarray, audio: np.ndar
     return out
 
 
-@pytest.mark.parametrize("fusion,bits,delay", [("taaf", 8, 3), ("taaf", 4, 0), ("concat", 6, 2)])
-def test_integer_forward_equals_numpy_reference(fusion, bits, delay):
-    model = random_quant_model(bits, bits, fusion=fusion, warp_max_delay=delay, sigma=0.6)
+# a front-end with every part: polarity merge and 2x2 pooling, adaptive threshold, refractory, clip; fewer audio channels
+SPARSE_FRONTEND = {"vision": {"pool": [2, 2, 2], "mode": "adaptive", "min_count": 1, "clip": 2, "refractory": 1,
+                              "leak_shift": 2, "gain_shift": 3},
+                   "audio": {"pool": [2], "mode": "count", "min_count": 2, "clip": 1}}
+
+
+@pytest.mark.parametrize("fusion,bits,delay,frontend", [("taaf", 8, 3, None), ("taaf", 4, 0, None), ("concat", 6, 2, None),
+                                                        ("taaf", 8, 2, SPARSE_FRONTEND)])
+def test_integer_forward_equals_numpy_reference(fusion, bits, delay, frontend):
+    model = random_quant_model(bits, bits, fusion=fusion, warp_max_delay=delay, sigma=0.6, frontend=frontend)
     v, a = random_spikes(bits, T=7, B=3)
     program, weights = model.export_plan()
     ref = reference_forward(program, weights, v.numpy().astype(np.int64), a.numpy().astype(np.int64))
@@ -209,10 +220,9 @@ def test_reset_outside_contract_is_refused():
         QuantTwoModalitySNN(cfg, 8)
 
 
-def test_inexact_sizes_are_reported():
-    model = random_quant_model(5, input_max=(1, 30000))
-    with pytest.raises(ExactnessError, match=r"audio\.fc0"):
-        model.program()
+def test_input_counts_beyond_a_byte_are_refused():
+    with pytest.raises(ValueError, match=r"data\.clip_audio.*1\.\.255"):
+        random_quant_model(5, input_max=(1, 30000))
 
 
 def test_bad_inputs_and_long_sequences_are_refused():

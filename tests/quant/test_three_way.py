@@ -36,8 +36,23 @@ def spikes_in(seed: int):
     return vision, audio
 
 
-def three_way(tmp_path, fusion, bits, scale, seed):
-    model = tiny_model(fusion, bits, scale, seed, T)
+def random_frontend(seed: int) -> dict | None:
+    """Half of the seeds: a random model.frontend the accelerator can run on (2, 34, 34) and (64,) sensors."""
+    rng = np.random.default_rng(seed)
+    if seed % 2 == 0:
+        return None
+
+    def one(pool):
+        leak = int(rng.integers(1, 5))
+        return {"pool": pool, "mode": str(rng.choice(["count", "adaptive"])), "min_count": int(rng.integers(1, 3)),
+                "clip": None if rng.random() < 0.3 else int(rng.integers(1, 4)), "refractory": int(rng.integers(0, 3)),
+                "leak_shift": leak, "gain_shift": leak + int(rng.integers(0, 3))}
+    f = int(rng.choice([1, 2]))
+    return {"vision": one([int(rng.choice([1, 2])), f, f]), "audio": one([int(rng.choice([1, 2, 4]))])}
+
+
+def three_way(tmp_path, fusion, bits, scale, seed, frontend=None):
+    model = tiny_model(fusion, bits, scale, seed, T, frontend=frontend)
     path = tmp_path / f"m{seed}.onnx"
     export.export_onnx(model, path)
     vision, audio = spikes_in(seed)
@@ -59,13 +74,23 @@ def three_way(tmp_path, fusion, bits, scale, seed):
 
 # (fusion, weight bits, weight scale): scale > 0 multiplies the random weights (every layer spikes),
 # scale < 0 makes them all negative (no spike; membranes pinned at -32768, saturation counted)
-FIXED_CASES = [("taaf", 8, 3.0), ("concat", 4, 3.0), ("taaf", 6, 3.0), ("taaf", 8, -10.0)]
+# the last case with a front-end of every part (pooling with polarity merge, adaptive threshold, refractory, clip)
+SPARSE_FRONTEND = {"vision": {"pool": [2, 2, 2], "mode": "adaptive", "min_count": 1, "clip": 2, "refractory": 1,
+                              "leak_shift": 2, "gain_shift": 3},
+                   "audio": {"pool": [2], "mode": "adaptive", "min_count": 1, "clip": 1, "refractory": 1,
+                             "leak_shift": 2, "gain_shift": 2}}
+FIXED_CASES = [("taaf", 8, 3.0, None), ("concat", 4, 3.0, None), ("taaf", 6, 3.0, None), ("taaf", 8, -10.0, None),
+               ("taaf", 8, 3.0, SPARSE_FRONTEND)]
 
 
-@pytest.mark.parametrize("fusion, bits, scale", FIXED_CASES)
-def test_simulator_equals_quant_and_onnxruntime(tmp_path, fusion, bits, scale):
+@pytest.mark.parametrize("fusion, bits, scale, frontend", FIXED_CASES)
+def test_simulator_equals_quant_and_onnxruntime(tmp_path, fusion, bits, scale, frontend):
     assert len(FIXED_CASES) == RANDOM_NETWORKS["quant/test_three_way.py::test_simulator_equals_quant_and_onnxruntime"]
-    sim, q = three_way(tmp_path, fusion, bits, scale, seed=bits)
+    sim, q = three_way(tmp_path, fusion, bits, scale, seed=bits, frontend=frontend)
+    if frontend is not None:    # the front-end passed something on, and held something back
+        for m in ("vision", "audio"):
+            fe = sim.counts.units[f"frontend.{m}"].counts
+            assert 0 < fe["passed"] < fe["pooled_events"], (m, fe)
     if scale > 0:   # the comparison means something only if every layer is active
         assert all(s.sum() > 0 for s in sim.spikes.values()), {k: int(s.sum()) for k, s in sim.spikes.items()}
     else:           # strongly negative weights: membranes pinned at -32768, saturation counted
@@ -81,7 +106,7 @@ def test_random_quantized_models_three_way(tmp_path):
     @given(seed=st.integers(0, 10_000), fusion=st.sampled_from(["taaf", "concat"]), scale=st.sampled_from([3.0, 4.0, 6.0]))
     def check(seed, fusion, scale):
         bits = 4 + seed % 5   # 4..8 bits, uniform over the seeds (hypothesis' integers favour the smallest)
-        sim, _ = three_way(tmp_path, fusion, bits, scale, seed)
+        sim, _ = three_way(tmp_path, fusion, bits, scale, seed, random_frontend(seed))
         log.record({f"spikes.{name}": s for name, s in sim.spikes.items()})
 
     check()

@@ -34,11 +34,12 @@ def random_spikes(seed: int, T: int, B: int, input_max=(1, 8), density=0.15):
     return v, a
 
 
-def tiny_model(fusion: str, bits: int, scale: float, seed: int, T: int = 8) -> QuantTwoModalitySNN:
+def tiny_model(fusion: str, bits: int, scale: float, seed: int, T: int = 8, frontend: dict | None = None) -> QuantTwoModalitySNN:
     """A tiny two-sensor quantized model of configs/model/snn.yaml (vision 2x34x34, audio 64) in eval mode:
-    scale > 0 multiplies the random conv/dense weights, scale < 0 makes them all negative."""
+    scale > 0 multiplies the random conv/dense weights, scale < 0 makes them all negative; frontend: the
+    model.frontend mapping (None: the identity)."""
     cfg = OmegaConf.to_container(OmegaConf.load(CONFIGS / "model" / "snn.yaml"), resolve=False)
-    cfg.update(T=T, fusion=fusion, score_hidden=8, modalities=["audio", "vision"])
+    cfg.update(T=T, fusion=fusion, score_hidden=8, modalities=["audio", "vision"], frontend=frontend)
     cfg["vision"].update(in_shape=[2, 34, 34], channels=[4, 6], kernels=[5, 3], strides=[2, 2], features=16)
     cfg["audio"].update(in_channels=64, hidden=[16], features=12)
     torch.manual_seed(seed)
