@@ -6,27 +6,38 @@ Builders of sensors.paired.PairedSpikes (Tonic data sets: sensors/tonic_pairs.py
                                with DVS-emulated saccades of real MNIST digits.
 Both return a PairedSpikes, cached on disk (sensors/cache.py) under a key of every parameter
 that shaped the tensors, so a changed parameter never returns stale tensors.
+
+fsdd_mnist's train split can grow by ``data.augment.copies`` augmented copies (audio:
+sensors/audio_augment.py, vision: sensors/image_augment.py), each cached on its own beside the
+originals, which stay in the set; the test split is never augmented (see :func:`augment_settings`).
 """
 from __future__ import annotations
 
 import re
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from sensors.audio_augment import AudioAugmentParams, augment_waveform, draw_audio, vtlp_centres
 from sensors.audio_io import read_wav
 from sensors.binning import bin_audio_events, bin_camera_events
 from sensors.cache import load_or_build
-from sensors.cochlea import CochleaParams, cochlea_encode
+from sensors.cochlea import CochleaParams, centre_frequencies, cochlea_encode
 from sensors.dvs_emulator import DVSParams, emulate_saccades
+from sensors.image_augment import ImageAugmentParams, augment_image, draw_image
 from sensors.mnist import load_mnist5k
 from sensors.paired import PairedSpikes
 from sensors.paths import FETCH_HINT, data_root, require_files
 from sensors.synth import ModalityKnobs, SynthParams, synth_labels, synth_sample
-from sensors.tonic_pairs import build_tonic
+from sensors.tonic_pairs import DataConfigError, build_tonic
 
 CODE_VERSION = "ead-2"  # bump when the encoding code changes what it produces
+AUGMENT_CODE_VERSION = "ead-augment-1"  # bump when the augmentation code changes what it produces
+AUGMENT_KEYS = ("enabled", "copies", "seed", "audio", "vision")
 SPLITS = ("train", "test")
 FSDD_NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
 FSDD_SPLITS = ("official", "speaker")
@@ -127,28 +138,108 @@ def mnist_pool(labels: np.ndarray, split: str, test_per_class: int) -> dict[int,
     return pools
 
 
+@dataclass(frozen=True)
+class AugmentSettings:
+    """``data.augment`` of fsdd_mnist, checked.
+
+    enabled: augment the train split. copies: augmented copies of the train split added to the
+    originals (0 = none). seed: the augmentation seed; copy k of a clip (an MNIST digit) draws from
+    ``default_rng([seed, k, 0, crc32(file name)])`` (``[seed, k, 1, MNIST row]``), so one (seed, clip)
+    gives the same copy whatever split or file list it sits in. audio, vision: the transforms' settings.
+    """
+
+    enabled: bool = False
+    copies: int = 0
+    seed: int = 0
+    audio: AudioAugmentParams = AudioAugmentParams()
+    vision: ImageAugmentParams = ImageAugmentParams()
+
+
+def _plain(value):
+    """A config value (Hydra's DictConfig / ListConfig too) as plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [_plain(v) for v in value]
+    return value
+
+
+def augment_settings(cfg, sample_rate: int) -> AugmentSettings:
+    """``cfg.augment`` checked (absent: augmentation off). Raises DataConfigError naming the option,
+    e.g. ``data.augment.audio.speed: [1.2, 0.8], expected min <= max``, for an unknown key or any value
+    out of range, enabled or not."""
+    section = _plain(cfg.get("augment"))
+    if section is None:
+        return AugmentSettings()
+    if not isinstance(section, dict):
+        raise DataConfigError(f"data.augment: {section!r}, expected a mapping with keys {list(AUGMENT_KEYS)}")
+    unknown = sorted(set(section) - set(AUGMENT_KEYS))
+    if unknown:
+        raise DataConfigError(f"data.augment.{unknown[0]}: unknown option, expected one of {list(AUGMENT_KEYS)}")
+    enabled = section.get("enabled", False)
+    if not isinstance(enabled, bool):
+        raise DataConfigError(f"data.augment.enabled: {enabled!r}, expected true or false")
+    for name in ("copies", "seed"):
+        value = section.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise DataConfigError(f"data.augment.{name}: {value!r}, expected an integer >= 0")
+    params = {}
+    for name, cls in (("audio", AudioAugmentParams), ("vision", ImageAugmentParams)):
+        sub = section.get(name)
+        if sub is not None and not isinstance(sub, dict):
+            raise DataConfigError(f"data.augment.{name}: {sub!r}, expected a mapping of options")
+        try:
+            params[name] = cls.from_mapping(sub)
+            if name == "audio":
+                params[name].check_sample_rate(sample_rate)
+        except ValueError as exc:
+            raise DataConfigError(f"data.augment.{name}.{exc}") from None
+    return AugmentSettings(enabled, int(section.get("copies", 0)), int(section.get("seed", 0)), **params)
+
+
+def _encode_clip(wave: np.ndarray, fs: int, cochlea: CochleaParams, t_bins: int, clip_audio: int,
+                 centre_freqs: np.ndarray | None = None) -> np.ndarray:
+    """A waveform (N,) at fs Hz -> (T, C) uint8 cochlea spike counts, binned over the clip's duration."""
+    spikes = cochlea_encode(wave, fs, cochlea, centre_freqs)
+    duration_us = int(round(wave.size * 1e6 / fs))
+    return bin_audio_events(spikes, cochlea.n_channels, t_bins, clip_audio, 0, max(duration_us, 1))
+
+
+def _encode_digit(image: np.ndarray, dvs: DVSParams, seed: int, t_bins: int, clip: int) -> np.ndarray:
+    """A digit image (28, 28) -> (T, 2, 34, 34) uint8 DVS spike counts over the saccades' window."""
+    cam = emulate_saccades(image, dvs, seed=seed)
+    return bin_camera_events(cam, VISION_SENSOR, t_bins, clip, 0, dvs.saccade_us * len(dvs.saccade_vertices_px))
+
+
 def build_fsdd_mnist(cfg, split: str) -> PairedSpikes:
-    """Real FSDD audio + DVS-emulated MNIST, paired by class with a seeded permutation of the pool."""
+    """Real FSDD audio + DVS-emulated MNIST, paired by class with a seeded permutation of the pool.
+
+    The train split (official or speaker-held-out) holds the originals and, when ``data.augment``
+    is enabled, ``copies`` augmented copies of them (:func:`augmented_copy`): sample i of copy k is
+    sample i of the originals augmented, paired with the same digit's copy k; the vision pool grows
+    likewise, so the trainer's re-pairing draws from originals and copies alike. The test split is
+    never augmented. ``data.augment`` is checked first, for either split.
+    """
     _check_split(split)
     t_bins, clip, clip_audio = _check_common(cfg)
+    fs = int(cfg["sample_rate"])
+    augment = augment_settings(cfg, fs)
     root = data_root(cfg.get("root"))
     require_files(root, ["fsdd/recordings", "mnist5k/mnist_5k.csv.gz"], "fsdd_mnist", FETCH_HINT)
     files = fsdd_split(fsdd_files(root), split, cfg["split"], list(cfg.get("test_speakers") or []))
     cochlea = CochleaParams(**dict(cfg["cochlea"]))
     dvs = DVSParams(**dict(cfg["dvs"]))
-    fs = int(cfg["sample_rate"])
     key = {"dataset": "fsdd_mnist", "split": split, "kind": cfg["split"], "test_speakers": sorted(cfg.get("test_speakers") or []),
            "T": t_bins, "clip": clip, "clip_audio": clip_audio, "files": [f[3] for f in files],
            "sizes": [(root / "fsdd" / "recordings" / f[3]).stat().st_size for f in files],
            "mnist_test_per_class": int(cfg["mnist_test_per_class"]), "pair_seed": int(cfg["pair_seed"]),
-           "sample_rate": fs, "cochlea": vars(cochlea), "dvs": vars(dvs), "code": CODE_VERSION}
+           "sample_rate": fs, "cochlea": cochlea.cache_fields(), "dvs": vars(dvs), "code": CODE_VERSION}
 
     def build() -> dict:
         images, mlabels = load_mnist5k(root)
         pools = mnist_pool(mlabels, split, int(cfg["mnist_test_per_class"]))
         rng = np.random.default_rng([int(cfg["pair_seed"]), SPLITS.index(split)])
         order = {c: rng.permutation(pools[c]) for c in range(10)}
-        window_us = dvs.saccade_us * len(dvs.saccade_vertices_px)
         # The train split encodes the whole MNIST train pool (re-paired each epoch by the trainer);
         # the test split only the digits its fixed pairing uses.
         n = len(files)
@@ -158,26 +249,74 @@ def build_fsdd_mnist(cfg, split: str) -> PairedSpikes:
         position = {int(r): i for i, r in enumerate(pool_rows)}
         pool = np.zeros((pool_rows.size, t_bins, 2, 34, 34), np.uint8)
         for i, row in enumerate(tqdm(pool_rows, desc=f"DVS {split}", unit="digit", leave=False)):
-            cam = emulate_saccades(images[row], dvs, seed=int(row))
-            pool[i] = bin_camera_events(cam, VISION_SENSOR, t_bins, clip, 0, window_us)
+            pool[i] = _encode_digit(images[row], dvs, int(row), t_bins, clip)
         audio = np.zeros((n, t_bins, cochlea.n_channels), np.uint8)
         labels = np.zeros(n, np.int64)
         vision_index = np.zeros(n, np.int64)
         used = {c: 0 for c in range(10)}
         for i, (digit, _, _, name) in enumerate(tqdm(files, desc=f"cochlea {split}", unit="clip", leave=False)):
-            wave = read_wav(root / "fsdd" / "recordings" / name, sample_rate=fs)
-            spikes = cochlea_encode(wave, fs, cochlea)
-            duration_us = int(round(wave.size * 1e6 / fs))
-            audio[i] = bin_audio_events(spikes, cochlea.n_channels, t_bins, clip_audio, 0, max(duration_us, 1))
+            audio[i] = _encode_clip(read_wav(root / "fsdd" / "recordings" / name, sample_rate=fs), fs, cochlea,
+                                    t_bins, clip_audio)
             row = order[digit][used[digit] % order[digit].size]
             used[digit] += 1
             labels[i], vision_index[i] = digit, position[int(row)]
         return {"vision_pool": pool, "pool_labels": mlabels[pool_rows], "pool_rows": pool_rows,
                 "audio": audio, "labels": labels, "vision_index": vision_index}
 
-    arrays = load_or_build(Path(cfg["cache_dir"]).expanduser(), key, build)
+    cache_dir = Path(cfg["cache_dir"]).expanduser()
+    arrays = load_or_build(cache_dir, key, build)
+    if split == "train" and augment.enabled and augment.copies:
+        copies = [augmented_copy(cache_dir, key, augment, k, root, [f[3] for f in files], arrays["pool_rows"],
+                                 cochlea, dvs, fs, t_bins, clip, clip_audio) for k in range(augment.copies)]
+        n_pool, reps = arrays["vision_pool"].shape[0], augment.copies + 1
+        arrays = {"audio": np.concatenate([arrays["audio"], *(c["audio"] for c in copies)]),
+                  "labels": np.tile(arrays["labels"], reps),
+                  "vision_pool": np.concatenate([arrays["vision_pool"], *(c["vision_pool"] for c in copies)]),
+                  "pool_labels": np.tile(arrays["pool_labels"], reps),
+                  "vision_index": np.concatenate([arrays["vision_index"] + k * n_pool for k in range(reps)])}
     return PairedSpikes(arrays["audio"], arrays["labels"], arrays["vision_pool"], arrays["vision_index"],
                         pool_labels=arrays["pool_labels"] if split == "train" else None, pair_seed=int(cfg["pair_seed"]))
+
+
+def augmented_copy(cache_dir: Path, base_key: dict, augment: AugmentSettings, k: int, root: Path, names: list[str],
+                   pool_rows: np.ndarray, cochlea: CochleaParams, dvs: DVSParams, fs: int, t_bins: int, clip: int,
+                   clip_audio: int) -> dict[str, np.ndarray]:
+    """Copy ``k`` of the train split, cached on its own: {"audio": (N, T, C), "vision_pool": (P, T, 2, 34, 34)}
+    uint8, row for row the originals' clips ``names`` and MNIST rows ``pool_rows``, augmented.
+
+    Audio: draw_audio, then speed, reverberation, noise (babble from the split's other clips) and
+    gain on the waveform, VTLP on the cochlea's centre frequencies, then the originals' encoding
+    (binned over the augmented clip's own duration, so a speed change keeps the clip's T steps and
+    acts mostly through its frequency shift). Vision: draw_image, augment_image, then the DVS
+    emulator with a drawn seed (its own threshold mismatch and noise). The key is the originals' key
+    plus the augmentation settings, the seed and k; ``copies`` is not in it, so adding copies reuses
+    the ones already encoded.
+    """
+    key = {"base": base_key, "augment": {"seed": augment.seed, "copy": k, "audio": augment.audio,
+                                         "vision": augment.vision}, "code": AUGMENT_CODE_VERSION}
+    a, v = augment.audio, augment.vision
+
+    def build() -> dict:
+        images, _ = load_mnist5k(root)
+        waves = [read_wav(root / "fsdd" / "recordings" / name, sample_rate=fs) for name in names]
+        centres = centre_frequencies(cochlea.n_channels, cochlea.f_min, cochlea.f_max, cochlea.spacing)
+        audio = np.zeros((len(names), t_bins, cochlea.n_channels), np.uint8)
+        for i, name in enumerate(tqdm(names, desc=f"augment {k} cochlea", unit="clip", leave=False)):
+            rng = np.random.default_rng([augment.seed, k, 0, zlib.crc32(name.encode())])
+            draw = draw_audio(a, rng)
+            others = waves[:i] + waves[i + 1:] if draw.noise_kind == "babble" else ()
+            wave = augment_waveform(waves[i], fs, draw, rng, others, a.babble_talkers)
+            warped = None if draw.vtlp_alpha is None else vtlp_centres(centres, draw.vtlp_alpha, a.vtlp_boundary_hz,
+                                                                        fs / 2)
+            audio[i] = _encode_clip(wave, fs, cochlea, t_bins, clip_audio, warped)
+        pool = np.zeros((len(pool_rows), t_bins, 2, 34, 34), np.uint8)
+        for j, row in enumerate(tqdm(pool_rows, desc=f"augment {k} DVS", unit="digit", leave=False)):
+            rng = np.random.default_rng([augment.seed, k, 1, int(row)])
+            image = augment_image(images[row], draw_image(v, rng))
+            pool[j] = _encode_digit(image, dvs, int(rng.integers(2**31)), t_bins, clip)
+        return {"audio": audio, "vision_pool": pool}
+
+    return load_or_build(cache_dir, key, build)
 
 
 BUILDERS = {"synth": build_synth, "fsdd_mnist": build_fsdd_mnist, "tonic": build_tonic}
