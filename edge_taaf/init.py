@@ -20,9 +20,10 @@ def _layers(model):
 def scale_to_firing_rate(model, vision: torch.Tensor, audio: torch.Tensor, target: float = 0.1, iters: int = 12) -> list[float]:
     """Scale the weights of each spiking layer (bisection on a log scale); return the reached rates.
 
-    vision (T, B, 2, H, W), audio (T, B, C) spike batches (None for a modality the model lacks).
+    vision (T, B, 2, H, W), audio (T, B, C) sensor counts (None for a modality the model lacks).
     """
     rates = []
+    vision, audio = model.sense(vision, audio)         # the encoders read what the sensor front-ends pass on
     for stack, x in zip(_layers(model), (vision, audio)):
         for layer in stack:
             dense = hasattr(layer, "fc")                  # a dense block in either mode (float or integer)
