@@ -19,7 +19,19 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
             if not any((e2 <= e and a2 >= a) and (e2 < e or a2 > a) for e2, a2 in points)]
 
 
-def summarise_sweep(sweep_dir: Path) -> list[dict]:
+def competitor_points(path: str | Path | None) -> list[dict]:
+    """The trained single-pass int8 ANN (edge-taaf-ann's ann_result.json) as plot points per hardware config:
+    its dense and its zero-skipping pricing (the same hardware table and memory rules as the SNN)."""
+    if not path:
+        return []
+    result = json.loads(Path(path).read_text())
+    return [{"label": f"int8 ANN, single pass ({kind.replace('_', '-')})", "acc": result["accuracy"], "hardware": hw,
+             "energy_uj": e[kind]} for hw, e in result["energy_uj"].items() for kind in ("dense", "zero_skip")]
+
+
+def summarise_sweep(sweep_dir: Path, competitor: str | Path | None = None) -> list[dict]:
+    """comparison.md / .json and pareto.png (one panel per hardware config, simulator accuracy against energy
+    per inference, the Pareto front of the SNN points, and the trained ANN competitor when given)."""
     rows = []
     for report in sorted(Path(sweep_dir).glob("*/report.json")):
         r = json.loads(report.read_text())
@@ -29,6 +41,8 @@ def summarise_sweep(sweep_dir: Path) -> list[dict]:
                      "ann_int8_ratio": r["energy_ratio_ann_int8_vs_snn"],
                      "single_pass_ratio": r["energy_ratio_single_pass_ann_vs_snn"],
                      "zero_skip_ratio": r["energy_ratio_single_pass_zero_skip_vs_snn"],
+                     "energy_by_hardware": {hw: e["energy_uj"] for hw, e in r.get("energy_by_hardware", {}).items()},
+                     "max_layer_spike_rate": r.get("max_layer_spike_rate"),
                      "exact": int(r["onnx_ort_exact"] and r["sim_equals_int_mode"]), "spikes": r["spikes_per_inference"]})
     if not rows:
         return rows
@@ -45,18 +59,32 @@ def summarise_sweep(sweep_dir: Path) -> list[dict]:
                for r in rows]]
     atomic_write_text(Path(sweep_dir) / "comparison.md", "\n".join(lines) + "\n")
     atomic_write_text(Path(sweep_dir) / "comparison.json", json.dumps(rows, indent=1))
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for r in rows:
-        ax.scatter(r["energy_uj"], 100 * r["sim_acc"], c="C3" if r["pareto"] else "C0")
-        ax.annotate(f"T{r['T']}/{r['weight_bits']}b", (r["energy_uj"], 100 * r["sim_acc"]), fontsize=7)
-    front_rows = sorted((r for r in rows if r["pareto"]), key=lambda r: r["energy_uj"])
-    ax.plot([r["energy_uj"] for r in front_rows], [100 * r["sim_acc"] for r in front_rows], "C3--", lw=1)
-    ax.set_xlabel("energy per inference (uJ, simulator)"); ax.set_ylabel("simulator accuracy (%)")
-    ax.grid(alpha=0.3); fig.tight_layout(); fig.savefig(Path(sweep_dir) / "pareto.png", dpi=100); plt.close(fig)
+    plot_pareto(rows, competitor_points(competitor), Path(sweep_dir) / "pareto.png")
     return rows
+
+
+def plot_pareto(rows: list[dict], competitor: list[dict], path: Path) -> None:
+    """One panel per hardware config: each SNN point, its Pareto front (dashed) and the competitor's points."""
+    hardware = sorted({hw for r in rows for hw in r["energy_by_hardware"]}) or ["default"]
+    fig, axes = plt.subplots(1, len(hardware), figsize=(5 * len(hardware), 3.8), squeeze=False)
+    for ax, hw in zip(axes[0], hardware):
+        pts = [(r["energy_by_hardware"].get(hw, r["energy_uj"]), r["sim_acc"], r["point"]) for r in rows]
+        on_front = set(pareto_front([(e, a) for e, a, _ in pts]))
+        for i, (e, a, name) in enumerate(pts):
+            ax.scatter(e, 100 * a, c="C3" if i in on_front else "C0", s=18)
+            ax.annotate(name, (e, 100 * a), fontsize=5)
+        front_pts = sorted(pts[i] for i in on_front)
+        ax.plot([p[0] for p in front_pts], [100 * p[1] for p in front_pts], "C3--", lw=1, label="SNN Pareto front")
+        for j, c in enumerate(p for p in competitor if p["hardware"] == hw):
+            ax.scatter(c["energy_uj"], 100 * c["acc"], marker="s" if "dense" in c["label"] else "D", c=f"C{2 + j}",
+                       label=c["label"])
+        ax.set_xscale("log")
+        ax.set_xlabel(f"energy per inference (uJ, {hw})"); ax.set_ylabel("simulator accuracy (%)")
+        ax.grid(alpha=0.3); ax.legend(fontsize=6)
+    fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
 
 
 class SweepSummary(Callback):
     def on_multirun_end(self, config, **kwargs) -> None:
-        rows = summarise_sweep(Path(config.hydra.sweep.dir))
+        rows = summarise_sweep(Path(config.hydra.sweep.dir), config.get("competitor"))
         print(f"sweep: {len(rows)} points -> {Path(config.hydra.sweep.dir) / 'comparison.md'}")

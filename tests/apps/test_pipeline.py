@@ -65,8 +65,13 @@ def test_pareto_front_and_sweep_table(tmp_path):
             "energy_uj_per_inference": energy, "latency_us_per_inference": 10.0,
             "energy_ratio_ann_int8_vs_snn": 4.0 / energy, "energy_ratio_single_pass_ann_vs_snn": 0.5 / energy,
             "energy_ratio_single_pass_zero_skip_vs_snn": 0.25 / energy, "onnx_ort_exact": 1, "sim_equals_int_mode": 1,
-            "spikes_per_inference": 1000 * energy}))
-    rows = summarise_sweep(tmp_path)
+            "spikes_per_inference": 1000 * energy,
+            "energy_by_hardware": {"horowitz45nm": {"energy_uj": energy}, "sne22nm": {"energy_uj": energy / 10}}}))
+    competitor = tmp_path / "ann_result.json"
+    competitor.write_text(json.dumps({"accuracy": 0.96, "energy_uj": {"horowitz45nm": {"dense": 0.6, "zero_skip": 0.4},
+                                                                      "sne22nm": {"dense": 0.06, "zero_skip": 0.04}}}))
+    rows = summarise_sweep(tmp_path, competitor)
     assert [r["pareto"] for r in rows] == [True, True, False]
+    assert rows[1]["energy_by_hardware"] == {"horowitz45nm": 2.0, "sne22nm": 0.2}
     table = (tmp_path / "comparison.md").read_text()
     assert "| yes | 2000 | 2.0000 | 2.00x | 0.25x | 0.12x |" in table and (tmp_path / "pareto.png").exists()
