@@ -173,14 +173,48 @@ def bench_vs_xylosim(n_samples: int = 40, steps: int = 100, rate: float = 0.1, s
 
 def energy_by_layer(energy: dict) -> dict:
     """uJ per inference of each ANN layer and of the SNN units doing its work (the readout row sums
-    the warps, readout, score MLP and attention)."""
-    out = {}
+    the warps, readout, score MLP and attention; the front-end row is the SNN's alone: the ANN baselines
+    are given the front-end's output for free)."""
+    out = {"frontend": {"snn": sum(u["energy_uj"] for u in energy["by_unit"].values() if u["kind"] == "frontend"),
+                        "ann_int8": 0.0, "ann_single_pass": 0.0, "ann_single_pass_zero_skip": 0.0}}
     for name, ann in energy["ann_int8_T"]["by_layer"].items():
         parts = [u for n, u in energy["by_unit"].items()
                  if n == name or (name == "readout" and u["kind"] in ("warp", "readout", "score", "attention"))]
         out[name] = {"snn": sum(u["energy_uj"] for u in parts), "ann_int8": ann["energy_uj"],
                      "ann_single_pass": energy["ann_single_pass"]["by_layer"][name]["energy_uj"],
                      "ann_single_pass_zero_skip": energy["ann_single_pass_zero_skip"]["by_layer"][name]["energy_uj"]}
+    return out
+
+
+COMPUTE = ("synaptic accumulate", "neuron update", "MAC", "other compute")
+MEMORY = ("weight memory", "accumulator memory", "state memory", "input bitmap", "register file", "spike routing")
+
+
+def single_pass_gap(energy: dict) -> dict:
+    """Where the SNN spends more than the single-pass int8 ANN (b): uJ per inference by term (compute, memory,
+    static) of SNN minus ANN, the term that dominates the gap, and the SNN's largest operation inside it."""
+    ann = energy["ann_single_pass"]
+    ops = energy["energy_uj_by_operation"]
+    snn = {"compute": sum(ops[k] for k in COMPUTE), "memory": sum(ops[k] for k in MEMORY), "static": ops["static"]}
+    gap = {k: snn[k] - ann[f"{k}_uj"] for k in snn}
+    dominant = max(gap, key=gap.get)
+    inside = COMPUTE if dominant == "compute" else MEMORY if dominant == "memory" else ("static",)
+    return {"snn_uj": snn, "ann_uj": {k: ann[f"{k}_uj"] for k in snn}, "snn_minus_ann_uj": gap, "dominant": dominant,
+            "largest_snn_operation": max(inside, key=lambda k: ops[k])}
+
+
+def competitor_ratios(path: str | None, reports: dict) -> dict:
+    """Energy of the trained single-pass int8 ANN (edge-taaf-ann's ann_result.json) over the SNN's, per hardware
+    config and pricing (dense, zero-skip), with both accuracies: the competitor a user would pick instead."""
+    if not path:
+        return {}
+    result = json.loads(Path(path).read_text())
+    out = {"competitor_acc": result["accuracy"], "competitor": str(path)}
+    for hw, report in reports.items():
+        e = result["energy_uj"].get(hw)
+        if e is not None:
+            out[f"energy_ratio_trained_ann_vs_snn_{hw}"] = e["dense"] / report["energy"]["energy_uj"]
+            out[f"energy_ratio_trained_ann_zero_skip_vs_snn_{hw}"] = e["zero_skip"] / report["energy"]["energy_uj"]
     return out
 
 
@@ -205,6 +239,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=os.environ.get("EDGE_TAAF_CHECKPOINT"))
     parser.add_argument("--samples", type=int, default=50, help="test samples for the batch-1 timing against torch")
     parser.add_argument("--hardware", nargs="+", default=["horowitz45nm", "sne22nm"])
+    parser.add_argument("--competitor", default=None, help="ann_result.json of edge-taaf-ann (the trained single-pass ANN)")
     args = parser.parse_args()
     model, data_cfg, label = load_model(args.checkpoint)
     test = build_dataset(data_cfg, "test")
@@ -237,7 +272,7 @@ def main() -> None:
                      "energy_ratio_bound_if_later_layers_free": e["ratios"]["bound_ann_int8_vs_snn_if_later_layers_free"],
                      "ann_uj": {k: e[k]["energy_uj"] for k in ("ann_int8_T", "ann_single_pass", "ann_single_pass_zero_skip")},
                      "energy_uj_by_operation": e["energy_uj_by_operation"], "dataflows": e["dataflows"],
-                     "energy_uj_by_layer": energy_by_layer(e)}
+                     "energy_uj_by_layer": energy_by_layer(e), "single_pass_gap": single_pass_gap(e)}
         print(f"{hw}: {e['energy_uj']:.4g} uJ/inference; ANN / SNN: int8 over T {by_hw[hw]['energy_ratio_ann_int8_vs_snn']:.2f}x, "
               f"single pass {by_hw[hw]['energy_ratio_single_pass_ann_vs_snn']:.2f}x, single pass skipping zeros "
               f"{by_hw[hw]['energy_ratio_single_pass_zero_skip_vs_snn']:.2f}x", flush=True)
@@ -247,6 +282,9 @@ def main() -> None:
     print(json.dumps({
         "sim_exact": exact, "counts_event_driven_equal_dense": same_counts, **flat,
         "sim_acc": first["accuracy"], "max_layer_spike_rate": max_layer_spike_rate(first["counts_per_inference"], program),
+        **{f"single_pass_gap_dominant_{hw}": v["single_pass_gap"]["dominant"] + ": " + v["single_pass_gap"]["largest_snn_operation"]
+           for hw, v in by_hw.items()},
+        **competitor_ratios(args.competitor, reports),
         "sim_speedup_vs_torch_int": torch_cmp["speedup_vs_torch_frozen"],
         "sim_speedup_vs_torch_int_per_call": torch_cmp["speedup_vs_torch_per_call"],
         "xylo_neuron_kernel_speedup_vs_xylosim": xylo["speedup_per_event"] if xylo["same_spikes"] else 0.0,
