@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from sensors.atomic import atomic_write_text  # noqa: E402
-BENCHES = ("encoders", "train_step", "accuracy", "quant", "sim")
+BENCHES = ("encoders", "train_step", "accuracy", "quant", "sim", "robustness")
 
 
 def command(name: str, args) -> list[str]:
@@ -32,7 +32,7 @@ def command(name: str, args) -> list[str]:
         cmd += shlex.split(args.accuracy_args)
     if name == "quant" and args.float_checkpoint:
         cmd += ["--checkpoint", args.float_checkpoint]
-    if name == "sim" and args.int8_checkpoint:
+    if name in ("sim", "robustness") and args.int8_checkpoint:
         cmd += ["--checkpoint", args.int8_checkpoint]
     return cmd
 
@@ -49,7 +49,8 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--skip", nargs="*", default=[], choices=BENCHES)
     ap.add_argument("--float-checkpoint", help="float fsdd_mnist checkpoint for bench/quant.py (else it trains one)")
-    ap.add_argument("--int8-checkpoint", help="QAT int8 checkpoint for bench/sim.py (else it trains one)")
+    ap.add_argument("--int8-checkpoint", help="QAT int8 checkpoint for bench/sim.py and bench/robustness.py "
+                    "(else each uses an untrained model, labelled so)")
     ap.add_argument("--accuracy-args", default="", help="extra arguments for bench/accuracy.py")
     ap.add_argument("--out", default=str(ROOT / "docs" / "bench" / "all.json"))
     args = ap.parse_args(argv)

@@ -1,8 +1,12 @@
 """Start-up checks of a training config: every error names the option and what was expected."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from edge_taaf.corrupt import CorruptSettings
 from edge_taaf.losses import LOSSES
 from edge_taaf.model import FUSIONS, model_modalities
+from edge_taaf.model_config import parse_modality_logits
 
 
 class ConfigError(ValueError):
@@ -28,8 +32,12 @@ def check_train_config(cfg) -> None:
         raise ConfigError(f"model.fusion={fusion!r} is unknown; expected one of {FUSIONS}")
     if loss not in LOSSES:
         raise ConfigError(f"loss={loss!r} is unknown; expected one of {LOSSES}")
-    if loss == "taaf_balanced" and fusion != "taaf":
-        raise ConfigError("loss=taaf_balanced needs model.fusion=taaf (it reads TAAF's attention shares)")
+    if loss == "taaf_balanced" and fusion not in ("taaf", "taaf_modal"):
+        raise ConfigError("loss=taaf_balanced needs model.fusion=taaf or taaf_modal (it reads TAAF's attention shares)")
+    try:
+        parse_modality_logits(cfg.model.get("modality_logits"), fusion)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         wanted = model_modalities(cfg.model)
     except ValueError as exc:
@@ -54,3 +62,46 @@ def check_train_config(cfg) -> None:
             raise ConfigError(f"{name}={value} is invalid; expected {expected}")
     if tr.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"trainer.device={tr.device} is invalid; expected auto, cpu or cuda")
+    settings = corrupt_settings(cfg)
+    if settings.silence_prob and len(wanted) < 2:
+        raise ConfigError(f"trainer.corrupt.silence_prob={settings.silence_prob} silences one of two sensors; "
+                          f"model.modalities={list(wanted)} has one (set it to 0)")
+
+
+CORRUPT_PROBABILITIES = ("silence_prob", "silence_audio_share", "noise_prob", "shift_prob")
+CORRUPT_LEVELS = ("vision_noise", "audio_noise")
+
+
+def corrupt_settings(cfg) -> CorruptSettings:
+    """``trainer.corrupt`` (absent or null: all off) checked against the data's T: a ConfigError naming the
+    option for an unknown key or any value out of range, e.g. ``trainer.corrupt.silence_prob=1.5, expected a
+    probability in [0, 1]``."""
+    section = (cfg.get("trainer") or {}).get("corrupt")
+    if section is None:
+        return CorruptSettings()
+    if not isinstance(section, Mapping) and not hasattr(section, "items"):
+        raise ConfigError(f"trainer.corrupt={section!r}, expected a mapping with keys {list(CorruptSettings.keys())}")
+    values = dict(section.items())
+    unknown = sorted(set(values) - set(CorruptSettings.keys()))
+    if unknown:
+        raise ConfigError(f"trainer.corrupt.{unknown[0]} is unknown; expected one of {list(CorruptSettings.keys())}")
+
+    def number(name):
+        value = values[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            raise ConfigError(f"trainer.corrupt.{name}={value!r} is not a number")
+        return value
+    for name in CORRUPT_PROBABILITIES:
+        if name in values and not 0 <= number(name) <= 1:
+            raise ConfigError(f"trainer.corrupt.{name}={values[name]}, expected a probability in [0, 1]")
+    for name in CORRUPT_LEVELS:
+        if name in values and not 0 <= number(name) < float("inf"):
+            raise ConfigError(f"trainer.corrupt.{name}={values[name]}, expected a noise level >= 0 "
+                              "(k x the sample's own event rate)")
+    steps = int(cfg.data.T)
+    if "max_shift" in values:
+        shift = values["max_shift"]
+        if isinstance(shift, bool) or not isinstance(shift, int) or not 0 <= shift < steps:
+            raise ConfigError(f"trainer.corrupt.max_shift={shift!r}, expected a whole number of steps in 0..{steps - 1} "
+                              f"(below data.T={steps})")
+    return CorruptSettings(**values)

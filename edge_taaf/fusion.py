@@ -1,6 +1,7 @@
-"""Fusion of the two modalities' per-step features: TAAF and the concat baseline.
+"""Fusion of the two modalities' per-step features: TAAF, its reliability-weighted form taaf_modal, and
+the concat baseline.
 
-Both take warped features a (T, B, D_a) and v (T, B, D_v) and return a FusionOut.
+Each takes warped features a (T, B, D_a) and v (T, B, D_v) and returns a FusionOut.
 
 TAAF (our reading of arXiv 2505.14535, docs/taaf.md), on fused features z_t = [a_t ; v_t]:
   step level:     per-step logits l_t = W z_t + b, score e_t = s^T relu(U z_t + c) + d,
@@ -10,6 +11,11 @@ TAAF (our reading of arXiv 2505.14535, docs/taaf.md), on fused features z_t = [a
                   (W = [W_a W_v]); the balanced loss and OGM-GE read it, and share_m =
                   |c_m|_1 / (|c_a|_1 + |c_v|_1) is logged.
 Concat: l_t = W [a_t ; v_t] + b, y = mean_t l_t (uniform attention).
+taaf_modal (docs/taaf.md, "Reliability weighting"), per present modality m (W = [W_a | W_v]):
+  step logits l^m_t = W_m z^m_t + b_m, score e^m_t = s_m^T relu(U_m z^m_t + c_m) + d_m (one score MLP per
+  modality), attention alpha^m_t = base-2 softmax over time AND modality of e^m_t, y = sum_{t,m} alpha^m_t l^m_t;
+  each modality's own prediction y_m = sum_t beta^m_t l^m_t, beta^m = base-2 softmax over time of e^m alone.
+  A silent or noisy sensor whose scores drop loses attention mass to the other one, step by step.
 """
 from __future__ import annotations
 
@@ -24,12 +30,18 @@ LN2 = math.log(2.0)
 
 @dataclass
 class FusionOut:
+    """What the losses and the trainer read. For taaf_modal: alpha_t = sum_m alpha^m_t (the step's attention
+    over both modalities), step_logits l_t = sum_m (alpha^m_t / alpha_t) l^m_t (the step's attention-weighted
+    logits), so y = sum_t alpha_t l_t as for TAAF; share = the attention mass sum_t alpha^m_t per modality."""
+
     logits: torch.Tensor          # (B, K) fused prediction
     step_logits: torch.Tensor     # (T, B, K)
     alpha: torch.Tensor           # (T, B) attention over time, sums to 1 over T
     share: torch.Tensor           # (B, 2) evidence share of (audio, vision), sums to 1
     contrib_audio: torch.Tensor   # (B, K) attention-weighted logit part from the audio features (no bias)
     contrib_vision: torch.Tensor  # (B, K) same for vision
+    logits_audio: torch.Tensor | None = None   # (B, K) taaf_modal: audio's own prediction y_audio; else None
+    logits_vision: torch.Tensor | None = None  # (B, K) taaf_modal: y_vision
 
 
 def evidence_shares(weight: torch.Tensor, d_audio: int, a_sum: torch.Tensor, v_sum: torch.Tensor):
@@ -78,3 +90,55 @@ class ConcatFusion(nn.Module):
         alpha = torch.full((t, b), 1.0 / t, dtype=a.dtype, device=a.device)
         ca, cv, share = evidence_shares(self.readout.weight, self.d_audio, a.mean(0), v.mean(0))
         return FusionOut(step_logits.mean(0), step_logits, alpha, share, ca, cv)
+
+
+def modal_fusion_out(step_logits: torch.Tensor, alpha: torch.Tensor, mix: torch.Tensor, beta: torch.Tensor,
+                     weight: torch.Tensor, modalities: tuple[str, ...], a: torch.Tensor, v: torch.Tensor) -> FusionOut:
+    """taaf_modal's FusionOut, one formula for the float and the integer (QAT) modes.
+
+    step_logits (T, B, M, K) l^m_t of the M present modalities (z order); alpha (T, B) the attention per step
+    alpha_t = sum_m alpha^m_t; mix (T, B, M) alpha^m_t / alpha_t; beta (T, B, M) each modality's own softmax
+    over time; weight (K, D_a + D_v); a (T, B, D_a), v (T, B, D_v)."""
+    joint = alpha.unsqueeze(-1) * mix                                     # (T, B, M) alpha^m_t
+    step = (mix.unsqueeze(-1) * step_logits).sum(2)                       # (T, B, K)
+    own = (beta.unsqueeze(-1) * step_logits).sum(0)                       # (B, M, K) y_m
+    index = {m: i for i, m in enumerate(modalities)}
+    mass = joint.sum(0)                                                   # (B, M)
+
+    def weighted(m, x):   # sum_t alpha^m_t x_t (B, D_m); zero-width for an absent modality
+        return (joint[..., index[m], None] * x).sum(0) if m in index else x.sum(0)
+    ca, cv, _ = evidence_shares(weight, a.shape[-1], weighted("audio", a), weighted("vision", v))
+    share = torch.stack([mass[:, index[m]] if m in index else torch.zeros_like(mass[:, 0]) for m in ("audio", "vision")], 1)
+    return FusionOut((alpha.unsqueeze(-1) * step).sum(0), step, alpha, share, ca, cv,
+                     *(own[:, index[m]] if m in index else None for m in ("audio", "vision")))
+
+
+class TAAFModalFusion(nn.Module):
+    """taaf_modal (module doc): one readout weight W = [W_a | W_v], and per present modality a logit bias and a
+    score MLP (names as quant.int_readout.QuantModalReadout, so float weights load into the integer model)."""
+
+    def __init__(self, modalities: tuple[str, ...], d_audio: int, d_vision: int, n_classes: int, score_hidden: int):
+        super().__init__()
+        self.modalities, self.d_audio = tuple(modalities), d_audio
+        dims = {"audio": d_audio, "vision": d_vision}
+        self.readout = nn.Linear(d_audio + d_vision, n_classes, bias=False)
+        self.bias = nn.ParameterDict({m: nn.Parameter(torch.zeros(n_classes)) for m in self.modalities})
+        self.score_hidden = nn.ModuleDict({m: nn.Linear(dims[m], score_hidden) for m in self.modalities})
+        self.score_out = nn.ModuleDict({m: nn.Linear(score_hidden, 1) for m in self.modalities})
+
+    def columns(self, m: str) -> slice:
+        return slice(0, self.d_audio) if m == "audio" else slice(self.d_audio, None)
+
+    def branches(self, a: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(step logits (T, B, M, K), scores (T, B, M) in log2 units) of the present modalities."""
+        feats = {"audio": a, "vision": v}
+        logits = [feats[m] @ self.readout.weight[:, self.columns(m)].T + self.bias[m] for m in self.modalities]
+        scores = [self.score_out[m](torch.relu(self.score_hidden[m](feats[m]))).squeeze(-1) for m in self.modalities]
+        return torch.stack(logits, 2), torch.stack(scores, 2)
+
+    def forward(self, a: torch.Tensor, v: torch.Tensor) -> FusionOut:
+        step_logits, e = self.branches(a, v)
+        x = e * LN2                                   # base 2: 2^e = exp(e ln 2)
+        alpha = torch.softmax(torch.logsumexp(x, dim=2), dim=0)   # (T, B): the joint softmax summed over m
+        return modal_fusion_out(step_logits, alpha, torch.softmax(x, dim=2), torch.softmax(x, dim=0),
+                                self.readout.weight, self.modalities, a, v)

@@ -11,6 +11,9 @@ TAAF balanced (our reading of arXiv 2505.14535, docs/taaf.md):
   ratio rho_m = score_m / score_other > 1 (else 1), inside the modulation window. score_m is the
   batch mean of softmax(c_m)[y], c_m = sum_t alpha_t W_m z_t^m: the modality's share of the
   attention-weighted fused evidence for the true class (docs/taaf.md says why not a gate's share).
+  With taaf_modal the unimodal term also holds each modality's own prediction y_m (the fusion's
+  per-modality softmax over time): lambda * sum_m [CE(head_m, y) + CE(y_m, y)], so that each branch
+  stays a classifier on its own, which is what the fusion falls back to when the other sensor fails.
 CE: cross-entropy on the fused prediction (unimodal heads train as detached probes).
 OGM-GE (Peng et al., CVPR 2022): confidence ratio of each modality's logit contribution scales
   that modality's encoder gradients by 1 - tanh(alpha * (ratio - 1)) when > 1, then adds Gaussian
@@ -49,6 +52,12 @@ def _heads_ce(out: ModelOut, y: torch.Tensor) -> torch.Tensor:
     return sum(F.cross_entropy(h, y) for h in heads)
 
 
+def _own_ce(out: ModelOut, y: torch.Tensor) -> torch.Tensor | float:
+    """Sum of the cross-entropies of the fusion's own per-modality predictions (taaf_modal; 0 otherwise)."""
+    own = [p for p in (out.fusion.logits_audio, out.fusion.logits_vision) if p is not None]
+    return sum(F.cross_entropy(p, y) for p in own)
+
+
 def _unimodal(out: ModelOut) -> bool:
     """True for a one-sensor model: nothing to balance, every modulation coefficient is 1."""
     return out.head_audio is None or out.head_vision is None
@@ -63,7 +72,7 @@ class TAAFBalancedLoss:
         f = out.fusion
         t, b, k = f.step_logits.shape
         step_ce = F.cross_entropy(f.step_logits.reshape(t * b, k), y.repeat(t), reduction="none").view(t, b)
-        loss = (f.alpha * step_ce).sum(0).mean() + self.lam * _heads_ce(out, y)
+        loss = (f.alpha * step_ce).sum(0).mean() + self.lam * (_heads_ce(out, y) + _own_ce(out, y))
         share = f.share.detach().mean(0)
         stats = {"share_audio": float(share[0]), "share_vision": float(share[1])}
         if not _unimodal(out):

@@ -20,7 +20,7 @@ from torch import nn
 from edge_taaf.blocks import SpikingConv, SpikingDense
 from edge_taaf.encoders import AudioEncoder, VisionEncoder
 from edge_taaf.frontend import SensorFrontEnd
-from edge_taaf.fusion import ConcatFusion, FusionOut, TAAFFusion
+from edge_taaf.fusion import ConcatFusion, FusionOut, TAAFFusion, TAAFModalFusion
 from edge_taaf.model_config import FUSIONS, MODALITIES, ModelConfig, parse_modalities
 from edge_taaf.neurons import LIFParams
 from edge_taaf.timewarp import CausalDelayWarp
@@ -54,6 +54,8 @@ class FloatLayers:
     def fusion(self, config: ModelConfig) -> nn.Module:
         if config.fusion == "taaf":
             return TAAFFusion(config.d_audio, config.d_vision, config.n_classes, config.score_hidden)
+        if config.fusion == "taaf_modal":
+            return TAAFModalFusion(config.modalities, config.d_audio, config.d_vision, config.n_classes, config.score_hidden)
         return ConcatFusion(config.d_audio, config.d_vision, config.n_classes)
 
 

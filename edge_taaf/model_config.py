@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from edge_taaf.frontend import FrontEndConfig
 from edge_taaf.neurons import LIFParams
 
-FUSIONS = ("taaf", "concat")
+FUSIONS = ("taaf", "concat", "taaf_modal")
 MODALITIES = ("audio", "vision")
 
 
@@ -66,6 +66,7 @@ class ModelConfig:
     score_hidden: int
     frontends: Mapping[str, FrontEndConfig]      # modality -> its sensor front-end (edge_taaf.frontend)
     sensor_shapes: Mapping[str, tuple[int, ...]]  # modality -> the sensor's shape ((P, H, W) or (C,)), before it
+    modality_logits: bool = False  # taaf_modal: the deployed graph also outputs each modality's own prediction
 
     @property
     def d_audio(self) -> int:
@@ -113,7 +114,20 @@ class ModelConfig:
             raise ValueError(f"model.warp_max_delay must be an integer >= 0, got {delay!r}")
         return cls(fusion, _positive(cfg["T"], "model.T"), modalities, _positive(cfg["n_classes"], "model.n_classes"),
                    LIFParams(**dict(cfg["neuron"])), vision, audio, delay,
-                   _positive(cfg["score_hidden"], "model.score_hidden"), frontends, sensors)
+                   _positive(cfg["score_hidden"], "model.score_hidden"), frontends, sensors,
+                   parse_modality_logits(cfg.get("modality_logits"), fusion))
+
+
+def parse_modality_logits(value, fusion: str) -> bool:
+    """model.modality_logits: null (default: on for taaf_modal, off otherwise), true (taaf_modal only) or false."""
+    if value is None:
+        return fusion == "taaf_modal"
+    if not isinstance(value, bool):
+        raise ValueError(f"model.modality_logits must be true, false or null, got {value!r}")
+    if value and fusion != "taaf_modal":
+        raise ValueError(f"model.modality_logits=true needs model.fusion=taaf_modal (only it has per-modality "
+                         f"predictions), got model.fusion={fusion}")
+    return value
 
 
 def parse_modalities(names) -> tuple[str, ...]:

@@ -23,8 +23,9 @@ from tqdm import tqdm
 from edge_taaf import distributed
 from edge_taaf.checkpoint import atomic_torch_save, check_state_matches, load_checkpoint
 from sensors.atomic import atomic_write_text
-from edge_taaf.config import ConfigError, check_train_config
+from edge_taaf.config import ConfigError, check_train_config, corrupt_settings
 from edge_taaf.augment import random_shift
+from edge_taaf.corrupt import corrupt_batch
 from edge_taaf.init import scale_to_firing_rate
 from edge_taaf.losses import build_loss
 from edge_taaf.model import model_modalities
@@ -182,6 +183,8 @@ def train(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, hooks: dict | 
     spike_penalty = float(cfg.trainer.get("spike_penalty", 0.0))
     rate_penalty = float(cfg.trainer.get("rate_penalty", 0.0))
     targets = rate_targets(cfg, model) if rate_penalty else {}
+    corruption = corrupt_settings(cfg)     # trainer.corrupt: all off by default (batches untouched, nothing drawn)
+    clips = {"vision": int(cfg.data.get("clip", 1)), "audio": int(cfg.data.get("clip_audio", 1))}
     for epoch in range(start_epoch, cfg.trainer.epochs):
         t0 = time.time()
         model.train()
@@ -195,6 +198,8 @@ def train(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, hooks: dict | 
         perm = perm[: len(perm) - len(perm) % world][rank::world]
         batches = perm.split(cfg.trainer.batch_size)
         aug_gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch + 17)  # resumable augmentation
+        # sensor corruption: its own stream per (seed, epoch, rank), so a resumed run draws the same
+        corrupt_gen = torch.Generator().manual_seed((cfg.seed * 100_003 + epoch) * 1_009 + 31 + rank)
         coef_sum = {"audio": 0.0, "vision": 0.0}
         loss_sum = rate_sum = 0.0
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.trainer.epochs}", disable=not cfg.trainer.progress or rank > 0,
@@ -204,6 +209,8 @@ def train(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, hooks: dict | 
             if vision is not None:
                 vision = random_shift(vision, cfg.trainer.augment_shift, aug_gen)
             v, a = to_time_major(vision, audio, device)
+            if corruption.active:
+                v, a, _ = corrupt_batch(v, a, corruption, clips, corrupt_gen)
             record = [] if spike_penalty or targets else None
             out = net(v, a, record)
             loss, stats = objective(out, y.to(device))

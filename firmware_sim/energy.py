@@ -35,7 +35,9 @@ A spiking layer is priced under two dataflows (docs/accelerator.md, "Dataflow");
 
 The warps, readout, score MLP and attention are priced alike under both: MACs mult(16) + add(ACC),
 weight rows whole words, the exp2 lookup as an add8, plain adds add(ACC). The concatenation z = [a ; v]
-is an address offset (no operation).
+is an address offset (no operation). taaf_modal counts the same operations for each modality's branch
+(its score MLP, its T lookups and T x K MACs of the joint attention, and with modality_logits its own
+lookups and MACs of y_m): run.Runner counts them, nothing else changes here.
 
 A config may instead give ``per_op_pj`` (a published chip's system-level energy per synaptic operation
 and per MAC, memory and control included): then spiking layers cost syn_ops x synaptic_op, every MAC
@@ -433,11 +435,12 @@ def ann_shapes(program: Program) -> list[dict]:
     d = r.weight.shape[1]
     warps = {m: getattr(r, f"warp_{m}").size for m in r.modalities}
     warp = sum(size * program.feature_width(m) for m, size in warps.items())
-    head = (r.n_classes + r.n_hidden) * d + r.n_hidden + r.n_classes   # logits, score MLP, weighted sum
-    weights = int(r.weight.size + sum(warps.values())
-                  + (r.hidden_weight.size + r.out_weight.size if r.fusion == "taaf" else 0))
+    # logits, score MLP(s) (taaf_modal: each feature feeds its own branch's H units), weighted sum
+    terms = max(r.n_branches, 1)
+    head = (r.n_classes + r.n_hidden) * d + r.n_branches * r.n_hidden + terms * r.n_classes
+    weights = int(r.weight.size + sum(warps.values()) + r.score_weights)
     out.append({"name": "readout", "modality": "fusion", "macs": warp + head, "weights": weights, "in": d,
-                "out": r.n_classes + r.n_hidden + 1, "input_layer": False, "input_max": 1,
+                "out": r.n_classes + terms * (r.n_hidden + 1), "input_layer": False, "input_max": 1,
                 "single_pass_macs": r.n_classes * d, "single_pass_weights": int(r.weight.size)})
     return out
 

@@ -9,20 +9,22 @@ from tqdm import tqdm
 
 from firmware_sim.energy import Hardware, energy_report
 from firmware_sim.program import ContractError, Program
+from firmware_sim.program_io import batch_axis
 from firmware_sim.run import Runner
 
 
 def evaluate(program: Program, inputs: Mapping[str, np.ndarray], labels: np.ndarray, hardware: Hardware,
              batch_size: int = 64, progress: bool = False, keep_outputs: bool = False,
-             also_priced: tuple[Hardware, ...] = ()) -> dict:
+             also_priced: tuple[Hardware, ...] = (), allow_other_T: bool = False) -> dict:
     """inputs: name -> (N, T, *shape) integer spike counts (PairedSpikes layout); labels (N,).
 
     Returns a JSON-ready dict: accuracy, simulator speed, energy / latency report (per inference,
     per unit, per modality, ANN baselines), counters per inference, saturations; and under
     ``predictions`` the (N,) predicted classes. With ``keep_outputs``, ``outputs`` holds every
-    output under its ONNX name over the whole set (logits (N, K), the rest (T, N, ...)), int64 / uint8.
+    output under its ONNX name over the whole set (logits and logits_<m> (N, K), the rest (T, N, ...)), int64 / uint8.
     ``also_priced``: more hardware configs; the same counts priced by each go under ``energy_by_hardware``
-    (the main one included), so a report shows the range."""
+    (the main one included), so a report shows the range. ``allow_other_T``: run a data set whose T is not the
+    program's (1..max_T, over exactly its own steps); without it such a set is refused (firmware_sim.run.check_steps)."""
     labels = np.asarray(labels)
     n = labels.shape[0]
     if n < 1:
@@ -39,7 +41,7 @@ def evaluate(program: Program, inputs: Mapping[str, np.ndarray], labels: np.ndar
     with tqdm(total=n, unit="sample", disable=not progress, desc="simulate") as bar:
         for i in range(0, n, batch_size):
             batch = {k: np.swapaxes(np.asarray(v[i:i + batch_size]), 0, 1) for k, v in inputs.items()}
-            result = runner(batch)
+            result = runner(batch, allow_other_T)
             predictions[i:i + batch_size] = result.predictions
             if keep_outputs:
                 parts.append(result.outputs())
@@ -49,7 +51,7 @@ def evaluate(program: Program, inputs: Mapping[str, np.ndarray], labels: np.ndar
     seconds = time.perf_counter() - start
     energy = energy_report(program, counts, hardware, steps)
     by_hardware = {hw.name: energy_report(program, counts, hw, steps) for hw in also_priced}
-    outputs = {k: np.concatenate([p[k] for p in parts], axis=0 if k == "logits" else 1) for k in parts[0]} if parts else {}
+    outputs = {k: np.concatenate([p[k] for p in parts], axis=batch_axis(k)) for k in parts[0]} if parts else {}
     return {
         **({"outputs": outputs} if keep_outputs else {}),
         "samples": int(n), "steps": int(steps), "accuracy": float((predictions == labels).mean()),

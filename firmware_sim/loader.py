@@ -9,9 +9,11 @@ that onnxruntime reads from the graph (``_check_graph``): each weight's QCDQ cha
 ``* 2^-log2``; the Conv (kernel_shape, strides, pads, dilations, group, no bias) or Gemm / MatMul
 (orientation of the (out, in) weight, alpha, no bias) that reads each spiking layer's weight; the
 layer's LIF constants (leak divisor 2^leak_shift, the state Clip limits, theta at the spike test
-and at the reset); the readout's shift divisors 2^logit_shift and 2^hidden_shift; and the
-attention: the exp2 table (recomputed here from spec.EXP2_LUT), its index cap Q_CAP and the
-score shift 2^(-score_log2 - 4). A file whose graph computes something else than its program
+and at the reset); the readout's shift divisors 2^logit_shift and 2^hidden_shift (of every
+taaf_modal branch); and the attention: the exp2 table (recomputed here from spec.EXP2_LUT), its index
+cap Q_CAP, the score shift 2^(-score_log2 - 4) and the axes of the maximum (taaf_modal: the joint
+``attention`` over time and modality, and with modality_logits each modality's own ``attention_own``
+over time). A file whose graph computes something else than its program
 says is refused, so onnxruntime and the simulator cannot silently disagree on it.
 
 Self-contained files only: a tensor stored outside the .onnx file (data_location=EXTERNAL,
@@ -33,7 +35,7 @@ from onnx import helper, numpy_helper
 
 from firmware_sim import spec
 from firmware_sim.program import ContractError, Layer, Program
-from firmware_sim.program_io import PROGRAM_FIELDS, from_metadata
+from firmware_sim.program_io import MODALITY_LOGITS, PROGRAM_FIELDS, from_metadata
 
 # Standard ops that compute exactly on integers held in float32 (and the plumbing around them).
 ALLOWED_OPS = frozenset("""
@@ -305,16 +307,24 @@ def _check_io(graph: onnx.GraphProto, program: Program, source: str) -> None:
         raise ContractError(f"{source}: graph inputs {sorted(inputs)} differ from the program's inputs {sorted(program.inputs)}")
     for name, (shape, _) in program.inputs.items():
         _check_value(inputs[name], [None, None, *shape], source, "graph input")
-    k = program.n_classes
-    expected = {"logits": [None, k], "step_logits": [None, None, k], "attention": [None, None]}
-    if program.readout.fusion == "taaf":
-        expected["scores"] = [None, None]
+    k, r = program.n_classes, program.readout
+    per_step = [len(r.modalities)] if r.fusion == "taaf_modal" else []   # taaf_modal: one term per modality
+    expected = {"logits": [None, k], "step_logits": [None, None, *per_step, k], "attention": [None, None, *per_step]}
+    if r.n_branches:
+        expected["scores"] = [None, None, *per_step]
+    if r.modality_logits:
+        expected.update({MODALITY_LOGITS[m]: [None, k] for m in r.modalities})
     expected.update({f"spikes.{layer.name}": [None, None, *layer.out_shape] for layer in program.layers})
     expected.update({f"frontend.{name}": [None, None, *program.shape_of(name)] for name in program.inputs})
     outputs = {v.name: v for v in graph.output}
     missing = sorted(set(expected) - set(outputs))
     if missing:
         raise ContractError(f"{source}: graph output(s) {missing} missing (docs/accelerator.md lists the outputs)")
+    unannounced = sorted(set(MODALITY_LOGITS.values()) & set(outputs) - set(expected))
+    if unannounced:
+        raise ContractError(f"{source}: graph output(s) {unannounced} are per-modality predictions, but the program "
+                            f"says edge_taaf.program.readout.modality_logits={str(r.modality_logits).lower()} for "
+                            f"modalities {list(r.modalities)}")
     for name, dims in expected.items():
         _check_value(outputs[name], dims, source, "graph output")
 
@@ -615,20 +625,30 @@ def _check_readout(g: _Graph, program: Program, chain: _QCDQ) -> None:
         if one is None or one.size != 1 or float(one.reshape(())) != 1.0:
             g.fail(f"{where}: fusion 'concat' needs attention 1; {g.label(att)} fills {None if one is None else one.tolist()}")
         return
-    node, transposed, value = _weight_use(g, chain.int_value[names["score_hidden_weight"]], f"{where}.score_hidden_weight")
-    _check_dense(g, node, transposed, value, f"{where}.score_hidden_weight", bias_ok=True)
-    _check_shift(g, node, ("Add", "Relu"), r.hidden_shift, f"{where}: score hidden layer", f"{where}.hidden_shift")
-    node, transposed, value = _weight_use(g, chain.int_value[names["score_out_weight"]], f"{where}.score_out_weight")
-    _check_dense(g, node, transposed, value, f"{where}.score_out_weight", bias_ok=True)
-    _check_attention(g, r.score_log2, where)
+    prefixes = [f"{m}_" for m in r.modalities] if r.fusion == "taaf_modal" else [""]   # one score MLP per branch
+    for p in prefixes:
+        branch = f" ({p[:-1]} branch)" if p else ""
+        node, transposed, value = _weight_use(g, chain.int_value[names[f"{p}score_hidden_weight"]],
+                                              f"{where}.{p}score_hidden_weight")
+        _check_dense(g, node, transposed, value, f"{where}.{p}score_hidden_weight", bias_ok=True)
+        _check_shift(g, node, ("Add", "Relu"), r.hidden_shift, f"{where}: score hidden layer{branch}", f"{where}.hidden_shift")
+        node, transposed, value = _weight_use(g, chain.int_value[names[f"{p}score_out_weight"]], f"{where}.{p}score_out_weight")
+        _check_dense(g, node, transposed, value, f"{where}.{p}score_out_weight", bias_ok=True)
+    if r.fusion == "taaf_modal":   # the joint lookup over time and modality; each modality's own over time
+        _check_attention(g, r.score_log2, where, "attention", [0, 2])
+        if r.modality_logits:
+            _check_attention(g, r.score_log2, where, "attention_own", [0])
+    else:
+        _check_attention(g, r.score_log2, where, "attention", [0])
 
 
-def _check_attention(g: _Graph, score_log2: int, where: str) -> None:
-    """attention = Gather(TABLE, Cast(Min(q, Q_CAP))); q = Floor(Div(d, 2^s)) for s = -score_log2 - 4 >= 0,
-    else Mul(Min(d, Q_CAP), 2^-s); d = Sub(ReduceMax(scores, axis 0), scores)."""
+def _check_attention(g: _Graph, score_log2: int, where: str, out: str, axes: list[int]) -> None:
+    """``out`` = Gather(TABLE, Cast(Min(q, Q_CAP))); q = Floor(Div(d, 2^s)) for s = -score_log2 - 4 >= 0,
+    else Mul(Min(d, Q_CAP), 2^-s); d = Sub(ReduceMax(scores, axes), scores): the maximum over time (axes [0]),
+    or over time and modality (taaf_modal's joint attention, axes [0, 2])."""
     table, q_cap = exp2_table()
-    what = f"{where}: attention (docs/accelerator.md, step 5)"
-    gather = g.producer("attention", "Gather", what)
+    what = f"{where}: {out} (docs/accelerator.md, step 5)"
+    gather = g.producer(out, "Gather", what)
     if g.attr(gather, "axis", 0) != 0:
         g.fail(f"{what}: {g.label(gather)} has axis={g.attr(gather, 'axis', 0)}, expected 0")
     have = g.consts.get(gather.input[0])
@@ -676,8 +696,9 @@ def _check_attention(g: _Graph, score_log2: int, where: str) -> None:
     if sub.input[1] != "scores" or top.input[0] != "scores":
         g.fail(f"{what}: d must be ReduceMax(scores) - scores; {g.label(sub)} computes {sub.input[0]!r} - {sub.input[1]!r} "
                f"with {g.label(top)} reading {top.input[0]!r}")
-    axes = g.attr(top, "axes", None) if len(top.input) < 2 else g.consts.get(top.input[1])
-    axes = None if axes is None else [int(a) for a in np.ravel(axes)]
-    if axes != [0] or g.attr(top, "keepdims", 1) != 1:
-        g.fail(f"{what}: {g.label(top)} must take the maximum over time (axes=[0], keepdims=1); "
-               f"it has axes={axes}, keepdims={g.attr(top, 'keepdims', 1)}")
+    have = g.attr(top, "axes", None) if len(top.input) < 2 else g.consts.get(top.input[1])
+    have = None if have is None else sorted(int(a) for a in np.ravel(have))
+    if have != axes or g.attr(top, "keepdims", 1) != 1:
+        over = "time" if axes == [0] else "time and modality"
+        g.fail(f"{what}: {g.label(top)} must take the maximum over {over} (axes={axes}, keepdims=1); "
+               f"it has axes={have}, keepdims={g.attr(top, 'keepdims', 1)}")

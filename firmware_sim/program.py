@@ -15,7 +15,8 @@ from firmware_sim import spec
 from firmware_sim.frontend import FrontEnd, FrontEndError
 
 KINDS = ("conv", "dense")
-FUSIONS = ("taaf", "concat")
+FUSIONS = ("taaf", "concat", "taaf_modal")
+MODALITIES = ("audio", "vision")   # z_t = [audio ; vision]: audio's features first
 
 
 class ContractError(ValueError):
@@ -61,9 +62,25 @@ class Layer:
 
 
 @dataclass
-class Readout:
-    """The integer TAAF (or concat) readout; weights int, biases int64 (docs/accelerator.md, steps 1-6).
+class ModalBranch:
+    """One modality's part of the ``taaf_modal`` readout (docs/accelerator.md, "taaf_modal readout"):
+    the bias b_m of its step logits l^m_t = (W_m z^m_t + b_m) >> logit_shift and its score MLP
+    e^m_t = s_m . (max(U_m z^m_t + c_m, 0) >> hidden_shift) + d_m. Integers (biases int64)."""
 
+    bias: np.ndarray           # (K,) b_m
+    hidden_weight: np.ndarray  # (H, D_m) U_m
+    hidden_bias: np.ndarray    # (H,) c_m
+    out_weight: np.ndarray     # (1, H) s_m
+    out_bias: np.ndarray       # (1,) d_m
+
+
+@dataclass
+class Readout:
+    """The integer TAAF, concat or taaf_modal readout; weights int, biases int64 (docs/accelerator.md).
+
+    taaf / concat: one bias (K,) and (taaf) one score MLP on z_t. taaf_modal: ``bias`` and the
+    ``hidden_*`` / ``out_*`` fields are None; ``branches`` holds each present modality's bias and score
+    MLP, and ``modality_logits`` says whether the program also outputs each modality's own prediction.
     A unimodal program has None for the missing modality's input layer and warp; its z_t is the
     present modality's warped features alone (D_a or D_v is 0)."""
 
@@ -73,7 +90,7 @@ class Readout:
     warp_audio: np.ndarray | None   # (D_wa,)
     warp_vision: np.ndarray | None  # (D_wv,)
     weight: np.ndarray              # (K, D_a + D_v)
-    bias: np.ndarray                # (K,)
+    bias: np.ndarray | None         # (K,); None for taaf_modal
     logit_shift: int
     hidden_weight: np.ndarray | None = None   # (H, D_a + D_v)
     hidden_bias: np.ndarray | None = None     # (H,)
@@ -82,6 +99,8 @@ class Readout:
     out_bias: np.ndarray | None = None        # (1,)
     score_log2: int = 0
     log2: dict = field(default_factory=dict)  # weight name -> log2 scale (for reports)
+    branches: dict[str, ModalBranch] = field(default_factory=dict)   # taaf_modal: modality -> its branch
+    modality_logits: bool = False             # taaf_modal: outputs logits_<m> = y_m for every present m
 
     @property
     def n_classes(self) -> int:
@@ -90,11 +109,39 @@ class Readout:
     @property
     def modalities(self) -> tuple[str, ...]:
         """The modalities whose features reach the readout, in z order (audio first)."""
-        return tuple(m for m in ("audio", "vision") if getattr(self, f"{m}_input") is not None)
+        return tuple(m for m in MODALITIES if getattr(self, f"{m}_input") is not None)
+
+    @property
+    def n_branches(self) -> int:
+        """Score MLPs (and attention terms per step): one per modality (taaf_modal), 1 (taaf), 0 (concat)."""
+        return len(self.branches) if self.fusion == "taaf_modal" else int(self.fusion == "taaf")
 
     @property
     def n_hidden(self) -> int:
+        """H: hidden units of the score MLP (of each branch, for taaf_modal); 0 for concat."""
+        if self.fusion == "taaf_modal":
+            return int(next(iter(self.branches.values())).hidden_weight.shape[0]) if self.branches else 0
         return 0 if self.hidden_weight is None else int(self.hidden_weight.shape[0])
+
+    @property
+    def score_weights(self) -> int:
+        """Weights of the score MLP(s): U and s of every branch."""
+        if self.fusion == "taaf_modal":
+            return sum(int(br.hidden_weight.size + br.out_weight.size) for br in self.branches.values())
+        return int(self.hidden_weight.size + self.out_weight.size) if self.fusion == "taaf" else 0
+
+    def columns(self, modality: str, d_audio: int) -> slice:
+        """The columns of z_t (and of ``weight``) holding ``modality``'s features, given D_a."""
+        return slice(0, d_audio) if modality == "audio" else slice(d_audio, None)
+
+
+def readout_max_T(fusion: str, n_modalities: int) -> int:
+    """Longest T whose readout sum |y| stays below 2^24 (EXACT_LIMIT): y adds T x (terms per step) products
+    u l' with |l'| <= 2^READOUT_MAX_BITS - 1 and u <= 2^EXP2_ONE_BITS (1 for concat); a step has one term per
+    modality for taaf_modal, one for taaf and concat. 32 (taaf), 8196 (concat), 16 (taaf_modal, two sensors)."""
+    u_max = 1 if fusion == "concat" else 2 ** spec.EXP2_ONE_BITS
+    terms = n_modalities if fusion == "taaf_modal" else 1
+    return (spec.EXACT_LIMIT - 1) // (terms * u_max * (2 ** spec.READOUT_MAX_BITS - 1))
 
 
 @dataclass
@@ -203,8 +250,19 @@ class Program:
             raise ContractError(f"program: the readout reads modalities {list(r.modalities)} but the inputs are "
                                 f"{sorted(self.inputs)}; every input's modality must reach the readout")
         d = self.feature_width("audio") + self.feature_width("vision")
+        bias_limit = 2 ** (spec.BIAS_BITS - 1) - 1
         _check_int(r.weight, "readout.weight", (self.n_classes, d), limit)
-        _check_int(r.bias, "readout.bias", (self.n_classes,), 2 ** (spec.BIAS_BITS - 1) - 1)
+        bound = readout_max_T(r.fusion, len(r.modalities))
+        _require(self.max_T <= bound, "max_T", self.max_T,
+                 f"<= {bound} (fusion {r.fusion!r} with {len(r.modalities)} modalities keeps |y| below 2^24)")
+        _require(isinstance(r.modality_logits, bool) and (not r.modality_logits or r.fusion == "taaf_modal"),
+                 "readout.modality_logits", r.modality_logits, "false, or true with fusion 'taaf_modal'")
+        if r.fusion == "taaf_modal":
+            self._check_branches(limit, bias_limit)
+        else:
+            if r.bias is None:
+                raise ContractError(f"program: fusion {r.fusion!r} needs readout.bias")
+            _check_int(r.bias, "readout.bias", (self.n_classes,), bias_limit)
         _require(0 <= r.logit_shift <= 62, "readout.logit_shift", r.logit_shift, "0..62")
         if r.fusion == "taaf":
             if r.hidden_weight is None or r.out_weight is None or r.hidden_bias is None or r.out_bias is None:
@@ -219,6 +277,27 @@ class Program:
         self._check_bounds(lo, hi)
         return self
 
+    def _check_branches(self, limit: int, bias_limit: int) -> None:
+        """taaf_modal: one branch per present modality, every branch with the same H, shapes and ranges."""
+        r = self.readout
+        if r.bias is not None or any(x is not None for x in (r.hidden_weight, r.hidden_bias, r.out_weight, r.out_bias)):
+            raise ContractError("program: fusion 'taaf_modal' has one bias and one score MLP per modality "
+                                "(readout.<m>_readout_bias, <m>_score_*); readout.readout_bias and score_* must be unset")
+        if list(r.branches) != list(r.modalities):
+            raise ContractError(f"program: fusion 'taaf_modal' needs one branch per modality reaching the readout "
+                                f"{list(r.modalities)} (audio first), got {list(r.branches)}")
+        first = r.branches[r.modalities[0]].hidden_weight
+        h = first.shape[0] if first.ndim == 2 else -1
+        for m, br in r.branches.items():
+            _check_int(br.bias, f"readout.{m}_readout_bias", (self.n_classes,), bias_limit)
+            _check_int(br.hidden_weight, f"readout.{m}_score_hidden_weight", (h, self.feature_width(m)), limit)
+            _check_int(br.hidden_bias, f"readout.{m}_score_hidden_bias", (h,), bias_limit)
+            _check_int(br.out_weight, f"readout.{m}_score_out_weight", (1, h), limit)
+            _check_int(br.out_bias, f"readout.{m}_score_out_bias", (1,), bias_limit)
+        _require(h >= 1, "readout score hidden units", h, ">= 1")
+        _require(0 <= r.hidden_shift <= 62, "readout.hidden_shift", r.hidden_shift, "0..62")
+        _require(r.score_log2 <= 30, "readout.score_log2", r.score_log2, "<= 30 (a left shift of at most 34)")
+
     def _check_bounds(self, lo: int, hi: int) -> None:
         """Static worst cases: |v - (v >> k) + I| and every readout value below EXACT_LIMIT."""
         for layer in self.layers:
@@ -230,6 +309,9 @@ class Program:
                                     f"reaches 2^24 (EXACT_LIMIT)")
         r = self.readout
         ranges = {m: warp_range(getattr(r, f"warp_{m}")) for m in r.modalities}
+        if r.fusion == "taaf_modal":
+            self._check_branch_bounds(ranges)
+            return
         z_lo = np.concatenate([np.full(self.feature_width(m), ranges[m][0], np.int64) for m in r.modalities])
         z_hi = np.concatenate([np.full(self.feature_width(m), ranges[m][1], np.int64) for m in r.modalities])
         logits = affine_bound(r.weight, r.bias, z_lo, z_hi)
@@ -244,6 +326,26 @@ class Program:
                 if value >= spec.EXACT_LIMIT:
                     raise ContractError(f"program: worst-case |{what}| = {value} >= 2^24 (EXACT_LIMIT); "
                                         f"hidden_shift={r.hidden_shift}")
+
+    def _check_branch_bounds(self, ranges: dict[str, tuple[int, int]]) -> None:
+        """taaf_modal, per modality m over its features' range: |l^m_t| >> logit_shift < 2^11, |U_m z + c_m| < 2^24
+        and |e^m_t| < 2^23 (SCORE_LIMIT: the joint max minus any score stays below 2^24)."""
+        r = self.readout
+        for m, br in r.branches.items():
+            n = self.feature_width(m)
+            z_lo, z_hi = np.full(n, ranges[m][0], np.int64), np.full(n, ranges[m][1], np.int64)
+            w = r.weight[:, r.columns(m, self.feature_width("audio"))]
+            logits = affine_bound(w, br.bias, z_lo, z_hi)
+            if logits >> r.logit_shift >= 2 ** spec.READOUT_MAX_BITS:
+                raise ContractError(f"program: logit_shift={r.logit_shift} leaves worst-case |l^{m}_t| >> shift = "
+                                    f"{logits >> r.logit_shift} >= 2^{spec.READOUT_MAX_BITS} (READOUT_MAX_BITS)")
+            hidden = affine_bound(br.hidden_weight, br.hidden_bias, z_lo, z_hi)
+            h_hi = np.maximum(affine_upper(br.hidden_weight, br.hidden_bias, z_lo, z_hi), 0) >> r.hidden_shift
+            score = affine_bound(br.out_weight, br.out_bias, np.zeros_like(h_hi), h_hi)
+            for what, value, top in (("U z + c", hidden, spec.EXACT_LIMIT), ("e_t", score, spec.SCORE_LIMIT)):
+                if value >= top:
+                    raise ContractError(f"program: worst-case |{what}| of the {m} branch = {value} >= {top} "
+                                        f"(2^{top.bit_length() - 1}); hidden_shift={r.hidden_shift}")
 
 
 def warp_range(w: np.ndarray) -> tuple[int, int]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from firmware_sim import spec
 from firmware_sim.frontend import FrontEnd
-from firmware_sim.program import ContractError, Layer, Program, Readout
+from firmware_sim.program import FUSIONS, MODALITIES, ContractError, Layer, ModalBranch, Program, Readout
 
 PROGRAM_FIELDS = ("contract", "T", "max_T", "weight_bits", "state_bits", "leak_shift", "reset", "n_classes", "fusion",
                   "inputs", "frontends", "layers", "readout")
@@ -23,14 +23,31 @@ FRONTEND_FIELDS = ("pool", "mode", "min_count", "clip", "refractory", "leak_shif
 LAYER_FIELDS = ("name", "modality", "kind", "input", "in_shape", "out_shape", "weight", "weight_log2", "theta")
 CONV_FIELDS = ("kernel", "stride", "padding")
 READOUT_FIELDS = ("audio_input", "vision_input", "warp_audio", "warp_vision", "warp_log2", "readout_weight",
-                  "readout_log2", "readout_bias", "logit_shift")
+                  "readout_log2", "logit_shift")
 TAAF_FIELDS = ("score_hidden_weight", "score_hidden_log2", "score_hidden_bias", "hidden_shift", "score_out_weight",
                "score_out_log2", "score_out_bias", "score_log2")
+# taaf_modal: per modality m, "<m>_<field>" (null when m does not reach the readout), and the shared scales
+BRANCH_FIELDS = ("readout_bias", "score_hidden_weight", "score_hidden_bias", "score_out_weight", "score_out_bias")
+MODAL_FIELDS = ("score_hidden_log2", "hidden_shift", "score_out_log2", "score_log2", "modality_logits")
+FUSION_FIELDS = {"taaf": ("readout_bias",) + TAAF_FIELDS, "concat": ("readout_bias",),
+                 "taaf_modal": tuple(f"{m}_{f}" for m in MODALITIES for f in BRANCH_FIELDS) + MODAL_FIELDS}
 # The readout's tensors: JSON field -> the initializer name it holds.
 READOUT_TENSORS = {"warp_audio": "warp.audio", "warp_vision": "warp.vision", "readout_weight": "readout.weight",
                    "readout_bias": "readout.bias", "score_hidden_weight": "score.hidden.weight",
                    "score_hidden_bias": "score.hidden.bias", "score_out_weight": "score.out.weight",
-                   "score_out_bias": "score.out.bias"}
+                   "score_out_bias": "score.out.bias",
+                   **{f"{m}_{f}": name.format(m=m) for m in MODALITIES for f, name in (
+                       ("readout_bias", "readout.{m}.bias"), ("score_hidden_weight", "score.{m}.hidden.weight"),
+                       ("score_hidden_bias", "score.{m}.hidden.bias"), ("score_out_weight", "score.{m}.out.weight"),
+                       ("score_out_bias", "score.{m}.out.bias"))}}
+# Graph outputs of a taaf_modal program with modality_logits: each present modality's own prediction y_m (B, K).
+MODALITY_LOGITS = {m: f"logits_{m}" for m in MODALITIES}
+
+
+def batch_axis(output: str) -> int:
+    """The batch axis of a graph output: 0 for the predictions (logits, logits_<m>: (B, K)), 1 for the
+    time-major rest ((T, B, ...))."""
+    return 0 if output == "logits" or output in MODALITY_LOGITS.values() else 1
 
 WeightFetch = Callable[[str, int, str], np.ndarray]   # (tensor name, log2 scale, what) -> integer weights
 BiasFetch = Callable[[str, str], np.ndarray]          # (tensor name, what) -> int64 biases
@@ -56,7 +73,15 @@ def to_metadata(program: Program) -> tuple[dict, dict[str, np.ndarray]]:
         layers.append(entry)
     r = program.readout
     readout = {"audio_input": r.audio_input, "vision_input": r.vision_input}
-    arrays = {"warp_audio": r.warp_audio, "warp_vision": r.warp_vision, "readout_weight": r.weight, "readout_bias": r.bias}
+    arrays = {"warp_audio": r.warp_audio, "warp_vision": r.warp_vision, "readout_weight": r.weight}
+    if r.fusion == "taaf_modal":
+        for m in MODALITIES:
+            br = r.branches.get(m)
+            values = (None,) * len(BRANCH_FIELDS) if br is None else \
+                (br.bias, br.hidden_weight, br.hidden_bias, br.out_weight, br.out_bias)
+            arrays.update({f"{m}_{f}": v for f, v in zip(BRANCH_FIELDS, values)})
+    else:
+        arrays["readout_bias"] = r.bias
     if r.fusion == "taaf":
         arrays.update(score_hidden_weight=r.hidden_weight, score_hidden_bias=r.hidden_bias,
                       score_out_weight=r.out_weight, score_out_bias=r.out_bias)
@@ -66,9 +91,11 @@ def to_metadata(program: Program) -> tuple[dict, dict[str, np.ndarray]]:
             tensors[READOUT_TENSORS[field]] = np.asarray(value, np.int64)
     readout.update(warp_log2=int(r.log2["warp_log2"]), readout_log2=int(r.log2["readout_log2"]),
                    logit_shift=int(r.logit_shift))
-    if r.fusion == "taaf":
+    if r.fusion in ("taaf", "taaf_modal"):
         readout.update(score_hidden_log2=int(r.log2["score_hidden_log2"]), hidden_shift=int(r.hidden_shift),
                        score_out_log2=int(r.log2["score_out_log2"]), score_log2=int(r.score_log2))
+    if r.fusion == "taaf_modal":
+        readout["modality_logits"] = bool(r.modality_logits)
     meta = {"contract": spec.CONTRACT_VERSION, "T": int(program.T), "max_T": int(program.max_T),
             "weight_bits": int(program.weight_bits), "state_bits": int(program.state_bits),
             "leak_shift": int(program.leak_shift), "reset": spec.RESET, "n_classes": int(program.n_classes),
@@ -217,9 +244,9 @@ def _readout(meta: dict, weight, bias, source: str) -> Readout:
     where = "edge_taaf.program.readout"
     if not isinstance(r, dict):
         raise ContractError(f"{source}: {where} must be an object")
-    if fusion not in ("taaf", "concat"):
-        raise ContractError(f"{source}: edge_taaf.program.fusion={fusion!r}, expected 'taaf' or 'concat'")
-    need = READOUT_FIELDS + (TAAF_FIELDS if fusion == "taaf" else ())
+    if fusion not in FUSIONS:
+        raise ContractError(f"{source}: edge_taaf.program.fusion={fusion!r}, expected one of {list(FUSIONS)}")
+    need = READOUT_FIELDS + FUSION_FIELDS[fusion]
     missing = [f for f in need if f not in r]
     if missing:
         raise ContractError(f"{source}: {where} lacks field(s) {missing} (fusion={fusion!r})")
@@ -233,8 +260,18 @@ def _readout(meta: dict, weight, bias, source: str) -> Readout:
                   optional("warp_audio", lambda n: weight(n, warp, f"{where}.warp_audio")),
                   optional("warp_vision", lambda n: weight(n, warp, f"{where}.warp_vision")),
                   weight(r["readout_weight"], lg["readout_log2"], f"{where}.readout_weight"),
-                  bias(r["readout_bias"], f"{where}.readout_bias"),
+                  None if fusion == "taaf_modal" else bias(r["readout_bias"], f"{where}.readout_bias"),
                   _int(r, "logit_shift", source, where), log2=lg)
+    if fusion != "taaf_modal" and r.get("modality_logits", False) is not False:
+        raise ContractError(f"{source}: {where}.modality_logits={r['modality_logits']!r}: only fusion 'taaf_modal' "
+                            "has per-modality predictions")
+    if fusion == "taaf_modal":
+        out.branches = _branches(r, out.modalities, lg, weight, bias, source)
+        out.hidden_shift = _int(r, "hidden_shift", source, where)
+        out.score_log2 = lg["score_log2"]
+        out.modality_logits = r["modality_logits"]
+        if not isinstance(out.modality_logits, bool):
+            raise ContractError(f"{source}: {where}.modality_logits={out.modality_logits!r}, expected true or false")
     if fusion == "taaf":
         out.hidden_weight = weight(r["score_hidden_weight"], lg["score_hidden_log2"], f"{where}.score_hidden_weight")
         out.hidden_bias = bias(r["score_hidden_bias"], f"{where}.score_hidden_bias")
@@ -242,4 +279,23 @@ def _readout(meta: dict, weight, bias, source: str) -> Readout:
         out.out_weight = weight(r["score_out_weight"], lg["score_out_log2"], f"{where}.score_out_weight")
         out.out_bias = bias(r["score_out_bias"], f"{where}.score_out_bias")
         out.score_log2 = lg["score_log2"]
+    return out
+
+
+def _branches(r: dict, modalities: tuple[str, ...], lg: dict, weight, bias, source: str) -> dict[str, ModalBranch]:
+    """taaf_modal: each present modality's bias and score MLP (``<m>_*`` fields); an absent one's must be null."""
+    where = "edge_taaf.program.readout"
+    out = {}
+    for m in MODALITIES:
+        names = {f: r[f"{m}_{f}"] for f in BRANCH_FIELDS}
+        if m not in modalities:
+            given = [f"{m}_{f}" for f, name in names.items() if name is not None]
+            if given:
+                raise ContractError(f"{source}: {where}.{given[0]} is set but {where}.{m}_input is null")
+            continue
+        out[m] = ModalBranch(bias(names["readout_bias"], f"{where}.{m}_readout_bias"),
+                             weight(names["score_hidden_weight"], lg["score_hidden_log2"], f"{where}.{m}_score_hidden_weight"),
+                             bias(names["score_hidden_bias"], f"{where}.{m}_score_hidden_bias"),
+                             weight(names["score_out_weight"], lg["score_out_log2"], f"{where}.{m}_score_out_weight"),
+                             bias(names["score_out_bias"], f"{where}.{m}_score_out_bias"))
     return out

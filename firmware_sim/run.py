@@ -3,15 +3,17 @@
     result = simulate(program, {"vision": v, "audio": a})     # v (T, B, 2, 34, 34), a (T, B, 64)
     result = simulate_sample(program, {"vision": v1, "audio": a1})   # one sample: (T, ...) arrays
 
-Inputs are integer spike counts (any integer or bool dtype) in 0..max of the program's input.
-Anything else (missing input, wrong shape, float dtype, out-of-range count, T > max_T) raises a
-ContractError naming the input and what was expected.
+Inputs are integer spike counts (any integer or bool dtype) in 0..max of the program's input, over
+exactly the program's T steps. Anything else (missing input, wrong shape, float dtype, out-of-range
+count, T > max_T, T != the program's T without ``allow_other_T=True``) raises a ContractError naming
+the input and what was expected (docs/accelerator.md, "Inputs at run time"). The same rules, with the
+same messages, guard quant/ integer mode and the onnxruntime runner.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
@@ -20,6 +22,7 @@ from firmware_sim import kernels, spec
 from firmware_sim.counters import Counts, Unit
 from firmware_sim.frontend import FRONTEND_COLUMNS
 from firmware_sim.program import ContractError, Layer, Program
+from firmware_sim.program_io import MODALITY_LOGITS
 
 
 PARALLEL_MIN_BATCH = 8
@@ -29,7 +32,9 @@ PARALLEL_MIN_BATCH = 8
 class SimResult:
     """Integer outputs (int64) named as in the ONNX file, plus counters.
 
-    logits (B, K); step_logits (T, B, K); scores (T, B) (zeros for concat); attention (T, B);
+    logits (B, K); step_logits (T, B, K); scores (T, B) (zeros for concat); attention (T, B); for
+    taaf_modal with M modalities: step_logits (T, B, M, K), scores and attention (T, B, M), and with
+    modality_logits, modal_logits: modality -> (B, K) its own prediction y_m (output ``logits_<m>``);
     spikes: layer name -> (T, B, *out_shape) uint8; frontend: input name -> (T, B, *out_shape) uint8,
     the counts the front-end passed to the first layer."""
 
@@ -40,6 +45,7 @@ class SimResult:
     spikes: dict[str, np.ndarray]
     counts: Counts
     frontend: dict[str, np.ndarray]
+    modal_logits: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def predictions(self) -> np.ndarray:
@@ -49,12 +55,46 @@ class SimResult:
     def outputs(self) -> dict[str, np.ndarray]:
         """Every output under its ONNX output name (``spikes.<layer>`` for spikes)."""
         out = {"logits": self.logits, "step_logits": self.step_logits, "scores": self.scores, "attention": self.attention}
+        out.update({MODALITY_LOGITS[m]: y for m, y in self.modal_logits.items()})
         out.update({f"spikes.{name}": s for name, s in self.spikes.items()})
         out.update({f"frontend.{name}": y for name, y in self.frontend.items()})
         return out
 
 
-def check_inputs(program: Program, inputs: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int, int]:
+def check_counts(name: str, arr: np.ndarray, top: int, floats: bool = False) -> None:
+    """ContractError naming input ``name`` unless ``arr`` holds whole spike counts in 0..``top``.
+
+    The simulator (``floats=False``) takes integer or bool dtypes only. onnxruntime's graph inputs are float32,
+    so its runner passes ``floats=True``: float arrays are taken when every value is a finite whole number."""
+    if arr.dtype != np.bool_ and not np.issubdtype(arr.dtype, np.integer):
+        if not floats or not np.issubdtype(arr.dtype, np.floating):
+            raise ContractError(f"input {name!r}: dtype {arr.dtype}, expected integer spike counts "
+                                f"(convert with .astype(np.uint8) after checking they are whole numbers)")
+        bad = ~np.isfinite(arr) | (arr != np.floor(arr)) if arr.size else np.zeros(0, bool)
+        if bad.any():
+            raise ContractError(f"input {name!r}: value {float(arr[bad].flat[0])!r} is not a whole number, expected integer "
+                                f"spike counts 0..{top}")
+    if arr.size:
+        lo, hi = arr.min(), arr.max()
+        if lo < 0 or hi > top:
+            raise ContractError(f"input {name!r}: counts span {int(lo)}..{int(hi)}, expected 0..{top} "
+                                f"(inputs.{name}.max in the program)")
+
+
+def check_steps(n_t: int, program_T: int, max_T: int, allow_other_T: bool = False) -> None:
+    """ContractError unless a stream of ``n_t`` steps may run: 1..max_T always (beyond it the readout can pass
+    2^24), and exactly the program's T unless the caller says another length is meant (``allow_other_T``).
+    A stream of another length runs exactly its own steps: never padded, never cut."""
+    if not 1 <= n_t <= max_T:
+        raise ContractError(f"inputs: T={n_t} steps, expected 1..max_T={max_T} (beyond it the readout can pass 2^24)")
+    if n_t != program_T and not allow_other_T:
+        raise ContractError(f"inputs: T={n_t} steps, expected the program's T={program_T}; a stream of another length "
+                            f"(1..max_T={max_T}) runs only with allow_other_T=True, over exactly its own steps (never "
+                            "padded or cut; docs/accelerator.md, 'Inputs at run time')")
+
+
+def check_inputs(program: Program, inputs: Mapping[str, np.ndarray],
+                 allow_other_T: bool = False) -> tuple[dict[str, np.ndarray], int, int]:
     """Validate and convert inputs to contiguous uint8 (T, B, *shape); return (arrays, T, B)."""
     if not isinstance(inputs, Mapping):
         raise ContractError(f"inputs must be a mapping name -> array with names {sorted(program.inputs)}, "
@@ -66,23 +106,15 @@ def check_inputs(program: Program, inputs: Mapping[str, np.ndarray]) -> tuple[di
     out, tb = {}, None
     for name, (shape, top) in program.inputs.items():
         arr = np.asarray(inputs[name])
-        if arr.dtype != np.bool_ and not np.issubdtype(arr.dtype, np.integer):
-            raise ContractError(f"input {name!r}: dtype {arr.dtype}, expected integer spike counts "
-                                f"(convert with .astype(np.uint8) after checking they are whole numbers)")
         if arr.ndim != 2 + len(shape) or tuple(arr.shape[2:]) != tuple(shape):
             raise ContractError(f"input {name!r}: shape {arr.shape}, expected (T, B, {', '.join(map(str, shape))})")
         if tb is not None and arr.shape[:2] != tb:
             raise ContractError(f"input {name!r}: (T, B) = {arr.shape[:2]} but another input has {tb}")
         tb = arr.shape[:2]
-        if arr.size:
-            lo, hi = int(arr.min()), int(arr.max())
-            if lo < 0 or hi > top:
-                raise ContractError(f"input {name!r}: counts span {lo}..{hi}, expected 0..{top} "
-                                    f"(inputs.{name}.max in the program)")
+        check_counts(name, arr, top)
         out[name] = np.ascontiguousarray(arr, dtype=np.uint8)
     n_t, n_b = tb
-    if not 1 <= n_t <= program.max_T:
-        raise ContractError(f"inputs: T={n_t} steps, expected 1..max_T={program.max_T} (beyond it the readout can pass 2^24)")
+    check_steps(n_t, program.T, program.max_T, allow_other_T)
     if n_b < 1:
         raise ContractError("inputs: batch size B=0, expected B >= 1")
     return out, n_t, n_b
@@ -162,19 +194,28 @@ class Runner:
         n_z = r.weight.shape[1]
         # A missing modality reaches the kernel as zero features (D = 0) under a zero one-tap warp.
         no_warp = np.zeros(1, np.int64)
-        self.readout_args = (
-            i64(r.warp_audio) if r.warp_audio is not None else no_warp,
-            i64(r.warp_vision) if r.warp_vision is not None else no_warp, i64(r.weight.T), i64(r.bias),
-            i64(r.hidden_weight.T) if taaf else np.zeros((n_z, 0), np.int64),
-            i64(r.hidden_bias) if taaf else np.zeros(0, np.int64),
-            i64(r.out_weight[0]) if taaf else np.zeros(0, np.int64),
-            int(r.out_bias[0]) if taaf else 0,
-            r.logit_shift, r.hidden_shift if taaf else 0, -r.score_log2 - spec.EXP2_FRAC_BITS, taaf,
-            np.asarray(spec.EXP2_LUT, np.int64))
+        warps = tuple(i64(w) if w is not None else no_warp for w in (r.warp_audio, r.warp_vision))
+        lut = np.asarray(spec.EXP2_LUT, np.int64)
+        score_shift = -r.score_log2 - spec.EXP2_FRAC_BITS
+        if r.fusion == "taaf_modal":
+            br = [r.branches[m] for m in r.modalities]   # z order: U_m^T rows stacked as the features are
+            self.readout_args = (
+                *warps, i64(r.weight.T), i64([b.bias for b in br]), i64(np.concatenate([b.hidden_weight.T for b in br])),
+                i64([b.hidden_bias for b in br]), i64([b.out_weight[0] for b in br]), i64([b.out_bias[0] for b in br]),
+                r.logit_shift, r.hidden_shift, score_shift, r.modality_logits, lut)
+        else:
+            self.readout_args = (
+                *warps, i64(r.weight.T), i64(r.bias),
+                i64(r.hidden_weight.T) if taaf else np.zeros((n_z, 0), np.int64),
+                i64(r.hidden_bias) if taaf else np.zeros(0, np.int64),
+                i64(r.out_weight[0]) if taaf else np.zeros(0, np.int64),
+                int(r.out_bias[0]) if taaf else 0,
+                r.logit_shift, r.hidden_shift if taaf else 0, score_shift, taaf, lut)
 
-    def __call__(self, inputs: Mapping[str, np.ndarray]) -> SimResult:
+    def __call__(self, inputs: Mapping[str, np.ndarray], allow_other_T: bool = False) -> SimResult:
+        """Run a (T, B, ...) batch; T must be the program's unless ``allow_other_T`` (then 1..max_T steps, run as given)."""
         p = self.program
-        acts, n_t, n_b = check_inputs(p, inputs)
+        acts, n_t, n_b = check_inputs(p, inputs, allow_other_T)
         lo, hi = spec.state_range(p.state_bits)
         units: dict[str, Unit] = {}
         frontend = {}
@@ -199,12 +240,19 @@ class Runner:
         a = acts[r.audio_input].reshape(n_t, n_b, -1) if r.audio_input is not None else no_features
         v = acts[r.vision_input].reshape(n_t, n_b, -1) if r.vision_input is not None else no_features
         k = r.n_classes
-        step_logits = np.zeros((n_t, n_b, k), np.int64)
-        scores = np.zeros((n_t, n_b), np.int64)
-        attention = np.zeros((n_t, n_b), np.int64)
+        modal = r.fusion == "taaf_modal"
+        per_step = (len(r.modalities),) if modal else ()       # taaf_modal: one term per modality and step
+        step_logits = np.zeros((n_t, n_b, *per_step, k), np.int64)
+        scores = np.zeros((n_t, n_b, *per_step), np.int64)
+        attention = np.zeros((n_t, n_b, *per_step), np.int64)
         logits = np.zeros((n_b, k), np.int64)
         rc = np.zeros((n_b, len(kernels.READOUT_COLUMNS)), np.int64)
-        run_batched(kernels.readout, n_b, a, v, *self.readout_args, step_logits, scores, attention, logits, rc)
+        outputs = (step_logits, scores, attention, logits)
+        if modal:
+            own = np.zeros((n_b, len(r.modalities), k), np.int64)
+            run_batched(kernels.modal_readout, n_b, a, v, *self.readout_args, *outputs, own, rc)
+        else:
+            run_batched(kernels.readout, n_b, a, v, *self.readout_args, *outputs, rc)
         ops_a, ops_v, macs_l, macs_s, big = rc.sum(0).tolist()
         bits = p.weight_bits
         for m, ops in (("audio", ops_a), ("vision", ops_v)):
@@ -212,29 +260,37 @@ class Runner:
                 units[f"warp.{m}"] = Unit(m, "warp", bits, int(getattr(r, f"warp_{m}").size))
                 units[f"warp.{m}"].add(syn_ops=ops, weight_rows=n_t * n_b, steps=n_t * n_b)   # its D taps, each step
         # Readout rows: one K-weight row of W per nonzero z_j (macs_l = rows x K); the score MLP reads an
-        # H-weight row of U per nonzero z_j and, every step, its H output weights s (macs_s = rows x H + T x H).
+        # H-weight row of U per nonzero z_j (of z_j's branch for taaf_modal) and, every step, the H output
+        # weights s of each branch (macs_s = rows x H + T x M x H, M = 1 for taaf).
         z_rows = macs_l // k
         units["readout"] = Unit("fusion", "readout", bits, int(r.weight.size))
         units["readout"].add(macs=macs_l, weight_rows=z_rows, exact_limit=big, steps=n_t * n_b)
         units["attention"] = Unit("fusion", "attention", bits, 0)
-        if r.fusion == "taaf":
-            units["score"] = Unit("fusion", "score", bits, int(r.hidden_weight.size + r.out_weight.size))
-            units["score"].add(macs=macs_s, weight_rows=z_rows + n_t * n_b, steps=n_t * n_b)
-            # max over T (T - 1 compares), d = max - e (T subtracts), T exp2 lookups, y = sum_t u_t l_t (T x K MACs)
-            units["attention"].add(lut_reads=n_t * n_b, macs=n_t * k * n_b, adds=(2 * n_t - 1) * n_b)
+        if r.n_branches:
+            # per step, each branch reads its H output weights s_m (taaf: one branch)
+            units["score"] = Unit("fusion", "score", bits, r.score_weights)
+            units["score"].add(macs=macs_s, weight_rows=z_rows + n_t * n_b * r.n_branches, steps=n_t * n_b)
+            # over the n = T x M scores: max (n - 1 compares), d = max - e (n subtracts), n exp2 lookups,
+            # y = sum u l (n x K MACs)
+            n = n_t * r.n_branches
+            units["attention"].add(lut_reads=n * n_b, macs=n * k * n_b, adds=(2 * n - 1) * n_b)
+            if r.modality_logits:   # each modality's own lookup over its T scores, and y_m = sum_t u l
+                units["attention"].add(lut_reads=n * n_b, macs=n * k * n_b, adds=r.n_branches * (2 * n_t - 1) * n_b)
         else:
             units["attention"].add(adds=n_t * k * n_b)
         spikes = {layer.name: acts[layer.name] for layer in p.layers}
-        return SimResult(logits, step_logits, scores, attention, spikes, Counts(n_b, units), frontend)
+        modal_logits = {m: own[:, i] for i, m in enumerate(r.modalities)} if modal and r.modality_logits else {}
+        return SimResult(logits, step_logits, scores, attention, spikes, Counts(n_b, units), frontend, modal_logits)
 
 
-def simulate(program: Program, inputs: Mapping[str, np.ndarray]) -> SimResult:
-    """Run a batch: inputs name -> (T, B, *shape) integer counts. One-off; reuse a Runner for many calls."""
-    return Runner(program)(inputs)
+def simulate(program: Program, inputs: Mapping[str, np.ndarray], allow_other_T: bool = False) -> SimResult:
+    """Run a batch: inputs name -> (T, B, *shape) integer counts. One-off; reuse a Runner for many calls.
+    T is the program's unless ``allow_other_T`` (then any 1..max_T, run over exactly the steps given)."""
+    return Runner(program)(inputs, allow_other_T)
 
 
-def simulate_sample(program: Program, inputs: Mapping[str, np.ndarray]) -> SimResult:
+def simulate_sample(program: Program, inputs: Mapping[str, np.ndarray], allow_other_T: bool = False) -> SimResult:
     """Run one sample: inputs name -> (T, *shape). Outputs keep a batch axis of 1."""
     if not isinstance(inputs, Mapping):
         raise ContractError(f"inputs must be a mapping name -> (T, ...) array, got {type(inputs).__name__}")
-    return simulate(program, {name: np.asarray(arr)[:, None] for name, arr in inputs.items()})
+    return simulate(program, {name: np.asarray(arr)[:, None] for name, arr in inputs.items()}, allow_other_T)

@@ -29,6 +29,7 @@ EXP2_FRAC_BITS = 4                 # LUT resolution: 1/16 of a log2 unit
 EXP2_ONE_BITS = 8                  # LUT[0] = 2^8 = 256 represents attention weight 1
 EXP2_LUT = tuple(int(round(2 ** (EXP2_ONE_BITS - i / 2 ** EXP2_FRAC_BITS))) for i in range(2 ** EXP2_FRAC_BITS))
 READOUT_MAX_BITS = 11              # per-step logits are shifted right until |l_t| < 2^11 before weighting
+SCORE_LIMIT = EXACT_LIMIT // 2     # |e_t| < 2^23, so that a score difference max - e_t stays below 2^24
 
 # ---- sensor front-end (firmware_sim.frontend): pooling, threshold, refractory, adaptive level ----
 FRONTEND_POOLS = (1, 2, 4)         # sum-pooling factors per input axis (vision (P, H, W): [2, 2, 2] merges

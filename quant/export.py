@@ -19,7 +19,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from firmware_sim import spec
 from firmware_sim.program import ContractError, Program
-from firmware_sim.program_io import to_metadata
+from firmware_sim.program_io import MODALITY_LOGITS, to_metadata
 from quant.int_readout import EXP2_TABLE, Q_CAP
 from quant.qmodel import QuantTwoModalitySNN
 
@@ -63,6 +63,12 @@ class _Consts:
             self.names[key] = self.add(f"const.{np.dtype(dtype).name}.{len(self.names)}", value, dtype)
         return self.names[key]
 
+    def once(self, name: str, value) -> str:
+        """An initializer added the first time it is asked for (the exp2 table, read by every lookup)."""
+        if name not in self.names.values():
+            self.names[("once", name)] = self.add(name, value)
+        return name
+
     def vec(self, values, dtype=np.int64) -> str:
         key = (tuple(int(v) for v in values), np.dtype(dtype).name)
         if key not in self.names:
@@ -94,6 +100,19 @@ def _lif(g: _Graph, c: _Consts, v: str, current: str, theta: int, leak_shift: in
 
 def _floor_shift(g: _Graph, c: _Consts, x: str, shift: int, out: str | None = None) -> str:
     return g.op("Floor", g.op("Div", x, c.scalar(2.0 ** shift)), out=out)
+
+
+def _exp2_lookup(g: _Graph, c: _Consts, scores: str, axes: list[int], score_log2: int, out: str) -> str:
+    """docs/accelerator.md step 5 in one table: ``out`` = TABLE[min(q, Q_CAP)] of d = max(scores over ``axes``) -
+    scores (taaf: over time; taaf_modal: over time and modality, and each modality's own over time)."""
+    d = g.op("Sub", g.op("ReduceMax", scores, axes=axes, keepdims=1), scores)
+    shift = -score_log2 - spec.EXP2_FRAC_BITS
+    if shift >= 0:
+        q = _floor_shift(g, c, d, shift)
+    else:
+        q = g.op("Mul", g.op("Min", d, c.scalar(Q_CAP)), c.scalar(2.0 ** -shift))
+    idx = g.op("Cast", g.op("Min", q, c.scalar(Q_CAP)), to=TensorProto.INT64)
+    return g.op("Gather", c.once("exp2_table", EXP2_TABLE), idx, axis=0, out=out)
 
 
 def frontend_states(program: dict) -> list[tuple[str, str, list[int]]]:
@@ -135,6 +154,29 @@ def _frontend(g: _Graph, c: _Consts, m: str, fe: dict, in_shape: list[int]) -> s
     return g.op("Mul", g.op("Cast", ok, to=F32), clipped, out=f"fe.{m}.out")
 
 
+def _modal_step(body: _Graph, main: _Graph, c: _Consts, r: dict, present: list[str], warped: dict[str, str],
+                feat: dict[str, int], ro: str, ro_b: str, branch: dict) -> None:
+    """taaf_modal in the Scan body: ``lp_t`` (B, M, K) = (W_m z^m_t + b_m) >> logit_shift and ``e_t`` (B, M).
+
+    One MatMul reads W: its input holds, for each modality m, z_t with every column outside m's zeroed
+    (B, M, D: row m = [a ; 0] or [0 ; v], Pad with zeros), so row m of the product is W_m z^m_t."""
+    d, offset, rows = sum(feat.values()), 0, []
+    for m in present:
+        pads = c.vec([0, offset, 0, d - offset - feat[m]])
+        rows.append(body.op("Unsqueeze", body.op("Pad", warped[m], pads), c.vec([1])))
+        offset += feat[m]
+    blocks = body.op("Concat", *rows, axis=1)
+    logits = body.op("Add", body.op("MatMul", blocks, main.op("Transpose", ro, perm=[1, 0])), ro_b)
+    _floor_shift(body, c, logits, r["logit_shift"], out="lp_t")
+    scores = []
+    for m in present:
+        hidden_w, hidden_b, out_w, out_b = branch[m]
+        h = _floor_shift(body, c, body.op("Relu", body.op("Gemm", warped[m], hidden_w, hidden_b, transB=1)),
+                         r["hidden_shift"])
+        scores.append(body.op("Gemm", h, out_w, out_b, transB=1))
+    body.op("Concat", *scores, axis=1, out="e_t")
+
+
 def build_onnx(checked: Program) -> onnx.ModelProto:
     """The ONNX model of a Program (``QuantTwoModalitySNN.to_program``); checked by onnx.checker.
 
@@ -143,6 +185,7 @@ def build_onnx(checked: Program) -> onnx.ModelProto:
     program, weights = to_metadata(checked)          # runs Program.check(): the contract's one check
     bits, k, sb = program["weight_bits"], program["leak_shift"], program["state_bits"]
     layers, r, taaf = program["layers"], program["readout"], program["fusion"] == "taaf"
+    modal = program["fusion"] == "taaf_modal"     # per-modality branches (docs/accelerator.md, "taaf_modal readout")
     c, main, body = _Consts(), _Graph("main."), _Graph("step.")
 
     # weights (QCDQ) and biases (int32 -> float), all in the main graph
@@ -159,7 +202,15 @@ def build_onnx(checked: Program) -> onnx.ModelProto:
     def bias(name):
         c.add(name, weights[name], np.int32)
         return main.op("Cast", name, to=F32, out=f"{name}.float")
-    ro_b = bias(r["readout_bias"])
+    if modal:   # b (M, K): one row per present modality, in z order
+        ro_b = main.op("Concat", *[main.op("Unsqueeze", bias(r[f"{m}_readout_bias"]), c.vec([0])) for m in present],
+                       axis=0, out="readout.bias.modal")
+        branch = {m: (_qcdq(main, c, r[f"{m}_score_hidden_weight"], weights[r[f"{m}_score_hidden_weight"]],
+                            r["score_hidden_log2"], bits), bias(r[f"{m}_score_hidden_bias"]),
+                      _qcdq(main, c, r[f"{m}_score_out_weight"], weights[r[f"{m}_score_out_weight"]],
+                            r["score_out_log2"], bits), bias(r[f"{m}_score_out_bias"])) for m in present}
+    else:
+        ro_b = bias(r["readout_bias"])
     if taaf:
         sh = _qcdq(main, c, r["score_hidden_weight"], weights[r["score_hidden_weight"]], r["score_hidden_log2"], bits)
         sh_b = bias(r["score_hidden_bias"])
@@ -202,9 +253,13 @@ def build_onnx(checked: Program) -> onnx.ModelProto:
             stack = body.op("Concat", stack, f"hist.{m}.in", axis=0)
             body.op("Slice", stack, c.vec([0]), c.vec([D - 1]), c.vec([0]), out=f"hist.{m}.out")
         warped[m] = body.op("ReduceSum", body.op("Mul", stack, warp[m]), c.vec([0]), keepdims=0)
-    z = body.op("Concat", *[warped[m] for m in present], axis=1) if len(present) > 1 else warped[present[0]]
-    _floor_shift(body, c, body.op("Gemm", z, ro, ro_b, transB=1), r["logit_shift"], out="lp_t")
+    if modal:
+        _modal_step(body, main, c, r, present, warped, feat, ro, ro_b, branch)
+    else:
+        z = body.op("Concat", *[warped[m] for m in present], axis=1) if len(present) > 1 else warped[present[0]]
+        _floor_shift(body, c, body.op("Gemm", z, ro, ro_b, transB=1), r["logit_shift"], out="lp_t")
     scan_out = [f"fe_seq.{m}" for m in inputs] + [f"spk.{e['name']}" for e in layers] + ["lp_t"]
+    scan_out += ["e_t"] if modal else []
     if taaf:
         h = _floor_shift(body, c, body.op("Relu", body.op("Gemm", z, sh, sh_b, transB=1)), r["hidden_shift"])
         body.op("Reshape", body.op("Gemm", h, so, so_b, transB=1), c.vec([-1]), out="e_t")
@@ -218,32 +273,36 @@ def build_onnx(checked: Program) -> onnx.ModelProto:
         [vi(f"{n}.out") for n, _ in states] + [vi(n) for n in scan_out])
     final = [f"{n}.final" for n, _ in states]
     seq_names = ([f"frontend.{m}" for m in inputs] + [f"spikes.{e['name']}" for e in layers] + ["step_logits"]
-                 + (["scores"] if taaf else []))
+                 + (["scores"] if taaf or modal else []))
     main.nodes.append(helper.make_node("Scan", init_names + inputs, final + seq_names, name="time_loop",
                                        body=body_graph, num_scan_inputs=len(inputs)))
 
     # readout over the whole sequence: exp2 lookup attention and y = sum_t u_t l'_t
+    own = modal and r["modality_logits"]
     if taaf:
-        d = main.op("Sub", main.op("ReduceMax", "scores", axes=[0], keepdims=1), "scores")
-        shift = -r["score_log2"] - spec.EXP2_FRAC_BITS
-        if shift >= 0:
-            q = _floor_shift(main, c, d, shift)
-        else:
-            q = main.op("Mul", main.op("Min", d, c.scalar(Q_CAP)), c.scalar(2.0 ** -shift))
-        idx = main.op("Cast", main.op("Min", q, c.scalar(Q_CAP)), to=TensorProto.INT64)
-        table = c.add("exp2_table", EXP2_TABLE)
-        u = main.op("Gather", table, idx, axis=0, out="attention")
+        u = _exp2_lookup(main, c, "scores", [0], r["score_log2"], "attention")
         weighted = main.op("Mul", main.op("Unsqueeze", u, c.vec([2])), "step_logits")
+    elif modal:   # u^m_t: one lookup over every (t, m); y = sum over t and m
+        u = _exp2_lookup(main, c, "scores", [0, 2], r["score_log2"], "attention")
+        weighted = main.op("Mul", main.op("Unsqueeze", u, c.vec([3])), "step_logits")
     else:
         shape_tb = main.op("Slice", main.op("Shape", "step_logits"), c.vec([0]), c.vec([2]))
         main.op("ConstantOfShape", shape_tb, value=helper.make_tensor("one", F32, [1], [1.0]), out="attention")
         weighted = "step_logits"
-    main.op("ReduceSum", weighted, c.vec([0]), keepdims=0, out="logits")
+    main.op("ReduceSum", weighted, c.vec([0, 2] if modal else [0]), keepdims=0, out="logits")
+    if own:       # y_m = sum_t own^m_t l^m_t, own^m: each modality's lookup over its T scores
+        u_own = _exp2_lookup(main, c, "scores", [0], r["score_log2"], "attention_own")
+        per = main.op("ReduceSum", main.op("Mul", main.op("Unsqueeze", u_own, c.vec([3])), "step_logits"), c.vec([0]),
+                      keepdims=0)
+        for i, m in enumerate(present):
+            main.op("Gather", per, c.scalar(i, np.int64), axis=1, out=MODALITY_LOGITS[m])
 
     K = program["n_classes"]
-    outputs = [vi("logits", ["B", K]), vi("step_logits", ["T", "B", K])]
-    outputs += [vi("scores", ["T", "B"])] if taaf else []
-    outputs += [vi("attention", ["T", "B"])]
+    per_step = [len(present)] if modal else []    # taaf_modal: one term per modality and step
+    outputs = [vi("logits", ["B", K]), vi("step_logits", ["T", "B", *per_step, K])]
+    outputs += [vi("scores", ["T", "B", *per_step])] if taaf or modal else []
+    outputs += [vi("attention", ["T", "B", *per_step])]
+    outputs += [vi(MODALITY_LOGITS[m], ["B", K]) for m in present] if own else []
     outputs += [vi(f"spikes.{e['name']}", ["T", "B", *e["out_shape"]]) for e in layers]
     outputs += [vi(f"frontend.{m}", ["T", "B", *shapes[m]]) for m in inputs]
     graph = helper.make_graph(

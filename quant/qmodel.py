@@ -11,7 +11,7 @@ The unimodal heads are training probes, not part of the accelerator: they stay f
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-from edge_taaf.fusion import FusionOut, evidence_shares
+from edge_taaf.fusion import FusionOut, evidence_shares, modal_fusion_out
 from edge_taaf.model import ModelOut, TwoModalitySNN, absent_features, check_modality_inputs
 from edge_taaf.frontend import FrontEndConfig
 from edge_taaf.model_config import ModelConfig
@@ -27,9 +27,10 @@ from edge_taaf.neurons import LIFParams
 from firmware_sim import spec
 from firmware_sim.frontend import FrontEnd, FrontEndError
 from firmware_sim.program import ContractError, Layer, Program
-from firmware_sim.program_io import to_metadata
+from firmware_sim.program_io import MODALITY_LOGITS, batch_axis, to_metadata
+from firmware_sim.run import check_steps
 from quant.int_neuron import int_lif, theta_int
-from quant.int_readout import ExactnessError, QuantDelayWarp, QuantReadout, max_T
+from quant.int_readout import ExactnessError, QuantDelayWarp, QuantModalReadout, QuantReadout, max_T
 from quant.quantizers import int_weight, quant_conv2d, quant_linear
 
 STATE_HEADROOM = 2 ** spec.STATE_BITS  # |v - (v >> k)| < 2^16 is added to the current
@@ -133,21 +134,24 @@ class QuantSpikingDense(_IntSpiking, nn.Module):
 
 @dataclass
 class IntOut:
-    """The accelerator's integers for a batch (int64): y, l'_t, e_t, u_t and every layer's spikes."""
+    """The accelerator's integers for a batch (int64): y, l'_t, e_t, u_t and every layer's spikes.
+    taaf_modal with M modalities: step_logits (T, B, M, K), attention and scores (T, B, M)."""
 
     logits: torch.Tensor                 # (B, K) y
     step_logits: torch.Tensor            # (T, B, K) l'_t
     attention: torch.Tensor              # (T, B) u_t
-    scores: torch.Tensor | None          # (T, B) e_t (taaf only)
+    scores: torch.Tensor | None          # (T, B) e_t (taaf, taaf_modal)
     spikes: dict[str, torch.Tensor]      # layer name -> (T, B, ...)
     saturations: dict[str, int]          # layer name -> neuron-steps whose state hit the register limit
     frontend: dict[str, torch.Tensor]    # input name -> (T, B, ...) the counts its front-end passed on
+    modal_logits: dict[str, torch.Tensor] = field(default_factory=dict)   # taaf_modal with modality_logits: m -> (B, K) y_m
 
     def as_numpy(self) -> dict[str, np.ndarray]:
         """The ONNX file's outputs by name (docs/accelerator.md), as int64 numpy arrays."""
         out = {"logits": self.logits, "step_logits": self.step_logits, "attention": self.attention}
         if self.scores is not None:
             out["scores"] = self.scores
+        out.update({MODALITY_LOGITS[m]: y for m, y in self.modal_logits.items()})
         out.update({f"spikes.{k}": v for k, v in self.spikes.items()})
         out.update({f"frontend.{k}": v for k, v in self.frontend.items()})
         return {k: v.cpu().numpy() for k, v in out.items()}
@@ -175,6 +179,9 @@ class IntegerLayers:
         return out
 
     def fusion(self, config: ModelConfig) -> nn.Module:
+        if config.fusion == "taaf_modal":
+            return QuantModalReadout(config.modalities, config.d_audio, config.d_vision, config.n_classes,
+                                     config.score_hidden, self.bits, config.modality_logits)
         hidden = config.score_hidden if config.fusion == "taaf" else None
         return QuantReadout(config.d_audio, config.d_vision, config.n_classes, hidden, self.bits)
 
@@ -223,7 +230,7 @@ class QuantTwoModalitySNN(TwoModalitySNN):
             if layer.neuron.reset != spec.RESET:
                 raise ContractError(f"layer {name}: reset {layer.neuron.reset!r} is not covered (only {spec.RESET!r})")
         for name, mod in (("warp.audio", self.warp_audio), ("warp.vision", self.warp_vision), ("readout", self.fusion)):
-            if mod is not None and type(mod) not in (QuantDelayWarp, QuantReadout):
+            if mod is not None and type(mod) not in (QuantDelayWarp, QuantReadout, QuantModalReadout):
                 raise ContractError(f"layer {name} ({type(mod).__name__}) is not covered by the accelerator contract")
 
     def load_init_state(self, state: dict) -> None:
@@ -249,17 +256,28 @@ class QuantTwoModalitySNN(TwoModalitySNN):
 
     # ---- the integer computation -------------------------------------------------------------
     def _check_inputs(self, vision: torch.Tensor | None, audio: torch.Tensor | None) -> None:
+        """ContractError naming the input, as the simulator's check_inputs words it (firmware_sim/run.py): shapes,
+        whole counts (NaN, inf and fractions refused) in 0..the contract's input max."""
         check_modality_inputs(self.modalities, vision, audio)
         if vision is not None and (vision.dim() != 5 or tuple(vision.shape[2:]) != self.vision_shape):
-            raise ValueError(f"vision must be (T, B, {', '.join(map(str, self.vision_shape))}), got {tuple(vision.shape)}")
+            raise ContractError(f"input 'vision': shape {tuple(vision.shape)}, expected "
+                                f"(T, B, {', '.join(map(str, self.vision_shape))})")
         if audio is not None and (audio.dim() != 3 or audio.shape[2] != self.audio_channels):
-            raise ValueError(f"audio must be (T, B, {self.audio_channels}), got {tuple(audio.shape)}")
+            raise ContractError(f"input 'audio': shape {tuple(audio.shape)}, expected (T, B, {self.audio_channels})")
         if vision is not None and audio is not None and vision.shape[:2] != audio.shape[:2]:
-            raise ValueError(f"vision (T, B) = {tuple(vision.shape[:2])} but audio (T, B) = {tuple(audio.shape[:2])}")
+            raise ContractError(f"input 'audio': (T, B) = {tuple(audio.shape[:2])} but another input has "
+                                f"{tuple(vision.shape[:2])}")
         for name, x, hi in (("vision", vision, self.input_max[0]), ("audio", audio, self.input_max[1])):
-            if x is not None and x.numel() and (x.min() < 0 or x.max() > hi or bool((x != torch.floor(x)).any())):
-                raise ValueError(f"{name} spikes must be integers in 0..{hi} (the contract's input max), "
-                                 f"got values in {float(x.min())}..{float(x.max())}")
+            if x is None or not x.numel():
+                continue
+            bad = ~torch.isfinite(x) | (x != torch.floor(x))
+            if bool(bad.any()):
+                raise ContractError(f"input {name!r}: value {float(x[bad].flatten()[0])!r} is not a whole number, "
+                                    f"expected integer spike counts 0..{hi}")
+            lo, top = x.min(), x.max()
+            if lo < 0 or top > hi:
+                raise ContractError(f"input {name!r}: counts span {int(lo)}..{int(top)}, expected 0..{hi} "
+                                    f"(inputs.{name}.max in the program)")
 
     def _warps(self) -> tuple[dict[str, torch.Tensor], int]:
         """({modality: integer warp kernel (D,)} of the present modalities, their shared log2 scale)."""
@@ -331,6 +349,10 @@ class QuantTwoModalitySNN(TwoModalitySNN):
             record.extend(spikes.values())
         a, v = a * 2.0 ** z_log2, v * 2.0 ** z_log2
         step_logits = r.step_logits * 2.0 ** r.logit_log2
+        if self.fusion_kind == "taaf_modal":
+            fused = modal_fusion_out(step_logits, r.alpha, r.mix, r.beta, p["W"] * 2.0 ** p["readout_log2"],
+                                     self.modalities, a, v)
+            return ModelOut(fused, *self.heads(a, v), a, v)
         w = r.alpha.unsqueeze(-1)
         logits = (w * step_logits).sum(0)
         weight = p["W"] * 2.0 ** p["readout_log2"]
@@ -338,24 +360,26 @@ class QuantTwoModalitySNN(TwoModalitySNN):
         return ModelOut(FusionOut(logits, step_logits, r.alpha, share, ca, cv), *self.heads(a, v), a, v)
 
     @torch.no_grad()
-    def integer_forward(self, vision: torch.Tensor | None, audio: torch.Tensor | None, checks: bool = True) -> IntOut:
+    def integer_forward(self, vision: torch.Tensor | None, audio: torch.Tensor | None, checks: bool = True,
+                        allow_other_T: bool = False) -> IntOut:
         """The accelerator's integers for (T, B, ...) spike counts (docs/accelerator.md); None for a
         modality the model does not have. ``checks=False`` (inside ``frozen()`` only) skips the per-call
-        checks of the weights' exactness bound and of the inputs' shapes and range."""
+        checks of the weights' exactness bound and of the inputs' shapes and range. T must be the model's
+        unless ``allow_other_T`` (then 1..max_T steps, run as given): firmware_sim.run.check_steps, always."""
         if not checks and getattr(self, "_frozen_plan", None) is None:
             raise ValueError("integer_forward(checks=False) needs the weights frozen: use `with model.frozen():`")
-        limit = max_T(self.fusion_kind)
         steps = (vision if vision is not None else audio).shape[0]
-        if steps > limit:
-            raise ValueError(f"T={steps} exceeds max_T={limit}: |y| could reach 2^24 and stop being exact")
+        check_steps(int(steps), int(self.T), max_T(self.fusion_kind, len(self.modalities)), allow_other_T)
         if checks:
             self.check_exact()
         with exact_float32():
             spikes, _, _, _, _, r, sensed = self._run(vision, audio, checks)
         sat = {name: int(layer.saturations) for name, _, _, layer in self.spiking_layers()}
         as_int = lambda x: None if x is None else x.to(torch.int64)  # noqa: E731
+        own = {m: as_int(r.modal_logits[:, i]) for i, m in enumerate(self.modalities)} \
+            if getattr(self.fusion, "modality_logits", False) else {}
         return IntOut(as_int(r.logits), as_int(r.step_logits), as_int(r.attention), as_int(r.scores),
-                      {k: as_int(s) for k, s in spikes.items()}, sat, {k: as_int(x) for k, x in sensed.items()})
+                      {k: as_int(s) for k, s in spikes.items()}, sat, {k: as_int(x) for k, x in sensed.items()}, own)
 
     @torch.no_grad()
     def check_exact(self) -> None:
@@ -374,7 +398,7 @@ class QuantTwoModalitySNN(TwoModalitySNN):
         """The accelerator's Program (firmware_sim.program): each spiking block writes its own Layer, the
         readout its Readout; checked by Program.check (the one check of the contract)."""
         self.check_exact()
-        limit = max_T(self.fusion_kind)
+        limit = max_T(self.fusion_kind, len(self.modalities))
         if self.T > limit:
             raise ValueError(f"model.T={self.T} exceeds max_T={limit} for fusion {self.fusion_kind!r}")
         sensor = {m: tuple(self.vision_shape) if m == "vision" else (self.audio_channels,) for m in self.modalities}
@@ -443,9 +467,10 @@ def build_quant_model(cfg) -> QuantTwoModalitySNN:
 
 @torch.no_grad()
 def run_integer(model: QuantTwoModalitySNN, vision: np.ndarray | None, audio: np.ndarray | None,
-                batch_size: int = 128, device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
+                batch_size: int = 128, device: str | torch.device = "cpu",
+                allow_other_T: bool = False) -> dict[str, np.ndarray]:
     """Integer mode over a whole data set given batch-first (N, T, ...) arrays (PairedSpikes layout);
-    None for a modality the model does not have.
+    None for a modality the model does not have. T must be the model's unless ``allow_other_T``.
 
     Returns the ONNX output names: logits (N, K), everything else time-major (T, N, ...), int64.
     """
@@ -457,5 +482,5 @@ def run_integer(model: QuantTwoModalitySNN, vision: np.ndarray | None, audio: np
         return None if x is None else torch.as_tensor(x[i:i + batch_size], dtype=torch.float32,
                                                       device=device).transpose(0, 1)
     for i in range(0, n, batch_size):
-        parts.append(model.integer_forward(batch(vision, i), batch(audio, i)).as_numpy())
-    return {k: np.concatenate([p[k] for p in parts], axis=0 if k == "logits" else 1) for k in parts[0]}
+        parts.append(model.integer_forward(batch(vision, i), batch(audio, i), allow_other_T=allow_other_T).as_numpy())
+    return {k: np.concatenate([p[k] for p in parts], axis=batch_axis(k)) for k in parts[0]}

@@ -291,3 +291,25 @@ def _emulate_kernel(img, row0, col0, times, shift_x, shift_y, width, height, th_
                 n += 1
             j += 1
     return n
+
+
+def add_background_events(frames: np.ndarray, rate_hz: float, bin_us: float, on_fraction: float, clip: int,
+                          rng: np.random.Generator) -> np.ndarray:
+    """Binned DVS frames (..., T, 2, H, W) (channel 1 = ON, 0 = OFF) plus extra background activity, as the
+    emulator models it: per pixel a Poisson process of ``rate_hz`` events per second, each ON with probability
+    ``on_fraction``; counted into bins of ``bin_us`` microseconds, added, and clipped at ``clip``.
+    Returns a new array of frames' dtype (integer counts); ``rate_hz = 0`` returns an unchanged copy."""
+    frames = np.asarray(frames)
+    if frames.ndim < 4 or frames.shape[-3] != 2:
+        raise ValueError(f"add_background_events: frames must be (..., T, 2, H, W), got {frames.shape}")
+    for name, value, ok in (("rate_hz", rate_hz, rate_hz >= 0), ("bin_us", bin_us, bin_us > 0),
+                            ("on_fraction", on_fraction, 0 <= on_fraction <= 1), ("clip", clip, clip >= 1)):
+        if not (np.isfinite(value) and ok):
+            raise ValueError(f"add_background_events: {name}={value!r} is out of range")
+    mean = rate_hz * bin_us * 1e-6
+    pixel_shape = frames.shape[:-3] + frames.shape[-2:]
+    on = rng.poisson(mean * on_fraction, pixel_shape)
+    off = rng.poisson(mean * (1.0 - on_fraction), pixel_shape)
+    extra = np.stack([off, on], axis=-3)
+    return np.minimum(frames.astype(np.int64) + extra, clip).astype(frames.dtype)
+

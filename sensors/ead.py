@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from sensors.audio_augment import AudioAugmentParams, augment_waveform, draw_audio, vtlp_centres
+from sensors.audio_augment import AudioAugmentParams, add_noise, augment_waveform, draw_audio, vtlp_centres, white_noise
 from sensors.audio_io import read_wav
 from sensors.binning import bin_audio_events, bin_camera_events
 from sensors.cache import load_or_build
 from sensors.cochlea import CochleaParams, centre_frequencies, cochlea_encode
-from sensors.dvs_emulator import DVSParams, emulate_saccades
+from sensors.dvs_emulator import DVSParams, add_background_events, emulate_saccades
 from sensors.image_augment import ImageAugmentParams, augment_image, draw_image
 from sensors.mnist import load_mnist5k
 from sensors.paired import PairedSpikes
@@ -37,6 +37,7 @@ from sensors.tonic_pairs import DataConfigError, build_tonic
 
 CODE_VERSION = "ead-2"  # bump when the encoding code changes what it produces
 AUGMENT_CODE_VERSION = "ead-augment-1"  # bump when the augmentation code changes what it produces
+NOISY_CODE_VERSION = "ead-noisy-1"  # bump when fsdd_noisy_audio changes what it produces
 AUGMENT_KEYS = ("enabled", "copies", "seed", "audio", "vision")
 SPLITS = ("train", "test")
 FSDD_NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
@@ -317,6 +318,63 @@ def augmented_copy(cache_dir: Path, base_key: dict, augment: AugmentSettings, k:
         return {"audio": audio, "vision_pool": pool}
 
     return load_or_build(cache_dir, key, build)
+
+
+def fsdd_speakers(root) -> list[str]:
+    """The FSDD speakers whose recordings lie under ``root``/fsdd/recordings (from the file names), sorted."""
+    return sorted({speaker for _, speaker, _, _ in fsdd_files(Path(root))})
+
+
+def fsdd_noisy_audio(cfg, split: str, snr_db: float | None, seed: int = 0) -> np.ndarray:
+    """fsdd_mnist's ``split`` audio (N, T, C) uint8, re-encoded with white noise added to each waveform
+    before the cochlea at exactly ``snr_db`` dB over the whole clip (sensors.audio_augment.add_noise);
+    ``snr_db=None`` re-encodes the clean clips (equal to build_fsdd_mnist's audio). The clips and their
+    order are build_fsdd_mnist's (originals only, never augmented copies); clip ``name`` draws its noise
+    from ``default_rng([seed, crc32(name)])``. Cached under the originals' settings plus snr_db and seed."""
+    _check_split(split)
+    t_bins, _, clip_audio = _check_common(cfg)
+    fs = int(cfg["sample_rate"])
+    root = data_root(cfg.get("root"))
+    require_files(root, ["fsdd/recordings"], "fsdd_mnist", FETCH_HINT)
+    files = fsdd_split(fsdd_files(root), split, cfg["split"], list(cfg.get("test_speakers") or []))
+    names = [f[3] for f in files]
+    cochlea = CochleaParams(**dict(cfg["cochlea"]))
+    if snr_db is not None and not np.isfinite(snr_db):
+        raise ValueError(f"snr_db must be a finite number of dB or None, got {snr_db!r}")
+    key = {"dataset": "fsdd_mnist_noisy_audio", "split": split, "files": names,
+           "sizes": [(root / "fsdd" / "recordings" / n).stat().st_size for n in names], "T": t_bins,
+           "clip_audio": clip_audio, "sample_rate": fs, "cochlea": cochlea.cache_fields(),
+           "snr_db": None if snr_db is None else float(snr_db), "seed": int(seed), "noise": "white",
+           "code": [CODE_VERSION, NOISY_CODE_VERSION]}
+
+    def build() -> dict:
+        audio = np.zeros((len(names), t_bins, cochlea.n_channels), np.uint8)
+        for i, name in enumerate(tqdm(names, desc=f"cochlea {split} (snr {snr_db} dB)", unit="clip", leave=False)):
+            wave = read_wav(root / "fsdd" / "recordings" / name, sample_rate=fs)
+            if snr_db is not None:
+                rng = np.random.default_rng([int(seed), zlib.crc32(name.encode())])
+                wave = add_noise(wave, white_noise(wave.size, rng), float(snr_db))
+            audio[i] = _encode_clip(wave, fs, cochlea, t_bins, clip_audio)
+        return {"audio": audio}
+
+    return load_or_build(Path(cfg["cache_dir"]).expanduser(), key, build)["audio"]
+
+
+def dvs_bin_us(cfg) -> float:
+    """Microseconds per time bin of fsdd_mnist's DVS streams: the saccades' window over data.T."""
+    dvs = DVSParams(**dict(cfg["dvs"]))
+    return dvs.saccade_us * len(dvs.saccade_vertices_px) / int(cfg["T"])
+
+
+def noisy_vision(cfg, vision: np.ndarray, multiplier: float, seed: int = 0) -> np.ndarray:
+    """fsdd_mnist vision streams (N, T, 2, 34, 34) plus background events at ``multiplier`` x the DVS
+    emulator's own background rate (data.dvs.noise_rate_hz per pixel, ON with data.dvs.noise_on_fraction),
+    binned at :func:`dvs_bin_us` and clipped at data.clip (sensors.dvs_emulator.add_background_events)."""
+    dvs = DVSParams(**dict(cfg["dvs"]))
+    if not (np.isfinite(multiplier) and multiplier >= 0):
+        raise ValueError(f"multiplier must be a finite number >= 0, got {multiplier!r}")
+    return add_background_events(vision, multiplier * dvs.noise_rate_hz, dvs_bin_us(cfg), dvs.noise_on_fraction,
+                                 int(cfg["clip"]), np.random.default_rng(seed))
 
 
 BUILDERS = {"synth": build_synth, "fsdd_mnist": build_fsdd_mnist, "tonic": build_tonic}

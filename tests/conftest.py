@@ -11,7 +11,9 @@ from tests.support.configs import TINY, compose_config
 pytest_plugins = ["tests.support.data_gating"]
 
 # No per-example deadline: a loaded CI machine (or a first Numba compile) must not fail a property.
-settings.register_profile("edge_taaf", deadline=None)
+# derandomize: every run draws the same examples (the random networks are seeded from them), so a
+# property's activity and saturation assertions cannot pass on one run and fail on the next.
+settings.register_profile("edge_taaf", deadline=None, derandomize=True)
 settings.load_profile("edge_taaf")
 
 

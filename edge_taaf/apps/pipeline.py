@@ -10,6 +10,7 @@ stage resumes from its checkpoint. The run folder gets report.json, report.md an
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -22,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from edge_taaf import CONFIG_DIR
 from edge_taaf.checkpoint import CheckpointError
 from sensors.atomic import atomic_write, atomic_write_text
-from edge_taaf.config import ConfigError
+from edge_taaf.config import ConfigError, corrupt_settings
 from edge_taaf.apps.stages import StageResult, code_version, run_stage
 from edge_taaf.apps.train import run_training
 from edge_taaf.train import TrainingDiverged
@@ -51,10 +52,30 @@ def stage_data(cfg, workdir) -> StageResult:
     return run_stage(workdir, "data", {"data": _plain(cfg.data)}, [], work)
 
 
+def _trainer_key(cfg) -> dict:
+    """trainer settings as the float stage's key holds them: trainer.corrupt only when it is on, so runs made
+    with it off keep the keys (and the cached stages) they had before the option existed."""
+    trainer = _plain(cfg.trainer)
+    if not corrupt_settings(cfg).active:
+        trainer.pop("corrupt", None)
+    return trainer
+
+
+def file_digest(path: str) -> str:
+    """SHA-256 of a file (a warm-start checkpoint), naming the file when it is missing."""
+    if not Path(path).is_file():
+        raise ConfigError(f"float_init={path!r}: no such checkpoint file")
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def stage_float(cfg, workdir, data: StageResult) -> StageResult:
+    warm = cfg.get("float_init")
     scfg = _stage_cfg(cfg, **{"quant": {"weight_bits": None}, "trainer.epochs": cfg.float_epochs, "resume": True,
-                              "init_from": None})
-    params = {k: _plain(cfg[k]) for k in ("model", "loss", "trainer")} | {"seed": cfg.seed, "epochs": cfg.float_epochs}
+                              "init_from": warm})
+    params = {k: _plain(cfg[k]) for k in ("model", "loss")} | {"trainer": _trainer_key(cfg), "seed": cfg.seed,
+                                                               "epochs": cfg.float_epochs}
+    if warm:   # a warm start (fine-tuning a trained float run): its file's digest keys the stage
+        params["float_init"] = file_digest(warm)
 
     def work(folder: Path) -> dict:
         return run_training(scfg, folder)  # resume=true: a killed stage continues from folder/checkpoint.pt

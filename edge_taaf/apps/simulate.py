@@ -46,7 +46,8 @@ def run_simulation(cfg: DictConfig, run_dir: str | Path) -> dict:
             raise ContractError(f"the model reads input {name!r}, which data={cfg.data.name} does not provide "
                                 f"(it holds {list(data.modalities)})")
         inputs[name] = getattr(data, name)[:n]
-    report = evaluate(program, inputs, data.labels[:n], hardware, int(cfg.batch_size), bool(cfg.progress))
+    report = evaluate(program, inputs, data.labels[:n], hardware, int(cfg.batch_size), bool(cfg.progress),
+                      allow_other_T=bool(cfg.allow_other_T))
     synthetic = str(cfg.data.name).startswith("synth")
     report.pop("predictions")
     report = {"model": model_path, "data": cfg.data.name, "synthetic": synthetic, "split": cfg.split,

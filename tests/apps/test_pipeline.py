@@ -75,3 +75,17 @@ def test_pareto_front_and_sweep_table(tmp_path):
     assert rows[1]["energy_by_hardware"] == {"horowitz45nm": 2.0, "sne22nm": 0.2}
     table = (tmp_path / "comparison.md").read_text()
     assert "| yes | 2000 | 2.0000 | 2.00x | 0.25x | 0.12x |" in table and (tmp_path / "pareto.png").exists()
+
+
+def test_warm_start_sweep_point_fine_tunes_a_float_run(first_run):
+    """float_init: the float stage starts from a trained float checkpoint (a fine-tuning sweep over front-ends
+    and firing-rate targets), keyed by the file's digest; a missing file is a config error naming the option."""
+    from edge_taaf.config import ConfigError
+
+    tmp, report = first_run
+    base = report["stages"]["float"]["folder"] + "/checkpoint.pt"
+    warm = run_pipeline(pipeline_cfg(tmp, f"float_init={base}", "frontend.audio.clip=1"), tmp / "warm")
+    assert not warm["stages"]["float"]["cached"] and warm["stages"]["float"]["folder"] != report["stages"]["float"]["folder"]
+    assert warm["onnx_ort_exact"] == 1 and warm["sim_equals_int_mode"] == 1
+    with pytest.raises(ConfigError, match="float_init='/nowhere/checkpoint.pt': no such checkpoint file"):
+        run_pipeline(pipeline_cfg(tmp, "float_init=/nowhere/checkpoint.pt"), tmp / "bad")

@@ -69,3 +69,10 @@ def test_errors_name_the_problem(onnx_file, tmp_path):
         run_simulation(sim_cfg(onnx_file, tmp_path, "hardware.energy_pj.add32=-1"), tmp_path / "r")
     with pytest.raises(ContractError, match="no such ONNX file"):
         run_simulation(sim_cfg(tmp_path / "missing.onnx", tmp_path), tmp_path / "r")
+
+
+def test_another_T_runs_only_when_allowed_over_exactly_its_steps(onnx_file, tmp_path):
+    """allow_other_T=true: the data's T (8) runs as given, not padded or cut to the model's T (the runtime
+    refuses it otherwise too: firmware_sim.run.check_steps)."""
+    report = run_simulation(sim_cfg(onnx_file, tmp_path, "data.T=8", "allow_other_T=true"), tmp_path / "r")
+    assert T != 8 and report["steps"] == 8 and report["samples"] == 24

@@ -3,8 +3,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from edge_taaf.fusion import ConcatFusion, TAAFFusion
+from edge_taaf.config import ConfigError, check_train_config
+from edge_taaf.fusion import ConcatFusion, TAAFFusion, TAAFModalFusion
 from edge_taaf.model import TwoModalitySNN
+from edge_taaf.model_config import ModelConfig
 from edge_taaf.timewarp import CausalDelayWarp
 from tests.support.configs import TINY, compose_config
 
@@ -61,6 +63,86 @@ def test_concat_is_uniform_attention_over_time():
     torch.testing.assert_close(out.contrib_audio + out.contrib_vision + fusion.readout.bias, out.logits, rtol=0, atol=1e-12)
 
 
+def modal_fusion(seed, modalities=("audio", "vision")):
+    torch.manual_seed(seed)
+    fusion = TAAFModalFusion(modalities, DA if "audio" in modalities else 0, DV if "vision" in modalities else 0, K,
+                             score_hidden=8).double()
+    with torch.no_grad():
+        for b in fusion.bias.values():
+            b.normal_()
+    return fusion
+
+
+def test_taaf_modal_attention_is_one_base2_softmax_over_time_and_modality():
+    fusion = modal_fusion(5)
+    a, v = features(5)
+    out = fusion(a, v)
+    step, e = fusion.branches(a, v)                                     # (T, B, 2, K), (T, B, 2)
+    joint = 2.0 ** e / (2.0 ** e).sum((0, 2), keepdim=True)            # alpha^m_t
+    own = 2.0 ** e / (2.0 ** e).sum(0, keepdim=True)                   # beta^m_t
+    exact = dict(rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(out.alpha, joint.sum(2), **exact)      # the per-step total over modalities
+    torch.testing.assert_close(out.logits, (joint[..., None] * step).sum((0, 2)), **exact)
+    torch.testing.assert_close(out.logits, (out.alpha[..., None] * out.step_logits).sum(0), **exact)
+    torch.testing.assert_close(out.share, joint.sum(0), **exact)      # the attention mass of each modality
+    torch.testing.assert_close(out.logits_audio, (own[..., 0, None] * step[:, :, 0]).sum(0), **exact)
+    torch.testing.assert_close(out.logits_vision, (own[..., 1, None] * step[:, :, 1]).sum(0), **exact)
+    # step logits of a modality read its own columns of W only, plus its own bias
+    torch.testing.assert_close(step[:, :, 0], a @ fusion.readout.weight[:, :DA].T + fusion.bias["audio"], **exact)
+    bias = out.share[:, :1] * fusion.bias["audio"] + out.share[:, 1:] * fusion.bias["vision"]
+    torch.testing.assert_close(out.contrib_audio + out.contrib_vision + bias, out.logits, **exact)
+    assert out.alpha.std() > 0 and (out.share[:, 0] - 0.5).abs().max() > 1e-3   # neither uniform over t nor over m
+
+
+def test_taaf_modal_silent_sensor_scores_are_constant_and_their_mass_follows():
+    """A silent sensor's branch sees z = 0: the same score every step. Lower that score and its attention mass
+    (the share) drops towards 0 while y tends to the other modality's own prediction."""
+    fusion = modal_fusion(6)
+    a, v = features(6)
+    out = fusion(torch.zeros_like(a), v)
+    _, e = fusion.branches(torch.zeros_like(a), v)
+    assert torch.equal(e[:, :, 0], e[:1, :, 0].expand(T, B))
+    with torch.no_grad():
+        fusion.score_out["audio"].bias.sub_(40.0)
+    low = fusion(torch.zeros_like(a), v)
+    assert (low.share[:, 0] < out.share[:, 0]).all() and (low.share[:, 0] < 1e-9).all()
+    torch.testing.assert_close(low.logits, low.logits_vision, rtol=1e-8, atol=1e-8)
+
+
+def test_taaf_modal_with_one_modality_is_taaf():
+    """model.modalities=[vision]: the joint softmax is over time alone, so taaf_modal with TAAF's weights is TAAF."""
+    torch.manual_seed(7)
+    taaf = TAAFFusion(0, DV, K, score_hidden=8).double()
+    modal = modal_fusion(7, ("vision",))
+    with torch.no_grad():
+        modal.readout.weight.copy_(taaf.readout.weight)
+        modal.bias["vision"].copy_(taaf.readout.bias)
+        for name in ("score_hidden", "score_out"):
+            getattr(modal, name)["vision"].load_state_dict(getattr(taaf, name).state_dict())
+    _, v = features(7)
+    a = v[..., :0]
+    want, got = taaf(a, v), modal(a, v)
+    for name in ("logits", "step_logits", "alpha", "share", "contrib_audio", "contrib_vision"):
+        torch.testing.assert_close(getattr(got, name), getattr(want, name), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got.logits_vision, want.logits, rtol=1e-12, atol=1e-12)
+    assert got.logits_audio is None and want.logits_vision is None
+
+
+def test_modality_logits_config():
+    base = compose_config("train", [*TINY, "model.fusion=taaf_modal", "loss=taaf_balanced"])
+    check_train_config(base)
+    model = OmegaConf.to_container(base.model, resolve=True)
+    assert ModelConfig.parse(model).modality_logits and not ModelConfig.parse({**model, "modality_logits": False}).modality_logits
+    assert not ModelConfig.parse({**model, "fusion": "taaf"}).modality_logits
+    for value, fusion, fragment in ((True, "taaf", "model.modality_logits=true needs model.fusion=taaf_modal"),
+                                    ("yes", "taaf_modal", "model.modality_logits must be true, false or null")):
+        with pytest.raises(ValueError, match=fragment):
+            ModelConfig.parse({**model, "fusion": fusion, "modality_logits": value})
+        with pytest.raises(ConfigError, match=fragment):
+            check_train_config(compose_config("train", [*TINY, f"model.fusion={fusion}", "loss=ce",
+                                                        f"model.modality_logits={value}"]))
+
+
 def test_warp_is_the_identity_at_init():
     x = torch.randn(T, B, DA)
     warp = CausalDelayWarp(3)
@@ -97,7 +179,7 @@ def test_warp_is_causal_and_linear_and_handles_short_sequences():
         CausalDelayWarp(-1)
 
 
-@pytest.mark.parametrize("fusion", ["taaf", "concat"])
+@pytest.mark.parametrize("fusion", ["taaf", "concat", "taaf_modal"])
 def test_model_records_every_layers_binary_spikes(fusion):
     cfg = compose_config("train", [*TINY, f"model.fusion={fusion}", "loss=ce"])
     mcfg = OmegaConf.to_container(cfg.model, resolve=True)

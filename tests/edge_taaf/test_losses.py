@@ -69,6 +69,30 @@ def test_taaf_balanced_loss_value_and_scores(tiny):
     assert stats["share_audio"] + stats["share_vision"] == pytest.approx(1.0)
 
 
+def test_taaf_balanced_with_taaf_modal_also_trains_each_modalitys_own_prediction():
+    """With taaf_modal the unimodal term holds the fusion's own y_m too; alpha and step_logits are the per-step
+    totals, so the step term reads as for TAAF; the share is the attention mass of each modality."""
+    cfg = compose_config("train", [*TINY, "model.fusion=taaf_modal"])
+    torch.manual_seed(0)
+    model = TwoModalitySNN(OmegaConf.to_container(cfg.model, resolve=True))
+    with torch.no_grad():
+        for p in [*model.vision.parameters(), *model.audio.parameters()]:
+            p.mul_(8.0)
+    t, b = int(cfg.model.T), 6
+    vision, audio, y = (torch.rand(t, b, 2, 34, 34) < 0.1).float(), (torch.rand(t, b, 64) < 0.3).float(), torch.arange(b) % 10
+    out = model(vision, audio)
+    f = out.fusion
+    loss, stats = TAAFBalancedLoss(0.5, 1.0, [0, 10])(out, y)
+    step_ce = torch.stack([F.cross_entropy(f.step_logits[i], y, reduction="none") for i in range(t)])
+    heads = F.cross_entropy(out.head_audio, y) + F.cross_entropy(out.head_vision, y)
+    own = F.cross_entropy(f.logits_audio, y) + F.cross_entropy(f.logits_vision, y)
+    torch.testing.assert_close(loss, (f.alpha * step_ce).sum(0).mean() + 0.5 * (heads + own))
+    assert stats["share_audio"] == pytest.approx(float(f.share[:, 0].detach().mean())) and "score_audio" in stats
+    loss.backward()
+    for m in ("audio", "vision"):
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.fusion.score_hidden[m].parameters()), m
+
+
 def test_ce_loss_is_fused_ce_plus_probe_heads(tiny):
     model, vision, audio, y = tiny
     out = model(vision, audio)

@@ -176,8 +176,8 @@ def test_report_per_inference_dataflows_and_both_hardware_configs():
     hw = load_hardware("horowitz45nm")
     rng = np.random.default_rng(0)
     program = random_program(rng)
-    sparse = simulate(program, random_inputs(rng, program, 8, 4, 0.05))
-    dense = simulate(program, random_inputs(rng, program, 8, 4, 0.8))
+    sparse = simulate(program, random_inputs(rng, program, 8, 4, 0.05), allow_other_T=True)
+    dense = simulate(program, random_inputs(rng, program, 8, 4, 0.8), allow_other_T=True)
     r_sparse = energy_report(program, sparse.counts, hw, 8)
     r_dense = energy_report(program, dense.counts, hw, 8)
     assert 0 < r_sparse["energy_uj"] < r_dense["energy_uj"]

@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from firmware_sim import spec
-from firmware_sim.loader import load_program
+from firmware_sim.loader import _Graph, load_program
 from firmware_sim.program import ContractError
 from firmware_sim.run import simulate, simulate_sample
 from tests.support.sim_programs import build_onnx, random_inputs, random_program
@@ -176,21 +176,31 @@ def test_graph_io_must_match_the_program(tmp_path, model):
 # ---------------------------------------------------------------- arrays handed to the simulator
 
 def test_bad_inputs(program):
-    x = random_inputs(np.random.default_rng(0), program, 5, 2)
+    assert program.T == 6
+    x = random_inputs(np.random.default_rng(0), program, program.T, 2)
+    short = {k: v[:4] for k, v in x.items()}
     cases = [
         ({"vision": x["vision"]}, "missing ['audio']"),
         ({**x, "extra": x["audio"]}, "unexpected ['extra']"),
-        ({**x, "audio": x["audio"].astype(np.float32)}, "dtype float32"),
+        ({**x, "audio": x["audio"].astype(np.float32)}, "input 'audio': dtype float32, expected integer spike counts"),
         ({**x, "audio": x["audio"][:, :, :-1]}, "shape"),
         ({**x, "audio": x["audio"][:4]}, "(T, B)"),
-        ({**x, "audio": x["audio"].astype(np.int16) * 0 + 9}, "0..8"),
-        ({**x, "vision": x["vision"].astype(np.int16) - 1}, "-1"),
-        ({k: np.concatenate([v] * 7) for k, v in x.items()}, "max_T=32"),
+        ({**x, "audio": x["audio"].astype(np.int16) * 0 + 9}, "input 'audio': counts span 9..9, expected 0..8"),
+        ({**x, "vision": x["vision"].astype(np.int16) - 1}, "input 'vision': counts span -1..0, expected 0..1"),
+        ({k: np.concatenate([v] * 7) for k, v in x.items()}, "T=42 steps, expected 1..max_T=32"),
+        # a stream of another length than the program's T: refused unless the caller says so (allow_other_T)
+        (short, "T=4 steps, expected the program's T=6"),
+        ({k: np.concatenate([v, v[:1]]) for k, v in x.items()}, "T=7 steps, expected the program's T=6"),
     ]
     for inputs, fragment in cases:
         with pytest.raises(ContractError) as err:
             simulate(program, inputs)
         assert fragment in str(err.value), (fragment, str(err.value))
+    with pytest.raises(ContractError, match="allow_other_T=True"):
+        simulate_sample(program, {k: v[:, 0] for k, v in short.items()})
+    assert simulate(program, short, allow_other_T=True).step_logits.shape[0] == 4      # said so: runs 4 steps
+    with pytest.raises(ContractError, match="max_T=32"):                               # never beyond max_T
+        simulate(program, {k: np.concatenate([v] * 7) for k, v in x.items()}, allow_other_T=True)
     with pytest.raises(ContractError, match="mapping"):
         simulate_sample(program, [x["vision"][:, 0], x["audio"][:, 0]])
 
@@ -491,3 +501,113 @@ def test_exported_file_tampered_is_refused(tmp_path, exported):
     theta = meta["layers"][1]["theta"]
     expect(tmp_path, edit_program(exported, lambda d: d["layers"][1].update(theta=theta + 3)),
            f"'{meta['layers'][1]['name']}'", "spike threshold", f"is {float(theta)}", f"theta={theta + 3}")
+
+
+# ---------------------------------------------------------------- taaf_modal: graph and metadata agree
+
+@pytest.fixture(scope="module")
+def modal():
+    """A taaf_modal program (per-modality predictions on, a right-shift score lookup) and its file."""
+    p = random_program(np.random.default_rng(8), fusion="taaf_modal")
+    p.readout.modality_logits, p.readout.score_log2 = True, -12
+    return p.check(), build_onnx(p.check())
+
+
+def main_node(m, op, value, attr, want):
+    """The one main-graph node of type op reading value whose attribute attr is want."""
+    found = [n for n in m.graph.node if n.op_type == op and value in n.input and _Graph.attr(n, attr, None) == want]
+    assert len(found) == 1, (op, value, attr, want)
+    return found[0]
+
+
+def test_modal_file_loads_and_names_its_outputs(tmp_path, modal):
+    program, model = modal
+    loaded = load_program(save(tmp_path, model))
+    assert loaded.readout.modality_logits and list(loaded.readout.branches) == ["audio", "vision"]
+    assert {"logits_audio", "logits_vision", "scores", "attention"} <= {o.name for o in model.graph.output}
+
+
+def test_modal_shift_divisors_must_match_the_program(tmp_path, modal):
+    program, model = modal
+    r = program.readout
+    matmul = reader(model, reader(model, int_weight(model, "score.vision.hidden.weight"), "Transpose").output[0], "MatMul")
+    relu = reader(model, reader(model, matmul.output[0], "Add").output[0], "Relu")
+    div = reader(model, relu.output[0], "Div")
+    expect(tmp_path, tampered(model, lambda m: set_const(m, div.input[1], 2.0 ** (r.hidden_shift + 1))),
+           "score hidden layer (vision branch)", f"is {2.0 ** (r.hidden_shift + 1)}", f"readout.hidden_shift={r.hidden_shift}")
+    logit = writer(model, writer(model, "step_logits").input[0])
+    expect(tmp_path, tampered(model, lambda m: set_const(m, logit.input[1], 2.0 ** (r.logit_shift + 2))),
+           "readout: step logits", f"readout.logit_shift={r.logit_shift}")
+
+
+@pytest.mark.parametrize("out", ["attention", "attention_own"])
+def test_modal_lookup_constants_must_match_the_program(tmp_path, modal, out):
+    """The joint lookup ('attention') and each modality's own ('attention_own'): the table, the cap, the score shift."""
+    program, model = modal
+    cap = writer(model, writer(model, writer(model, out).input[1]).input[0])
+    div = writer(model, writer(model, cap.input[0]).input[0])
+    assert (cap.op_type, div.op_type, -program.readout.score_log2 - spec.EXP2_FRAC_BITS) == ("Min", "Div", 8)
+    expect(tmp_path, tampered(model, lambda m: set_const(m, div.input[1], 2.0 ** 9)),
+           f"readout: {out}", "score shift divisor", "is 512.0", "score_log2=-12", "2^8")
+    q_cap = next(i for i in cap.input if i.startswith("c"))
+    expect(tmp_path, tampered(model, lambda m: set_const(m, q_cap, 100.0)), f"readout: {out}", "index cap", "Q_CAP=144")
+    table = writer(model, out).input[0]
+    bad = numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == table)).copy()
+    bad[3] -= 1
+    expect(tmp_path, tampered(model, lambda m: set_const(m, table, bad)), f"readout: {out}", "differs at index 3")
+
+
+def test_modal_joint_maximum_is_over_time_and_modality(tmp_path, modal):
+    _, model = modal
+    for axes, other, fragment in (([0, 2], [0], "over time and modality (axes=[0, 2]"), ([0], [0, 2], "over time (axes=[0]")):
+        node = main_node(model, "ReduceMax", "scores", "axes", axes)
+        expect(tmp_path, tampered(model, lambda m: set_attr(main_node(m, "ReduceMax", "scores", "axes", axes), "axes", other)),
+               fragment, f"it has axes={other}")
+        assert node.op_type == "ReduceMax"
+
+
+def test_modality_logits_flag_must_match_the_outputs(tmp_path, modal):
+    _, model = modal
+    expect(tmp_path, edit_program(model, lambda d: d["readout"].update(modality_logits=False)),
+           "['logits_audio', 'logits_vision']", "modality_logits=false")
+    p = random_program(np.random.default_rng(8), fusion="taaf_modal")
+    p.readout.modality_logits = False
+    without = build_onnx(p.check())
+    assert not {"logits_audio", "logits_vision"} & {o.name for o in without.graph.output}
+    load_program(save(tmp_path, without))
+    expect(tmp_path, edit_program(without, lambda d: d["readout"].update(modality_logits=True)),
+           "graph output(s) ['logits_audio', 'logits_vision'] missing")
+
+
+@pytest.mark.parametrize("edit, fragments", [
+    (lambda d: d["readout"].pop("vision_score_out_bias"), ("lacks field(s) ['vision_score_out_bias']", "taaf_modal")),
+    (lambda d: d["readout"].update(modality_logits="yes"), ("modality_logits='yes'", "true or false")),
+    (lambda d: d.update(max_T=32), ("max_T=32", "<= 16", "taaf_modal")),
+    (lambda d: d["readout"].update(audio_readout_bias="score.audio.out.bias"), ("audio_readout_bias", "shape")),
+])
+def test_bad_modal_program_fields(tmp_path, modal, edit, fragments):
+    _, model = modal
+    expect(tmp_path, edit_program(model, edit), *fragments)
+
+
+def test_modality_logits_belong_to_taaf_modal(tmp_path, model):
+    expect(tmp_path, edit_program(model, lambda d: d["readout"].update(modality_logits=True)),
+           "modality_logits=True", "only fusion 'taaf_modal'")
+
+
+def test_modal_static_bounds_are_checked():
+    """Program.check: every branch's worst-case score below 2^23 (its difference to the joint maximum stays below
+    2^24), its logits below 2^11 after the shift; one H for every branch."""
+    for edit, fragment in ((lambda r: setattr(r.branches["vision"], "out_bias", np.array([2 ** 23])), "|e_t| of the vision branch"),
+                           (lambda r: setattr(r, "logit_shift", 0), "logit_shift=0"),
+                           (lambda r: setattr(r.branches["audio"], "bias", r.branches["audio"].bias[:2]), "audio_readout_bias")):
+        p = random_program(np.random.default_rng(8), fusion="taaf_modal")
+        edit(p.readout)
+        with pytest.raises(ContractError) as err:
+            p.check()
+        assert fragment in str(err.value), str(err.value)
+    p = random_program(np.random.default_rng(8), fusion="taaf_modal")
+    br = p.readout.branches["vision"]
+    br.hidden_weight, br.hidden_bias, br.out_weight = br.hidden_weight[:0], br.hidden_bias[:0], br.out_weight[:, :0]
+    with pytest.raises(ContractError, match="vision_score_hidden_weight has shape"):
+        p.check()

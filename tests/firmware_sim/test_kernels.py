@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from firmware_sim import spec
+from firmware_sim.energy import READOUT_MAC_BITS, energy_report, load_hardware
 from firmware_sim.program import Layer, Program, Readout
 from firmware_sim.run import Runner, batch_slices, simulate, simulate_sample
 from tests.support.sim_programs import (MIN_RANDOM_NETWORKS, RANDOM_NETWORKS, ActivityLog, random_inputs, random_program,
@@ -34,7 +35,8 @@ def test_random_programs_equal_reference():
     log, saturated = ActivityLog("firmware_sim/test_kernels.py::test_random_programs_equal_reference"), []
 
     @settings(max_examples=RANDOM_NETWORKS[log.test], deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(seed=st.integers(0, 2 ** 31), fusion=st.sampled_from(["taaf", "concat"]), big_theta=st.sampled_from([False] * 3 + [True]))
+    @given(seed=st.integers(0, 2 ** 31), fusion=st.sampled_from(["taaf", "concat", "taaf_modal"]),
+           big_theta=st.sampled_from([False] * 3 + [True]))
     def check(seed, fusion, big_theta):
         # T, B and density from the seed, uniformly: hypothesis' own integers favour the smallest values
         # (T = 1 in about 40 % of examples), where few layers get to spike
@@ -42,7 +44,7 @@ def test_random_programs_equal_reference():
         T, B, density = int(rng.integers(1, 13)), int(rng.integers(1, 5)), float(rng.uniform(0.05, 0.9))
         program = random_program(rng, fusion=fusion, big_theta=big_theta, frontends=True)
         x = random_inputs(rng, program, T, B, density)
-        result, ref = simulate(program, x), reference_run(program, x)
+        result, ref = simulate(program, x, allow_other_T=True), reference_run(program, x)   # any T 1..12
         assert_same(result, ref)
         log.record(ref)
         saturated.append((big_theta, sum(ref["saturations"].values()) > 0))
@@ -82,7 +84,7 @@ def test_worked_example_of_the_doc():
     program = _one_neuron_program(w, 256, 2)
     layer = program.layer("audio.fc0")
     assert reference_current(layer, audio)[:, 0, 0].tolist() == [200, 200, 0, -40000]
-    res = simulate(program, {"audio": audio, "vision": np.zeros((4, 1, 1), np.uint8)})
+    res = simulate(program, {"audio": audio, "vision": np.zeros((4, 1, 1), np.uint8)}, allow_other_T=True)
     assert res.spikes["audio.fc0"][:, 0, 0].tolist() == [0, 1, 0, 0]
     assert res.counts.units["audio.fc0"].counts["saturations"] == 1
     v, trace = np.zeros(1, np.int64), []
@@ -100,11 +102,11 @@ def test_saturation_at_both_limits_is_counted():
         program = _one_neuron_program(np.full(12, sign * 127), hi, 6)
         x = {"audio": audio, "vision": np.ones((6, 2, 1), np.uint8)}
         ref = reference_run(program, x)
-        res = simulate(program, x)
+        res = simulate(program, x, allow_other_T=True)
         assert_same(res, ref)
         assert ref["saturations"]["audio.fc0"] > 0
     # the positive one spikes at the limit itself: u = 32767 >= theta = 32767
-    assert simulate(_one_neuron_program(np.full(12, 127), hi, 6), x).spikes["audio.fc0"].sum() > 0
+    assert simulate(_one_neuron_program(np.full(12, 127), hi, 6), x, allow_other_T=True).spikes["audio.fc0"].sum() > 0
 
 
 @pytest.mark.parametrize("score_log2", [-1, -3, -4, -9, -40])
@@ -114,10 +116,105 @@ def test_attention_lookup_edges(score_log2):
     program = random_program(rng, fusion="taaf")
     program.readout.score_log2 = score_log2
     x = random_inputs(rng, program, 10, 3, 0.5)
-    res = simulate(program, x)
+    res = simulate(program, x, allow_other_T=True)
     assert_same(res, reference_run(program, x))
     assert np.array_equal(res.attention, spec.exp2_weights(res.scores, score_log2))
     assert (res.attention.max(0) == 2 ** spec.EXP2_ONE_BITS).all()
+
+
+def _modal_program(seed: int, score_log2: int | None = None) -> Program:
+    """A random taaf_modal program with the per-modality predictions on (and score_log2, when given)."""
+    program = random_program(np.random.default_rng(seed), fusion="taaf_modal")
+    program.readout.modality_logits = True
+    if score_log2 is not None:
+        program.readout.score_log2 = score_log2
+    return program.check()
+
+
+@pytest.mark.parametrize("score_log2", [-1, -4, -9, -40])
+def test_modal_attention_is_one_lookup_over_time_and_modality(score_log2):
+    """taaf_modal: u^m_t is spec.exp2_weights over all T x M scores at once (the best (t, m) of each sample gets
+    256), y = sum_{t,m} u^m_t l^m_t, and y_m uses the lookup over m's own T scores."""
+    program = _modal_program(30 + abs(score_log2), score_log2)
+    x = random_inputs(np.random.default_rng(abs(score_log2)), program, 10, 3, 0.5)
+    res = simulate(program, x, allow_other_T=True)
+    assert_same(res, reference_run(program, x))
+    n_t, n_b, n_m = res.scores.shape
+    assert (n_m, res.step_logits.shape) == (2, (n_t, n_b, 2, program.n_classes))
+    stacked = res.scores.transpose(0, 2, 1).reshape(n_t * n_m, n_b)         # (t, m) pairs as one sequence
+    joint = spec.exp2_weights(stacked, score_log2).reshape(n_t, n_m, n_b).transpose(0, 2, 1)
+    assert np.array_equal(res.attention, joint)
+    assert (res.attention.max(axis=(0, 2)) == 2 ** spec.EXP2_ONE_BITS).all()
+    assert np.array_equal(res.logits, (res.attention[..., None] * res.step_logits).sum((0, 2)))
+    for i, m in enumerate(("audio", "vision")):
+        own = spec.exp2_weights(res.scores[:, :, i], score_log2)
+        assert np.array_equal(res.modal_logits[m], (own[..., None] * res.step_logits[:, :, i]).sum(0))
+        assert np.array_equal(res.outputs()[f"logits_{m}"], res.modal_logits[m])
+
+
+def test_silent_audio_gets_the_attention_its_own_numbers_give():
+    """No audio input: the audio features are 0 at every step, so its branch gives one logit vector
+    l^a = b_a >> logit_shift and one score e^a = s_a . (max(c_a, 0) >> hidden_shift) + d_a, the program's numbers
+    alone. y is then exactly the vision part plus T u^a l^a, u^a the lookup of (joint max - e^a); with d_a low
+    enough that u^a = 0, y is exactly the vision's own prediction y_vision."""
+    program = _modal_program(21)
+    r, n_t, n_b = program.readout, 8, 4
+    x = random_inputs(np.random.default_rng(1), program, n_t, n_b, 0.5)
+    x["audio"][:] = 0
+    br = r.branches["audio"]
+    l_a = br.bias.astype(np.int64) >> r.logit_shift
+    e_a = int(br.out_weight[0].astype(np.int64) @ (np.maximum(br.hidden_bias, 0) >> r.hidden_shift) + br.out_bias[0])
+    res = simulate(program, x, allow_other_T=True)
+    assert res.spikes["vision.dense"].any() and not res.spikes["audio.fc1"].any()
+    assert (res.scores[:, :, 0] == e_a).all() and (res.step_logits[:, :, 0] == l_a).all()
+    top = np.maximum(res.scores[:, :, 1].max(0), e_a)                                 # (B,) the joint max
+    u_a = spec.exp2_weights(np.stack([top, np.full_like(top, e_a)]), r.score_log2)[1]  # (B,)
+    assert (res.attention[:, :, 0] == u_a).all() and u_a.any()
+    vision_part = (res.attention[:, :, 1, None] * res.step_logits[:, :, 1]).sum(0)
+    assert np.array_equal(res.logits - vision_part, n_t * u_a[:, None] * l_a[None, :])
+    # move the silent branch's score 9 log2 units below the lowest vision score: u^a = 0, y = y_vision
+    gap = int(np.ceil(9 * 2.0 ** -r.score_log2))
+    br.out_bias = br.out_bias - (e_a - int(res.scores[:, :, 1].min()) + gap)
+    res = simulate(program.check(), x, allow_other_T=True)
+    assert not res.attention[:, :, 0].any()
+    assert np.array_equal(res.logits, res.modal_logits["vision"])
+    assert not np.array_equal(res.logits, vision_part)      # the first run's y did carry audio's constant part
+
+
+def test_modal_readout_counters():
+    """taaf_modal counts: a K-row of W and an H-row of U per nonzero fused feature (of its branch), each branch's
+    H output weights per step; the joint lookup over n = T x M scores (n lookups, n x K MACs, n - 1 compares and
+    n subtractions) and, with modality_logits, each modality's own lookup (T lookups, T x K MACs, 2T - 1 adds)."""
+    program = _modal_program(4)
+    r, n_t, n_b, n_m = program.readout, 7, 3, 2
+    x = random_inputs(np.random.default_rng(4), program, n_t, n_b, 0.4)
+    res = simulate(program, x, allow_other_T=True)
+
+    def warped(spikes, w):
+        s = spikes.reshape(n_t, n_b, -1).astype(np.int64)
+        return sum(np.pad(s, ((d, 0), (0, 0), (0, 0)))[:n_t] * int(w[d]) for d in range(w.size))
+    rows = sum(np.count_nonzero(warped(res.spikes[getattr(r, f"{m}_input")], getattr(r, f"warp_{m}"))) for m in r.modalities)
+    k, h, n = r.n_classes, r.n_hidden, n_t * n_m
+    units = res.counts.units
+    assert rows > 0 and (units["readout"].counts["macs"], units["readout"].counts["weight_rows"]) == (rows * k, rows)
+    assert units["score"].counts["macs"] == rows * h + n_t * n_b * n_m * h
+    assert units["score"].counts["weight_rows"] == rows + n_t * n_b * n_m
+    assert units["score"].n_weights == sum(b.hidden_weight.size + b.out_weight.size for b in r.branches.values())
+    both = units["attention"].counts
+    assert (both["lut_reads"], both["macs"]) == (2 * n * n_b, 2 * n * k * n_b)
+    assert both["adds"] == (2 * n - 1) * n_b + n_m * (2 * n_t - 1) * n_b
+    r.modality_logits = False
+    joint = simulate(program, x, allow_other_T=True)
+    assert "logits_audio" not in joint.outputs() and np.array_equal(joint.logits, res.logits)
+    c = joint.counts.units["attention"].counts
+    assert (c["lut_reads"], c["macs"], c["adds"]) == (n * n_b, n * k * n_b, (2 * n - 1) * n_b)
+    # priced as every readout unit (firmware_sim.energy.price_fusion): the per-modality outputs cost their MACs,
+    # lookups (add8) and adds, per inference
+    hw = load_hardware(ROOT / "configs" / "hardware" / "horowitz45nm.yaml")
+    on, off = (energy_report(program, run.counts, hw, n_t)["by_unit"]["attention"]["pj_by_operation"] for run in (res, joint))
+    assert on["MAC"] - off["MAC"] == pytest.approx(n * k * (hw.mult(READOUT_MAC_BITS) + hw.add(spec.ACC_BITS)), rel=1e-12)
+    assert on["other compute"] - off["other compute"] == pytest.approx(
+        n_m * (2 * n_t - 1) * hw.add(spec.ACC_BITS) + n * hw.energy_pj["add8"], rel=1e-12)
 
 
 def _tap_rows_loaded(layer: Layer, src: np.ndarray) -> int:
@@ -163,7 +260,7 @@ def test_counters_match_dense_recount():
     rng = np.random.default_rng(3)
     program = random_program(rng, n_convs=2)
     x = random_inputs(rng, program, 7, 3, 0.4)
-    res = simulate(program, x)
+    res = simulate(program, x, allow_other_T=True)
     acts = dict(x, **res.spikes)
     skipped = False
     for layer in program.layers:
@@ -220,15 +317,15 @@ def test_batch_equals_single_samples_and_runner_is_reusable():
     x = random_inputs(rng, program, 9, 17, 0.5)
     assert batch_slices(17)[-1][1] == 17 and (len(batch_slices(17)) > 1) == (numba.get_num_threads() > 1)
     runner = Runner(program)
-    batch = runner(x)
+    batch = runner(x, allow_other_T=True)
     assert_same(batch, reference_run(program, x))
     for b in range(17):
-        one = simulate_sample(program, {k: v[:, b] for k, v in x.items()})
+        one = simulate_sample(program, {k: v[:, b] for k, v in x.items()}, allow_other_T=True)
         for name, value in one.outputs().items():
             full = batch.outputs()[name]
             part = full[b:b + 1] if name == "logits" else full[:, b:b + 1]
             assert np.array_equal(value, part), name
-    again = runner(x)
+    again = runner(x, allow_other_T=True)
     assert np.array_equal(again.logits, batch.logits)
 
 

@@ -20,7 +20,8 @@ def test_simulator_equals_onnxruntime(tmp_path):
     log = ActivityLog("firmware_sim/test_onnx.py::test_simulator_equals_onnxruntime")
 
     @settings(max_examples=RANDOM_NETWORKS[log.test], deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(seed=st.integers(0, 2 ** 31), fusion=st.sampled_from(["taaf", "concat"]), big_theta=st.sampled_from([False] * 3 + [True]))
+    @given(seed=st.integers(0, 2 ** 31), fusion=st.sampled_from(["taaf", "concat", "taaf_modal"]),
+           big_theta=st.sampled_from([False] * 3 + [True]))
     def check(seed, fusion, big_theta):
         rng = np.random.default_rng(seed)
         T, B = int(rng.integers(1, 11)), int(rng.integers(1, 4))   # uniform, not hypothesis' small-first integers
@@ -30,7 +31,7 @@ def test_simulator_equals_onnxruntime(tmp_path):
         onnx.save(model, path)
         loaded = load_program(path)
         x = random_inputs(rng, program, T, B, 0.5)
-        ours = simulate(loaded, x).outputs()
+        ours = simulate(loaded, x, allow_other_T=True).outputs()   # any T 1..10
         theirs = run_onnxruntime(model, x)
         assert set(theirs) == set(ours)
         for name, value in theirs.items():
@@ -57,6 +58,23 @@ def test_loader_recovers_the_integer_weights(tmp_path):
     init = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(path).graph.initializer}
     w = init["vision.dense.weight"] / 2.0 ** -8
     assert (np.abs(w - np.round(w)) == 0.5).any() and (np.abs(w) > 15).any()   # the hard cases are present
+
+
+def test_loader_recovers_the_taaf_modal_branches(tmp_path):
+    """taaf_modal: every branch's bias and score MLP, the shared shifts and the per-modality outputs flag come back."""
+    program = random_program(np.random.default_rng(12), fusion="taaf_modal", weight_bits=5)
+    path = tmp_path / "m.onnx"
+    onnx.save(build_onnx(program, 2), path)
+    r, loaded = program.readout, load_program(path).readout
+    assert (loaded.fusion, loaded.bias, loaded.modalities) == ("taaf_modal", None, ("audio", "vision"))
+    assert np.array_equal(loaded.weight, r.weight) and list(loaded.branches) == ["audio", "vision"]
+    for m, br in r.branches.items():
+        for field in ("bias", "hidden_weight", "hidden_bias", "out_weight", "out_bias"):
+            assert np.array_equal(getattr(loaded.branches[m], field), getattr(br, field)), (m, field)
+    same = ("logit_shift", "hidden_shift", "score_log2", "modality_logits")
+    assert [getattr(loaded, f) for f in same] == [getattr(r, f) for f in same]
+    outputs = {o.name for o in onnx.load(path).graph.output}
+    assert ({"logits_audio", "logits_vision"} <= outputs) == r.modality_logits
 
 
 def test_the_shipped_input_shapes_run(tmp_path):

@@ -17,7 +17,7 @@ from firmware_sim import spec
 from firmware_sim.frontend import FrontEnd
 from firmware_sim.program import ContractError
 from quant.int_neuron import int_lif
-from quant.int_readout import exp2_attention
+from quant.int_readout import exp2_attention, max_T
 from quant.qmodel import QuantTwoModalitySNN, run_integer
 from quant.quantizers import QuantRangeError, exact_log2, quant_linear
 from tests.support.configs import TINY, compose_config
@@ -117,8 +117,11 @@ def reference_forward(program: dict, w: dict, vision: np.ndarray, audio: np.ndar
     def warp(s, kernel):
         return sum(kernel[d] * np.concatenate([np.zeros_like(s[:d]), s[:T - d]]) for d in range(min(len(kernel), T)))
     z = np.concatenate([warp(seq[r["audio_input"]], w[r["warp_audio"]]), warp(seq[r["vision_input"]], w[r["warp_vision"]])], -1)
+    out = {**{f"spikes.{k}": v for k, v in seq.items()}, **{f"frontend.{k}": v for k, v in sensed.items()}}
+    if program["fusion"] == "taaf_modal":
+        return {**out, **reference_modal(r, w, z, seq[r["audio_input"]].shape[-1])}
     lp = (z @ w[r["readout_weight"]].T + w[r["readout_bias"]]) >> r["logit_shift"]
-    out = {"step_logits": lp, **{f"spikes.{k}": v for k, v in seq.items()}, **{f"frontend.{k}": v for k, v in sensed.items()}}
+    out["step_logits"] = lp
     if program["fusion"] == "taaf":
         h = np.maximum(z @ w[r["score_hidden_weight"]].T + w[r["score_hidden_bias"]], 0) >> r["hidden_shift"]
         e = (h @ w[r["score_out_weight"]].T)[..., 0] + w[r["score_out_bias"]][0]
@@ -131,6 +134,26 @@ def reference_forward(program: dict, w: dict, vision: np.ndarray, audio: np.ndar
     return out
 
 
+def reference_modal(r: dict, w: dict, z: np.ndarray, d_audio: int) -> dict:
+    """taaf_modal from the program JSON (docs/accelerator.md, "taaf_modal readout"): per modality the logits and
+    the score on its own columns of z (T, B, D), one exp2 lookup over every (t, m), each y_m over its own T."""
+    cols = {"audio": slice(0, d_audio), "vision": slice(d_audio, None)}
+    lp, e = [], []
+    for m in ("audio", "vision"):
+        zm = z[..., cols[m]]
+        lp.append((zm @ w[r["readout_weight"]][:, cols[m]].T + w[r[f"{m}_readout_bias"]]) >> r["logit_shift"])
+        h = np.maximum(zm @ w[r[f"{m}_score_hidden_weight"]].T + w[r[f"{m}_score_hidden_bias"]], 0) >> r["hidden_shift"]
+        e.append((h @ w[r[f"{m}_score_out_weight"]].T)[..., 0] + w[r[f"{m}_score_out_bias"]][0])
+    lp, e = np.stack(lp, 2), np.stack(e, 2)                                   # (T, B, 2, K), (T, B, 2)
+    n_t, n_b = e.shape[:2]
+    u = spec.exp2_weights(e.transpose(0, 2, 1).reshape(2 * n_t, n_b), r["score_log2"]).reshape(n_t, 2, n_b).transpose(0, 2, 1)
+    out = {"step_logits": lp, "scores": e, "attention": u, "logits": (u[..., None] * lp).sum((0, 2))}
+    if r["modality_logits"]:
+        own = spec.exp2_weights(e, r["score_log2"])
+        out.update({f"logits_{m}": (own[:, :, i, None] * lp[:, :, i]).sum(0) for i, m in enumerate(("audio", "vision"))})
+    return out
+
+
 # a front-end with every part: polarity merge and 2x2 pooling, adaptive threshold, refractory, clip; fewer audio channels
 SPARSE_FRONTEND = {"vision": {"pool": [2, 2, 2], "mode": "adaptive", "min_count": 1, "clip": 2, "refractory": 1,
                               "leak_shift": 2, "gain_shift": 3},
@@ -138,10 +161,11 @@ SPARSE_FRONTEND = {"vision": {"pool": [2, 2, 2], "mode": "adaptive", "min_count"
 
 
 @pytest.mark.parametrize("fusion,bits,delay,frontend", [("taaf", 8, 3, None), ("taaf", 4, 0, None), ("concat", 6, 2, None),
-                                                        ("taaf", 8, 2, SPARSE_FRONTEND)])
+                                                        ("taaf", 8, 2, SPARSE_FRONTEND), ("taaf_modal", 8, 2, None),
+                                                        ("taaf_modal", 5, 1, SPARSE_FRONTEND)])
 def test_integer_forward_equals_numpy_reference(fusion, bits, delay, frontend):
     model = random_quant_model(bits, bits, fusion=fusion, warp_max_delay=delay, sigma=0.6, frontend=frontend)
-    v, a = random_spikes(bits, T=7, B=3)
+    v, a = random_spikes(bits, T=6, B=3)
     program, weights = model.export_plan()
     ref = reference_forward(program, weights, v.numpy().astype(np.int64), a.numpy().astype(np.int64))
     got = model.integer_forward(v, a).as_numpy()
@@ -155,7 +179,7 @@ def test_saturation_is_counted_and_matches_reference():
     model = random_quant_model(1, sigma=0.2)
     with torch.no_grad():
         model.audio.layers[0].fc.weight.fill_(-0.9)   # w_int = -115 at 2^-7; 64 channels x 8 spikes saturate
-    v, a = random_spikes(2, T=4, B=2, density=0.5)
+    v, a = random_spikes(2, T=6, B=2, density=0.5)
     out = model.integer_forward(v, a)
     assert out.saturations["audio.fc0"] > 0
     program, weights = model.export_plan()
@@ -167,7 +191,7 @@ def test_saturation_is_counted_and_matches_reference():
 
 def test_qat_forward_carries_integer_values_and_gradients():
     model = random_quant_model(3)
-    v, a = random_spikes(3, T=5, B=4)
+    v, a = random_spikes(3, T=6, B=4)
     out = model(v, a)
     ints = model.integer_forward(v, a)
     program = model.program()
@@ -181,6 +205,43 @@ def test_qat_forward_carries_integer_values_and_gradients():
         if "weight_quant" in name or name.endswith("score_out.bias"):  # alias; softmax is shift-invariant in d
             continue
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_qat_forward_of_taaf_modal_carries_the_integer_attention_and_gradients():
+    """taaf_modal in QAT: alpha_t = sum_m u^m_t / sum u, the share is each modality's attention mass, the fused
+    and the per-modality predictions are the integer y and y_m over their attention sums (real units), and every
+    fusion parameter (each branch's score MLP included) gets a gradient."""
+    model = random_quant_model(3, fusion="taaf_modal")
+    v, a = random_spikes(3, T=6, B=4)
+    out = model(v, a)
+    ints = model.integer_forward(v, a)
+    r = model.program()["readout"]
+    scale = 2.0 ** (r["readout_log2"] + r["warp_log2"] + r["logit_shift"])
+    u = ints.attention.double()                                               # (T, B, 2)
+    assert ints.attention.shape == (6, 4, 2) and ints.step_logits.shape == (6, 4, 2, 10)
+    assert torch.allclose(out.fusion.alpha.double(), u.sum(2) / u.sum((0, 2)), rtol=1e-6, atol=0)
+    assert torch.allclose(out.fusion.share.double(), u.sum(0) / u.sum((0, 2))[:, None], rtol=1e-6, atol=0)
+    assert torch.allclose(out.logits.double(), ints.logits * scale / u.sum((0, 2))[:, None], rtol=1e-5, atol=1e-6)
+    for i, m in enumerate(("audio", "vision")):
+        own = torch.as_tensor(spec.exp2_weights(ints.scores[:, :, i].numpy(), r["score_log2"])).double().sum(0)
+        y_m = getattr(out.fusion, f"logits_{m}").double()
+        assert torch.allclose(y_m, ints.modal_logits[m] * scale / own[:, None], rtol=1e-5, atol=1e-6)
+    loss = torch.nn.functional.cross_entropy(out.logits, torch.arange(4)) + out.fusion.logits_audio.sum()
+    loss.backward()
+    for name, p in model.fusion.named_parameters():
+        if "weight_quant" not in name:
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_taaf_modal_max_T_counts_both_modalities():
+    """2 x T terms of |u l'| <= 2^8 (2^11 - 1) in y: max_T = 16 with two sensors, 32 (TAAF's) with one."""
+    assert (max_T("taaf_modal"), max_T("taaf_modal", 1), max_T("taaf"), max_T("concat")) == (16, 32, 32, 8196)
+    with pytest.raises(ValueError, match="max_T=16"):
+        random_quant_model(1, fusion="taaf_modal", T=17).to_program()
+    model = random_quant_model(1, fusion="taaf_modal")
+    v, a = random_spikes(1, T=17, B=1)
+    with pytest.raises(ContractError, match="max_T=16"):
+        model.integer_forward(v, a, allow_other_T=True)
 
 
 def test_load_float_weights_quantizes_them():
@@ -208,7 +269,7 @@ def test_threshold_not_fitting_the_state_is_reported():
     model = random_quant_model(4)
     with torch.no_grad():
         model.audio.layers[1].fc.weight.mul_(1e-4)   # scale 2^-20: theta_int = 2^20 > 32767
-    v, a = random_spikes(4, T=2, B=1)
+    v, a = random_spikes(4, T=6, B=1)
     with pytest.raises(QuantRangeError, match=r"audio\.fc1: theta_int"):
         model.integer_forward(v, a)
 
@@ -227,11 +288,15 @@ def test_input_counts_beyond_a_byte_are_refused():
 
 def test_bad_inputs_and_long_sequences_are_refused():
     model = random_quant_model(6)
-    v, a = random_spikes(6, T=3, B=2)
-    with pytest.raises(ValueError, match="audio spikes must be integers in 0..8"):
+    v, a = random_spikes(6, T=6, B=2)
+    with pytest.raises(ContractError, match=r"input 'audio': counts span 0\.\.80, expected 0\.\.8"):
         model.integer_forward(v, a * 10)
-    with pytest.raises(ValueError, match="max_T=32"):
-        model.integer_forward(*random_spikes(6, T=33, B=1))
+    with pytest.raises(ContractError, match="input 'vision': value 0.5 is not a whole number"):
+        model.integer_forward(v * 0.5, a)
+    with pytest.raises(ContractError, match="max_T=32"):
+        model.integer_forward(*random_spikes(6, T=33, B=1), allow_other_T=True)
+    with pytest.raises(ContractError, match="T=3 steps, expected the program's T=6"):
+        model.integer_forward(*random_spikes(6, T=3, B=1))
 
 
 # ---- training: edge-taaf-train quant.weight_bits=8 init_from=<float checkpoint> ---------------------------

@@ -51,19 +51,25 @@ def random_frontend(seed: int) -> dict | None:
     return {"vision": one([int(rng.choice([1, 2])), f, f]), "audio": one([int(rng.choice([1, 2, 4]))])}
 
 
-def three_way(tmp_path, fusion, bits, scale, seed, frontend=None):
-    model = tiny_model(fusion, bits, scale, seed, T, frontend=frontend)
+def three_way(tmp_path, fusion, bits, scale, seed, frontend=None, modalities=("audio", "vision"), modality_logits=None,
+              silent=()):
+    """Export a tiny model, run it three ways on random spikes (the sensors in ``silent`` all zero), compare."""
+    model = tiny_model(fusion, bits, scale, seed, T, frontend=frontend, modalities=modalities, modality_logits=modality_logits)
     path = tmp_path / f"m{seed}.onnx"
     export.export_onnx(model, path)
     vision, audio = spikes_in(seed)
     if scale < 0:
         audio[:] = 8   # the loudest input: with all-negative weights, |I| ~ 64 x 8 x 40 per step
-    q = model.integer_forward(torch.as_tensor(vision, dtype=torch.float32), torch.as_tensor(audio, dtype=torch.float32))
+    for m, x in (("vision", vision), ("audio", audio)):
+        if m in silent:
+            x[:] = 0
+    vision, audio = (x if m in modalities else None for m, x in (("vision", vision), ("audio", audio)))
+    q = model.integer_forward(*(None if x is None else torch.as_tensor(x, dtype=torch.float32) for x in (vision, audio)))
     quant_out = q.as_numpy()
     ort_out = OrtModel(path).run_time_major(vision, audio)
-    sim = simulate(load_program(path), {"vision": vision, "audio": audio})
+    sim = simulate(load_program(path), {m: x for m, x in (("vision", vision), ("audio", audio)) if x is not None})
     sim_out = sim.outputs()
-    assert set(ort_out) == set(quant_out)
+    assert set(ort_out) == set(quant_out) and set(ort_out) <= set(sim_out)
     for name in ort_out:
         assert np.array_equal(sim_out[name], ort_out[name]), f"simulator != onnxruntime on {name}"
         assert np.array_equal(sim_out[name], quant_out[name]), f"simulator != quant integer mode on {name}"
@@ -103,7 +109,8 @@ def test_random_quantized_models_three_way(tmp_path):
     log = ActivityLog("quant/test_three_way.py::test_random_quantized_models_three_way")
 
     @settings(max_examples=RANDOM_NETWORKS[log.test], deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(seed=st.integers(0, 10_000), fusion=st.sampled_from(["taaf", "concat"]), scale=st.sampled_from([3.0, 4.0, 6.0]))
+    @given(seed=st.integers(0, 10_000), fusion=st.sampled_from(["taaf", "concat", "taaf_modal"]),
+           scale=st.sampled_from([3.0, 4.0, 6.0]))
     def check(seed, fusion, scale):
         bits = 4 + seed % 5   # 4..8 bits, uniform over the seeds (hypothesis' integers favour the smallest)
         sim, _ = three_way(tmp_path, fusion, bits, scale, seed, random_frontend(seed))
@@ -111,6 +118,53 @@ def test_random_quantized_models_three_way(tmp_path):
 
     check()
     log.check()
+
+
+@pytest.mark.parametrize("modalities, modality_logits", [(("audio", "vision"), None), (("audio", "vision"), False),
+                                                         (("vision",), None), (("audio",), True)])
+def test_taaf_modal_three_way(tmp_path, modalities, modality_logits):
+    """taaf_modal, quant == onnxruntime == simulator on every output; the per-modality predictions logits_<m>
+    are in all three exactly when model.modality_logits (default on) says so; with one sensor max_T is TAAF's."""
+    sim, q = three_way(tmp_path, "taaf_modal", 8, 3.0, 11, modalities=modalities, modality_logits=modality_logits)
+    assert all(s.sum() > 0 for s in sim.spikes.values()), {k: int(s.sum()) for k, s in sim.spikes.items()}
+    own = {f"logits_{m}" for m in modalities} if modality_logits is not False else set()
+    assert {k for k in q.as_numpy() if k.startswith("logits_")} == own
+    assert sim.attention.shape == (T, B, len(modalities)) and sim.step_logits.shape[2] == len(modalities)
+    assert load_program(tmp_path / "m11.onnx").max_T == (32 if len(modalities) == 1 else 16)
+    if len(modalities) == 1:   # one sensor: the joint lookup is the sensor's own, y is its own prediction
+        assert np.array_equal(sim.logits, sim.modal_logits[modalities[0]])
+    else:                      # the best (t, m) of each sample gets 256, in one modality or the other
+        assert (sim.attention.max(axis=(0, 2)) == 256).all()
+
+
+def test_taaf_modal_silent_audio_three_way(tmp_path):
+    """No audio at all: the audio branch's score and logits are the same at every step (the branch sees z^a = 0),
+    y is exactly the vision part plus T u^a l^a, and all three implementations agree."""
+    sim, q = three_way(tmp_path, "taaf_modal", 8, 3.0, 5, silent=("audio",))
+    assert not sim.spikes["audio.fc1"].any() and sim.spikes["vision.dense"].any()
+    e_a, l_a, u_a = sim.scores[:, :, 0], sim.step_logits[:, :, 0], sim.attention[:, :, 0]
+    assert (e_a == e_a[0]).all() and (l_a == l_a[0]).all() and (u_a == u_a[0]).all()
+    vision_part = (sim.attention[:, :, 1, None] * sim.step_logits[:, :, 1]).sum(0)
+    assert np.array_equal(sim.logits - vision_part, T * u_a[0][:, None] * l_a[0])
+
+
+def test_taaf_modal_with_one_sensor_is_taaf(tmp_path):
+    """model.modalities=[vision]: taaf_modal with TAAF's weights (W, b, U, c, s, d copied) gives TAAF's integers:
+    the same step logits, scores, attention and y (an extra modality axis of size 1)."""
+    taaf = tiny_model("taaf", 8, 3.0, 2, T, modalities=("vision",))
+    modal = tiny_model("taaf_modal", 8, 3.0, 2, T, modalities=("vision",))
+    state = {k: v for k, v in taaf.state_dict().items() if not k.startswith("fusion.")}
+    f = taaf.fusion
+    state.update({"fusion.readout.weight": f.readout.weight, "fusion.bias.vision": f.readout.bias,
+                  **{f"fusion.{layer}.vision.{p}": getattr(getattr(f, layer), p) for layer in ("score_hidden", "score_out")
+                     for p in ("weight", "bias")}})
+    modal.load_state_dict(state)
+    vision = torch.as_tensor(spikes_in(2)[0], dtype=torch.float32)
+    a, b = taaf.integer_forward(vision, None), modal.integer_forward(vision, None)
+    for name in ("step_logits", "scores", "attention"):
+        assert torch.equal(getattr(b, name).squeeze(2), getattr(a, name)), name
+    assert torch.equal(a.logits, b.logits) and torch.equal(b.modal_logits["vision"], a.logits)
+    assert b.spikes.keys() == a.spikes.keys() and all(torch.equal(b.spikes[k], a.spikes[k]) for k in a.spikes)
 
 
 def train_fsdd_mnist(run, overrides: list[str]) -> dict:

@@ -34,12 +34,15 @@ def random_spikes(seed: int, T: int, B: int, input_max=(1, 8), density=0.15):
     return v, a
 
 
-def tiny_model(fusion: str, bits: int, scale: float, seed: int, T: int = 8, frontend: dict | None = None) -> QuantTwoModalitySNN:
-    """A tiny two-sensor quantized model of configs/model/snn.yaml (vision 2x34x34, audio 64) in eval mode:
-    scale > 0 multiplies the random conv/dense weights, scale < 0 makes them all negative; frontend: the
-    model.frontend mapping (None: the identity)."""
+def tiny_model(fusion: str, bits: int, scale: float, seed: int, T: int = 8, frontend: dict | None = None,
+               modalities=("audio", "vision"), modality_logits: bool | None = None) -> QuantTwoModalitySNN:
+    """A tiny quantized model of configs/model/snn.yaml (vision 2x34x34, audio 64; both sensors unless
+    ``modalities`` says otherwise) in eval mode: scale > 0 multiplies the random conv/dense weights, scale < 0
+    makes them all negative; frontend: the model.frontend mapping (None: the identity); modality_logits:
+    model.modality_logits (taaf_modal)."""
     cfg = OmegaConf.to_container(OmegaConf.load(CONFIGS / "model" / "snn.yaml"), resolve=False)
-    cfg.update(T=T, fusion=fusion, score_hidden=8, modalities=["audio", "vision"], frontend=frontend)
+    cfg.update(T=T, fusion=fusion, score_hidden=8, modalities=list(modalities), frontend=frontend,
+               modality_logits=modality_logits)
     cfg["vision"].update(in_shape=[2, 34, 34], channels=[4, 6], kernels=[5, 3], strides=[2, 2], features=16)
     cfg["audio"].update(in_channels=64, hidden=[16], features=12)
     torch.manual_seed(seed)

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from firmware_sim import spec
 from firmware_sim.frontend import FrontEnd
-from firmware_sim.program import Layer, Program, Readout, affine_bound, affine_upper, conv_out, warp_range
+from firmware_sim.program import Layer, ModalBranch, Program, Readout, affine_bound, affine_upper, conv_out, warp_range
 
 OPSET = 17
 AUDIO_MAX = 8   # largest audio spike count per channel and bin (the contract's default clip_audio)
@@ -87,7 +87,8 @@ def random_frontend(rng: np.random.Generator, shape: tuple[int, ...], top: int, 
         pool = (int(rng.choice([f for f in (1, 2, 4) if shape[0] % f == 0])),)
     vol = int(np.prod(pool))
     leak = int(rng.integers(1, 5))
-    return FrontEnd(pool, str(rng.choice(spec.FRONTEND_MODES)), int(rng.integers(1, 3)), int(rng.integers(1, top * vol + 1)),
+    # min_count at most the largest pooled count (else the input is silenced for good)
+    return FrontEnd(pool, str(rng.choice(spec.FRONTEND_MODES)), int(rng.integers(1, min(2, top * vol) + 1)), int(rng.integers(1, top * vol + 1)),
                     int(rng.integers(0, 4)), leak, leak + int(rng.integers(0, 4))).check(shape, top)
 
 
@@ -173,6 +174,10 @@ def random_program(rng: np.random.Generator, *, vision_shape=(2, 8, 8), audio_di
     w_r = weights((n_classes, d))
     b_r = rng.integers(-4 * lim, 4 * lim + 1, n_classes)
     logit_shift = smallest_shift(lambda r: affine_bound(w_r, b_r, z_lo, z_hi) >> r, 2 ** spec.READOUT_MAX_BITS)
+    if fusion == "taaf_modal":
+        readout = _modal_readout(rng, wa, wv, w_r, da, dv, lim)
+        return Program(T, MODAL_MAX_T, bits, spec.STATE_BITS, k_leak, n_classes, inputs, layers, readout,
+                       frontends=fes).check()
     readout = Readout(fusion, "audio.fc1", "vision.dense", wa, wv, w_r, b_r, logit_shift)
     if fusion == "taaf":
         n_h = int(rng.integers(1, 6))
@@ -187,6 +192,46 @@ def random_program(rng: np.random.Generator, *, vision_shape=(2, 8, 8), audio_di
         readout.score_log2 = int(rng.integers(-3, 0)) if rng.random() < 0.2 else -e_bits + int(rng.integers(0, 12))
     readout.log2 = {"warp_log2": -6, "readout_log2": -7, "score_hidden_log2": -7, "score_out_log2": -6}
     return Program(T, 32, bits, spec.STATE_BITS, k_leak, n_classes, inputs, layers, readout, frontends=fes).check()
+
+
+# taaf_modal sums 2 x T products |u l'| <= 2^8 (2^11 - 1) per class: T <= 16 keeps |y| below 2^24
+MODAL_MAX_T = (spec.EXACT_LIMIT - 1) // (2 * 2 ** spec.EXP2_ONE_BITS * (2 ** spec.READOUT_MAX_BITS - 1))
+
+
+def _modal_readout(rng, wa, wv, w_r, da: int, dv: int, lim: int) -> Readout:
+    """A random taaf_modal readout on z = [audio (da) ; vision (dv)]: per modality a logit bias and a score MLP,
+    one logit_shift, hidden_shift and score_log2 chosen (as the doc says) so that every branch fits; the
+    per-modality outputs on in three programs of four."""
+    n_h, n_k = int(rng.integers(1, 6)), w_r.shape[0]
+    parts = {"audio": (warp_range(wa), slice(0, da)), "vision": (warp_range(wv), slice(da, da + dv))}
+    branches, logit_bounds, h_his = {}, [], {}
+    for m, ((lo, hi), cols) in parts.items():
+        n = cols.stop - cols.start
+        z_lo, z_hi = np.full(n, lo), np.full(n, hi)
+        branches[m] = ModalBranch(rng.integers(-4 * lim, 4 * lim + 1, n_k), weights_of(rng, (n_h, n), lim),
+                                  rng.integers(-2 * lim, 2 * lim + 1, n_h), weights_of(rng, (1, n_h), lim),
+                                  rng.integers(-4 * lim, 4 * lim + 1, 1))
+        br = branches[m]
+        logit_bounds.append(affine_bound(w_r[:, cols], br.bias, z_lo, z_hi))
+        h_his[m] = np.maximum(affine_upper(br.hidden_weight, br.hidden_bias, z_lo, z_hi), 0)
+
+    def score_bound(m, r):
+        br = branches[m]
+        return affine_bound(br.out_weight, br.out_bias, np.zeros_like(h_his[m]), h_his[m] >> r)
+    logit_shift = smallest_shift(lambda r: max(logit_bounds) >> r, 2 ** spec.READOUT_MAX_BITS)
+    hidden_shift = smallest_shift(lambda r: max(score_bound(m, r) for m in branches), spec.EXACT_LIMIT // 2)
+    e_bits = max(int(score_bound(m, hidden_shift)).bit_length() for m in branches)
+    score_log2 = int(rng.integers(-3, 0)) if rng.random() < 0.2 else -e_bits + int(rng.integers(0, 12))
+    return Readout("taaf_modal", "audio.fc1", "vision.dense", wa, wv, w_r, None, logit_shift, hidden_shift=hidden_shift,
+                   score_log2=score_log2, branches=branches, modality_logits=bool(rng.random() < 0.75),
+                   log2={"warp_log2": -6, "readout_log2": -7, "score_hidden_log2": -7, "score_out_log2": -6})
+
+
+def weights_of(rng, shape, lim: int) -> np.ndarray:
+    """Random narrow-range integer weights, 30 % zeros (int8)."""
+    w = rng.integers(-lim, lim + 1, size=shape)
+    w[rng.random(shape) < 0.3] = 0
+    return w.astype(np.int8)
 
 
 def random_inputs(rng, program: Program, T: int, B: int, density=0.3) -> dict[str, np.ndarray]:
@@ -265,6 +310,10 @@ def reference_run(program: Program, inputs: dict[str, np.ndarray]) -> dict[str, 
         return res
 
     z = np.concatenate([warp(acts[r.audio_input], r.warp_audio), warp(acts[r.vision_input], r.warp_vision)], axis=-1)
+    if r.fusion == "taaf_modal":
+        out.update(reference_modal_readout(r, z, acts[r.audio_input].reshape(n_t, n_b, -1).shape[-1]))
+        out["saturations"] = sats
+        return out
     step = (z @ r.weight.astype(np.int64).T + r.bias.astype(np.int64)) >> r.logit_shift
     if r.fusion == "taaf":
         h = np.maximum(z @ r.hidden_weight.astype(np.int64).T + r.hidden_bias, 0) >> r.hidden_shift
@@ -274,6 +323,29 @@ def reference_run(program: Program, inputs: dict[str, np.ndarray]) -> dict[str, 
         scores, att = np.zeros((n_t, n_b), np.int64), np.ones((n_t, n_b), np.int64)
     out.update(logits=(att[..., None] * step).sum(0), step_logits=step, scores=scores, attention=att)
     out["saturations"] = sats
+    return out
+
+
+def reference_modal_readout(r: Readout, z: np.ndarray, d_audio: int) -> dict[str, np.ndarray]:
+    """taaf_modal by the book on z (T, B, D_a + D_v): each branch's step logits and scores, the exp2 weights
+    over every (t, m) at once (spec.exp2_weights on the T x M scores stacked as one sequence), y, and with
+    modality_logits each modality's own y_m (spec.exp2_weights over its T scores)."""
+    n_t, n_b = z.shape[:2]
+    cols = {"audio": slice(0, d_audio), "vision": slice(d_audio, None)}
+    steps, scores = [], []
+    for m, br in r.branches.items():
+        zm = z[..., cols[m]]
+        steps.append((zm @ r.weight[:, cols[m]].astype(np.int64).T + br.bias) >> r.logit_shift)
+        h = np.maximum(zm @ br.hidden_weight.astype(np.int64).T + br.hidden_bias, 0) >> r.hidden_shift
+        scores.append((h @ br.out_weight.astype(np.int64).T + br.out_bias)[..., 0])
+    step, e = np.stack(steps, axis=2), np.stack(scores, axis=2)          # (T, B, M, K), (T, B, M)
+    n_m = e.shape[2]
+    joint = spec.exp2_weights(e.transpose(0, 2, 1).reshape(n_t * n_m, n_b), r.score_log2)
+    att = joint.reshape(n_t, n_m, n_b).transpose(0, 2, 1)
+    out = {"logits": (att[..., None] * step).sum((0, 2)), "step_logits": step, "scores": e, "attention": att}
+    if r.modality_logits:
+        own = spec.exp2_weights(e, r.score_log2)                          # max over t, per sample and modality
+        out.update({f"logits_{m}": (own[:, :, i, None] * step[:, :, i]).sum(0) for i, m in enumerate(r.branches)})
     return out
 
 
@@ -323,6 +395,14 @@ def program_json(p: Program, log2: dict) -> dict:
         ro.update(score_hidden_weight="score.hidden.weight", score_hidden_log2=log2["score_hidden_log2"], score_hidden_bias="score.hidden.bias",
                   hidden_shift=r.hidden_shift, score_out_weight="score.out.weight", score_out_log2=log2["score_out_log2"],
                   score_out_bias="score.out.bias", score_log2=r.score_log2)
+    if r.fusion == "taaf_modal":
+        del ro["readout_bias"]
+        for m in ("audio", "vision"):
+            ro.update({f"{m}_readout_bias": f"readout.{m}.bias", f"{m}_score_hidden_weight": f"score.{m}.hidden.weight",
+                       f"{m}_score_hidden_bias": f"score.{m}.hidden.bias", f"{m}_score_out_weight": f"score.{m}.out.weight",
+                       f"{m}_score_out_bias": f"score.{m}.out.bias"})
+        ro.update(score_hidden_log2=log2["score_hidden_log2"], hidden_shift=r.hidden_shift, score_out_log2=log2["score_out_log2"],
+                  score_log2=r.score_log2, modality_logits=r.modality_logits)
     return {"contract": spec.CONTRACT_VERSION, "T": p.T, "max_T": p.max_T, "weight_bits": p.weight_bits, "state_bits": p.state_bits,
             "leak_shift": p.leak_shift, "reset": spec.RESET, "n_classes": p.n_classes, "fusion": r.fusion,
             "inputs": {k: {"shape": list(s), "max": m} for k, (s, m) in p.inputs.items()}, "layers": layers, "readout": ro,
@@ -421,9 +501,28 @@ def build_onnx(p: Program, seed: int = 0) -> onnx.ModelProto:
         return g.op("Sum", terms)
 
     z = g.op("Concat", [warp(r.audio_input, r.warp_audio, "warp.audio"), warp(r.vision_input, r.warp_vision, "warp.vision")], axis=2)
-    l = g.op("Add", [g.op("MatMul", [z, g.op("Transpose", [qcdq("readout.weight", r.weight, log2["readout_log2"])], perm=[1, 0])]),
-                     bias("readout.bias", r.bias)])
-    step = g.op("Floor", [g.op("Div", [l, g.const(2.0 ** r.logit_shift)])], name="step_logits")
+    table, q_cap = exp2_table()
+
+    def lookup(e, axes, name):
+        """docs/accelerator.md step 5 over the scores e: the maximum over ``axes``, then the table."""
+        diff = g.op("Sub", [g.op("ReduceMax", [e], axes=axes, keepdims=1), e])
+        shift = -r.score_log2 - spec.EXP2_FRAC_BITS
+        if shift >= 0:
+            q = g.op("Floor", [g.op("Div", [diff, g.const(2.0 ** shift)])])
+        else:
+            q = g.op("Mul", [g.op("Min", [diff, g.const(float(q_cap))]), g.const(2.0 ** -shift)])
+        idx = g.op("Cast", [g.op("Min", [q, g.const(float(q_cap))])], to=TensorProto.INT64)
+        return g.op("Gather", [g.const(table, name=f"exp2_table.{name}"), idx], axis=0, name=name)
+
+    k = p.n_classes
+    per_step = [len(r.modalities)] if r.fusion == "taaf_modal" else []
+    extra = []
+    if r.fusion == "taaf_modal":
+        extra = _modal_readout_nodes(g, r, z, p.feature_width("audio"), qcdq, bias, lookup)
+    else:
+        l = g.op("Add", [g.op("MatMul", [z, g.op("Transpose", [qcdq("readout.weight", r.weight, log2["readout_log2"])], perm=[1, 0])]),
+                         bias("readout.bias", r.bias)])
+        step = g.op("Floor", [g.op("Div", [l, g.const(2.0 ** r.logit_shift)])], name="step_logits")
     if r.fusion == "taaf":
         u = g.op("Transpose", [qcdq("score.hidden.weight", r.hidden_weight, log2["score_hidden_log2"])], perm=[1, 0])
         hpre = g.op("Add", [g.op("MatMul", [z, u]), bias("score.hidden.bias", r.hidden_bias)])
@@ -431,26 +530,19 @@ def build_onnx(p: Program, seed: int = 0) -> onnx.ModelProto:
         s = g.op("Transpose", [qcdq("score.out.weight", r.out_weight, log2["score_out_log2"])], perm=[1, 0])
         e = g.op("Add", [g.op("MatMul", [h, s]), bias("score.out.bias", r.out_bias)])
         e = g.op("Squeeze", [e, g.const([2], np.int64)], name="scores")
-        diff = g.op("Sub", [g.op("ReduceMax", [e], axes=[0], keepdims=1), e])
-        shift = -r.score_log2 - spec.EXP2_FRAC_BITS
-        table, q_cap = exp2_table()
-        if shift >= 0:
-            q = g.op("Floor", [g.op("Div", [diff, g.const(2.0 ** shift)])])
-        else:
-            q = g.op("Mul", [g.op("Min", [diff, g.const(float(q_cap))]), g.const(2.0 ** -shift)])
-        idx = g.op("Cast", [g.op("Min", [q, g.const(float(q_cap))])], to=TensorProto.INT64)
-        att = g.op("Gather", [g.const(table, name="exp2_table"), idx], axis=0, name="attention")
-    else:
+        att = lookup(e, [0], "attention")
+    elif r.fusion == "concat":
         tb = g.op("Slice", [g.op("Shape", [step]), g.const([0], np.int64), g.const([2], np.int64)])
         att = g.op("ConstantOfShape", [tb], value=numpy_helper.from_array(np.ones(1, np.float32)), name="attention")
         g.op("ConstantOfShape", [tb], value=numpy_helper.from_array(np.zeros(1, np.float32)), name="scores")
-    weighted = g.op("Mul", [g.op("Unsqueeze", [att, g.const([2], np.int64)]), step])
-    g.op("ReduceSum", [weighted, g.const([0], np.int64)], keepdims=0, name="logits")
-    k = p.n_classes
+    if r.fusion != "taaf_modal":
+        weighted = g.op("Mul", [g.op("Unsqueeze", [att, g.const([2], np.int64)]), step])
+        g.op("ReduceSum", [weighted, g.const([0], np.int64)], keepdims=0, name="logits")
     outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["B", k]),
-               helper.make_tensor_value_info("step_logits", TensorProto.FLOAT, ["T", "B", k]),
-               helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["T", "B"]),
-               helper.make_tensor_value_info("attention", TensorProto.FLOAT, ["T", "B"])]
+               helper.make_tensor_value_info("step_logits", TensorProto.FLOAT, ["T", "B", *per_step, k]),
+               helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["T", "B", *per_step]),
+               helper.make_tensor_value_info("attention", TensorProto.FLOAT, ["T", "B", *per_step])]
+    outputs += [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["B", k]) for name in extra]
     outputs += [helper.make_tensor_value_info(f"spikes.{L.name}", TensorProto.FLOAT, ["T", "B", *L.out_shape]) for L in p.layers]
     outputs += [helper.make_tensor_value_info(f"frontend.{n}", TensorProto.FLOAT, ["T", "B", *p.shape_of(n)]) for n in p.inputs]
     inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["T", "B", *s]) for n, (s, _) in p.inputs.items()]
@@ -461,6 +553,46 @@ def build_onnx(p: Program, seed: int = 0) -> onnx.ModelProto:
                                    spec.METADATA_PROGRAM_KEY: json.dumps(program_json(p, log2))})
     onnx.checker.check_model(model)
     return model
+
+
+def _modal_readout_nodes(g: _Graph, r: Readout, z: str, d_audio: int, qcdq, bias, lookup) -> list[str]:
+    """taaf_modal on z (T, B, D): the block features zb (T, B, M, D) = z masked to each modality's columns, so
+    that one MatMul with W^T gives every branch's W_m z^m; each branch's score MLP on its slice of z; the joint
+    lookup over (t, m) ('attention'), y ('logits'); with modality_logits the per-modality lookup over t
+    ('attention_own') and each y_m ('logits_<m>'). Returns the names of the extra outputs."""
+    log2 = r.log2
+    mods = list(r.branches)
+    cols = {"audio": (0, d_audio), "vision": (d_audio, r.weight.shape[1])}
+    mask = np.zeros((len(mods), r.weight.shape[1]), np.float32)
+    for i, m in enumerate(mods):
+        mask[i, cols[m][0]:cols[m][1]] = 1.0
+    zb = g.op("Mul", [g.op("Unsqueeze", [z, g.const([2], np.int64)]), g.const(mask)])
+    b = g.op("Concat", [g.op("Unsqueeze", [bias(f"readout.{m}.bias", r.branches[m].bias), g.const([0], np.int64)])
+                        for m in mods], axis=0)
+    wt = g.op("Transpose", [qcdq("readout.weight", r.weight, log2["readout_log2"])], perm=[1, 0])
+    l = g.op("Add", [g.op("MatMul", [zb, wt]), b])
+    step = g.op("Floor", [g.op("Div", [l, g.const(2.0 ** r.logit_shift)])], name="step_logits")
+    scores = []
+    for m in mods:
+        br = r.branches[m]
+        zm = g.op("Slice", [z, g.const([cols[m][0]], np.int64), g.const([cols[m][1]], np.int64), g.const([2], np.int64)])
+        u = g.op("Transpose", [qcdq(f"score.{m}.hidden.weight", br.hidden_weight, log2["score_hidden_log2"])], perm=[1, 0])
+        hpre = g.op("Add", [g.op("MatMul", [zm, u]), bias(f"score.{m}.hidden.bias", br.hidden_bias)])
+        h = g.op("Floor", [g.op("Div", [g.op("Relu", [hpre]), g.const(2.0 ** r.hidden_shift)])])
+        s = g.op("Transpose", [qcdq(f"score.{m}.out.weight", br.out_weight, log2["score_out_log2"])], perm=[1, 0])
+        scores.append(g.op("Add", [g.op("MatMul", [h, s]), bias(f"score.{m}.out.bias", br.out_bias)]))
+    e = g.op("Concat", scores, axis=2, name="scores")
+    att = lookup(e, [0, 2], "attention")
+    weighted = g.op("Mul", [g.op("Unsqueeze", [att, g.const([3], np.int64)]), step])
+    g.op("ReduceSum", [weighted, g.const([0, 2], np.int64)], keepdims=0, name="logits")
+    if not r.modality_logits:
+        return []
+    own = lookup(e, [0], "attention_own")
+    per = g.op("ReduceSum", [g.op("Mul", [g.op("Unsqueeze", [own, g.const([3], np.int64)]), step]), g.const([0], np.int64)],
+               keepdims=0)
+    for i, m in enumerate(mods):
+        g.op("Gather", [per, g.const(i, np.int64)], axis=1, name=f"logits_{m}")
+    return [f"logits_{m}" for m in mods]
 
 
 def _frontend_nodes(body: _Graph, fe: FrontEnd, name: str, shape: tuple[int, ...], states: list) -> str:

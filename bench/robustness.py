@@ -1,0 +1,315 @@
+"""Robustness benchmark: an exported program in the SIMULATOR (firmware_sim) on fsdd_mnist with healthy, dead
+and noisy sensors, against each sensor alone; and a figure of accuracy as each sensor degrades.
+
+The model (as bench/sim.py finds one, plus an ONNX file or a pipeline run):
+  --onnx PATH          an exported file (the pipeline's export stage writes <workdir>/export-<key>/model.onnx);
+  --run DIR            a pipeline run folder (edge-taaf-pipeline's output: report.json names the export stage);
+  --checkpoint PATH    a training checkpoint (or EDGE_TAAF_CHECKPOINT), exported to ONNX here;
+  none of them         an UNTRAINED int8 model of configs/model/snn.yaml, labelled so (numbers mean nothing).
+The data config comes from the run (its .hydra/config.yaml, else its float checkpoint) or the checkpoint;
+for a bare ONNX file from configs/data/fsdd_mnist.yaml with the program's T and input maxima. --data-root
+(else EDGE_TAAF_DATA) is the folder holding fsdd/ and mnist5k/.
+
+Measured on the official split's test pairs (all in the simulator):
+  official_sim_acc     fused accuracy;
+  audio_silent_acc     fused accuracy with the audio input all zeros (a dead microphone);
+  vision_silent_acc    the same with the camera dead;
+  noisy_audio_acc      white noise added to each test WAVEFORM at 0 dB SNR (sensors.audio_augment.add_noise,
+                       power over the whole clip), then re-encoded by the cochlea (sensors.ead.fsdd_noisy_audio);
+  noisy_dvs_acc        background events added to the DVS test streams at 10x the emulator's background rate
+                       (data.dvs.noise_rate_hz per pixel, ON share data.dvs.noise_on_fraction; sensors.ead.noisy_vision);
+  audio_only_acc, vision_only_acc   each sensor alone: the program's per-modality outputs (logits_audio,
+                       logits_vision) when it has them, else the fused output with the other sensor silent;
+                       ``unimodal_source`` says which.
+  speaker_heldout_fused  fused accuracy of a model trained on the speaker-held-out split (--speaker-onnx or
+                       --speaker-run) on its held-out speakers; null without one (the official model has heard
+                       every speaker, so it cannot be tested on a held-out one).
+  min_fused_minus_best_unimodal  the smallest fused - best unimodal accuracy over the official split, the
+                       speaker split and every fold of a leave-one-speaker-out study (--loso loso.json of
+                       edge_taaf/apps/loso.py) given; below 0: the device was worse than its best sensor.
+Sweeps (the figure, --figure, default docs/figures/robustness.png): audio SNR (--snr) and DVS background
+multiplier (--dvs-multipliers), fused and each sensor alone.
+
+    EDGE_TAAF_DATA=<data> python bench/robustness.py --run outputs/pipeline/<run> [--speaker-run <run>] [--loso loso.json]
+
+The last line printed is one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+from edge_taaf import CONFIG_DIR  # noqa: E402
+from edge_taaf.apps.robustness import FROM_OUTPUTS, modality_accuracies, sim_logits, accuracy, silenced  # noqa: E402
+from firmware_sim.loader import load_program  # noqa: E402
+from firmware_sim.run import Runner  # noqa: E402
+from sensors.atomic import atomic_write  # noqa: E402
+from sensors.ead import build_dataset, fsdd_noisy_audio, noisy_vision  # noqa: E402
+
+NOISY_SNR_DB = 0.0
+NOISY_DVS_MULTIPLIER = 10.0
+
+
+def default_data_cfg(program, overrides: list[str]):
+    """configs/data/fsdd_mnist.yaml (sensor settings resolved) with the program's T and input maxima."""
+    top = {m: int(program.inputs[m][1]) for m in program.inputs}
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("data_app", ["data=fsdd_mnist", f"data.T={program.T}", f"data.clip={top.get('vision', 1)}",
+                                   f"data.clip_audio={top.get('audio', 8)}", *overrides])
+    return OmegaConf.create(OmegaConf.to_container(cfg.data, resolve=True))
+
+
+def config_of_run(run: Path):
+    """A pipeline run folder's (export ONNX path, full config): report.json's export stage; the config from
+    .hydra/config.yaml, else from the float stage's checkpoint."""
+    report = json.loads((run / "report.json").read_text())
+    onnx_path = Path(report["stages"]["export"]["folder"]) / "model.onnx"
+    hydra_cfg = run / ".hydra" / "config.yaml"
+    if hydra_cfg.exists():
+        cfg = OmegaConf.load(hydra_cfg)
+    else:
+        from edge_taaf.checkpoint import load_checkpoint
+        cfg = OmegaConf.create(load_checkpoint(Path(report["stages"]["float"]["folder"]) / "checkpoint.pt")["config"])
+    return onnx_path, cfg
+
+
+def export_checkpoint_here(checkpoint: str | None, folder: Path):
+    """(ONNX path, data config, label) of a checkpoint exported into folder, or of an untrained default model."""
+    import torch
+
+    from quant.export import export_onnx
+    from quant.qmodel import QuantTwoModalitySNN, build_quant_model
+
+    path = folder / "model.onnx"
+    if checkpoint:
+        from edge_taaf.checkpoint import load_checkpoint
+        ckpt = load_checkpoint(checkpoint)
+        cfg = OmegaConf.create(ckpt["config"])
+        if not cfg.get("quant") or cfg.quant.get("weight_bits") is None:
+            cfg.quant = {"weight_bits": 8}        # post-training quantization of a float run
+        model = build_quant_model(cfg)
+        model.load_init_state(ckpt["model"])
+        export_onnx(model.eval(), path)
+        return path, cfg.data, f"checkpoint {short(checkpoint)}"
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", ["data=fsdd_mnist"])
+    torch.manual_seed(0)
+    model = QuantTwoModalitySNN(OmegaConf.to_container(cfg.model, resolve=True), 8,
+                                (int(cfg.data.clip), int(cfg.data.clip_audio)))
+    export_onnx(model.eval(), path)
+    return path, cfg.data, "UNTRAINED default model (random weights): pass --run, --onnx or --checkpoint for a trained one"
+
+
+def resolve(args, tmp: Path, speaker: bool = False):
+    """(program, ONNX path, data config (resolved, plain), label) of the official (or the speaker-split) model."""
+    onnx_arg, run_arg = (args.speaker_onnx, args.speaker_run) if speaker else (args.onnx, args.run)
+    data_cfg, label = None, None
+    if run_arg:
+        onnx_path, cfg = config_of_run(Path(run_arg))
+        data_cfg, label = cfg.data, f"pipeline run {short(run_arg)}"
+    elif onnx_arg:
+        onnx_path, label = Path(onnx_arg), f"ONNX file {short(onnx_arg)}"
+    elif speaker:
+        return None
+    else:
+        onnx_path, data_cfg, label = export_checkpoint_here(args.checkpoint, tmp)
+    program = load_program(onnx_path)
+    if data_cfg is None:
+        data_cfg = default_data_cfg(program, args.data)
+        if speaker:
+            data_cfg.split = "speaker"
+    data_cfg = OmegaConf.create(OmegaConf.to_container(data_cfg, resolve=True))
+    if args.data_root:
+        data_cfg.root = str(Path(args.data_root).expanduser().resolve())
+    if data_cfg.name != "fsdd_mnist":
+        raise SystemExit(f"bench/robustness.py: the model was trained on data={data_cfg.name}; this benchmark needs fsdd_mnist")
+    if speaker and data_cfg.split != "speaker":
+        raise SystemExit(f"bench/robustness.py: the speaker-split model's data.split is {data_cfg.split!r}, not 'speaker'")
+    if not speaker and data_cfg.split != "official":
+        raise SystemExit(f"bench/robustness.py: {label} was trained with data.split={data_cfg.split}; pass it as "
+                         "--speaker-run / --speaker-onnx and an official-split model as --run / --onnx / --checkpoint")
+    return program, onnx_path, data_cfg, label
+
+
+def short(path) -> str:
+    """A path as its last two parts (figure titles and docs carry no machine-specific folders)."""
+    parts = Path(str(path)).parts
+    return "/".join(parts[-2:])
+
+
+def shown(path) -> str:
+    """A path as printed in the JSON: relative to the repository when inside it, else its last two parts."""
+    full = Path(path).resolve()
+    return str(full.relative_to(ROOT)) if full.is_relative_to(ROOT) else short(full)
+
+
+def limited(test, n: int | None):
+    inputs, labels = test.inputs(), test.labels
+    if n:
+        inputs, labels = {k: v[:n] for k, v in inputs.items()}, labels[:n]
+    return inputs, labels
+
+
+def alone_acc(program, runner, inputs, labels, modality: str, heads: bool) -> float:
+    """A sensor's own accuracy on these inputs: its per-modality output, else the fused output with the
+    other sensor silent."""
+    other = "vision" if modality == "audio" else "audio"
+    if heads:
+        return accuracy(sim_logits(program, inputs, runner=runner)[f"logits_{modality}"], labels)
+    return accuracy(sim_logits(program, silenced(inputs, other), runner=runner)["logits"], labels)
+
+
+def sweeps(program, data_cfg, inputs, labels, snrs, multipliers, heads, seed, n) -> dict:
+    runner = Runner(program)
+    out = {"audio": {"snr_db": [], "fused": [], "audio_only": [], "vision_only": []},
+           "vision": {"multiplier": [], "fused": [], "vision_only": [], "audio_only": []}}
+    audio_clean_alone = alone_acc(program, runner, inputs, labels, "audio", heads)
+    vision_clean_alone = alone_acc(program, runner, inputs, labels, "vision", heads)
+    for snr in snrs:
+        noisy = {**inputs, "audio": fsdd_noisy_audio(data_cfg, "test", snr, seed)[:n or None]}
+        a = out["audio"]
+        a["snr_db"].append(snr)
+        a["fused"].append(accuracy(sim_logits(program, noisy, runner=runner)["logits"], labels))
+        a["audio_only"].append(alone_acc(program, runner, noisy, labels, "audio", heads))
+        a["vision_only"].append(vision_clean_alone)
+        print(f"  audio at {snr:+.0f} dB SNR: fused {a['fused'][-1]:.4f}, audio alone {a['audio_only'][-1]:.4f}", flush=True)
+    for m in multipliers:
+        noisy = {**inputs, "vision": noisy_vision(data_cfg, inputs["vision"], m, seed)}
+        v = out["vision"]
+        v["multiplier"].append(m)
+        v["fused"].append(accuracy(sim_logits(program, noisy, runner=runner)["logits"], labels))
+        v["vision_only"].append(alone_acc(program, runner, noisy, labels, "vision", heads))
+        v["audio_only"].append(audio_clean_alone)
+        print(f"  DVS background x{m:g} added: fused {v['fused'][-1]:.4f}, vision alone {v['vision_only'][-1]:.4f}", flush=True)
+    return out
+
+
+def plot(sweep: dict, path: Path, title: str) -> None:
+    fig, (ax_a, ax_v) = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+    a, v = sweep["audio"], sweep["vision"]
+    ax_a.plot(a["snr_db"], [100 * x for x in a["fused"]], "o-", c="C3", label="fused (both sensors)")
+    ax_a.plot(a["snr_db"], [100 * x for x in a["audio_only"]], "s--", c="C0", label="audio alone")
+    ax_a.plot(a["snr_db"], [100 * x for x in a["vision_only"]], ":", c="C2", label="vision alone (clean)")
+    ax_a.set_title("audio degrades", fontsize=9)
+    ax_a.set_xlabel("audio SNR (dB, white noise on the waveform)")
+    ax_a.invert_xaxis()
+    ax_a.set_ylabel("simulator accuracy (%)")
+    xs = v["multiplier"]
+    ax_v.plot(xs, [100 * x for x in v["fused"]], "o-", c="C3", label="fused (both sensors)")
+    ax_v.plot(xs, [100 * x for x in v["vision_only"]], "s--", c="C2", label="vision alone")
+    ax_v.plot(xs, [100 * x for x in v["audio_only"]], ":", c="C0", label="audio alone (clean)")
+    ax_v.set_title("DVS degrades", fontsize=9)
+    ax_v.set_xlabel("DVS background activity added (x the emulator's own rate)")
+    if min(xs) >= 0 and max(xs) > 0:
+        ax_v.set_xscale("symlog", linthresh=1)
+    for ax in (ax_a, ax_v):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        ax.set_ylim(0, 102)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110))
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--onnx", help="an exported ONNX file (official split)")
+    parser.add_argument("--run", help="a pipeline run folder (report.json) on the official split")
+    parser.add_argument("--checkpoint", default=os.environ.get("EDGE_TAAF_CHECKPOINT"), help="a checkpoint, exported here")
+    parser.add_argument("--speaker-onnx", help="an ONNX file of a model trained with data.split=speaker")
+    parser.add_argument("--speaker-run", help="a pipeline run folder trained with data.split=speaker")
+    parser.add_argument("--loso", help="loso.json of edge_taaf/apps/loso.py: its folds join min_fused_minus_best_unimodal")
+    parser.add_argument("--data-root", help="folder holding fsdd/ and mnist5k/ (default: EDGE_TAAF_DATA)")
+    parser.add_argument("--data", nargs="*", default=[], help="data config overrides for a bare ONNX file (e.g. data.pair_seed=0)")
+    parser.add_argument("--snr", type=float, nargs="+", default=[30.0, 20.0, 10.0, 5.0, 0.0, -5.0, -10.0])
+    parser.add_argument("--dvs-multipliers", type=float, nargs="+", default=[0.0, 1.0, 3.0, 10.0, 30.0, 100.0])
+    parser.add_argument("--samples", type=int, default=None, help="only the first N test pairs (quick runs)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the added noise")
+    parser.add_argument("--figure", default=str(ROOT / "docs" / "figures" / "robustness.png"))
+    args = parser.parse_args()
+    start = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        program, onnx_path, data_cfg, label = resolve(args, Path(tmp))
+        print(f"model: {label}; T={program.T}, inputs {sorted(program.inputs)}", flush=True)
+        if sorted(program.inputs) != ["audio", "vision"]:
+            raise SystemExit("bench/robustness.py: the program must read both sensors (audio and vision)")
+        test = build_dataset(data_cfg, "test")
+        inputs, labels = limited(test, args.samples)
+        n = len(labels)
+        clean_again = fsdd_noisy_audio(data_cfg, "test", None, args.seed)[:n]
+        reencoded_equal = int(np.array_equal(clean_again, inputs["audio"]))   # the re-encoding path is the data's own
+        base = modality_accuracies(program, inputs, labels)
+        heads = base["unimodal_source"] == FROM_OUTPUTS
+        print(f"official split, {n} test pairs: fused {base['fused_acc']:.4f}, audio alone {base['audio_only_acc']:.4f}, "
+              f"vision alone {base['vision_only_acc']:.4f} ({base['unimodal_source']}); audio silent "
+              f"{base['audio_silent_acc']:.4f}, vision silent {base['vision_silent_acc']:.4f}", flush=True)
+        snrs = sorted(set(args.snr) | {NOISY_SNR_DB}, reverse=True)
+        mults = sorted(set(args.dvs_multipliers) | {NOISY_DVS_MULTIPLIER})
+        sweep = sweeps(program, data_cfg, inputs, labels, snrs, mults, heads, args.seed, n)
+        noisy_audio_acc = sweep["audio"]["fused"][sweep["audio"]["snr_db"].index(NOISY_SNR_DB)]
+        noisy_dvs_acc = sweep["vision"]["fused"][sweep["vision"]["multiplier"].index(NOISY_DVS_MULTIPLIER)]
+        gaps = {"official": base["fused_minus_best_unimodal"]}
+        speaker, notes = None, {}
+        resolved = resolve(args, Path(tmp), speaker=True)
+        if resolved is None:
+            notes["speaker_heldout_fused"] = ("null: no model trained on the speaker split was given (--speaker-onnx or "
+                                              "--speaker-run); the official model heard every speaker in training")
+        else:
+            s_program, _, s_cfg, s_label = resolved
+            s_inputs, s_labels = limited(build_dataset(s_cfg, "test"), args.samples)
+            speaker = modality_accuracies(s_program, s_inputs, s_labels) | {"model": s_label,
+                                                                             "test_speakers": list(s_cfg.test_speakers)}
+            gaps["speaker"] = speaker["fused_minus_best_unimodal"]
+            print(f"speaker split (held out {list(s_cfg.test_speakers)}): fused {speaker['fused_acc']:.4f}, audio alone "
+                  f"{speaker['audio_only_acc']:.4f}, vision alone {speaker['vision_only_acc']:.4f}", flush=True)
+        loso_folds = []
+        if args.loso:
+            study = json.loads(Path(args.loso).read_text())
+            for fold in study["folds"]:
+                if "fused_minus_best_unimodal" in fold:
+                    gaps[f"loso.{fold['speaker']}"] = fold["fused_minus_best_unimodal"]
+                    loso_folds.append({k: fold.get(k) for k in ("speaker", "fused_acc", "audio_only_acc", "vision_only_acc",
+                                                                 "fused_minus_best_unimodal")})
+        title = f"fsdd_mnist official test ({n} pairs), simulator; {label}"
+        plot(sweep, Path(args.figure), title if len(title) < 120 else title[:117] + "...")
+    dvs_rate = float(data_cfg.dvs.noise_rate_hz)
+    print(json.dumps({
+        "official_sim_acc": base["fused_acc"],
+        "speaker_heldout_fused": None if speaker is None else speaker["fused_acc"],
+        "audio_silent_acc": base["audio_silent_acc"], "vision_silent_acc": base["vision_silent_acc"],
+        "noisy_audio_acc": noisy_audio_acc, "noisy_dvs_acc": noisy_dvs_acc,
+        "audio_only_acc": base["audio_only_acc"], "vision_only_acc": base["vision_only_acc"],
+        "unimodal_source": base["unimodal_source"],
+        "min_fused_minus_best_unimodal": min(gaps.values()), "fused_minus_best_unimodal": gaps,
+        "speaker_split": speaker, "loso_folds": loso_folds,
+        "noise": {"audio": f"white Gaussian noise on the waveform at {NOISY_SNR_DB:g} dB SNR (power over the whole clip), "
+                           "re-encoded by the cochlea",
+                  "dvs": f"background events at {NOISY_DVS_MULTIPLIER:g} x data.dvs.noise_rate_hz = "
+                         f"{NOISY_DVS_MULTIPLIER * dvs_rate:g} Hz per pixel added (Poisson, ON share "
+                         f"{float(data_cfg.dvs.noise_on_fraction):g}), clipped at data.clip", "seed": args.seed},
+        "sweeps": sweep, "reencoded_clean_audio_equals_data": reencoded_equal,
+        "model": label, "onnx": short(onnx_path) if args.onnx or args.run else None, "data": "fsdd_mnist",
+        "split": str(data_cfg.split), "test_samples": n, "T": int(program.T), "figure": shown(args.figure),
+        "notes": notes, "seconds": round(time.time() - start, 1),
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Modality dropout and sensor corruption of training batches: pure torch functions, no parameters.
+
+A two-sensor device must never be worse than its best sensor, also when one sensor fails. Training
+(float and QAT) sees failing sensors on purpose, per sample and with the probabilities of
+``trainer.corrupt`` (configs/trainer/default.yaml; checked by edge_taaf/config.py):
+
+* silence (``silence_prob``): one sensor of the sample is all zeros, never both: audio with probability
+  ``silence_audio_share`` (0.5 by default), else vision.
+* heavy noise (``noise_prob``, per sample and sensor independently):
+  vision: extra background events, Bernoulli per (step, polarity, pixel) with probability
+  ``vision_noise`` x the sample's own event rate (events per element and step, capped at 1);
+  audio: Poisson counts added to every (step, channel) pair with mean ``audio_noise`` x the sample's
+  own mean count per pair: activity flat over channels and time, like a cochlea hearing white noise.
+* time shift (``shift_prob``, per sample and sensor independently): the stream rolls by s steps,
+  s uniform in [-max_shift, max_shift] without 0, zero fill (no wrap-around).
+
+No sample ever ends with both sensors silent (unless it came in so): one whose corruption would empty
+both (a silenced sensor beside a partner shifted out of the window, or a partner that held nothing)
+keeps its original streams.
+
+Every function takes time-major count tensors (T, B, ...) (any float or integer dtype holding whole
+numbers) and returns new ones; counts stay whole numbers in 0..clip (``data.clip`` for vision,
+``data.clip_audio`` for audio). Randomness comes only from the ``torch.Generator`` passed in (a CPU
+generator; draws are moved to the data's device), so a seed gives the same corruption on any device.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+MODALITIES = ("audio", "vision")
+
+
+@dataclass(frozen=True)
+class CorruptSettings:
+    """``trainer.corrupt``: probabilities per sample (0 turns a corruption off) and the corruption sizes."""
+
+    silence_prob: float = 0.0         #: chance a sample has one sensor silenced (all zeros); never both
+    silence_audio_share: float = 0.5  #: of the silenced samples, the share whose audio is silenced
+    noise_prob: float = 0.0           #: chance, per sample and sensor, of heavy noise
+    vision_noise: float = 1.0         #: k: extra vision events at k x the sample's own event rate
+    audio_noise: float = 1.0          #: k: extra audio counts at k x the sample's own mean count per (step, channel)
+    shift_prob: float = 0.0           #: chance, per sample and sensor, of a time shift
+    max_shift: int = 2                #: the largest shift in steps (< T)
+
+    @property
+    def active(self) -> bool:
+        """Whether any corruption can happen (all probabilities 0: batches pass untouched, no draws)."""
+        return bool(self.silence_prob or self.noise_prob or (self.shift_prob and self.max_shift))
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+def _per_sample(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A (B,) tensor on x's device, shaped to broadcast over the (T, B, ...) tensor x."""
+    return values.to(x.device).view(1, -1, *([1] * (x.dim() - 2)))
+
+
+def _add_clipped(x: torch.Tensor, extra: torch.Tensor, clip: int) -> torch.Tensor:
+    """x + extra, clipped at ``clip``, in x's dtype (integer dtypes are widened first: no wrap-around)."""
+    wide = x if x.is_floating_point() else x.to(torch.int64)
+    return torch.clamp(wide + extra.to(device=x.device, dtype=wide.dtype), max=clip).to(x.dtype)
+
+
+def silence(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """x (T, B, ...) with the samples where ``mask`` (B,) is True set to all zeros."""
+    return torch.where(_per_sample(mask.bool(), x), torch.zeros((), dtype=x.dtype, device=x.device), x)
+
+
+def event_rate(x: torch.Tensor) -> torch.Tensor:
+    """Each sample's mean count per element and step (B,), float32, on the CPU."""
+    return x.float().transpose(0, 1).reshape(x.shape[1], -1).mean(1).cpu()
+
+
+def vision_noise(x: torch.Tensor, prob: torch.Tensor, clip: int, generator: torch.Generator) -> torch.Tensor:
+    """x (T, B, ...) plus one event at each (step, element) with probability ``prob`` (B,) per sample
+    (Bernoulli; clamped to [0, 1]), clipped at ``clip``."""
+    u = torch.rand(x.shape, generator=generator)
+    extra = u < prob.float().cpu().clamp(0.0, 1.0).view(1, -1, *([1] * (x.dim() - 2)))
+    return _add_clipped(x, extra, clip)
+
+
+def audio_noise(x: torch.Tensor, mean: torch.Tensor, clip: int, generator: torch.Generator) -> torch.Tensor:
+    """x (T, B, C) plus Poisson counts of mean ``mean`` (B,) per sample at every (step, channel) pair,
+    clipped at ``clip``."""
+    rate = mean.float().cpu().clamp(min=0.0).view(1, -1, *([1] * (x.dim() - 2))).expand(x.shape).contiguous()
+    return _add_clipped(x, torch.poisson(rate, generator=generator), clip)
+
+
+def time_shift(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Each sample b of x (T, B, ...) moved by ``shifts[b]`` steps along time (positive: later), zero fill,
+    no wrap-around: out[t, b] = x[t - s_b, b] where 0 <= t - s_b < T, else 0."""
+    n_t, n_b = x.shape[:2]
+    src = torch.arange(n_t).view(-1, 1) - shifts.long().cpu().view(1, -1)          # (T, B)
+    valid = ((src >= 0) & (src < n_t)).to(x.device).view(n_t, n_b, *([1] * (x.dim() - 2)))
+    batch = torch.arange(n_b).view(1, -1).expand(n_t, n_b)
+    out = x[src.clamp(0, n_t - 1).to(x.device), batch.to(x.device)]
+    return torch.where(valid, out, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+def _any_events(x: torch.Tensor) -> torch.Tensor:
+    """(B,) True where a sample holds at least one count (on the CPU)."""
+    return x.transpose(0, 1).reshape(x.shape[1], -1).ne(0).any(1).cpu()
+
+
+def corrupt_batch(vision: torch.Tensor | None, audio: torch.Tensor | None, settings: CorruptSettings,
+                  clips: dict[str, int], generator: torch.Generator
+                  ) -> tuple[torch.Tensor | None, torch.Tensor | None, dict[str, torch.Tensor]]:
+    """Corrupt a time-major batch per sample: vision (T, B, 2, H, W), audio (T, B, C) (None: absent).
+
+    Returns (vision, audio, applied): ``applied`` maps "silence.<m>", "noise.<m>", "shift.<m>" to (B,)
+    boolean masks and "shift_steps.<m>" to the (B,) shifts drawn (0 where none). Order: shift, then
+    noise (at the shifted stream's own rate), then silence (a silenced sensor is exactly zero). The
+    per-sample draws are made in a fixed order whatever the settings, so the generator's seed decides
+    everything; ``clips`` gives each modality's largest count (data.clip, data.clip_audio).
+    Silencing needs both sensors (ValueError otherwise).
+    """
+    streams = {"audio": audio, "vision": vision}
+    present = [m for m in MODALITIES if streams[m] is not None]
+    if not present:
+        raise ValueError("corrupt_batch: no sensor given")
+    n_b = streams[present[0]].shape[1]
+    if settings.silence_prob and len(present) < 2:
+        raise ValueError(f"trainer.corrupt.silence_prob={settings.silence_prob} needs two sensors; the batch holds {present}")
+    g = generator
+    u_silence, u_which = torch.rand(n_b, generator=g), torch.rand(n_b, generator=g)
+    draws = {m: (torch.rand(n_b, generator=g), torch.rand(n_b, generator=g), torch.randint(0, 2, (n_b,), generator=g),
+                 torch.randint(1, max(settings.max_shift, 1) + 1, (n_b,), generator=g)) for m in MODALITIES}
+    silenced = u_silence < settings.silence_prob
+    lose_audio = silenced & (u_which < settings.silence_audio_share)
+    applied = {"silence.audio": lose_audio, "silence.vision": silenced & ~lose_audio}
+    for m in present:
+        x = streams[m]
+        u_noise, u_shift, sign, size = draws[m]
+        kept = ~applied[f"silence.{m}"]        # a sensor silenced anyway is neither shifted nor noised
+        shifted = (u_shift < settings.shift_prob) & kept & (settings.max_shift > 0)
+        steps = torch.where(shifted, size * (2 * sign - 1), torch.zeros_like(size))
+        if shifted.any():
+            x = time_shift(x, steps)
+        noisy = (u_noise < settings.noise_prob) & kept
+        if noisy.any():
+            k = settings.vision_noise if m == "vision" else settings.audio_noise
+            level = torch.where(noisy, k * event_rate(x), torch.zeros(n_b))
+            x = vision_noise(x, level, clips[m], g) if m == "vision" else audio_noise(x, level, clips[m], g)
+        if applied[f"silence.{m}"].any():
+            x = silence(x, applied[f"silence.{m}"])
+        streams[m] = x
+        applied.update({f"noise.{m}": noisy, f"shift.{m}": shifted, f"shift_steps.{m}": steps})
+    if len(present) == 2:
+        # Never both sensors silent: a sample that held events and lost them all (a silenced sensor whose
+        # partner was shifted out of the window) keeps its original streams, and no corruption is recorded.
+        had = _any_events(vision) | _any_events(audio)
+        lost = had & ~(_any_events(streams["vision"]) | _any_events(streams["audio"]))
+        if lost.any():
+            for m in present:
+                streams[m] = torch.where(_per_sample(lost, streams[m]), {"audio": audio, "vision": vision}[m], streams[m])
+                for kind in ("silence", "noise", "shift"):
+                    applied[f"{kind}.{m}"] = applied[f"{kind}.{m}"] & ~lost
+                applied[f"shift_steps.{m}"] = torch.where(lost, torch.zeros_like(applied[f"shift_steps.{m}"]),
+                                                          applied[f"shift_steps.{m}"])
+    return streams["vision"], streams["audio"], applied

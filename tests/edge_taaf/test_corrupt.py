@@ -1,0 +1,281 @@
+"""Modality dropout and sensor corruption in training (edge_taaf/corrupt.py, trainer.corrupt): the statistics
+of each corruption, seeded determinism, whole counts within the clip, never both sensors silent, the config
+checks, and the training loop (float and QAT) really training on corrupted batches."""
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+import edge_taaf.train as train_mod
+from edge_taaf.apps.train import run_training
+from edge_taaf.checkpoint import load_checkpoint
+from edge_taaf.config import ConfigError, check_train_config, corrupt_settings
+from edge_taaf.corrupt import CorruptSettings, audio_noise, corrupt_batch, silence, time_shift, vision_noise
+
+T, B = 8, 400
+CLIPS = {"vision": 1, "audio": 8}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def batch(seed=0, b=B, vision_rate=0.05, audio_rate=0.2):
+    """Time-major float counts as the training loop hands them: vision (T, B, 2, 34, 34) binary, audio (T, B, 64)
+    in 0..8 (Poisson of mean audio_rate, clipped)."""
+    g = torch.Generator().manual_seed(seed)
+    v = (torch.rand(T, b, 2, 34, 34, generator=g) < vision_rate).float()
+    a = torch.poisson(torch.full((T, b, 64), audio_rate), generator=g).clamp(max=8)
+    return v, a
+
+
+def gen(seed=1):
+    return torch.Generator().manual_seed(seed)
+
+
+def whole_within(x, clip):
+    return bool((x == torch.floor(x)).all() and x.min() >= 0 and x.max() <= clip)
+
+
+def empty(x):
+    """(B,) True where a sample has no count at all."""
+    return x.transpose(0, 1).reshape(x.shape[1], -1).eq(0).all(1)
+
+
+# ------------------------------------------------------------------ the pieces
+
+
+def test_time_shift_moves_each_sample_with_zero_fill_and_no_wraparound():
+    x = torch.arange(1, 6, dtype=torch.float32).view(5, 1, 1).repeat(1, 4, 3)       # x[t, b, c] = t + 1
+    out = time_shift(x, torch.tensor([2, -1, 0, -4]))
+    assert out[:, 0, 0].tolist() == [0, 0, 1, 2, 3]        # later by 2: the last two steps fall off
+    assert out[:, 1, 0].tolist() == [2, 3, 4, 5, 0]        # earlier by 1
+    assert out[:, 2, 0].tolist() == [1, 2, 3, 4, 5]
+    assert out[:, 3, 0].tolist() == [5, 0, 0, 0, 0]
+    assert torch.equal(out[..., 0], out[..., 2])           # every element of a step moves together
+
+
+def test_silence_zeroes_only_the_masked_samples():
+    v, _ = batch(b=6)
+    mask = torch.tensor([True, False, True, False, False, False])
+    out = silence(v, mask)
+    assert out[:, mask].sum() == 0 and torch.equal(out[:, ~mask], v[:, ~mask])
+
+
+def test_vision_noise_adds_bernoulli_events_at_the_asked_probability():
+    zeros = torch.zeros(T, 50, 2, 34, 34)
+    p = torch.linspace(0.0, 0.2, 50)
+    out = vision_noise(zeros, p, 1, gen())
+    rate = out.transpose(0, 1).reshape(50, -1).mean(1)
+    n = T * 2 * 34 * 34
+    assert rate[0] == 0
+    assert torch.all((rate - p).abs() <= 5 * torch.sqrt(p * (1 - p) / n) + 1e-6), (rate - p).abs().max()
+    assert whole_within(vision_noise(torch.ones(T, 3, 2, 34, 34), torch.full((3,), 0.5), 1, gen()), 1)
+
+
+def test_audio_noise_is_white_poisson_at_the_asked_mean_and_clipped():
+    zeros = torch.zeros(64, 20, 64)          # 64 steps so per-step means are well estimated
+    out = audio_noise(zeros, torch.full((20,), 0.5), 8, gen())
+    assert whole_within(out, 8)
+    assert out.mean().item() == pytest.approx(0.5, abs=0.02)
+    assert out.var().item() == pytest.approx(0.5, abs=0.05)                  # Poisson: variance = mean
+    per_channel, per_step = out.mean((0, 1)), out.mean((1, 2))
+    se = (0.5 / (64 * 20)) ** 0.5
+    assert (per_channel - 0.5).abs().max() < 5 * se and (per_step - 0.5).abs().max() < 5 * se   # flat: white
+    loud = audio_noise(torch.full((T, 4, 64), 7.0, dtype=torch.uint8), torch.full((4,), 300.0), 255, gen())
+    assert loud.dtype == torch.uint8 and loud.min() >= 7 and loud.max() == 255      # widened, never wrapped
+
+
+# ------------------------------------------------------------------ corrupt_batch statistics
+
+
+def test_silence_one_sensor_never_both_at_the_configured_rate_and_share():
+    v, a = batch()
+    s = CorruptSettings(silence_prob=0.4, silence_audio_share=0.25)
+    v2, a2, applied = corrupt_batch(v, a, s, CLIPS, gen())
+    sa, sv = applied["silence.audio"], applied["silence.vision"]
+    assert not (sa & sv).any()
+    n = int((sa | sv).sum())
+    assert abs(n / B - 0.4) < 4 * (0.4 * 0.6 / B) ** 0.5
+    assert abs(int(sa.sum()) / n - 0.25) < 4 * (0.25 * 0.75 / n) ** 0.5
+    assert empty(a2)[sa].all() and empty(v2)[sv].all()
+    assert torch.equal(a2[:, ~sa], a[:, ~sa]) and torch.equal(v2[:, ~sv], v[:, ~sv])    # nothing else touched
+    every = CorruptSettings(silence_prob=1.0)
+    v3, a3, _ = corrupt_batch(v, a, every, CLIPS, gen(5))
+    assert (empty(v3) ^ empty(a3)).all()                   # each sample: exactly one sensor silent
+
+
+def test_never_both_silent_even_when_a_shift_would_empty_the_other_sensor():
+    v = torch.zeros(T, B, 2, 34, 34)
+    a = torch.zeros(T, B, 64)
+    v[0, :, 0, 5, 5] = 1               # every sample's events sit at the first or last step only
+    a[-1, :, 3] = 2
+    s = CorruptSettings(silence_prob=1.0, shift_prob=1.0, max_shift=T - 1)
+    v2, a2, applied = corrupt_batch(v, a, s, CLIPS, gen())
+    assert not (empty(v2) & empty(a2)).any()
+    assert (applied["silence.audio"] | applied["silence.vision"]).float().mean() > 0.3   # the rest kept silencing
+    kept = ~(applied["silence.audio"] | applied["silence.vision"])
+    assert kept.any() and torch.equal(v2[:, kept], v[:, kept]) and torch.equal(a2[:, kept], a[:, kept])
+
+
+def test_noise_raises_each_sensors_rate_by_k_times_its_own():
+    v, a = batch(vision_rate=0.04, audio_rate=0.1)
+    s = CorruptSettings(noise_prob=0.5, vision_noise=0.5, audio_noise=3.0)
+    v2, a2, applied = corrupt_batch(v, a, s, CLIPS, gen())
+    assert whole_within(v2, 1) and whole_within(a2, 8)
+    for m, x, y, k in (("vision", v, v2, 0.5), ("audio", a, a2, 3.0)):
+        noisy = applied[f"noise.{m}"]
+        assert abs(noisy.float().mean().item() - 0.5) < 0.1
+        assert torch.equal(y[:, ~noisy], x[:, ~noisy])
+        assert (y >= x).all()                                        # noise only adds
+        own = x[:, noisy].transpose(0, 1).reshape(int(noisy.sum()), -1).mean(1)
+        added = (y - x)[:, noisy].transpose(0, 1).reshape(int(noisy.sum()), -1).mean(1)
+        if m == "vision":    # an event lands only where there was none (clip 1): expected k r (1 - r)
+            expected = k * own * (1 - own)
+        else:                # clip 8 is almost never reached at these rates
+            expected = k * own
+        assert (added.mean() / expected.mean()).item() == pytest.approx(1.0, abs=0.05), m
+        assert torch.corrcoef(torch.stack([added, expected]))[0, 1] > 0.3, m   # per sample: its own rate
+
+
+def test_shifts_are_per_sensor_independent_nonzero_and_bounded():
+    v, a = batch()
+    s = CorruptSettings(shift_prob=0.6, max_shift=3)
+    v2, a2, applied = corrupt_batch(v, a, s, CLIPS, gen())
+    sv, sa = applied["shift_steps.vision"], applied["shift_steps.audio"]
+    for m, steps in (("vision", sv), ("audio", sa)):
+        on = applied[f"shift.{m}"]
+        assert abs(on.float().mean().item() - 0.6) < 0.1
+        assert (steps[on] != 0).all() and (steps[~on] == 0).all() and steps.abs().max() == 3
+        assert set(steps[on].tolist()) == {-3, -2, -1, 1, 2, 3}
+    assert (applied["shift.vision"] != applied["shift.audio"]).any()                     # independent draws
+    both = applied["shift.vision"] & applied["shift.audio"]
+    assert (sv[both] != sa[both]).any()
+    i = int(torch.nonzero(applied["shift.audio"])[0])
+    assert torch.equal(a2[:, i:i + 1], time_shift(a[:, i:i + 1], sa[i:i + 1]))
+
+
+def test_same_seed_same_corruption_other_seed_other():
+    v, a = batch(b=64)
+    s = CorruptSettings(silence_prob=0.3, noise_prob=0.5, shift_prob=0.5, max_shift=2)
+    one = corrupt_batch(v, a, s, CLIPS, gen(3))
+    two = corrupt_batch(v, a, s, CLIPS, gen(3))
+    other = corrupt_batch(v, a, s, CLIPS, gen(4))
+    assert torch.equal(one[0], two[0]) and torch.equal(one[1], two[1])
+    assert all(torch.equal(one[2][k], two[2][k]) for k in one[2])
+    assert not torch.equal(one[0], other[0]) and not torch.equal(one[1], other[1])
+    assert torch.equal(v, batch(b=64)[0])                                 # inputs are never written to
+
+
+def test_off_settings_leave_the_batch_untouched_and_silencing_one_sensor_is_refused():
+    v, a = batch(b=16)
+    assert not CorruptSettings().active
+    v2, a2, _ = corrupt_batch(v, a, CorruptSettings(), CLIPS, gen())
+    assert torch.equal(v2, v) and torch.equal(a2, a)
+    with pytest.raises(ValueError, match="silence_prob=0.5 needs two sensors"):
+        corrupt_batch(None, a, CorruptSettings(silence_prob=0.5), CLIPS, gen())
+    _, a3, _ = corrupt_batch(None, a, CorruptSettings(noise_prob=1.0), CLIPS, gen())    # one sensor: noise is fine
+    assert (a3 >= a).all() and not torch.equal(a3, a)
+
+
+# ------------------------------------------------------------------ config
+
+
+def test_default_config_is_off(tiny_train_cfg):
+    cfg = tiny_train_cfg()
+    check_train_config(cfg)
+    settings = corrupt_settings(cfg)
+    assert settings == CorruptSettings() and not settings.active
+
+
+@pytest.mark.parametrize("override, message", [
+    ("trainer.corrupt.silence_prob=1.5", "trainer.corrupt.silence_prob=1.5, expected a probability in [0, 1]"),
+    ("trainer.corrupt.noise_prob=-0.1", "trainer.corrupt.noise_prob=-0.1, expected a probability in [0, 1]"),
+    ("trainer.corrupt.shift_prob=2", "trainer.corrupt.shift_prob=2, expected a probability in [0, 1]"),
+    ("trainer.corrupt.silence_audio_share=1.01", "trainer.corrupt.silence_audio_share=1.01, expected a probability"),
+    ("trainer.corrupt.vision_noise=-1.0", "trainer.corrupt.vision_noise=-1.0, expected a noise level >= 0"),
+    ("trainer.corrupt.audio_noise=-0.5", "trainer.corrupt.audio_noise=-0.5, expected a noise level >= 0"),
+    ("trainer.corrupt.max_shift=6", "trainer.corrupt.max_shift=6, expected a whole number of steps in 0..5"),
+    ("trainer.corrupt.max_shift=-1", "trainer.corrupt.max_shift=-1"),
+    ("trainer.corrupt.max_shift=1.5", "trainer.corrupt.max_shift=1.5"),
+    ("trainer.corrupt.noise_prob=often", "trainer.corrupt.noise_prob='often' is not a number"),
+    ("+trainer.corrupt.dropout=0.1", "trainer.corrupt.dropout is unknown"),
+    ("trainer.corrupt=5", "trainer.corrupt=5, expected a mapping"),
+])
+def test_bad_values_are_config_errors_naming_the_option(tiny_train_cfg, override, message):
+    cfg = tiny_train_cfg(override)            # TINY: data.T=6
+    with pytest.raises(ConfigError) as err:
+        check_train_config(cfg)
+    assert message in str(err.value), str(err.value)
+
+
+def test_silencing_a_one_sensor_model_is_a_config_error(tiny_train_cfg):
+    cfg = tiny_train_cfg("model.modalities=[audio]", "trainer.corrupt.silence_prob=0.2")
+    with pytest.raises(ConfigError, match=r"trainer.corrupt.silence_prob=0.2 .*model.modalities=\['audio'\]"):
+        check_train_config(cfg)
+    check_train_config(tiny_train_cfg("model.modalities=[audio]", "trainer.corrupt.noise_prob=0.2"))
+
+
+# ------------------------------------------------------------------ the training loop
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Records what corrupt_batch did in the training loop (it still runs)."""
+    calls = []
+    real = train_mod.corrupt_batch
+
+    def recording(vision, audio, settings, clips, generator):
+        out = real(vision, audio, settings, clips, generator)
+        calls.append({"settings": settings, "clips": clips, "applied": out[2],
+                      "vision": out[0].detach().clone(), "audio": out[1].detach().clone()})
+        return out
+    monkeypatch.setattr(train_mod, "corrupt_batch", recording)
+    return calls
+
+
+def test_off_by_default_gives_exactly_todays_run(tiny_train_cfg, tmp_path, spy):
+    with_section = tiny_train_cfg("trainer.epochs=1")
+    without = tiny_train_cfg("trainer.epochs=1")
+    OmegaConf.set_struct(without, False)
+    del without.trainer["corrupt"]                      # a config from before the option existed
+    run_training(with_section, tmp_path / "a")
+    run_training(without, tmp_path / "b")
+    assert not spy                                      # no corruption call, no draws
+    a, b = (load_checkpoint(tmp_path / d / "checkpoint.pt")["model"] for d in ("a", "b"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("quantized", [False, True])
+def test_float_and_qat_training_see_corrupted_batches(tiny_train_cfg, tmp_path, spy, quantized):
+    extra = ["quant.weight_bits=8", "trainer.init_firing_rate=null"] if quantized else []
+    cfg = tiny_train_cfg("trainer.epochs=1", "trainer.corrupt.silence_prob=0.5", "trainer.corrupt.noise_prob=0.5",
+                         "trainer.corrupt.shift_prob=0.5", "trainer.corrupt.max_shift=2", "data.clip_audio=4", *extra)
+    metrics = run_training(cfg, tmp_path / "run")
+    assert metrics["epoch"] == 1 and torch.isfinite(torch.tensor(metrics["train_loss"]))
+    assert len(spy) == 4                                # 60 samples / batch 16: every batch corrupted
+    assert spy[0]["clips"] == {"vision": 1, "audio": 4}
+    silenced = sum(int((c["applied"]["silence.audio"] | c["applied"]["silence.vision"]).sum()) for c in spy)
+    assert 15 <= silenced <= 45
+    for c in spy:
+        assert whole_within(c["vision"], 1) and whole_within(c["audio"], 4)
+        assert not (empty(c["vision"]) & empty(c["audio"])).any()
+        assert empty(c["audio"])[c["applied"]["silence.audio"]].all()
+
+
+def test_pipeline_stage_keys_hold_the_corrupt_section_only_when_it_is_on(tmp_path):
+    """Off (the default), the float stage's key is the one runs had before the option existed: cached stages
+    stay valid; on, any change of it re-trains."""
+    from edge_taaf.apps.pipeline import _trainer_key
+    from tests.support.configs import compose_config
+
+    base = [f"workdir={tmp_path}", "data=synth"]
+    off = _trainer_key(compose_config("pipeline", base))
+    assert "corrupt" not in off and "epochs" in off
+    on = _trainer_key(compose_config("pipeline", [*base, "trainer.corrupt.noise_prob=0.2"]))
+    assert on["corrupt"]["noise_prob"] == 0.2 and {k: v for k, v in on.items() if k != "corrupt"} == off
