@@ -25,7 +25,7 @@ def competitor_points(path: str | Path | None) -> list[dict]:
     if not path:
         return []
     result = json.loads(Path(path).read_text())
-    return [{"label": f"int8 ANN, single pass ({kind.replace('_', '-')})", "acc": result["accuracy"], "hardware": hw,
+    return [{"label": f"trained int8 ANN, single pass ({kind.replace('_', '-')}; accuracy of its own int8 model)", "acc": result["accuracy"], "hardware": hw,
              "energy_uj": e[kind]} for hw, e in result["energy_uj"].items() for kind in ("dense", "zero_skip")]
 
 
