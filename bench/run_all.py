@@ -65,7 +65,7 @@ def main(argv=None) -> dict:
         if proc.returncode:
             sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
             raise SystemExit(f"bench/{name}.py failed with exit code {proc.returncode}")
-        results[name] = {"command": " ".join(cmd[1:]), "seconds": round(time.time() - t0, 1),
+        results[name] = {"command": " ".join([str(Path(cmd[1]).relative_to(ROOT)), *cmd[2:]]), "seconds": round(time.time() - t0, 1),
                          "result": last_json(proc.stdout, name)}
     scalars = {name: {k: v for k, v in r["result"].items() if not isinstance(v, (dict, list))} for name, r in results.items()}
     seen = [k for keys in scalars.values() for k in keys]
