@@ -55,6 +55,7 @@ import numpy as np  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
+from bench.support.models import load_model  # noqa: E402
 from edge_taaf import CONFIG_DIR  # noqa: E402
 from edge_taaf.apps.robustness import FROM_OUTPUTS, modality_accuracies, sim_logits, accuracy, silenced  # noqa: E402
 from firmware_sim.loader import load_program  # noqa: E402
@@ -90,30 +91,14 @@ def config_of_run(run: Path):
 
 
 def export_checkpoint_here(checkpoint: str | None, folder: Path):
-    """(ONNX path, data config, label) of a checkpoint exported into folder, or of an untrained default model."""
-    import torch
-
+    """(ONNX path, data config, label) of a checkpoint exported into folder, or of an untrained default model
+    (bench.support.models.load_model, as bench/sim.py)."""
     from quant.export import export_onnx
-    from quant.qmodel import QuantTwoModalitySNN, build_quant_model
 
+    model, data_cfg, label = load_model(checkpoint)
     path = folder / "model.onnx"
-    if checkpoint:
-        from edge_taaf.checkpoint import load_checkpoint
-        ckpt = load_checkpoint(checkpoint)
-        cfg = OmegaConf.create(ckpt["config"])
-        if not cfg.get("quant") or cfg.quant.get("weight_bits") is None:
-            cfg.quant = {"weight_bits": 8}        # post-training quantization of a float run
-        model = build_quant_model(cfg)
-        model.load_init_state(ckpt["model"])
-        export_onnx(model.eval(), path)
-        return path, cfg.data, f"checkpoint {short(checkpoint)}"
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", ["data=fsdd_mnist"])
-    torch.manual_seed(0)
-    model = QuantTwoModalitySNN(OmegaConf.to_container(cfg.model, resolve=True), 8,
-                                (int(cfg.data.clip), int(cfg.data.clip_audio)))
-    export_onnx(model.eval(), path)
-    return path, cfg.data, "UNTRAINED default model (random weights): pass --run, --onnx or --checkpoint for a trained one"
+    export_onnx(model, path)
+    return path, data_cfg, label if not checkpoint else f"checkpoint {short(checkpoint)}"
 
 
 def resolve(args, tmp: Path, speaker: bool = False):

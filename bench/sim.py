@@ -40,8 +40,8 @@ sys.path.insert(0, str(ROOT))
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
 
+from bench.support.models import load_model  # noqa: E402
 from bench.support.xylo_kernel import run_ff, run_ff_xylo  # noqa: E402
 from edge_taaf import CONFIG_DIR  # noqa: E402
 from firmware_sim.energy import load_hardware  # noqa: E402
@@ -50,31 +50,10 @@ from firmware_sim.loader import load_program  # noqa: E402
 from firmware_sim.run import Runner  # noqa: E402
 from quant.export import export_onnx  # noqa: E402
 from quant.ort_runner import OrtModel, compare  # noqa: E402
-from quant.qmodel import QuantTwoModalitySNN, build_quant_model, run_integer  # noqa: E402
+from quant.qmodel import run_integer  # noqa: E402
 from sensors.ead import build_dataset  # noqa: E402
 
 CONFIGS = Path(CONFIG_DIR)
-
-
-def load_model(checkpoint: str | None):
-    """(quantized model, data config, label) from a checkpoint, or an untrained default model."""
-    if checkpoint:
-        from edge_taaf.checkpoint import load_checkpoint
-        ckpt = load_checkpoint(checkpoint)
-        cfg = OmegaConf.create(ckpt["config"])
-        if not cfg.get("quant") or cfg.quant.get("weight_bits") is None:
-            cfg.quant = {"weight_bits": 8}   # post-training quantization of a float run
-        model = build_quant_model(cfg)
-        model.load_init_state(ckpt["model"])
-        return model.eval(), cfg.data, f"checkpoint {checkpoint}"
-    data = OmegaConf.load(CONFIGS / "data" / "fsdd_mnist.yaml")
-    data.cochlea = OmegaConf.load(CONFIGS / "sensor" / "default.yaml").cochlea
-    data.dvs = OmegaConf.load(CONFIGS / "sensor" / "default.yaml").dvs
-    model_cfg = OmegaConf.to_container(OmegaConf.load(CONFIGS / "model" / "snn.yaml"), resolve=False)
-    model_cfg["T"] = int(data.T)
-    torch.manual_seed(0)
-    model = QuantTwoModalitySNN(model_cfg, 8, (int(data.clip), int(data.clip_audio)))
-    return model.eval(), data, "UNTRAINED default model (random weights): pass --checkpoint for the trained one"
 
 
 def bench_exact(model, onnx_path: Path, test) -> tuple[int, list[str]]:

@@ -12,7 +12,7 @@ from firmware_sim import spec
 from firmware_sim.loader import _Graph, load_program
 from firmware_sim.program import ContractError
 from firmware_sim.run import simulate, simulate_sample
-from tests.support.sim_programs import build_onnx, random_inputs, random_program
+from tests.support.sim_programs import build_onnx, edit_program, random_inputs, random_program
 
 
 @pytest.fixture(scope="module")
@@ -29,18 +29,6 @@ def save(tmp_path, model, name="m.onnx"):
     path = tmp_path / name
     onnx.save(model, path)
     return path
-
-
-def edit_program(model, fn):
-    """A copy of model whose program JSON went through fn(dict)."""
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    for p in m.metadata_props:
-        if p.key == spec.METADATA_PROGRAM_KEY:
-            meta = json.loads(p.value)
-            fn(meta)
-            p.value = json.dumps(meta)
-    return m
 
 
 def replace_init(model, name, array):

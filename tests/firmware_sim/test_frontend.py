@@ -1,7 +1,6 @@
 """The sensor front-end stage: its semantics, its limits, its counters and price, and the loader's check of its nodes."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,8 @@ from firmware_sim.frontend import FrontEnd, FrontEndError
 from firmware_sim.loader import load_program
 from firmware_sim.program import ContractError
 from firmware_sim.run import simulate
-from tests.support.sim_programs import build_onnx, random_frontend, random_inputs, random_program, reference_frontend
+from tests.support.sim_programs import (build_onnx, edit_program, random_frontend, random_inputs, random_program,
+                                        reference_frontend)
 
 
 def load_hardware(name: str):
@@ -157,17 +157,6 @@ def sparse_model():
             return program, build_onnx(program)
 
 
-def edited(model, fn):
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    for p in m.metadata_props:
-        if p.key == spec.METADATA_PROGRAM_KEY:
-            meta = json.loads(p.value)
-            fn(meta)
-            p.value = json.dumps(meta)
-    return m
-
-
 def test_a_sparse_frontend_loads_back_as_written(tmp_path, sparse_model):
     program, model = sparse_model
     onnx.save(model, tmp_path / "m.onnx")
@@ -189,7 +178,7 @@ def test_a_frontend_node_that_disagrees_with_its_metadata_is_refused(tmp_path, s
     def edit(meta):
         fe = meta["frontends"]["vision"]
         fe[field] = change(fe[field])
-    onnx.save(edited(model, edit), tmp_path / "m.onnx")
+    onnx.save(edit_program(model, edit), tmp_path / "m.onnx")
     with pytest.raises(ContractError) as err:
         load_program(tmp_path / "m.onnx")
     for fragment in fragments:
@@ -198,7 +187,7 @@ def test_a_frontend_node_that_disagrees_with_its_metadata_is_refused(tmp_path, s
 
 def test_frontends_missing_from_the_metadata_are_named(tmp_path, sparse_model):
     _, model = sparse_model
-    onnx.save(edited(model, lambda meta: meta["frontends"].pop("audio")), tmp_path / "m.onnx")
+    onnx.save(edit_program(model, lambda meta: meta["frontends"].pop("audio")), tmp_path / "m.onnx")
     with pytest.raises(ContractError, match="frontends must be an object with one entry per input"):
         load_program(tmp_path / "m.onnx")
 

@@ -625,6 +625,19 @@ def _frontend_nodes(body: _Graph, fe: FrontEnd, name: str, shape: tuple[int, ...
     return body.op("Mul", [body.op("Cast", [ok], to=TensorProto.FLOAT), clipped], name=f"fe.{name}.out")
 
 
+def edit_program(model: onnx.ModelProto, fn) -> onnx.ModelProto:
+    """A copy of model whose program JSON (metadata_props) went through fn(dict): a file whose metadata no
+    longer says what its graph computes."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    for p in m.metadata_props:
+        if p.key == spec.METADATA_PROGRAM_KEY:
+            meta = json.loads(p.value)
+            fn(meta)
+            p.value = json.dumps(meta)
+    return m
+
+
 def exp2_table() -> tuple[np.ndarray, int]:
     """docs/accelerator.md step 5 as one table, derived here from the reference spec.exp2_weights
     (independently of quant/ and of the loader): TABLE[q] is the attention of a step whose score is q
