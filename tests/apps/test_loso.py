@@ -19,7 +19,7 @@ from sensors.ead import fsdd_files, fsdd_split
 from tests.support.configs import TINY, compose_config
 from tests.support.data_gating import FIXTURE_ROOT
 
-TINY_MODEL = [o for o in TINY if o.startswith("model.")]
+TINY_MODEL = [o for o in TINY if o.startswith(("model.", "trainer="))]
 
 
 def loso_cfg(tmp_path, *extra):

@@ -100,7 +100,7 @@ def test_a_wrong_folder_names_it_and_never_downloads(tmp_path):
         build_dataset(data_cfg(tmp_path, tmp_path, "nmnist", "data.vision.dataset=shd"), "train")
 
 
-TINY_MODEL = ["model.vision.channels=[4]", "model.vision.kernels=[5]", "model.vision.strides=[2]",
+TINY_MODEL = ["trainer=default", "model.vision.channels=[4]", "model.vision.kernels=[5]", "model.vision.strides=[2]",
               "model.vision.features=8", "model.audio.hidden=[8]", "model.audio.features=8", "model.score_hidden=4",
               "trainer.batch_size=8", "trainer.progress=false", "trainer.log_epochs=false"]
 

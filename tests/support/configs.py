@@ -10,8 +10,9 @@ from edge_taaf import CONFIG_DIR
 CONFIGS = Path(CONFIG_DIR)
 
 # A model and data set small enough that an epoch takes well under a second on one CPU core.
+# trainer=default: the pipeline's own default (trainer=sparse) targets the layers of the full model.
 TINY = [
-    "data=synth", "data.n_train=60", "data.n_test=30", "data.T=6",
+    "data=synth", "trainer=default", "data.n_train=60", "data.n_test=30", "data.T=6",
     "model.vision.channels=[4,4]", "model.vision.kernels=[5,3]", "model.vision.strides=[2,2]",
     "model.vision.features=16", "model.audio.hidden=[16]", "model.audio.features=16", "model.score_hidden=8",
     "trainer.epochs=3", "trainer.batch_size=16", "trainer.progress=false",
