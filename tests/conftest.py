@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from hypothesis import settings
 
 from tests.support.configs import TINY, compose_config
@@ -15,6 +16,16 @@ pytest_plugins = ["tests.support.data_gating"]
 # property's activity and saturation assertions cannot pass on one run and fail on the next.
 settings.register_profile("edge_taaf", deadline=None, derandomize=True)
 settings.load_profile("edge_taaf")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch intra-op thread for a test (use with pytest.mark.usefixtures): fast on a busy 2-core machine,
+    and the same arithmetic as the subprocesses some tests start."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
 
 
 @pytest.fixture

@@ -17,12 +17,7 @@ T, B = 8, 400
 CLIPS = {"vision": 1, "audio": 8}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def batch(seed=0, b=B, vision_rate=0.05, audio_rate=0.2):
