@@ -63,12 +63,15 @@ def check_train_config(cfg) -> None:
     if tr.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"trainer.device={tr.device} is invalid; expected auto, cpu or cuda")
     settings = corrupt_settings(cfg)
-    if settings.silence_prob and len(wanted) < 2:
-        raise ConfigError(f"trainer.corrupt.silence_prob={settings.silence_prob} silences one of two sensors; "
-                          f"model.modalities={list(wanted)} has one (set it to 0)")
+    for name, what in (("silence_prob", "silences one of two sensors"),
+                       ("crosstalk_prob", "replaces one of two sensors' streams")):
+        if getattr(settings, name) and len(wanted) < 2:
+            raise ConfigError(f"trainer.corrupt.{name}={getattr(settings, name)} {what}; "
+                              f"model.modalities={list(wanted)} has one (set it to 0)")
 
 
-CORRUPT_PROBABILITIES = ("silence_prob", "silence_audio_share", "noise_prob", "shift_prob")
+CORRUPT_PROBABILITIES = ("silence_prob", "silence_audio_share", "noise_prob", "shift_prob", "crosstalk_prob",
+                         "crosstalk_audio_share")
 CORRUPT_LEVELS = ("vision_noise", "audio_noise")
 
 

@@ -13,6 +13,11 @@ A two-sensor device must never be worse than its best sensor, also when one sens
   own mean count per pair: activity flat over channels and time, like a cochlea hearing white noise.
 * time shift (``shift_prob``, per sample and sensor independently): the stream rolls by s steps,
   s uniform in [-max_shift, max_shift] without 0, zero fill (no wrap-around).
+* crosstalk (``crosstalk_prob``): one sensor of the sample carries another source, confidently wrong:
+  its stream is replaced by the same sensor's (uncorrupted) stream of another sample of the batch whose
+  label differs; audio with probability ``crosstalk_audio_share``, else vision; the label stays. A sensor
+  of a speaker or writer never met is often wrong while looking healthy; without this the fusion only
+  ever sees training sensors that are right, and learns to let the surer one override the other.
 
 No sample ever ends with both sensors silent (unless it came in so): one whose corruption would empty
 both (a silenced sensor beside a partner shifted out of the window, or a partner that held nothing)
@@ -43,11 +48,13 @@ class CorruptSettings:
     audio_noise: float = 1.0          #: k: extra audio counts at k x the sample's own mean count per (step, channel)
     shift_prob: float = 0.0           #: chance, per sample and sensor, of a time shift
     max_shift: int = 2                #: the largest shift in steps (< T)
+    crosstalk_prob: float = 0.0       #: chance a sample has one sensor replaced by another class's stream
+    crosstalk_audio_share: float = 0.5  #: of the crosstalk samples, the share whose audio is replaced
 
     @property
     def active(self) -> bool:
         """Whether any corruption can happen (all probabilities 0: batches pass untouched, no draws)."""
-        return bool(self.silence_prob or self.noise_prob or (self.shift_prob and self.max_shift))
+        return bool(self.silence_prob or self.noise_prob or (self.shift_prob and self.max_shift) or self.crosstalk_prob)
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
@@ -106,14 +113,26 @@ def _any_events(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(0, 1).reshape(x.shape[1], -1).ne(0).any(1).cpu()
 
 
+def crosstalk_partners(labels: torch.Tensor, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each sample b, the sample j of the batch with the highest ``scores[b, j]`` (B, B) among those whose
+    label differs (a uniform draw when scores are uniform noise). Returns (partner (B,), found (B,)): found is
+    False where every sample of the batch shares b's label."""
+    labels = labels.cpu().view(-1)
+    other = labels.view(-1, 1) != labels.view(1, -1)
+    masked = torch.where(other, scores, torch.full_like(scores, -1.0))
+    return masked.argmax(1), other.any(1)
+
+
 def corrupt_batch(vision: torch.Tensor | None, audio: torch.Tensor | None, settings: CorruptSettings,
-                  clips: dict[str, int], generator: torch.Generator
+                  clips: dict[str, int], generator: torch.Generator, labels: torch.Tensor | None = None
                   ) -> tuple[torch.Tensor | None, torch.Tensor | None, dict[str, torch.Tensor]]:
     """Corrupt a time-major batch per sample: vision (T, B, 2, H, W), audio (T, B, C) (None: absent).
 
-    Returns (vision, audio, applied): ``applied`` maps "silence.<m>", "noise.<m>", "shift.<m>" to (B,)
-    boolean masks and "shift_steps.<m>" to the (B,) shifts drawn (0 where none). Order: shift, then
-    noise (at the shifted stream's own rate), then silence (a silenced sensor is exactly zero). The
+    Returns (vision, audio, applied): ``applied`` maps "silence.<m>", "noise.<m>", "shift.<m>",
+    "crosstalk.<m>" to (B,) boolean masks, "shift_steps.<m>" to the (B,) shifts drawn (0 where none) and
+    "crosstalk_from" to each sample's crosstalk source (its own index where none). Order: crosstalk (never
+    on a silenced sample), shift, then noise (at the shifted stream's own rate), then silence (a silenced
+    sensor is exactly zero). ``labels`` (B,) are needed for crosstalk (ValueError otherwise). The
     per-sample draws are made in a fixed order whatever the settings, so the generator's seed decides
     everything; ``clips`` gives each modality's largest count (data.clip, data.clip_audio).
     Silencing needs both sensors (ValueError otherwise).
@@ -129,11 +148,31 @@ def corrupt_batch(vision: torch.Tensor | None, audio: torch.Tensor | None, setti
     u_silence, u_which = torch.rand(n_b, generator=g), torch.rand(n_b, generator=g)
     draws = {m: (torch.rand(n_b, generator=g), torch.rand(n_b, generator=g), torch.randint(0, 2, (n_b,), generator=g),
                  torch.randint(1, max(settings.max_shift, 1) + 1, (n_b,), generator=g)) for m in MODALITIES}
+    u_cross, u_cross_which, partner_scores = torch.rand(n_b, generator=g), torch.rand(n_b, generator=g), \
+        torch.rand(n_b, n_b, generator=g)
     silenced = u_silence < settings.silence_prob
     lose_audio = silenced & (u_which < settings.silence_audio_share)
     applied = {"silence.audio": lose_audio, "silence.vision": silenced & ~lose_audio}
+    crossed = torch.zeros(n_b, dtype=torch.bool)
+    partner = torch.arange(n_b)
+    if settings.crosstalk_prob:
+        if len(present) < 2:
+            raise ValueError(f"trainer.corrupt.crosstalk_prob={settings.crosstalk_prob} needs two sensors; "
+                             f"the batch holds {present}")
+        if labels is None or labels.numel() != n_b:
+            raise ValueError(f"corrupt_batch: crosstalk needs the batch's {n_b} labels, got "
+                             f"{None if labels is None else labels.numel()}")
+        found_partner, found = crosstalk_partners(labels, partner_scores)
+        crossed = (u_cross < settings.crosstalk_prob) & found & ~silenced
+        partner = torch.where(crossed, found_partner, partner)
+    cross_audio = crossed & (u_cross_which < settings.crosstalk_audio_share)
+    applied.update({"crosstalk.audio": cross_audio, "crosstalk.vision": crossed & ~cross_audio,
+                    "crosstalk_from": partner})
     for m in present:
         x = streams[m]
+        if applied[f"crosstalk.{m}"].any():
+            source = torch.where(applied[f"crosstalk.{m}"], partner, torch.arange(n_b)).to(x.device)
+            x = x[:, source]
         u_noise, u_shift, sign, size = draws[m]
         kept = ~applied[f"silence.{m}"]        # a sensor silenced anyway is neither shifted nor noised
         shifted = (u_shift < settings.shift_prob) & kept & (settings.max_shift > 0)
@@ -157,8 +196,9 @@ def corrupt_batch(vision: torch.Tensor | None, audio: torch.Tensor | None, setti
         if lost.any():
             for m in present:
                 streams[m] = torch.where(_per_sample(lost, streams[m]), {"audio": audio, "vision": vision}[m], streams[m])
-                for kind in ("silence", "noise", "shift"):
+                for kind in ("silence", "noise", "shift", "crosstalk"):
                     applied[f"{kind}.{m}"] = applied[f"{kind}.{m}"] & ~lost
                 applied[f"shift_steps.{m}"] = torch.where(lost, torch.zeros_like(applied[f"shift_steps.{m}"]),
                                                           applied[f"shift_steps.{m}"])
+            applied["crosstalk_from"] = torch.where(lost, torch.arange(n_b), applied["crosstalk_from"])
     return streams["vision"], streams["audio"], applied

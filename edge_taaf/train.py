@@ -210,7 +210,7 @@ def train(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, hooks: dict | 
                 vision = random_shift(vision, cfg.trainer.augment_shift, aug_gen)
             v, a = to_time_major(vision, audio, device)
             if corruption.active:
-                v, a, _ = corrupt_batch(v, a, corruption, clips, corrupt_gen)
+                v, a, _ = corrupt_batch(v, a, corruption, clips, corrupt_gen, y)
             record = [] if spike_penalty or targets else None
             out = net(v, a, record)
             loss, stats = objective(out, y.to(device))

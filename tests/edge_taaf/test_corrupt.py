@@ -155,6 +155,42 @@ def test_shifts_are_per_sensor_independent_nonzero_and_bounded():
     assert torch.equal(a2[:, i:i + 1], time_shift(a[:, i:i + 1], sa[i:i + 1]))
 
 
+def test_crosstalk_swaps_one_sensor_for_another_class_at_the_rate_and_share_labels_kept():
+    v, a = batch()
+    labels = torch.arange(B) % 10
+    s = CorruptSettings(crosstalk_prob=0.4, crosstalk_audio_share=0.25)
+    v2, a2, applied = corrupt_batch(v, a, s, CLIPS, gen(), labels)
+    ca, cv, src = applied["crosstalk.audio"], applied["crosstalk.vision"], applied["crosstalk_from"]
+    assert not (ca & cv).any()
+    n = int((ca | cv).sum())
+    assert abs(n / B - 0.4) < 4 * (0.4 * 0.6 / B) ** 0.5
+    assert abs(int(ca.sum()) / n - 0.25) < 4 * (0.25 * 0.75 / n) ** 0.5
+    crossed = ca | cv
+    assert (labels[src[crossed]] != labels[crossed]).all()          # always another class
+    assert torch.equal(src[~crossed], torch.arange(B)[~crossed])
+    for m, x, y, on in (("audio", a, a2, ca), ("vision", v, v2, cv)):
+        assert torch.equal(y[:, on], x[:, src[on]]), m             # the partner's own (uncorrupted) stream
+        assert torch.equal(y[:, ~on], x[:, ~on]), m                # the other sensor and other samples: untouched
+    assert len(set(src[crossed].tolist())) > n // 3                 # partners drawn, not one fixed sample
+
+
+def test_crosstalk_never_hits_a_silenced_sample_nor_a_batch_of_one_class():
+    v, a = batch(b=64)
+    labels = torch.arange(64) % 10
+    _, _, applied = corrupt_batch(v, a, CorruptSettings(silence_prob=0.5, crosstalk_prob=1.0), CLIPS, gen(), labels)
+    silenced = applied["silence.audio"] | applied["silence.vision"]
+    crossed = applied["crosstalk.audio"] | applied["crosstalk.vision"]
+    assert silenced.any() and torch.equal(crossed, ~silenced)        # each sample: one corruption of the two
+    same = torch.full((64,), 3)
+    v2, a2, applied = corrupt_batch(v, a, CorruptSettings(crosstalk_prob=1.0), CLIPS, gen(), same)
+    assert not (applied["crosstalk.audio"] | applied["crosstalk.vision"]).any()
+    assert torch.equal(v2, v) and torch.equal(a2, a)                 # no other class to take a stream from
+    with pytest.raises(ValueError, match="crosstalk needs the batch's 64 labels, got None"):
+        corrupt_batch(v, a, CorruptSettings(crosstalk_prob=0.5), CLIPS, gen())
+    with pytest.raises(ValueError, match="crosstalk_prob=0.5 needs two sensors"):
+        corrupt_batch(None, a, CorruptSettings(crosstalk_prob=0.5), CLIPS, gen(), labels)
+
+
 def test_same_seed_same_corruption_other_seed_other():
     v, a = batch(b=64)
     s = CorruptSettings(silence_prob=0.3, noise_prob=0.5, shift_prob=0.5, max_shift=2)
@@ -199,6 +235,8 @@ def test_default_config_is_off(tiny_train_cfg):
     ("trainer.corrupt.max_shift=-1", "trainer.corrupt.max_shift=-1"),
     ("trainer.corrupt.max_shift=1.5", "trainer.corrupt.max_shift=1.5"),
     ("trainer.corrupt.noise_prob=often", "trainer.corrupt.noise_prob='often' is not a number"),
+    ("trainer.corrupt.crosstalk_prob=1.2", "trainer.corrupt.crosstalk_prob=1.2, expected a probability in [0, 1]"),
+    ("trainer.corrupt.crosstalk_audio_share=-1", "trainer.corrupt.crosstalk_audio_share=-1, expected a probability"),
     ("+trainer.corrupt.dropout=0.1", "trainer.corrupt.dropout is unknown"),
     ("trainer.corrupt=5", "trainer.corrupt=5, expected a mapping"),
 ])
@@ -209,9 +247,10 @@ def test_bad_values_are_config_errors_naming_the_option(tiny_train_cfg, override
     assert message in str(err.value), str(err.value)
 
 
-def test_silencing_a_one_sensor_model_is_a_config_error(tiny_train_cfg):
-    cfg = tiny_train_cfg("model.modalities=[audio]", "trainer.corrupt.silence_prob=0.2")
-    with pytest.raises(ConfigError, match=r"trainer.corrupt.silence_prob=0.2 .*model.modalities=\['audio'\]"):
+@pytest.mark.parametrize("option", ["silence_prob", "crosstalk_prob"])
+def test_silencing_or_crosstalk_on_a_one_sensor_model_is_a_config_error(tiny_train_cfg, option):
+    cfg = tiny_train_cfg("model.modalities=[audio]", f"trainer.corrupt.{option}=0.2")
+    with pytest.raises(ConfigError, match=rf"trainer.corrupt.{option}=0.2 .*model.modalities=\['audio'\]"):
         check_train_config(cfg)
     check_train_config(tiny_train_cfg("model.modalities=[audio]", "trainer.corrupt.noise_prob=0.2"))
 
@@ -225,9 +264,9 @@ def spy(monkeypatch):
     calls = []
     real = train_mod.corrupt_batch
 
-    def recording(vision, audio, settings, clips, generator):
-        out = real(vision, audio, settings, clips, generator)
-        calls.append({"settings": settings, "clips": clips, "applied": out[2],
+    def recording(vision, audio, settings, clips, generator, labels=None):
+        out = real(vision, audio, settings, clips, generator, labels)
+        calls.append({"settings": settings, "clips": clips, "applied": out[2], "labels": labels,
                       "vision": out[0].detach().clone(), "audio": out[1].detach().clone()})
         return out
     monkeypatch.setattr(train_mod, "corrupt_batch", recording)
@@ -250,7 +289,8 @@ def test_off_by_default_gives_exactly_todays_run(tiny_train_cfg, tmp_path, spy):
 def test_float_and_qat_training_see_corrupted_batches(tiny_train_cfg, tmp_path, spy, quantized):
     extra = ["quant.weight_bits=8", "trainer.init_firing_rate=null"] if quantized else []
     cfg = tiny_train_cfg("trainer.epochs=1", "trainer.corrupt.silence_prob=0.5", "trainer.corrupt.noise_prob=0.5",
-                         "trainer.corrupt.shift_prob=0.5", "trainer.corrupt.max_shift=2", "data.clip_audio=4", *extra)
+                         "trainer.corrupt.shift_prob=0.5", "trainer.corrupt.max_shift=2", "data.clip_audio=4",
+                         "trainer.corrupt.crosstalk_prob=0.5", *extra)
     metrics = run_training(cfg, tmp_path / "run")
     assert metrics["epoch"] == 1 and torch.isfinite(torch.tensor(metrics["train_loss"]))
     assert len(spy) == 4                                # 60 samples / batch 16: every batch corrupted
@@ -261,6 +301,9 @@ def test_float_and_qat_training_see_corrupted_batches(tiny_train_cfg, tmp_path, 
         assert whole_within(c["vision"], 1) and whole_within(c["audio"], 4)
         assert not (empty(c["vision"]) & empty(c["audio"])).any()
         assert empty(c["audio"])[c["applied"]["silence.audio"]].all()
+        crossed = c["applied"]["crosstalk.audio"] | c["applied"]["crosstalk.vision"]
+        assert (c["labels"][c["applied"]["crosstalk_from"][crossed]] != c["labels"][crossed]).all()
+    assert sum(int((c["applied"]["crosstalk.audio"] | c["applied"]["crosstalk.vision"]).sum()) for c in spy) > 0
 
 
 def test_pipeline_stage_keys_hold_the_corrupt_section_only_when_it_is_on(tmp_path):
