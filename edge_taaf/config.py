@@ -54,7 +54,8 @@ def check_train_config(cfg) -> None:
                ("trainer.batch_size", tr.batch_size, lambda x: x >= 1, ">= 1"),
                ("trainer.weight_decay", tr.weight_decay, lambda x: x >= 0, ">= 0"),
                ("trainer.spike_penalty", tr.get("spike_penalty", 0.0), lambda x: x >= 0, ">= 0"),
-               ("trainer.rate_penalty", tr.get("rate_penalty", 0.0), lambda x: x >= 0, ">= 0")]
+               ("trainer.rate_penalty", tr.get("rate_penalty", 0.0), lambda x: x >= 0, ">= 0"),
+               ("trainer.modal_balance", tr.get("modal_balance", 0.0), lambda x: x >= 0, ">= 0")]
     for name, value, ok, expected in numbers:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{name}={value!r} is not a number; expected a number {expected}")
@@ -62,6 +63,9 @@ def check_train_config(cfg) -> None:
             raise ConfigError(f"{name}={value} is invalid; expected {expected}")
     if tr.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"trainer.device={tr.device} is invalid; expected auto, cpu or cuda")
+    if tr.get("modal_balance", 0.0) and (fusion != "taaf_modal" or len(wanted) < 2):
+        raise ConfigError(f"trainer.modal_balance={tr.modal_balance} balances taaf_modal's attention mass between two "
+                          f"sensors; model.fusion={fusion} with model.modalities={list(wanted)} has none (set it to 0)")
     settings = corrupt_settings(cfg)
     for name, what in (("silence_prob", "silences one of two sensors"),
                        ("crosstalk_prob", "replaces one of two sensors' streams")):

@@ -142,3 +142,21 @@ class TAAFModalFusion(nn.Module):
         alpha = torch.softmax(torch.logsumexp(x, dim=2), dim=0)   # (T, B): the joint softmax summed over m
         return modal_fusion_out(step_logits, alpha, torch.softmax(x, dim=2), torch.softmax(x, dim=0),
                                 self.readout.weight, self.modalities, a, v)
+
+
+def balance_loss(share: torch.Tensor, healthy: torch.Tensor) -> torch.Tensor:
+    """Mean over the healthy samples of (audio's attention mass - 1/2)^2; 0 when none is healthy.
+
+    share (B, 2): taaf_modal's attention mass per modality (FusionOut.share, sums to 1); healthy (B,) bool:
+    the samples whose sensors were neither silenced nor flooded with noise in this batch (trainer.corrupt).
+    With trainer.modal_balance > 0 two healthy sensors keep equal attention mass, so the fused prediction is
+    the sum of the modalities' own predictions (each modality's evidence counts by its own logit margins, a
+    product of experts), and the attention moves between modalities only for a sensor that is visibly
+    failing (silent, flooded), which training shows it. Without it, the fusion learns from training speakers,
+    whose audio is always right, to let audio override vision, and on unseen speakers the fused answer
+    falls below vision alone (docs/robustness.md)."""
+    healthy = healthy.to(share.device)
+    if not healthy.any():
+        return share.sum() * 0.0
+    return ((share[healthy, 0] - 0.5) ** 2).mean()
+

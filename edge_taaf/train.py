@@ -26,6 +26,7 @@ from sensors.atomic import atomic_write_text
 from edge_taaf.config import ConfigError, check_train_config, corrupt_settings
 from edge_taaf.augment import random_shift
 from edge_taaf.corrupt import corrupt_batch
+from edge_taaf.fusion import balance_loss
 from edge_taaf.init import scale_to_firing_rate
 from edge_taaf.losses import build_loss
 from edge_taaf.model import model_modalities
@@ -182,6 +183,7 @@ def train(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, hooks: dict | 
     net = DistributedDataParallel(model) if world > 1 else model
     spike_penalty = float(cfg.trainer.get("spike_penalty", 0.0))
     rate_penalty = float(cfg.trainer.get("rate_penalty", 0.0))
+    modal_balance = float(cfg.trainer.get("modal_balance", 0.0))   # taaf_modal: equal attention mass when healthy
     targets = rate_targets(cfg, model) if rate_penalty else {}
     corruption = corrupt_settings(cfg)     # trainer.corrupt: all off by default (batches untouched, nothing drawn)
     clips = {"vision": int(cfg.data.get("clip", 1)), "audio": int(cfg.data.get("clip_audio", 1))}
@@ -209,8 +211,11 @@ def train(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, hooks: dict | 
             if vision is not None:
                 vision = random_shift(vision, cfg.trainer.augment_shift, aug_gen)
             v, a = to_time_major(vision, audio, device)
+            healthy = torch.ones(len(y), dtype=torch.bool)
             if corruption.active:
-                v, a, _ = corrupt_batch(v, a, corruption, clips, corrupt_gen, y)
+                v, a, applied = corrupt_batch(v, a, corruption, clips, corrupt_gen, y)
+                healthy = ~torch.stack([applied[f"{k}.{m}"] for k in ("silence", "noise") for m in ("audio", "vision")
+                                        if f"{k}.{m}" in applied]).any(0)
             record = [] if spike_penalty or targets else None
             out = net(v, a, record)
             loss, stats = objective(out, y.to(device))
@@ -220,6 +225,8 @@ def train(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, hooks: dict | 
                 rate_sum += rate.item()
             if targets:
                 loss = loss + rate_penalty * rate_loss(record, targets)
+            if modal_balance:
+                loss = loss + modal_balance * balance_loss(out.fusion.share, healthy)
             if "loss" in hooks:
                 loss = hooks["loss"](epoch, step, loss)
             if not torch.isfinite(loss):

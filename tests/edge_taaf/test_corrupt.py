@@ -1,6 +1,6 @@
 """Modality dropout and sensor corruption in training (edge_taaf/corrupt.py, trainer.corrupt): the statistics
 of each corruption, seeded determinism, whole counts within the clip, never both sensors silent, the config
-checks, and the training loop (float and QAT) really training on corrupted batches."""
+checks, the training loop (float and QAT) really training on corrupted batches, and trainer.modal_balance."""
 from __future__ import annotations
 
 import pytest
@@ -12,6 +12,7 @@ from edge_taaf.apps.train import run_training
 from edge_taaf.checkpoint import load_checkpoint
 from edge_taaf.config import ConfigError, check_train_config, corrupt_settings
 from edge_taaf.corrupt import CorruptSettings, audio_noise, corrupt_batch, silence, time_shift, vision_noise
+from edge_taaf.fusion import balance_loss
 
 T, B = 8, 400
 CLIPS = {"vision": 1, "audio": 8}
@@ -317,3 +318,48 @@ def test_pipeline_stage_keys_hold_the_corrupt_section_only_when_it_is_on(tmp_pat
     assert "corrupt" not in off and "epochs" in off
     on = _trainer_key(compose_config("pipeline", [*base, "trainer.corrupt.noise_prob=0.2"]))
     assert on["corrupt"]["noise_prob"] == 0.2 and {k: v for k, v in on.items() if k != "corrupt"} == off
+
+
+# ------------------------------------------------------------------ trainer.modal_balance
+
+
+def test_balance_loss_is_the_healthy_samples_squared_distance_from_equal_mass():
+    share = torch.tensor([[0.5, 0.5], [0.9, 0.1], [0.2, 0.8], [1.0, 0.0]], requires_grad=True)
+    healthy = torch.tensor([True, True, True, False])          # the last sample's vision was silenced
+    loss = balance_loss(share, healthy)
+    assert loss.item() == pytest.approx((0.0 + 0.16 + 0.09) / 3)
+    loss.backward()
+    assert share.grad[3].abs().sum() == 0                       # a failing sensor's mass is left free
+    none = balance_loss(share, torch.zeros(4, dtype=torch.bool))
+    assert none.item() == 0.0 and none.requires_grad
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["trainer.modal_balance=1.0"], "trainer.modal_balance=1.0 balances taaf_modal's attention mass"),
+    (["model.fusion=taaf_modal", "model.modalities=[audio]", "trainer.modal_balance=1.0"], "model.modalities=['audio']"),
+    (["model.fusion=taaf_modal", "trainer.modal_balance=-1"], "trainer.modal_balance=-1 is invalid; expected >= 0"),
+])
+def test_modal_balance_needs_taaf_modal_with_two_sensors(tiny_train_cfg, overrides, message):
+    with pytest.raises(ConfigError) as err:
+        check_train_config(tiny_train_cfg(*overrides))
+    assert message in str(err.value), str(err.value)
+
+
+def test_training_balances_only_samples_whose_sensors_are_healthy(tiny_train_cfg, tmp_path, spy, monkeypatch):
+    seen = []
+    real = train_mod.balance_loss
+
+    def recording(share, healthy):
+        seen.append(healthy.clone())
+        return real(share, healthy)
+    monkeypatch.setattr(train_mod, "balance_loss", recording)
+    cfg = tiny_train_cfg("trainer.epochs=1", "model.fusion=taaf_modal", "trainer.modal_balance=4.0",
+                         "trainer.corrupt.silence_prob=0.4", "trainer.corrupt.noise_prob=0.3",
+                         "trainer.corrupt.crosstalk_prob=0.3")
+    run_training(cfg, tmp_path / "run")
+    assert len(seen) == len(spy) == 4
+    for healthy, call in zip(seen, spy):
+        a = call["applied"]
+        failing = a["silence.audio"] | a["silence.vision"] | a["noise.audio"] | a["noise.vision"]
+        assert torch.equal(healthy, ~failing)                   # crosstalk and shifts look healthy: balanced
+    assert any(h.any() for h in seen) and any((~h).any() for h in seen)
