@@ -107,7 +107,10 @@ def study_settings(cfg) -> dict:
     return {"T": int(cfg.data.T), "weight_bits": int(cfg.quant.weight_bits), "fusion": cfg.model.fusion,
             "loss": cfg.loss.name, "float_epochs": int(cfg.float_epochs), "qat_epochs": int(cfg.qat_epochs),
             "seed": int(cfg.seed), "trainer_corrupt": _plain(cfg.trainer).get("corrupt"),
-            "data_augment": bool((cfg.data.get("augment") or {}).get("enabled", False))}
+            "modal_balance": float(cfg.trainer.get("modal_balance", 0.0)),
+            "cochlea_channel_norm": str((cfg.data.get("cochlea") or {}).get("channel_norm", "none")),
+            "data_augment": bool((cfg.data.get("augment") or {}).get("enabled", False)),
+            "augment_copies": int((cfg.data.get("augment") or {}).get("copies", 0))}
 
 
 def markdown(result: dict, label: str | None = None) -> str:
@@ -124,7 +127,9 @@ def markdown(result: dict, label: str | None = None) -> str:
               f"data.test_speakers=[<speaker>]`), through the whole pipeline: float training ({epochs(s['float_epochs'])}), "
               f"QAT int{s['weight_bits']} ({epochs(s['qat_epochs'])}), ONNX export, simulator; T = {s['T']}, "
               f"{s['fusion']} + {s['loss']}, seed {s['seed']}; sensor corruption in training (trainer.corrupt): "
-              f"{corrupt_text}; data augmentation: {'on' if s['data_augment'] else 'off'}. Audio-only and vision-only: "
+              f"{corrupt_text}; trainer.modal_balance: {s.get('modal_balance', 0.0):g}; cochlea channel_norm: "
+              f"{s.get('cochlea_channel_norm', 'none')}; data augmentation: "
+              f"{'on, ' + str(s.get('augment_copies')) + ' copies' if s['data_augment'] else 'off'}. Audio-only and vision-only: "
               f"{result['unimodal_source']}.", "",
               "| held-out speaker | test pairs | fused | audio only | vision only | fused - best unimodal | "
               "fused, audio silent | fused, vision silent |", "|---|---|---|---|---|---|---|---|"]
