@@ -15,9 +15,10 @@ A two-sensor device must never be worse than its best sensor, also when one sens
   s uniform in [-max_shift, max_shift] without 0, zero fill (no wrap-around).
 * crosstalk (``crosstalk_prob``): one sensor of the sample carries another source, confidently wrong:
   its stream is replaced by the same sensor's (uncorrupted) stream of another sample of the batch whose
-  label differs; audio with probability ``crosstalk_audio_share``, else vision; the label stays. A sensor
-  of a speaker or writer never met is often wrong while looking healthy; without this the fusion only
-  ever sees training sensors that are right, and learns to let the surer one override the other.
+  label differs; audio with probability ``crosstalk_audio_share``, else vision; the label stays. It
+  mimics a sensor of a speaker or writer never met: wrong while looking healthy. Measured on the
+  speaker-held-out split (docs/robustness.md) it did not, alone, keep the fused answer above vision:
+  the score network cannot tell such a stream from a right one; ``trainer.modal_balance`` did.
 
 No sample ever ends with both sensors silent (unless it came in so): one whose corruption would empty
 both (a silenced sensor beside a partner shifted out of the window, or a partner that held nothing)

@@ -159,4 +159,3 @@ def balance_loss(share: torch.Tensor, healthy: torch.Tensor) -> torch.Tensor:
     if not healthy.any():
         return share.sum() * 0.0
     return ((share[healthy, 0] - 0.5) ** 2).mean()
-
