@@ -21,6 +21,7 @@ Measured on the official split's test pairs (all in the simulator):
   audio_only_acc, vision_only_acc   each sensor alone: the program's per-modality outputs (logits_audio,
                        logits_vision) when it has them, else the fused output with the other sensor silent;
                        ``unimodal_source`` says which.
+  loso_fused_mean      the mean fused accuracy over the folds of --loso (null without it).
   speaker_heldout_fused  fused accuracy of a model trained on the speaker-held-out split (--speaker-onnx or
                        --speaker-run) on its held-out speakers; null without one (the official model has heard
                        every speaker, so it cannot be tested on a held-out one).
@@ -278,6 +279,7 @@ def main() -> None:
     print(json.dumps({
         "official_sim_acc": base["fused_acc"],
         "speaker_heldout_fused": None if speaker is None else speaker["fused_acc"],
+        "loso_fused_mean": (sum(f["fused_acc"] for f in loso_folds) / len(loso_folds)) if loso_folds else None,
         "audio_silent_acc": base["audio_silent_acc"], "vision_silent_acc": base["vision_silent_acc"],
         "noisy_audio_acc": noisy_audio_acc, "noisy_dvs_acc": noisy_dvs_acc,
         "audio_only_acc": base["audio_only_acc"], "vision_only_acc": base["vision_only_acc"],

@@ -60,5 +60,6 @@ def test_figures_agree_with_each_other(bench):
     assert gaps["official"] == pytest.approx(out["official_sim_acc"] - max(out["audio_only_acc"], out["vision_only_acc"]))
     assert set(gaps) == {"official", "speaker", "loso.lucas"} and gaps["loso.lucas"] == -0.2
     assert out["min_fused_minus_best_unimodal"] == min(gaps.values())
+    assert out["loso_fused_mean"] == 0.5                                    # the one fold's fused accuracy
     assert out["speaker_split"]["test_speakers"] == ["lucas", "george"] and out["speaker_split"]["samples"] == 40
     assert out["speaker_heldout_fused"] == out["speaker_split"]["fused_acc"]

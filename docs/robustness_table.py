@@ -1,0 +1,70 @@
+"""The seeds table of docs/robustness.md from bench/robustness.py's saved JSON (one file per seed).
+
+    python docs/robustness_table.py docs/bench/robustness_robust_seed*.json
+
+Prints a markdown table: each issue #14 key per seed, the mean and the standard deviation over the seeds,
+and the target beside it, so the page quotes the JSON and nothing typed by hand.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+# (key, label, target as text, predicate on the value or None when only reported)
+ROWS = (
+    ("official_sim_acc", "official split, both sensors", ">= 99.5 %", lambda r, v: v >= 0.995),
+    ("speaker_heldout_fused", "speakers lucas + george held out, fused", ">= 97 %", lambda r, v: v >= 0.97),
+    ("loso_fused_mean", "leave-one-speaker-out, mean fused over the folds", ">= 97 %", lambda r, v: v >= 0.97),
+    ("min_fused_minus_best_unimodal", "min fused - best unimodal (official, speaker split, LOSO folds given)", ">= 0",
+     lambda r, v: v >= 0),
+    ("audio_silent_acc", "audio dead (all zeros)", ">= vision alone - 1 pp",
+     lambda r, v: v >= r["vision_only_acc"] - 0.01),
+    ("vision_silent_acc", "vision dead (all zeros)", ">= audio alone - 1 pp",
+     lambda r, v: v >= r["audio_only_acc"] - 0.01),
+    ("audio_only_acc", "audio alone (its own prediction), official", "", None),
+    ("vision_only_acc", "vision alone (its own prediction), official", "", None),
+    ("noisy_audio_acc", "audio at 0 dB SNR", "reported", None),
+    ("noisy_dvs_acc", "DVS + 10x background", "reported", None),
+)
+
+
+def fmt(key: str, value) -> str:
+    if value is None:
+        return "n/a"
+    return f"{100 * value:+.2f} pp" if key.startswith("min_") else f"{100 * value:.2f} %"
+
+
+def table(results: list[dict], seeds: list[str]) -> str:
+    head = "| key | what | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± std | target | met (all seeds) |"
+    lines = [head, "|" + "---|" * (len(seeds) + 5)]
+    for key, label, target, ok in ROWS:
+        values = [r.get(key) for r in results]
+        present = [v for v in values if v is not None]
+        if present:
+            mean = sum(present) / len(present)
+            std = math.sqrt(sum((v - mean) ** 2 for v in present) / len(present))
+            unit = "pp" if key.startswith("min_") else "%"
+            summary = f"{100 * mean:.2f} ± {100 * std:.2f} {unit}"
+        else:
+            summary = "n/a"
+        met = "" if ok is None else ("yes" if len(present) == len(values) and all(ok(r, v) for r, v in zip(results, values))
+                                      else "**no**")
+        lines.append(f"| `{key}` | {label} | " + " | ".join(fmt(key, v) for v in values) + f" | {summary} | {target} | {met} |")
+    return "\n".join(lines)
+
+
+def main(paths: list[str]) -> None:
+    if not paths:
+        raise SystemExit("usage: python docs/robustness_table.py <robustness JSON> [...]")
+    results, seeds = [], []
+    for path in sorted(paths):
+        text = Path(path).read_text().strip().splitlines()[-1]
+        results.append(json.loads(text))
+        seeds.append(str(results[-1].get("seed_of_model", Path(path).stem.rsplit("seed", 1)[-1])))
+    print(table(results, seeds))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
