@@ -203,3 +203,11 @@ def corrupt_batch(vision: torch.Tensor | None, audio: torch.Tensor | None, setti
                                                           applied[f"shift_steps.{m}"])
             applied["crosstalk_from"] = torch.where(lost, torch.arange(n_b), applied["crosstalk_from"])
     return streams["vision"], streams["audio"], applied
+
+
+def failing(applied: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(B,) True where corrupt_batch's ``applied`` shows a sensor visibly failing: silenced or flooded with
+    noise (crosstalk and shifts look healthy)."""
+    masks = [applied[f"{kind}.{m}"] for kind in ("silence", "noise") for m in MODALITIES if f"{kind}.{m}" in applied]
+    return torch.stack(masks).any(0)
+

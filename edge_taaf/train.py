@@ -25,7 +25,7 @@ from edge_taaf.checkpoint import atomic_torch_save, check_state_matches, load_ch
 from sensors.atomic import atomic_write_text
 from edge_taaf.config import ConfigError, check_train_config, corrupt_settings
 from edge_taaf.augment import random_shift
-from edge_taaf.corrupt import corrupt_batch
+from edge_taaf.corrupt import corrupt_batch, failing
 from edge_taaf.fusion import balance_loss
 from edge_taaf.init import scale_to_firing_rate
 from edge_taaf.losses import build_loss
@@ -214,8 +214,7 @@ def train(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, hooks: dict | 
             healthy = torch.ones(len(y), dtype=torch.bool)
             if corruption.active:
                 v, a, applied = corrupt_batch(v, a, corruption, clips, corrupt_gen, y)
-                healthy = ~torch.stack([applied[f"{k}.{m}"] for k in ("silence", "noise") for m in ("audio", "vision")
-                                        if f"{k}.{m}" in applied]).any(0)
+                healthy = ~failing(applied)
             record = [] if spike_penalty or targets else None
             out = net(v, a, record)
             loss, stats = objective(out, y.to(device))
