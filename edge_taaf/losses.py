@@ -7,6 +7,8 @@ All three share one interface so the training loop stays the same:
 
 TAAF balanced (our reading of arXiv 2505.14535, docs/taaf.md):
   L = sum_t alpha_t CE(l_t, y) + lambda * sum_m CE(head_m, y)
+  (loss.step_ce and loss.fused_ce weigh the first term and an added CE(y, y_true) of the fused
+  prediction y = sum_t alpha_t l_t; defaults 1 and 0 are the paper's loss)
   and modality m's learning rate is scaled by k_m = 1 - tanh(gamma * (rho_m - 1)) when its score
   ratio rho_m = score_m / score_other > 1 (else 1), inside the modulation window. score_m is the
   batch mean of softmax(c_m)[y], c_m = sum_t alpha_t W_m z_t^m: the modality's share of the
@@ -41,6 +43,17 @@ def in_window(epoch: int, window) -> bool:
     return start <= epoch < end
 
 
+def check_fused_weights(step_ce, fused_ce) -> tuple[float, float]:
+    """loss.step_ce and loss.fused_ce: finite weights >= 0, not both 0 (something must train the fusion)."""
+    weights = {"loss.step_ce": step_ce, "loss.fused_ce": fused_ce}
+    for name, w in weights.items():
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {w!r}")
+    if not step_ce and not fused_ce:
+        raise ValueError("loss.step_ce and loss.fused_ce are both 0: nothing would train the fused prediction")
+    return float(step_ce), float(fused_ce)
+
+
 def _true_class_confidence(logits: torch.Tensor, y: torch.Tensor) -> float:
     """Batch mean of softmax(logits)[y]."""
     return float(F.softmax(logits.detach(), dim=1).gather(1, y[:, None]).mean())
@@ -64,15 +77,20 @@ def _unimodal(out: ModelOut) -> bool:
 
 
 class TAAFBalancedLoss:
-    def __init__(self, lambda_unimodal: float, gamma: float, window):
+    def __init__(self, lambda_unimodal: float, gamma: float, window, step_ce: float = 1.0, fused_ce: float = 0.0):
         self.lam, self.gamma, self.window = lambda_unimodal, gamma, tuple(window)
+        self.step_ce, self.fused_ce = check_fused_weights(step_ce, fused_ce)
         self.heads_train_encoders = True
 
     def __call__(self, out: ModelOut, y: torch.Tensor):
         f = out.fusion
         t, b, k = f.step_logits.shape
         step_ce = F.cross_entropy(f.step_logits.reshape(t * b, k), y.repeat(t), reduction="none").view(t, b)
-        loss = (f.alpha * step_ce).sum(0).mean() + self.lam * (_heads_ce(out, y) + _own_ce(out, y))
+        loss = self.lam * (_heads_ce(out, y) + _own_ce(out, y))
+        if self.step_ce:
+            loss = loss + self.step_ce * (f.alpha * step_ce).sum(0).mean()
+        if self.fused_ce:
+            loss = loss + self.fused_ce * F.cross_entropy(f.logits, y)
         share = f.share.detach().mean(0)
         stats = {"share_audio": float(share[0]), "share_vision": float(share[1])}
         if not _unimodal(out):
@@ -145,7 +163,8 @@ def build_loss(cfg, seed: int = 0):
     """cfg: the loss config group (configs/loss/*.yaml)."""
     name = cfg["name"]
     if name == "taaf_balanced":
-        return TAAFBalancedLoss(cfg["lambda_unimodal"], cfg["gamma"], cfg["window"])
+        return TAAFBalancedLoss(cfg["lambda_unimodal"], cfg["gamma"], cfg["window"],
+                                cfg.get("step_ce", 1.0), cfg.get("fused_ce", 0.0))
     if name == "ce":
         return CELoss()
     if name == "ogm_ge":

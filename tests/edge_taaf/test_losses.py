@@ -151,3 +151,26 @@ def test_build_loss_from_configs_and_unknown_name():
     assert TAAFBalancedLoss(0.5, 1.0, [0, 1]).heads_train_encoders and not CELoss.heads_train_encoders
     with pytest.raises(ValueError, match="loss.name"):
         build_loss({"name": "focal"})
+
+
+@pytest.mark.parametrize("step_ce,fused_ce", [(0.0, 1.0), (0.3, 1.0), (1.0, 0.5)])
+def test_taaf_balanced_weighs_the_step_term_and_the_fused_prediction_term(tiny, step_ce, fused_ce):
+    """loss.step_ce x the paper's attention-weighted step CE + loss.fused_ce x CE of the device's answer."""
+    model, vision, audio, y = tiny
+    out = model(vision, audio)
+    f = out.fusion
+    step = torch.stack([F.cross_entropy(f.step_logits[t], y, reduction="none") for t in range(f.step_logits.shape[0])])
+    heads = 0.5 * (F.cross_entropy(out.head_audio, y) + F.cross_entropy(out.head_vision, y))
+    loss, _ = TAAFBalancedLoss(0.5, 1.0, [0, 10], step_ce=step_ce, fused_ce=fused_ce)(out, y)
+    torch.testing.assert_close(loss, step_ce * (f.alpha * step).sum(0).mean() + fused_ce * F.cross_entropy(f.logits, y) + heads)
+
+
+@pytest.mark.parametrize("over,match", [
+    (["loss.step_ce=0", "loss.fused_ce=0"], "both 0"),
+    (["loss.fused_ce=-1"], "loss.fused_ce must be a finite number >= 0"),
+    (["loss.step_ce=nan"], "loss.step_ce must be a finite number >= 0"),
+])
+def test_bad_fused_loss_weights_are_config_errors_naming_the_option(over, match):
+    from edge_taaf.config import ConfigError, check_train_config
+    with pytest.raises(ConfigError, match=match):
+        check_train_config(compose_config("train", [*TINY, *over]))
