@@ -107,7 +107,14 @@ def corrupt_settings(cfg) -> CorruptSettings:
         if name in values and not 0 <= number(name) <= 1:
             raise ConfigError(f"trainer.corrupt.{name}={values[name]}, expected a probability in [0, 1]")
     for name in CORRUPT_LEVELS:
-        if name in values and not 0 <= number(name) < float("inf"):
+        if name in values and not isinstance(values[name], (int, float, str)) and hasattr(values[name], "__len__"):
+            pair = list(values[name])
+            if len(pair) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair) \
+                    or not 0 < pair[0] <= pair[1] < float("inf"):
+                raise ConfigError(f"trainer.corrupt.{name}={pair}, expected a noise level >= 0 or a range "
+                                  "[k_min, k_max] with 0 < k_min <= k_max (k x the sample's own event rate)")
+            values[name] = (float(pair[0]), float(pair[1]))
+        elif name in values and not 0 <= number(name) < float("inf"):
             raise ConfigError(f"trainer.corrupt.{name}={values[name]}, expected a noise level >= 0 "
                               "(k x the sample's own event rate)")
     steps = int(cfg.data.T)

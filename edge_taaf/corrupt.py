@@ -11,6 +11,8 @@ A two-sensor device must never be worse than its best sensor, also when one sens
   ``vision_noise`` x the sample's own event rate (events per element and step, capped at 1);
   audio: Poisson counts added to every (step, channel) pair with mean ``audio_noise`` x the sample's
   own mean count per pair: activity flat over channels and time, like a cochlea hearing white noise.
+  Either level may be a range [k_min, k_max] (0 < k_min <= k_max): k is then drawn per sample,
+  log-uniformly, so training sees floods from mild to far beyond the sample's own activity.
 * time shift (``shift_prob``, per sample and sensor independently): the stream rolls by s steps,
   s uniform in [-max_shift, max_shift] without 0, zero fill (no wrap-around).
 * crosstalk (``crosstalk_prob``): one sensor of the sample carries another source, confidently wrong:
@@ -45,8 +47,9 @@ class CorruptSettings:
     silence_prob: float = 0.0         #: chance a sample has one sensor silenced (all zeros); never both
     silence_audio_share: float = 0.5  #: of the silenced samples, the share whose audio is silenced
     noise_prob: float = 0.0           #: chance, per sample and sensor, of heavy noise
-    vision_noise: float = 1.0         #: k: extra vision events at k x the sample's own event rate
-    audio_noise: float = 1.0          #: k: extra audio counts at k x the sample's own mean count per (step, channel)
+    vision_noise: float | tuple[float, float] = 1.0  #: k: extra vision events at k x the sample's own event rate
+    audio_noise: float | tuple[float, float] = 1.0   #: k: extra audio counts at k x the sample's own mean count
+    #: per (step, channel); a pair (k_min, k_max) draws k per sample, log-uniformly (noise_levels)
     shift_prob: float = 0.0           #: chance, per sample and sensor, of a time shift
     max_shift: int = 2                #: the largest shift in steps (< T)
     crosstalk_prob: float = 0.0       #: chance a sample has one sensor replaced by another class's stream
@@ -71,6 +74,15 @@ def _add_clipped(x: torch.Tensor, extra: torch.Tensor, clip: int) -> torch.Tenso
     """x + extra, clipped at ``clip``, in x's dtype (integer dtypes are widened first: no wrap-around)."""
     wide = x if x.is_floating_point() else x.to(torch.int64)
     return torch.clamp(wide + extra.to(device=x.device, dtype=wide.dtype), max=clip).to(x.dtype)
+
+
+def noise_levels(k: float | tuple[float, float], n: int, generator: torch.Generator) -> torch.Tensor:
+    """(n,) noise levels: k for every sample, or for a pair (k_min, k_max) k_min * (k_max / k_min)^u with u
+    uniform per sample (log-uniform; one draw from ``generator`` per sample, none for a single k)."""
+    if isinstance(k, tuple):
+        lo, hi = k
+        return lo * (hi / lo) ** torch.rand(n, generator=generator)
+    return torch.full((n,), float(k))
 
 
 def silence(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -183,7 +195,7 @@ def corrupt_batch(vision: torch.Tensor | None, audio: torch.Tensor | None, setti
         noisy = (u_noise < settings.noise_prob) & kept
         if noisy.any():
             k = settings.vision_noise if m == "vision" else settings.audio_noise
-            level = torch.where(noisy, k * event_rate(x), torch.zeros(n_b))
+            level = torch.where(noisy, noise_levels(k, n_b, g) * event_rate(x), torch.zeros(n_b))
             x = vision_noise(x, level, clips[m], g) if m == "vision" else audio_noise(x, level, clips[m], g)
         if applied[f"silence.{m}"].any():
             x = silence(x, applied[f"silence.{m}"])

@@ -3,6 +3,8 @@ of each corruption, seeded determinism, whole counts within the clip, never both
 checks, the training loop (float and QAT) really training on corrupted batches, and trainer.modal_balance."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -11,7 +13,7 @@ import edge_taaf.train as train_mod
 from edge_taaf.apps.train import run_training
 from edge_taaf.checkpoint import load_checkpoint
 from edge_taaf.config import ConfigError, check_train_config, corrupt_settings
-from edge_taaf.corrupt import CorruptSettings, audio_noise, corrupt_batch, silence, time_shift, vision_noise
+from edge_taaf.corrupt import CorruptSettings, audio_noise, corrupt_batch, noise_levels, silence, time_shift, vision_noise
 from edge_taaf.fusion import balance_loss
 
 T, B = 8, 400
@@ -139,6 +141,25 @@ def test_noise_raises_each_sensors_rate_by_k_times_its_own():
         assert torch.corrcoef(torch.stack([added, expected]))[0, 1] > 0.3, m   # per sample: its own rate
 
 
+def test_noise_levels_are_log_uniform_within_the_range_and_fixed_for_one_number():
+    assert torch.equal(noise_levels(2.5, 7, gen()), torch.full((7,), 2.5))
+    k = noise_levels((0.5, 8.0), 20_000, gen())
+    assert k.min() >= 0.5 and k.max() <= 8.0
+    u = torch.log(k / 0.5) / math.log(16.0)               # log-uniform: the log-position is uniform on [0, 1]
+    assert u.mean().item() == pytest.approx(0.5, abs=0.01) and (u < 0.25).float().mean().item() == pytest.approx(0.25, abs=0.01)
+
+
+def test_a_noise_range_floods_each_noisy_sample_at_its_own_level_within_the_range():
+    v, a = batch(b=64, audio_rate=0.05)
+    s = CorruptSettings(noise_prob=1.0, vision_noise=(0.5, 8.0), audio_noise=(0.5, 8.0))
+    v2, a2, applied = corrupt_batch(v, a, s, {"vision": 1, "audio": 255}, gen())
+    for x, y in ((v, v2), (a, a2)):
+        own = x.transpose(0, 1).reshape(64, -1).mean(1)
+        added = (y - x).transpose(0, 1).reshape(64, -1).mean(1)
+        ratio = added / own
+        assert ratio.min() > 0.3 and ratio.max() < 9.0 and ratio.max() / ratio.min() > 4   # spread over the range
+
+
 def test_shifts_are_per_sensor_independent_nonzero_and_bounded():
     v, a = batch()
     s = CorruptSettings(shift_prob=0.6, max_shift=3)
@@ -225,6 +246,11 @@ def test_default_config_is_off(tiny_train_cfg):
     assert settings == CorruptSettings() and not settings.active
 
 
+def test_a_noise_range_is_read_as_a_pair(tiny_train_cfg):
+    settings = corrupt_settings(tiny_train_cfg("trainer.corrupt.vision_noise=[0.25,8]"))
+    assert settings.vision_noise == (0.25, 8.0) and settings.audio_noise == 1.0
+
+
 @pytest.mark.parametrize("override, message", [
     ("trainer.corrupt.silence_prob=1.5", "trainer.corrupt.silence_prob=1.5, expected a probability in [0, 1]"),
     ("trainer.corrupt.noise_prob=-0.1", "trainer.corrupt.noise_prob=-0.1, expected a probability in [0, 1]"),
@@ -232,6 +258,9 @@ def test_default_config_is_off(tiny_train_cfg):
     ("trainer.corrupt.silence_audio_share=1.01", "trainer.corrupt.silence_audio_share=1.01, expected a probability"),
     ("trainer.corrupt.vision_noise=-1.0", "trainer.corrupt.vision_noise=-1.0, expected a noise level >= 0"),
     ("trainer.corrupt.audio_noise=-0.5", "trainer.corrupt.audio_noise=-0.5, expected a noise level >= 0"),
+    ("trainer.corrupt.vision_noise=[2.0,1.0]", "trainer.corrupt.vision_noise=[2.0, 1.0], expected a noise level >= 0 or a range"),
+    ("trainer.corrupt.audio_noise=[0,4]", "trainer.corrupt.audio_noise=[0, 4], expected a noise level >= 0 or a range"),
+    ("trainer.corrupt.vision_noise=[1,2,3]", "trainer.corrupt.vision_noise=[1, 2, 3], expected"),
     ("trainer.corrupt.max_shift=6", "trainer.corrupt.max_shift=6, expected a whole number of steps in 0..5"),
     ("trainer.corrupt.max_shift=-1", "trainer.corrupt.max_shift=-1"),
     ("trainer.corrupt.max_shift=1.5", "trainer.corrupt.max_shift=1.5"),
