@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from edge_taaf.corrupt import CorruptSettings
-from edge_taaf.losses import LOSSES, check_fused_weights
+from edge_taaf.losses import LOSSES, check_fused_weights, check_label_smoothing
 from edge_taaf.model import FUSIONS, model_modalities
 from edge_taaf.model_config import parse_modality_logits
 
@@ -37,6 +37,7 @@ def check_train_config(cfg) -> None:
     if loss == "taaf_balanced":
         try:
             check_fused_weights(cfg.loss.get("step_ce", 1.0), cfg.loss.get("fused_ce", 0.0))
+            check_label_smoothing(cfg.loss.get("label_smoothing", 0.0))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
     try:

@@ -8,7 +8,10 @@ All three share one interface so the training loop stays the same:
 TAAF balanced (our reading of arXiv 2505.14535, docs/taaf.md):
   L = sum_t alpha_t CE(l_t, y) + lambda * sum_m CE(head_m, y)
   (loss.step_ce and loss.fused_ce weigh the first term and an added CE(y, y_true) of the fused
-  prediction y = sum_t alpha_t l_t; defaults 1 and 0 are the paper's loss)
+  prediction y = sum_t alpha_t l_t; defaults 1 and 0 are the paper's loss); loss.label_smoothing
+  smooths every cross-entropy term's target (0: off): a branch trained on speakers it always gets
+  right learns bounded margins instead of unbounded ones, so it cannot outvote the other sensor
+  without limit on a speaker it has not met
   and modality m's learning rate is scaled by k_m = 1 - tanh(gamma * (rho_m - 1)) when its score
   ratio rho_m = score_m / score_other > 1 (else 1), inside the modulation window. score_m is the
   batch mean of softmax(c_m)[y], c_m = sum_t alpha_t W_m z_t^m: the modality's share of the
@@ -54,21 +57,28 @@ def check_fused_weights(step_ce, fused_ce) -> tuple[float, float]:
     return float(step_ce), float(fused_ce)
 
 
+def check_label_smoothing(value) -> float:
+    """loss.label_smoothing: a number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"loss.label_smoothing must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
 def _true_class_confidence(logits: torch.Tensor, y: torch.Tensor) -> float:
     """Batch mean of softmax(logits)[y]."""
     return float(F.softmax(logits.detach(), dim=1).gather(1, y[:, None]).mean())
 
 
-def _heads_ce(out: ModelOut, y: torch.Tensor) -> torch.Tensor:
+def _heads_ce(out: ModelOut, y: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
     """Sum of the unimodal heads' cross-entropies (the heads the model has)."""
     heads = [h for h in (out.head_audio, out.head_vision) if h is not None]
-    return sum(F.cross_entropy(h, y) for h in heads)
+    return sum(F.cross_entropy(h, y, label_smoothing=smoothing) for h in heads)
 
 
-def _own_ce(out: ModelOut, y: torch.Tensor) -> torch.Tensor | float:
+def _own_ce(out: ModelOut, y: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor | float:
     """Sum of the cross-entropies of the fusion's own per-modality predictions (taaf_modal; 0 otherwise)."""
     own = [p for p in (out.fusion.logits_audio, out.fusion.logits_vision) if p is not None]
-    return sum(F.cross_entropy(p, y) for p in own)
+    return sum(F.cross_entropy(p, y, label_smoothing=smoothing) for p in own)
 
 
 def _unimodal(out: ModelOut) -> bool:
@@ -77,20 +87,23 @@ def _unimodal(out: ModelOut) -> bool:
 
 
 class TAAFBalancedLoss:
-    def __init__(self, lambda_unimodal: float, gamma: float, window, step_ce: float = 1.0, fused_ce: float = 0.0):
+    def __init__(self, lambda_unimodal: float, gamma: float, window, step_ce: float = 1.0, fused_ce: float = 0.0,
+                 label_smoothing: float = 0.0):
         self.lam, self.gamma, self.window = lambda_unimodal, gamma, tuple(window)
         self.step_ce, self.fused_ce = check_fused_weights(step_ce, fused_ce)
+        self.smoothing = check_label_smoothing(label_smoothing)
         self.heads_train_encoders = True
 
     def __call__(self, out: ModelOut, y: torch.Tensor):
         f = out.fusion
         t, b, k = f.step_logits.shape
-        step_ce = F.cross_entropy(f.step_logits.reshape(t * b, k), y.repeat(t), reduction="none").view(t, b)
-        loss = self.lam * (_heads_ce(out, y) + _own_ce(out, y))
+        ls = self.smoothing
+        step_ce = F.cross_entropy(f.step_logits.reshape(t * b, k), y.repeat(t), reduction="none", label_smoothing=ls).view(t, b)
+        loss = self.lam * (_heads_ce(out, y, ls) + _own_ce(out, y, ls))
         if self.step_ce:
             loss = loss + self.step_ce * (f.alpha * step_ce).sum(0).mean()
         if self.fused_ce:
-            loss = loss + self.fused_ce * F.cross_entropy(f.logits, y)
+            loss = loss + self.fused_ce * F.cross_entropy(f.logits, y, label_smoothing=ls)
         share = f.share.detach().mean(0)
         stats = {"share_audio": float(share[0]), "share_vision": float(share[1])}
         if not _unimodal(out):
@@ -164,7 +177,7 @@ def build_loss(cfg, seed: int = 0):
     name = cfg["name"]
     if name == "taaf_balanced":
         return TAAFBalancedLoss(cfg["lambda_unimodal"], cfg["gamma"], cfg["window"],
-                                cfg.get("step_ce", 1.0), cfg.get("fused_ce", 0.0))
+                                cfg.get("step_ce", 1.0), cfg.get("fused_ce", 0.0), cfg.get("label_smoothing", 0.0))
     if name == "ce":
         return CELoss()
     if name == "ogm_ge":

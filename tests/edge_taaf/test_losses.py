@@ -169,8 +169,24 @@ def test_taaf_balanced_weighs_the_step_term_and_the_fused_prediction_term(tiny, 
     (["loss.step_ce=0", "loss.fused_ce=0"], "both 0"),
     (["loss.fused_ce=-1"], "loss.fused_ce must be a finite number >= 0"),
     (["loss.step_ce=nan"], "loss.step_ce must be a finite number >= 0"),
+    (["loss.label_smoothing=1.0"], r"loss.label_smoothing must be a number in \[0, 1\)"),
+    (["loss.label_smoothing=-0.1"], r"loss.label_smoothing must be a number in \[0, 1\)"),
 ])
 def test_bad_fused_loss_weights_are_config_errors_naming_the_option(over, match):
     from edge_taaf.config import ConfigError, check_train_config
     with pytest.raises(ConfigError, match=match):
         check_train_config(compose_config("train", [*TINY, *over]))
+
+
+def test_label_smoothing_smooths_every_cross_entropy_term(tiny):
+    model, vision, audio, y = tiny
+    out = model(vision, audio)
+    f, ls = out.fusion, 0.1
+    step = torch.stack([F.cross_entropy(f.step_logits[t], y, reduction="none", label_smoothing=ls)
+                        for t in range(f.step_logits.shape[0])])
+    heads = sum(F.cross_entropy(h, y, label_smoothing=ls) for h in (out.head_audio, out.head_vision))
+    loss, _ = TAAFBalancedLoss(0.5, 1.0, [0, 10], step_ce=1.0, fused_ce=2.0, label_smoothing=ls)(out, y)
+    expected = (f.alpha * step).sum(0).mean() + 2.0 * F.cross_entropy(f.logits, y, label_smoothing=ls) + 0.5 * heads
+    torch.testing.assert_close(loss, expected)
+    plain, _ = TAAFBalancedLoss(0.5, 1.0, [0, 10], step_ce=1.0, fused_ce=2.0)(out, y)
+    assert not torch.isclose(loss, plain)
