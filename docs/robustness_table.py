@@ -3,7 +3,9 @@
     python docs/robustness_table.py docs/bench/robustness_robust_seed*.json
 
 Prints a markdown table: each issue #14 key per seed, the mean and the standard deviation over the seeds,
-and the target beside it, so the page quotes the JSON and nothing typed by hand.
+and the target beside it, so the page quotes the JSON and nothing typed by hand. A key a seed's file leaves
+null (the speaker split and the LOSO study, when that seed did not run them) is n/a there, and the "met"
+column says how many seeds it rests on.
 """
 from __future__ import annotations
 
@@ -49,8 +51,14 @@ def table(results: list[dict], seeds: list[str]) -> str:
             summary = f"{100 * mean:.2f} ± {100 * std:.2f} {unit}"
         else:
             summary = "n/a"
-        met = "" if ok is None else ("yes" if len(present) == len(values) and all(ok(r, v) for r, v in zip(results, values))
-                                      else "**no**")
+        if ok is None:
+            met = ""
+        elif not present:
+            met = "not run"
+        else:
+            met = "yes" if all(ok(r, v) for r, v in zip(results, values) if v is not None) else "**no**"
+            if len(present) < len(values):    # e.g. the speaker split and LOSO, run for seed 0 only
+                met += f" ({len(present)} of {len(values)} seeds run)"
         lines.append(f"| `{key}` | {label} | " + " | ".join(fmt(key, v) for v in values) + f" | {summary} | {target} | {met} |")
     return "\n".join(lines)
 
