@@ -105,7 +105,8 @@ def summarise(folds: list[dict]) -> dict:
 
 def study_settings(cfg) -> dict:
     return {"T": int(cfg.data.T), "weight_bits": int(cfg.quant.weight_bits), "fusion": cfg.model.fusion,
-            "loss": cfg.loss.name, "float_epochs": int(cfg.float_epochs), "qat_epochs": int(cfg.qat_epochs),
+            "loss": cfg.loss.name, "loss_options": {k: v for k, v in _plain(cfg.loss).items() if k != "name"},
+            "float_epochs": int(cfg.float_epochs), "qat_epochs": int(cfg.qat_epochs),
             "seed": int(cfg.seed), "trainer_corrupt": _plain(cfg.trainer).get("corrupt"),
             "modal_balance": float(cfg.trainer.get("modal_balance", 0.0)),
             "cochlea_channel_norm": str((cfg.data.get("cochlea") or {}).get("channel_norm", "none")),
@@ -120,13 +121,18 @@ def markdown(result: dict, label: str | None = None) -> str:
     epochs = lambda n: f"{n} epoch{'' if n == 1 else 's'}"  # noqa: E731
     corrupt = {k: v for k, v in (s["trainer_corrupt"] or {}).items() if k.endswith("_prob") and v}
     corrupt_text = ", ".join(f"{k}={v}" for k, v in corrupt.items()) or "off"
+    if corrupt:   # the flood levels (k x a sample's own activity; a pair is a log-uniform range)
+        corrupt_text += "".join(f", {k}={(s['trainer_corrupt'] or {})[k]}" for k in ("vision_noise", "audio_noise")
+                                if k in (s["trainer_corrupt"] or {}))
+    loss_text = ", ".join(f"{k}={v}" for k, v in (s.get("loss_options") or {}).items()
+                          if k in ("step_ce", "fused_ce", "label_smoothing", "lambda_unimodal"))
     lines = ["# Leave-one-speaker-out study (fsdd_mnist, simulator accuracy)", ""]
     if label:
         lines += [f"**{label}**", ""]
     lines += [f"Each fold trains on every other FSDD speaker and tests on the one held out (`data.split=speaker "
               f"data.test_speakers=[<speaker>]`), through the whole pipeline: float training ({epochs(s['float_epochs'])}), "
               f"QAT int{s['weight_bits']} ({epochs(s['qat_epochs'])}), ONNX export, simulator; T = {s['T']}, "
-              f"{s['fusion']} + {s['loss']}, seed {s['seed']}; sensor corruption in training (trainer.corrupt): "
+              f"{s['fusion']} + {s['loss']}{' (' + loss_text + ')' if loss_text else ''}, seed {s['seed']}; sensor corruption in training (trainer.corrupt): "
               f"{corrupt_text}; trainer.modal_balance: {s.get('modal_balance', 0.0):g}; cochlea channel_norm: "
               f"{s.get('cochlea_channel_norm', 'none')}; data augmentation: "
               f"{'on, ' + str(s.get('augment_copies')) + ' copies' if s['data_augment'] else 'off'}. Audio-only and vision-only: "
