@@ -98,9 +98,10 @@ class TAAFBalancedLoss:
         f = out.fusion
         t, b, k = f.step_logits.shape
         ls = self.smoothing
-        step_ce = F.cross_entropy(f.step_logits.reshape(t * b, k), y.repeat(t), reduction="none", label_smoothing=ls).view(t, b)
         loss = self.lam * (_heads_ce(out, y, ls) + _own_ce(out, y, ls))
-        if self.step_ce:
+        if self.step_ce:   # the per-step term, computed only when it is weighed in
+            step_ce = F.cross_entropy(f.step_logits.reshape(t * b, k), y.repeat(t), reduction="none",
+                                      label_smoothing=ls).view(t, b)
             loss = loss + self.step_ce * (f.alpha * step_ce).sum(0).mean()
         if self.fused_ce:
             loss = loss + self.fused_ce * F.cross_entropy(f.logits, y, label_smoothing=ls)
