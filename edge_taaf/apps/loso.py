@@ -119,11 +119,11 @@ def markdown(result: dict, label: str | None = None) -> str:
     pp = lambda x: "" if x is None else f"{100 * x:+.2f} pp"  # noqa: E731
     s = result["settings"]
     epochs = lambda n: f"{n} epoch{'' if n == 1 else 's'}"  # noqa: E731
-    corrupt = {k: v for k, v in (s["trainer_corrupt"] or {}).items() if k.endswith("_prob") and v}
+    corrupt_cfg = s["trainer_corrupt"] or {}
+    corrupt = {k: v for k, v in corrupt_cfg.items() if k.endswith("_prob") and v}
     corrupt_text = ", ".join(f"{k}={v}" for k, v in corrupt.items()) or "off"
     if corrupt:   # the flood levels (k x a sample's own activity; a pair is a log-uniform range)
-        corrupt_text += "".join(f", {k}={(s['trainer_corrupt'] or {})[k]}" for k in ("vision_noise", "audio_noise")
-                                if k in (s["trainer_corrupt"] or {}))
+        corrupt_text += "".join(f", {k}={corrupt_cfg[k]}" for k in ("vision_noise", "audio_noise") if k in corrupt_cfg)
     loss_text = ", ".join(f"{k}={v}" for k, v in (s.get("loss_options") or {}).items()
                           if k in ("step_ce", "fused_ce", "label_smoothing", "lambda_unimodal"))
     lines = ["# Leave-one-speaker-out study (fsdd_mnist, simulator accuracy)", ""]
