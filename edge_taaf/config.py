@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from edge_taaf.corrupt import CorruptSettings
-from edge_taaf.losses import LOSSES, check_fused_weights, check_label_smoothing
+from edge_taaf.losses import LOSSES, check_fused_weights, check_label_smoothing, check_window
 from edge_taaf.model import FUSIONS, model_modalities
 from edge_taaf.model_config import parse_modality_logits
 
@@ -34,12 +34,14 @@ def check_train_config(cfg) -> None:
         raise ConfigError(f"loss={loss!r} is unknown; expected one of {LOSSES}")
     if loss == "taaf_balanced" and fusion not in ("taaf", "taaf_modal"):
         raise ConfigError("loss=taaf_balanced needs model.fusion=taaf or taaf_modal (it reads TAAF's attention shares)")
-    if loss == "taaf_balanced":
-        try:
+    try:
+        if loss == "taaf_balanced":
             check_fused_weights(cfg.loss.get("step_ce", 1.0), cfg.loss.get("fused_ce", 0.0))
             check_label_smoothing(cfg.loss.get("label_smoothing", 0.0))
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        if loss in ("taaf_balanced", "ogm_ge"):
+            check_window(cfg.loss.window)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         parse_modality_logits(cfg.model.get("modality_logits"), fusion)
     except ValueError as exc:

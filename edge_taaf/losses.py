@@ -46,6 +46,17 @@ def in_window(epoch: int, window) -> bool:
     return start <= epoch < end
 
 
+def check_window(window, option: str = "loss.window") -> tuple[int, int]:
+    """The modulation window: epochs [start, end) as two whole numbers 0 <= start <= end; start == end (e.g.
+    [0, 0]) leaves every learning rate / gradient unmodulated. ValueError naming ``option`` otherwise."""
+    pair = None if isinstance(window, (str, bytes)) or not hasattr(window, "__len__") else list(window)
+    if pair is None or len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in pair) \
+            or not 0 <= pair[0] <= pair[1]:
+        raise ValueError(f"{option}={window!r}, expected epochs [start, end) as two whole numbers "
+                         "0 <= start <= end ([0, 0]: no modulation)")
+    return pair[0], pair[1]
+
+
 def check_fused_weights(step_ce, fused_ce) -> tuple[float, float]:
     """loss.step_ce and loss.fused_ce: finite weights >= 0, not both 0 (something must train the fusion)."""
     weights = {"loss.step_ce": step_ce, "loss.fused_ce": fused_ce}
@@ -89,7 +100,7 @@ def _unimodal(out: ModelOut) -> bool:
 class TAAFBalancedLoss:
     def __init__(self, lambda_unimodal: float, gamma: float, window, step_ce: float = 1.0, fused_ce: float = 0.0,
                  label_smoothing: float = 0.0):
-        self.lam, self.gamma, self.window = lambda_unimodal, gamma, tuple(window)
+        self.lam, self.gamma, self.window = lambda_unimodal, gamma, check_window(window)
         self.step_ce, self.fused_ce = check_fused_weights(step_ce, fused_ce)
         self.smoothing = check_label_smoothing(label_smoothing)
         self.heads_train_encoders = True
@@ -139,7 +150,7 @@ class CELoss:
 
 class OGMGELoss(CELoss):
     def __init__(self, alpha: float, window, seed: int = 0):
-        self.alpha, self.window = alpha, tuple(window)
+        self.alpha, self.window = alpha, check_window(window)
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, out: ModelOut, y: torch.Tensor):

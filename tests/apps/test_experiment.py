@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edge_taaf.config import check_train_config, corrupt_settings
+from edge_taaf.losses import build_loss
 from tests.support.configs import compose_config
 
 
@@ -18,7 +19,11 @@ def test_the_robust_recipe_composes_and_passes_the_checks(app):
     corrupt = corrupt_settings(cfg)
     assert corrupt.silence_prob > 0 and corrupt.noise_prob > 0 and corrupt.shift_prob > 0
     assert (cfg.float_epochs, cfg.qat_epochs) == (20, 3)
+    assert (cfg.loss.step_ce, cfg.loss.fused_ce) == (0, 1)
+    assert list(cfg.loss.window) == [0, 0]        # the paper's learning-rate modulation off (docs/robustness.md)
     check_train_config(cfg)
+    objective = build_loss(cfg.loss)
+    assert objective.lr_coefficients({"score_audio": 0.2, "score_vision": 0.9}, 0) == {"audio": 1.0, "vision": 1.0}
 
 
 def test_the_recipe_leaves_the_split_to_the_command_line():

@@ -171,11 +171,28 @@ def test_taaf_balanced_weighs_the_step_term_and_the_fused_prediction_term(tiny, 
     (["loss.step_ce=nan"], "loss.step_ce must be a finite number >= 0"),
     (["loss.label_smoothing=1.0"], r"loss.label_smoothing must be a number in \[0, 1\)"),
     (["loss.label_smoothing=-0.1"], r"loss.label_smoothing must be a number in \[0, 1\)"),
+    (["loss.window=[5,2]"], r"loss.window=\[5, 2\], expected epochs \[start, end\)"),
+    (["loss.window=[0]"], r"loss.window=\[0\], expected epochs"),
+    (["loss.window=[0,1.5]"], r"loss.window=\[0, 1.5\], expected epochs"),
+    (["loss.window=10"], r"loss.window=10, expected epochs"),
+    (["loss=ogm_ge", "loss.window=[-1,3]"], r"loss.window=\[-1, 3\], expected epochs"),
 ])
 def test_bad_fused_loss_weights_are_config_errors_naming_the_option(over, match):
     from edge_taaf.config import ConfigError, check_train_config
     with pytest.raises(ConfigError, match=match):
         check_train_config(compose_config("train", [*TINY, *over]))
+
+
+def test_an_empty_window_never_modulates_and_a_bad_one_is_refused_by_the_loss_itself():
+    stats = {"score_audio": 0.2, "score_vision": 0.9}
+    off = TAAFBalancedLoss(0.5, 1.0, [0, 0])
+    assert all(off.lr_coefficients(stats, epoch) == {"audio": 1.0, "vision": 1.0} for epoch in range(5))
+    assert TAAFBalancedLoss(0.5, 1.0, [0, 5]).lr_coefficients(stats, 0)["vision"] < 1.0   # the same stats, inside
+    for bad in ([3, 1], [0], (0, 1, 2), "0,5", [0, True]):
+        with pytest.raises(ValueError, match="loss.window"):
+            TAAFBalancedLoss(0.5, 1.0, bad)
+        with pytest.raises(ValueError, match="loss.window"):
+            OGMGELoss(0.5, bad)
 
 
 def test_label_smoothing_smooths_every_cross_entropy_term(tiny):
