@@ -125,7 +125,7 @@ def markdown(result: dict, label: str | None = None) -> str:
     if corrupt:   # the flood levels (k x a sample's own activity; a pair is a log-uniform range)
         corrupt_text += "".join(f", {k}={corrupt_cfg[k]}" for k in ("vision_noise", "audio_noise") if k in corrupt_cfg)
     loss_text = ", ".join(f"{k}={v}" for k, v in (s.get("loss_options") or {}).items()
-                          if k in ("step_ce", "fused_ce", "label_smoothing", "lambda_unimodal"))
+                          if k in ("step_ce", "fused_ce", "label_smoothing", "lambda_unimodal", "window"))
     lines = ["# Leave-one-speaker-out study (fsdd_mnist, simulator accuracy)", ""]
     if label:
         lines += [f"**{label}**", ""]

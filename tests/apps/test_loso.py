@@ -102,6 +102,7 @@ def test_json_and_markdown_table_are_written(study):
     assert f"| lucas | 20 | {100 * lucas['fused_acc']:.2f} % | {100 * lucas['audio_only_acc']:.2f} % |" in table
     assert "| nicolas | 20 |" in table and "mean ± std over 2 folds" in table and "Incomplete" not in table
     assert "float training (1 epoch), QAT int8 (1 epoch)" in table and "trainer.corrupt): off" in table
+    assert "(lambda_unimodal=0.5, window=[0, 1000], step_ce=1.0, fused_ce=0.0, label_smoothing=0.0)" in table
 
 
 def test_the_held_out_speaker_is_only_in_the_test_split(study):
