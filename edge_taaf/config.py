@@ -83,7 +83,7 @@ def check_train_config(cfg) -> None:
 
 
 CORRUPT_PROBABILITIES = ("silence_prob", "silence_audio_share", "noise_prob", "shift_prob", "crosstalk_prob",
-                         "crosstalk_audio_share")
+                         "crosstalk_audio_share", "vision_noise_on_share")
 CORRUPT_LEVELS = ("vision_noise", "audio_noise")
 
 
@@ -126,4 +126,10 @@ def corrupt_settings(cfg) -> CorruptSettings:
         if isinstance(shift, bool) or not isinstance(shift, int) or not 0 <= shift < steps:
             raise ConfigError(f"trainer.corrupt.max_shift={shift!r}, expected a whole number of steps in 0..{steps - 1} "
                               f"(below data.T={steps})")
+    share = values.get("vision_noise_on_share", 0.5)
+    shape = list((cfg.get("data") or {}).get("vision_shape") or [])
+    if share != 0.5 and shape and shape[0] != 2:
+        raise ConfigError(f"trainer.corrupt.vision_noise_on_share={share} splits the flood between ON and OFF events; "
+                          f"the vision input (data.vision_shape={shape}) has {shape[0]} polarity channel(s), not 2 "
+                          "(leave it at 0.5)")
     return CorruptSettings(**values)

@@ -8,7 +8,10 @@ A two-sensor device must never be worse than its best sensor, also when one sens
   ``silence_audio_share`` (0.5 by default), else vision.
 * heavy noise (``noise_prob``, per sample and sensor independently):
   vision: extra background events, Bernoulli per (step, polarity, pixel) with probability
-  ``vision_noise`` x the sample's own event rate (events per element and step, capped at 1);
+  ``vision_noise`` x the sample's own event rate (events per element and step, capped at 1), a share
+  ``vision_noise_on_share`` of them ON events (channel 1 of (T, B, 2, H, W)): 0.5 floods both polarities
+  alike; a DVS camera's own background activity is mostly ON events (the emulator's
+  ``sensor.dvs.noise_on_fraction``: 0.9), so a flood shaped like it reads that share;
   audio: Poisson counts added to every (step, channel) pair with mean ``audio_noise`` x the sample's
   own mean count per pair: activity flat over channels and time, like a cochlea hearing white noise.
   Either level may be a range [k_min, k_max] (0 < k_min <= k_max): k is then drawn per sample,
@@ -50,6 +53,7 @@ class CorruptSettings:
     vision_noise: float | tuple[float, float] = 1.0  #: k: extra vision events at k x the sample's own event rate
     audio_noise: float | tuple[float, float] = 1.0   #: k: extra audio counts at k x the sample's own mean count
     #: per (step, channel); a pair (k_min, k_max) draws k per sample, log-uniformly (noise_levels)
+    vision_noise_on_share: float = 0.5  #: share of the vision flood's events that are ON (channel 1 of P = 2)
     shift_prob: float = 0.0           #: chance, per sample and sensor, of a time shift
     max_shift: int = 2                #: the largest shift in steps (< T)
     crosstalk_prob: float = 0.0       #: chance a sample has one sensor replaced by another class's stream
@@ -95,12 +99,19 @@ def event_rate(x: torch.Tensor) -> torch.Tensor:
     return x.float().transpose(0, 1).reshape(x.shape[1], -1).mean(1).cpu()
 
 
-def vision_noise(x: torch.Tensor, prob: torch.Tensor, clip: int, generator: torch.Generator) -> torch.Tensor:
+def vision_noise(x: torch.Tensor, prob: torch.Tensor, clip: int, generator: torch.Generator,
+                 on_share: float = 0.5) -> torch.Tensor:
     """x (T, B, ...) plus one event at each (step, element) with probability ``prob`` (B,) per sample
-    (Bernoulli; clamped to [0, 1]), clipped at ``clip``."""
+    (Bernoulli; clamped to [0, 1]), clipped at ``clip``. ``on_share`` != 0.5 needs x (T, B, 2, H, W): the
+    ON channel (1) then gets probability 2 on_share prob and the OFF channel (0) 2 (1 - on_share) prob (each
+    clamped to [0, 1]), the same expected number of events split unevenly; 0.5 is the even split."""
     u = torch.rand(x.shape, generator=generator)
-    extra = u < prob.float().cpu().clamp(0.0, 1.0).view(1, -1, *([1] * (x.dim() - 2)))
-    return _add_clipped(x, extra, clip)
+    p = prob.float().cpu().view(1, -1, *([1] * (x.dim() - 2)))
+    if on_share != 0.5:
+        if x.dim() != 5 or x.shape[2] != 2:
+            raise ValueError(f"vision_noise: on_share={on_share} needs vision (T, B, 2, H, W), got {tuple(x.shape)}")
+        p = p * torch.tensor([2.0 * (1.0 - on_share), 2.0 * on_share]).view(1, 1, 2, 1, 1)
+    return _add_clipped(x, u < p.clamp(0.0, 1.0), clip)
 
 
 def audio_noise(x: torch.Tensor, mean: torch.Tensor, clip: int, generator: torch.Generator) -> torch.Tensor:
@@ -196,7 +207,8 @@ def corrupt_batch(vision: torch.Tensor | None, audio: torch.Tensor | None, setti
         if noisy.any():
             k = settings.vision_noise if m == "vision" else settings.audio_noise
             level = torch.where(noisy, noise_levels(k, n_b, g) * event_rate(x), torch.zeros(n_b))
-            x = vision_noise(x, level, clips[m], g) if m == "vision" else audio_noise(x, level, clips[m], g)
+            x = vision_noise(x, level, clips[m], g, settings.vision_noise_on_share) if m == "vision" \
+                else audio_noise(x, level, clips[m], g)
         if applied[f"silence.{m}"].any():
             x = silence(x, applied[f"silence.{m}"])
         streams[m] = x

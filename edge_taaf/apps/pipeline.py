@@ -53,11 +53,14 @@ def stage_data(cfg, workdir) -> StageResult:
 
 
 def _trainer_key(cfg) -> dict:
-    """trainer settings as the float stage's key holds them: trainer.corrupt only when it is on, so runs made
-    with it off keep the keys (and the cached stages) they had before the option existed."""
+    """trainer settings as the float stage's key holds them: trainer.corrupt only when it is on, and its
+    vision_noise_on_share only when it is not the even split (0.5), so runs made before either option existed
+    keep the keys (and the cached stages) they had."""
     trainer = _plain(cfg.trainer)
     if not corrupt_settings(cfg).active:
         trainer.pop("corrupt", None)
+    elif trainer["corrupt"].get("vision_noise_on_share", 0.5) == 0.5:
+        trainer["corrupt"].pop("vision_noise_on_share", None)
     return trainer
 
 

@@ -76,6 +76,30 @@ def test_vision_noise_adds_bernoulli_events_at_the_asked_probability():
     assert whole_within(vision_noise(torch.ones(T, 3, 2, 34, 34), torch.full((3,), 0.5), 1, gen()), 1)
 
 
+def test_vision_noise_on_share_splits_the_same_flood_between_on_and_off_events():
+    zeros, p = torch.zeros(T, 40, 2, 34, 34), torch.full((40,), 0.05)
+    even = vision_noise(zeros, p, 1, gen())
+    assert torch.equal(even, vision_noise(zeros, p, 1, gen(), on_share=0.5))     # 0.5: exactly the old flood
+    shaped = vision_noise(zeros, p, 1, gen(), on_share=0.9)
+    on, off = shaped[:, :, 1].mean().item(), shaped[:, :, 0].mean().item()
+    n = T * 40 * 34 * 34
+    assert abs(on - 0.09) < 5 * math.sqrt(0.09 / n) and abs(off - 0.01) < 5 * math.sqrt(0.01 / n)
+    assert abs(shaped.mean().item() - even.mean().item()) < 0.002                 # the same events in all
+    assert vision_noise(zeros, p, 1, gen(), on_share=1.0)[:, :, 0].sum() == 0
+    assert whole_within(vision_noise(torch.ones(T, 3, 2, 34, 34), torch.full((3,), 0.8), 1, gen(), on_share=0.9), 1)
+    with pytest.raises(ValueError, match=r"on_share=0.9 needs vision \(T, B, 2, H, W\), got \(8, 4, 1, 17, 17\)"):
+        vision_noise(torch.zeros(T, 4, 1, 17, 17), torch.full((4,), 0.1), 1, gen(), on_share=0.9)
+
+
+def test_corrupt_batch_floods_vision_with_the_configured_on_share():
+    v, a = batch(b=64, vision_rate=0.02)
+    settings = CorruptSettings(noise_prob=1.0, vision_noise=4.0, vision_noise_on_share=0.9)
+    out, _, applied = corrupt_batch(v, a, settings, CLIPS, gen())
+    extra = out - v
+    assert applied["noise.vision"].all() and extra.min() >= 0
+    assert extra[:, :, 1].sum() > 6 * extra[:, :, 0].sum()      # about 9:1 (less where ON pixels were already set)
+
+
 def test_audio_noise_is_white_poisson_at_the_asked_mean_and_clipped():
     zeros = torch.zeros(64, 20, 64)          # 64 steps so per-step means are well estimated
     out = audio_noise(zeros, torch.full((20,), 0.5), 8, gen())
@@ -267,6 +291,7 @@ def test_a_noise_range_is_read_as_a_pair(tiny_train_cfg):
     ("trainer.corrupt.noise_prob=often", "trainer.corrupt.noise_prob='often' is not a number"),
     ("trainer.corrupt.crosstalk_prob=1.2", "trainer.corrupt.crosstalk_prob=1.2, expected a probability in [0, 1]"),
     ("trainer.corrupt.crosstalk_audio_share=-1", "trainer.corrupt.crosstalk_audio_share=-1, expected a probability"),
+    ("trainer.corrupt.vision_noise_on_share=1.5", "trainer.corrupt.vision_noise_on_share=1.5, expected a probability"),
     ("+trainer.corrupt.dropout=0.1", "trainer.corrupt.dropout is unknown"),
     ("trainer.corrupt=5", "trainer.corrupt=5, expected a mapping"),
 ])
@@ -275,6 +300,15 @@ def test_bad_values_are_config_errors_naming_the_option(tiny_train_cfg, override
     with pytest.raises(ConfigError) as err:
         check_train_config(cfg)
     assert message in str(err.value), str(err.value)
+
+
+def test_an_on_share_for_vision_without_two_polarity_channels_is_a_config_error(tiny_train_cfg):
+    cfg = tiny_train_cfg("trainer.corrupt.vision_noise_on_share=0.9", "data.vision_shape=[1,34,34]")
+    with pytest.raises(ConfigError, match=r"trainer.corrupt.vision_noise_on_share=0.9 splits the flood between ON and "
+                                          r"OFF events; the vision input \(data.vision_shape=\[1, 34, 34\]\) has 1 "
+                                          r"polarity channel\(s\), not 2"):
+        check_train_config(cfg)
+    assert corrupt_settings(tiny_train_cfg("trainer.corrupt.vision_noise_on_share=0.9")).vision_noise_on_share == 0.9
 
 
 @pytest.mark.parametrize("option", ["silence_prob", "crosstalk_prob"])
@@ -347,6 +381,10 @@ def test_pipeline_stage_keys_hold_the_corrupt_section_only_when_it_is_on(tmp_pat
     assert "corrupt" not in off and "epochs" in off
     on = _trainer_key(compose_config("pipeline", [*base, "trainer.corrupt.noise_prob=0.2"]))
     assert on["corrupt"]["noise_prob"] == 0.2 and {k: v for k, v in on.items() if k != "corrupt"} == off
+    assert "vision_noise_on_share" not in on["corrupt"]      # at the even split: the keys runs had before it
+    shaped = _trainer_key(compose_config("pipeline", [*base, "trainer.corrupt.noise_prob=0.2",
+                                                      "trainer.corrupt.vision_noise_on_share=0.9"]))
+    assert shaped["corrupt"]["vision_noise_on_share"] == 0.9
 
 
 # ------------------------------------------------------------------ trainer.modal_balance
