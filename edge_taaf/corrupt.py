@@ -11,7 +11,7 @@ A two-sensor device must never be worse than its best sensor, also when one sens
   ``vision_noise`` x the sample's own event rate (events per element and step, capped at 1), a share
   ``vision_noise_on_share`` of them ON events (channel 1 of (T, B, 2, H, W)): 0.5 floods both polarities
   alike; a DVS camera's own background activity is mostly ON events (the emulator's
-  ``sensor.dvs.noise_on_fraction``: 0.9), so a flood shaped like it reads that share;
+  ``sensor.dvs.noise_on_fraction``: 0.9), and a flood shaped like it sets that share (docs/robustness.md);
   audio: Poisson counts added to every (step, channel) pair with mean ``audio_noise`` x the sample's
   own mean count per pair: activity flat over channels and time, like a cochlea hearing white noise.
   Either level may be a range [k_min, k_max] (0 < k_min <= k_max): k is then drawn per sample,
