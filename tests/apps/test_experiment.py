@@ -6,6 +6,7 @@ import pytest
 
 from edge_taaf.config import check_train_config, corrupt_settings
 from edge_taaf.losses import build_loss
+from edge_taaf.model import TwoModalitySNN
 from tests.support.configs import compose_config
 
 
@@ -21,6 +22,8 @@ def test_the_robust_recipe_composes_and_passes_the_checks(app):
     assert (cfg.float_epochs, cfg.qat_epochs) == (20, 3)
     assert (cfg.loss.step_ce, cfg.loss.fused_ce) == (0, 1)
     assert list(cfg.loss.window) == [0, 0]        # the paper's learning-rate modulation off (docs/robustness.md)
+    assert list(cfg.model.vision.channels) == [24, 48, 16]   # wider vision convolutions (round 4)
+    assert TwoModalitySNN(cfg.model).weight_count() <= 64 * 1024   # the 64 KiB weight budget at int8 (configs/model)
     check_train_config(cfg)
     objective = build_loss(cfg.loss)
     assert objective.lr_coefficients({"score_audio": 0.2, "score_vision": 0.9}, 0) == {"audio": 1.0, "vision": 1.0}
