@@ -111,7 +111,8 @@ def study_settings(cfg) -> dict:
             "modal_balance": float(cfg.trainer.get("modal_balance", 0.0)),
             "cochlea_channel_norm": str((cfg.data.get("cochlea") or {}).get("channel_norm", "none")),
             "data_augment": bool((cfg.data.get("augment") or {}).get("enabled", False)),
-            "augment_copies": int((cfg.data.get("augment") or {}).get("copies", 0))}
+            "augment_copies": int((cfg.data.get("augment") or {}).get("copies", 0)),
+            "vision_channels": [int(c) for c in cfg.model.vision.channels]}
 
 
 def markdown(result: dict, label: str | None = None) -> str:
@@ -132,7 +133,7 @@ def markdown(result: dict, label: str | None = None) -> str:
     lines += [f"Each fold trains on every other FSDD speaker and tests on the one held out (`data.split=speaker "
               f"data.test_speakers=[<speaker>]`), through the whole pipeline: float training ({epochs(s['float_epochs'])}), "
               f"QAT int{s['weight_bits']} ({epochs(s['qat_epochs'])}), ONNX export, simulator; T = {s['T']}, "
-              f"{s['fusion']} + {s['loss']}{' (' + loss_text + ')' if loss_text else ''}, seed {s['seed']}; sensor corruption in training (trainer.corrupt): "
+              f"{'vision convolutions ' + str(s['vision_channels']) + ', ' if s.get('vision_channels') else ''}{s['fusion']} + {s['loss']}{' (' + loss_text + ')' if loss_text else ''}, seed {s['seed']}; sensor corruption in training (trainer.corrupt): "
               f"{corrupt_text}; trainer.modal_balance: {s.get('modal_balance', 0.0):g}; cochlea channel_norm: "
               f"{s.get('cochlea_channel_norm', 'none')}; data augmentation: "
               f"{'on, ' + str(s.get('augment_copies')) + ' copies' if s['data_augment'] else 'off'}. Audio-only and vision-only: "

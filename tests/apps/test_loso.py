@@ -93,7 +93,7 @@ def test_each_fold_reports_fused_and_unimodal_simulator_accuracy(study):
 
 
 def test_json_and_markdown_table_are_written(study):
-    tmp, _, _, _, result, _, _, _ = study
+    tmp, cfg, _, _, result, _, _, _ = study
     saved = json.loads((tmp / "run2" / "loso.json").read_text())
     assert saved["folds"] == json.loads(json.dumps(result["folds"])) and saved["complete"] is True
     table = (tmp / "docs" / "loso.md").read_text()
@@ -103,6 +103,8 @@ def test_json_and_markdown_table_are_written(study):
     assert "| nicolas | 20 |" in table and "mean ± std over 2 folds" in table and "Incomplete" not in table
     assert "float training (1 epoch), QAT int8 (1 epoch)" in table and "trainer.corrupt): off" in table
     assert "(lambda_unimodal=0.5, window=[0, 1000], step_ce=1.0, fused_ce=0.0, label_smoothing=0.0)" in table
+    channels = list(cfg.model.vision.channels)
+    assert saved["settings"]["vision_channels"] == channels and f"vision convolutions {channels}, " in table
 
 
 def test_the_held_out_speaker_is_only_in_the_test_split(study):
