@@ -127,13 +127,14 @@ def markdown(result: dict, label: str | None = None) -> str:
         corrupt_text += "".join(f", {k}={corrupt_cfg[k]}" for k in ("vision_noise", "audio_noise") if k in corrupt_cfg)
     loss_text = ", ".join(f"{k}={v}" for k, v in (s.get("loss_options") or {}).items()
                           if k in ("step_ce", "fused_ce", "label_smoothing", "lambda_unimodal", "window"))
+    vision_text = f"vision convolutions {s['vision_channels']}, " if s.get("vision_channels") else ""  # older JSON lacks it
     lines = ["# Leave-one-speaker-out study (fsdd_mnist, simulator accuracy)", ""]
     if label:
         lines += [f"**{label}**", ""]
     lines += [f"Each fold trains on every other FSDD speaker and tests on the one held out (`data.split=speaker "
               f"data.test_speakers=[<speaker>]`), through the whole pipeline: float training ({epochs(s['float_epochs'])}), "
               f"QAT int{s['weight_bits']} ({epochs(s['qat_epochs'])}), ONNX export, simulator; T = {s['T']}, "
-              f"{'vision convolutions ' + str(s['vision_channels']) + ', ' if s.get('vision_channels') else ''}{s['fusion']} + {s['loss']}{' (' + loss_text + ')' if loss_text else ''}, seed {s['seed']}; sensor corruption in training (trainer.corrupt): "
+              f"{vision_text}{s['fusion']} + {s['loss']}{' (' + loss_text + ')' if loss_text else ''}, seed {s['seed']}; sensor corruption in training (trainer.corrupt): "
               f"{corrupt_text}; trainer.modal_balance: {s.get('modal_balance', 0.0):g}; cochlea channel_norm: "
               f"{s.get('cochlea_channel_norm', 'none')}; data augmentation: "
               f"{'on, ' + str(s.get('augment_copies')) + ' copies' if s['data_augment'] else 'off'}. Audio-only and vision-only: "
