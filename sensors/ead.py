@@ -9,7 +9,12 @@ that shaped the tensors, so a changed parameter never returns stale tensors.
 
 fsdd_mnist's train split can grow by ``data.augment.copies`` augmented copies (audio:
 sensors/audio_augment.py, vision: sensors/image_augment.py), each cached on its own beside the
-originals, which stay in the set; the test split is never augmented (see :func:`augment_settings`).
+originals, which stay in the set; the val and test splits are never augmented (see
+:func:`augment_settings`).
+
+Every builder has the splits ``SPLITS`` = train, val, test; fsdd_mnist's rules (which FSDD clips and
+which MNIST digits each split holds) are in sensors/splits.py, synth's val split is ``data.n_val``
+samples of their own seed, and Tonic's val split is carved from its train split (sensors/tonic_pairs.py).
 """
 from __future__ import annotations
 
@@ -32,22 +37,18 @@ from sensors.image_augment import ImageAugmentParams, augment_image, draw_image
 from sensors.mnist import load_mnist5k
 from sensors.paired import PairedSpikes
 from sensors.paths import FETCH_HINT, data_root, require_files
+from sensors.splits import (FSDD_SPLITS, PAIR_SEED_IDS, SPLITS, DataConfigError, FsddSplit,  # noqa: F401 (re-exported)
+                            check_split, fsdd_split, fsdd_split_of, held_out_slots, mnist_pool, slice_pool)
 from sensors.synth import ModalityKnobs, SynthParams, synth_labels, synth_sample
-from sensors.tonic_pairs import DataConfigError, build_tonic
+from sensors.tonic_pairs import build_tonic
 
-CODE_VERSION = "ead-2"  # bump when the encoding code changes what it produces
+CODE_VERSION = "ead-3"  # bump when the encoding code changes what it produces (3: the val split, per-fold test digits)
 AUGMENT_CODE_VERSION = "ead-augment-1"  # bump when the augmentation code changes what it produces
 NOISY_CODE_VERSION = "ead-noisy-1"  # bump when fsdd_noisy_audio changes what it produces
 AUGMENT_KEYS = ("enabled", "copies", "seed", "audio", "vision")
-SPLITS = ("train", "test")
 FSDD_NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
-FSDD_SPLITS = ("official", "speaker")
 VISION_SENSOR = (34, 34, 2)
-
-
-def _check_split(split: str) -> None:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+_check_split = check_split
 
 
 def _check_common(cfg) -> tuple[int, int, int]:
@@ -78,7 +79,7 @@ def build_synth(cfg, split: str) -> PairedSpikes:
     _check_split(split)
     t_bins, clip, clip_audio = _check_common(cfg)
     params = synth_params(cfg)
-    n = int(cfg["n_train"] if split == "train" else cfg["n_test"])
+    n = int(cfg[f"n_{split}"])
     if n < 1:
         raise ValueError(f"data.n_{split} must be >= 1, got {n}")
     key = {"dataset": "synth", "split": split, "n": n, "T": t_bins, "clip": clip, "clip_audio": clip_audio, "params": params.as_dict(),
@@ -110,33 +111,6 @@ def fsdd_files(root: Path) -> list[tuple[int, str, int, str]]:
     if not out:
         raise FileNotFoundError(f"fsdd_mnist: {folder} holds no FSDD recordings named {{digit}}_{{speaker}}_{{take}}.wav")
     return out
-
-
-def fsdd_split(files, split: str, kind: str, test_speakers) -> list[tuple[int, str, int, str]]:
-    """FSDD's official split (takes 0-4 are test) or a speaker-held-out split."""
-    if kind == "official":
-        is_test = [take <= 4 for _, _, take, _ in files]
-    elif kind == "speaker":
-        speakers = {s for _, s, _, _ in files}
-        unknown = sorted(set(test_speakers) - speakers)
-        if unknown or not test_speakers:
-            raise ValueError(f"data.test_speakers: {unknown or 'empty list'} not among the FSDD speakers {sorted(speakers)}")
-        is_test = [s in set(test_speakers) for _, s, _, _ in files]
-    else:
-        raise ValueError(f"data.split must be one of {FSDD_SPLITS}, got {kind!r}")
-    want_test = split == "test"
-    return [f for f, t in zip(files, is_test) if t == want_test]
-
-
-def mnist_pool(labels: np.ndarray, split: str, test_per_class: int) -> dict[int, np.ndarray]:
-    """Row indices of each class's pool: the last ``test_per_class`` rows of a class are the test pool."""
-    pools = {}
-    for c in range(10):
-        rows = np.flatnonzero(labels == c)
-        if not 0 < test_per_class < rows.size:
-            raise ValueError(f"data.mnist_test_per_class must lie in 1..{rows.size - 1}, got {test_per_class}")
-        pools[c] = rows[-test_per_class:] if split == "test" else rows[:-test_per_class]
-    return pools
 
 
 @dataclass(frozen=True)
@@ -212,14 +186,25 @@ def _encode_digit(image: np.ndarray, dvs: DVSParams, seed: int, t_bins: int, cli
     return bin_camera_events(cam, VISION_SENSOR, t_bins, clip, 0, dvs.saccade_us * len(dvs.saccade_vertices_px))
 
 
+def split_digits(cfg, split: str, settings: FsddSplit, speakers: list[str], labels: np.ndarray) -> dict[int, np.ndarray]:
+    """MNIST rows of each class that ``split`` pairs from (sensors/splits.py): the train or val pool, or the
+    held-out pool (official) or its test speakers' slices of it (speaker). Options absent from an older
+    config read as no val digits, so its test split still builds."""
+    pools = mnist_pool(labels, split, int(cfg["mnist_test_per_class"]), int(cfg.get("mnist_val_per_class") or 0))
+    if split != "test":
+        return pools
+    slots, n_slots = held_out_slots(settings, speakers)
+    return {c: slice_pool(rows, slots, n_slots) for c, rows in pools.items()}
+
+
 def build_fsdd_mnist(cfg, split: str) -> PairedSpikes:
     """Real FSDD audio + DVS-emulated MNIST, paired by class with a seeded permutation of the pool.
 
-    The train split (official or speaker-held-out) holds the originals and, when ``data.augment``
-    is enabled, ``copies`` augmented copies of them (:func:`augmented_copy`): sample i of copy k is
-    sample i of the originals augmented, paired with the same digit's copy k; the vision pool grows
-    likewise, so the trainer's re-pairing draws from originals and copies alike. The test split is
-    never augmented. ``data.augment`` is checked first, for either split.
+    Which clips and digits each split holds: sensors/splits.py. The train split holds the originals and,
+    when ``data.augment`` is enabled, ``copies`` augmented copies of them (:func:`augmented_copy`): sample
+    i of copy k is sample i of the originals augmented, paired with the same digit's copy k; the vision
+    pool grows likewise, so the trainer's re-pairing draws from originals and copies alike. The val and
+    test splits are never augmented. ``data.augment`` is checked first, for every split.
     """
     _check_split(split)
     t_bins, clip, clip_audio = _check_common(cfg)
@@ -227,22 +212,26 @@ def build_fsdd_mnist(cfg, split: str) -> PairedSpikes:
     augment = augment_settings(cfg, fs)
     root = data_root(cfg.get("root"))
     require_files(root, ["fsdd/recordings", "mnist5k/mnist_5k.csv.gz"], "fsdd_mnist", FETCH_HINT)
-    files = fsdd_split(fsdd_files(root), split, cfg["split"], list(cfg.get("test_speakers") or []))
+    every = fsdd_files(root)
+    settings = FsddSplit.from_config(cfg)
+    speakers = sorted({s for _, s, _, _ in every})
+    files = fsdd_split_of(every, split, settings)
     cochlea = CochleaParams(**dict(cfg["cochlea"]))
     dvs = DVSParams(**dict(cfg["dvs"]))
-    key = {"dataset": "fsdd_mnist", "split": split, "kind": cfg["split"], "test_speakers": sorted(cfg.get("test_speakers") or []),
+    key = {"dataset": "fsdd_mnist", "split": split, **settings.as_key(), "speakers": speakers,
            "T": t_bins, "clip": clip, "clip_audio": clip_audio, "files": [f[3] for f in files],
            "sizes": [(root / "fsdd" / "recordings" / f[3]).stat().st_size for f in files],
-           "mnist_test_per_class": int(cfg["mnist_test_per_class"]), "pair_seed": int(cfg["pair_seed"]),
+           "mnist_test_per_class": int(cfg["mnist_test_per_class"]),
+           "mnist_val_per_class": int(cfg.get("mnist_val_per_class") or 0), "pair_seed": int(cfg["pair_seed"]),
            "sample_rate": fs, "cochlea": cochlea.cache_fields(), "dvs": vars(dvs), "code": CODE_VERSION}
 
     def build() -> dict:
         images, mlabels = load_mnist5k(root)
-        pools = mnist_pool(mlabels, split, int(cfg["mnist_test_per_class"]))
-        rng = np.random.default_rng([int(cfg["pair_seed"]), SPLITS.index(split)])
+        pools = split_digits(cfg, split, settings, speakers, mlabels)
+        rng = np.random.default_rng([int(cfg["pair_seed"]), PAIR_SEED_IDS[split]])
         order = {c: rng.permutation(pools[c]) for c in range(10)}
         # The train split encodes the whole MNIST train pool (re-paired each epoch by the trainer);
-        # the test split only the digits its fixed pairing uses.
+        # val and test only the digits their fixed pairing uses.
         n = len(files)
         counts = np.bincount([f[0] for f in files], minlength=10)
         pool_rows = np.concatenate([order[c] if split == "train" else order[c][: min(counts[c], order[c].size)]
@@ -336,7 +325,7 @@ def fsdd_noisy_audio(cfg, split: str, snr_db: float | None, seed: int = 0) -> np
     fs = int(cfg["sample_rate"])
     root = data_root(cfg.get("root"))
     require_files(root, ["fsdd/recordings"], "fsdd_mnist", FETCH_HINT)
-    files = fsdd_split(fsdd_files(root), split, cfg["split"], list(cfg.get("test_speakers") or []))
+    files = fsdd_split_of(fsdd_files(root), split, FsddSplit.from_config(cfg))
     names = [f[3] for f in files]
     cochlea = CochleaParams(**dict(cfg["cochlea"]))
     if snr_db is not None and not np.isfinite(snr_db):

@@ -10,7 +10,8 @@ Knobs per modality (``ModalityKnobs``):
   rate_hz:     event rate of an active pattern pixel / channel,
   noise_hz:    background event rate of every pixel / channel over the whole window.
 Misalignment: the audio onset is the vision onset plus a uniform jitter in [-jitter_us, jitter_us].
-Every sample is generated from (seed, split, index) alone, so the data set is deterministic.
+Every sample is generated from (seed, split, index) alone, so the data set is deterministic, and the
+train, val and test splits (data.n_train, data.n_val, data.n_test samples) are drawn from their own seeds.
 Streams use Tonic dtypes (sensors.events), t in microseconds, window [0, window_us).
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sensors.events import AUDIO_DTYPE, CAMERA_DTYPE, make_events, validate_even
 
 N_CLASSES = 10
 SENSOR = (34, 34, 2)  # Tonic (W, H, P)
-SPLIT_IDS = {"train": 1, "test": 2}
+SPLIT_IDS = {"train": 1, "test": 2, "val": 3}  # seeds each split's samples: the three never share one
 
 
 @dataclass(frozen=True)

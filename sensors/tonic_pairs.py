@@ -12,8 +12,14 @@ become class 0). A class that one modality has and the other lacks is a config e
 Pairing follows fsdd_mnist's seeded rule (sensors/ead.py): the audio samples are the anchors; per
 class the vision pool is permuted with ``default_rng([pair_seed, split index])`` and the anchors of
 that class take the permuted pool rows in turn. The train split keeps its whole vision pool, so the
-trainer can re-pair every epoch; the test split keeps only the paired frames. A unimodal data set
-holds just its one modality.
+trainer can re-pair every epoch; the val and test splits keep only the paired frames. A unimodal
+data set holds just its one modality.
+
+Splits (sensors/splits.py): test is the Tonic data set's own test split. val is carved from its
+training split, per modality and per class: a seeded choice (``default_rng([pair_seed, 2, 5, class])``)
+of round(``data.val_fraction`` x the class's selected training samples), at least one and never all of
+them; train is the rest. val shares its recordings' speakers and writers with train (Tonic's train
+split has no finer grouping here): it ranks choices, the test split measures generalisation.
 """
 from __future__ import annotations
 
@@ -26,16 +32,12 @@ from sensors.binning import bin_audio_events, bin_camera_events
 from sensors.cache import load_or_build
 from sensors.paired import PairedSpikes
 from sensors.paths import data_root
+from sensors.splits import PAIR_SEED_IDS, DataConfigError, check_split
 from sensors.tonic_datasets import DATASETS, check_tonic_folder, load_tonic_dataset
 
-CODE_VERSION = "tonic-pairs-1"  # bump when the encoding below changes what it produces
-SPLITS = ("train", "test")
+CODE_VERSION = "tonic-pairs-2"  # bump when the encoding below changes what it produces
 VISION_SETS = ("nmnist", "dvsgesture")
 AUDIO_SETS = ("shd", "ntidigits18")
-
-
-class DataConfigError(ValueError):
-    """A Tonic data config is inconsistent; the message names the option."""
 
 
 def class_map(section, where: str, n_classes: int) -> list[int | None]:
@@ -121,9 +123,31 @@ def encode_modality(dataset, rows: np.ndarray, kind: str, section, t_bins: int, 
     return out
 
 
+def val_fraction(cfg) -> float:
+    """``data.val_fraction`` checked: the share of each class's training samples carved off as val."""
+    value = cfg.get("val_fraction")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise DataConfigError(f"data.val_fraction={value!r}; expected a fraction in (0, 1) of each class's "
+                              "training samples (the val split carved from Tonic's train split)")
+    return float(value)
+
+
+def carve(classes: np.ndarray, split: str, fraction: float, pair_seed: int) -> np.ndarray:
+    """Positions (into ``classes``, the selected training samples' classes) that belong to ``split``
+    ("train" or "val"): per class a seeded choice of round(fraction x count) samples, clipped to
+    1..count-1, is val; the rest is train. The same for every modality that has the class's count."""
+    is_val = np.zeros(classes.size, bool)
+    for c in np.unique(classes):
+        rows = np.flatnonzero(classes == c)
+        n_val = min(max(int(round(fraction * rows.size)), 1), rows.size - 1)
+        rng = np.random.default_rng([pair_seed, PAIR_SEED_IDS["val"], 5, int(c)])
+        is_val[rng.choice(rows, n_val, replace=False)] = True
+    return np.flatnonzero(is_val if split == "val" else ~is_val)
+
+
 def pair_by_class(anchor_classes: np.ndarray, pool_classes: np.ndarray, pair_seed: int, split: str) -> np.ndarray:
     """For each anchor (audio sample), the index of its vision pool row: fsdd_mnist's seeded rule."""
-    rng = np.random.default_rng([pair_seed, SPLITS.index(split)])
+    rng = np.random.default_rng([pair_seed, PAIR_SEED_IDS[split]])
     index = np.zeros(anchor_classes.size, np.int64)
     for c in range(int(max(anchor_classes.max(initial=-1), pool_classes.max(initial=-1))) + 1):
         pool = np.flatnonzero(pool_classes == c)
@@ -147,8 +171,8 @@ def check_paired_classes(classes: dict[str, np.ndarray], split: str) -> None:
 
 def build_tonic(cfg, split: str) -> PairedSpikes:
     """Encode (and cache) a Tonic data set or pair of data sets as PairedSpikes."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    check_split(split)
+    fraction = val_fraction(cfg)
     sections = modality_sections(cfg)
     t_bins, n_classes, pair_seed = int(cfg["T"]), int(cfg["n_classes"]), int(cfg["pair_seed"])
     if t_bins < 1:
@@ -159,21 +183,25 @@ def build_tonic(cfg, split: str) -> PairedSpikes:
         if not 1 <= value <= 255:
             raise DataConfigError(f"data.{'clip' if m == 'vision' else 'clip_audio'}={value}; expected 1..255")
     train = split == "train"
-    folders = {m: check_tonic_folder(s["dataset"], root, train) for m, s in sections.items()}
+    tonic_train = split != "test"       # val is carved from Tonic's train split
+    folders = {m: check_tonic_folder(s["dataset"], root, tonic_train) for m, s in sections.items()}
     plain = {m: {k: (list(v) if k == "classes" else dict(v) if k == "options" else v) for k, v in s.items()}
              for m, s in sections.items()}
     key = {"dataset": "tonic", "split": split, "T": t_bins, "clip": clip, "n_classes": n_classes,
-           "pair_seed": pair_seed, "sections": plain, "folders": {m: folder_fingerprint(f) for m, f in folders.items()},
+           "pair_seed": pair_seed, "val_fraction": fraction, "sections": plain, "folders": {m: folder_fingerprint(f) for m, f in folders.items()},
            "code": CODE_VERSION}
     maps = {m: class_map(s, f"data.{m}", n_classes) for m, s in sections.items()}
 
     def build() -> dict:
         encoded, classes = {}, {}
         for m, s in sections.items():
-            ds = load_tonic_dataset(s["dataset"], root, train=train, **dict(s.get("options") or {}))
+            ds = load_tonic_dataset(s["dataset"], root, train=tonic_train, **dict(s.get("options") or {}))
             per_class = s.get("max_per_class")
-            rows, classes[m] = select_rows(tonic_targets(ds), maps[m], per_class, [pair_seed, SPLITS.index(split), 3],
-                                           f"data.{m}")
+            draw = PAIR_SEED_IDS["train" if tonic_train else "test"]
+            rows, classes[m] = select_rows(tonic_targets(ds), maps[m], per_class, [pair_seed, draw, 3], f"data.{m}")
+            if tonic_train:
+                keep = carve(classes[m], split, fraction, pair_seed)
+                rows, classes[m] = rows[keep], classes[m][keep]
             if not rows.size:
                 raise DataConfigError(f"data.{m}.classes keeps no sample of {s['dataset']} ({split} split)")
             encoded[m] = encode_modality(ds, rows, m, s, t_bins, clip[m], f"{s['dataset']} {split}")

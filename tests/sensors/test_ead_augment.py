@@ -9,7 +9,9 @@ from sensors.ead import AugmentSettings, augment_settings, build_dataset
 from sensors.tonic_pairs import DataConfigError
 from tests.support.configs import compose_config
 
-BASE = ["data.T=8", "data.mnist_test_per_class=3"]
+# the fixture has takes 0 and 5 and three speakers: take 9 (absent) is the val take and no speaker is a val
+# speaker, so the train splits are take 5 (official) and nicolas (speaker), as before val existed
+BASE = ["data.T=8", "data.mnist_test_per_class=3", "data.mnist_val_per_class=0", "data.val_takes=[9]", "data.val_speakers=[]"]
 N_TRAIN, N_POOL = 30, 70  # the fixture set's official train split: 30 clips, 7 MNIST train digits per class
 
 

@@ -19,6 +19,7 @@ from tests.support.configs import compose_config
 
 def fsdd_cfg(root, cache, *extra):
     return compose_config("data_app", ["data=fsdd_mnist", f"data.root={root}", "data.T=8", "data.mnist_test_per_class=3",
+                                       "data.mnist_val_per_class=2",
                                        f"data.cache_dir={cache}", *extra]).data
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sensors.ead import build_dataset
-from sensors.tonic_pairs import DataConfigError
+from sensors.tonic_pairs import DataConfigError, carve
 from tests.support.configs import compose_config
 from tests.support.tonic_files import make_nmnist, make_ntidigits, make_shd
 
@@ -50,19 +50,31 @@ def vision_digit(frames: np.ndarray) -> np.ndarray:
     return np.array([np.flatnonzero(f.sum(axis=(0, 1, 2)))[0] // 3 for f in frames])
 
 
-@pytest.mark.parametrize("split", ["train", "test"])
+@pytest.mark.parametrize("split", ["train", "val", "test"])
 def test_nmnist_shd_pairs_by_class(tonic_root, tmp_path, split):
     data = build_dataset(data_cfg(tonic_root, tmp_path, "nmnist_shd"), split)
-    targets = SHD_TRAIN if split == "train" else SHD_TEST
     assert data.modalities == ("audio", "vision")
-    assert data.labels.tolist() == [t % 10 for t in targets]        # German digits join the English class
-    assert data.audio.shape == (len(targets), 4, 700) and data.vision.shape[1:] == (4, 2, 34, 34)
+    if split == "test":
+        assert data.labels.tolist() == [t % 10 for t in SHD_TEST]   # German digits join the English class
+    else:   # SHD's train split has 4 samples per class: val_fraction 0.1 carves 1 (at least one), train keeps 3
+        assert np.bincount(data.labels).tolist() == [3 if split == "train" else 1] * 10
+    assert data.audio.shape == (len(data.labels), 4, 700) and data.vision.shape[1:] == (4, 2, 34, 34)
     channel = np.array([np.flatnonzero(a.sum(0))[0] for a in data.audio])
     assert (channel // 30 == data.labels).all()                      # audio from its own sample
     assert (vision_digit(data.vision) == data.labels).all()          # vision paired by class
-    assert len(data.vision_pool) == (30 if split == "train" else len(np.unique(data.vision_index)))
+    assert len(data.vision_pool) == (20 if split == "train" else len(np.unique(data.vision_index)))   # 3 - 1 per class
     again = build_dataset(data_cfg(tonic_root, tmp_path / "other", "nmnist_shd"), split)
     assert np.array_equal(again.vision_index, data.vision_index)    # seeded, deterministic
+
+
+def test_val_is_carved_from_the_train_split_disjointly_and_deterministically(tonic_root, tmp_path):
+    classes = np.repeat(np.arange(10), 20)
+    train, val = carve(classes, "train", 0.1, 0), carve(classes, "val", 0.1, 0)
+    assert not set(train) & set(val) and sorted([*train, *val]) == list(range(200))
+    assert np.bincount(classes[val]).tolist() == [2] * 10 and np.array_equal(val, carve(classes, "val", 0.1, 0))
+    assert not np.array_equal(val, carve(classes, "val", 0.1, 1))        # pair_seed draws another carve
+    with pytest.raises(DataConfigError, match=r"data.val_fraction=1.0; expected a fraction in \(0, 1\)"):
+        build_dataset(data_cfg(tonic_root, tmp_path, "nmnist_shd", "data.val_fraction=1.0"), "val")
 
 
 def test_nmnist_ntidigits18_maps_oh_and_zero_to_class_0(tonic_root, tmp_path):
@@ -74,7 +86,7 @@ def test_nmnist_ntidigits18_maps_oh_and_zero_to_class_0(tonic_root, tmp_path):
 
 def test_one_sensor_data_sets(tonic_root, tmp_path):
     vision = build_dataset(data_cfg(tonic_root, tmp_path, "nmnist"), "train")
-    assert vision.modalities == ("vision",) and vision.audio is None and len(vision.labels) == 30
+    assert vision.modalities == ("vision",) and vision.audio is None and len(vision.labels) == 20   # 3 - 1 val per class
     assert (vision_digit(vision.vision) == vision.labels).all()
     audio = build_dataset(compose_config("train", ["data=shd", f"data.root={tonic_root}", "data.T=4",
                                                    f"data.cache_dir={tmp_path / 'cache'}"]).data, "test")
@@ -121,7 +133,7 @@ def test_unimodal_chain_is_exact(tonic_root, tmp_path, name, modalities):
     base = [f"data={name}", f"data.root={tonic_root}", f"data.cache_dir={tmp_path / 'cache'}", "data.T=4",
             *TINY_MODEL, *extra] + ([] if name == "shd" else ["data.vision.max_per_class=3"])
     metrics = run_training(compose_config("train", [*base, "trainer.epochs=2"]), tmp_path / "float")
-    assert set(k for k in metrics if k.endswith("_acc")) == {"fused_acc", *(f"{m}_acc" for m in modalities)}
+    assert set(k for k in metrics if k.endswith("_acc")) == {"val_fused_acc", *(f"val_{m}_acc" for m in modalities)}
     run_training(compose_config("train", [*base, "quant.weight_bits=8", "trainer.epochs=1",
                                    f"init_from={tmp_path / 'float' / 'checkpoint.pt'}"]), tmp_path / "qat")
     summary = export_checkpoint(tmp_path / "qat" / "checkpoint.pt", tmp_path / "m.onnx", verify=50)
