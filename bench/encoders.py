@@ -3,8 +3,9 @@
 - binning: ``sensors.binning.bin_camera_events`` vs ``tonic.transforms.ToFrame`` on random sorted
   34x34x2 streams of 100k and 1M events (outputs checked equal first);
 - cochlea, like for like (headline): ``sensors.cochlea.cochlea_encode`` vs the SAME algorithm in
-  numpy / scipy (bench/support/cochlea_peer.py: scipy.signal.lfilter gammatone stages per channel, numpy LIF
-  vectorised over channels and looped over time), events checked equal on every clip;
+  numpy / scipy (bench/support/cochlea_peer.py: the four gammatone stages in one scipy.signal.sosfilt call per
+  channel, the LIF in scipy.signal.lfilter windows over every channel at once, no Python loop over
+  samples), events checked equal on every clip;
 - cochlea, different algorithm (beside it): vs lauscher's ``Wave2Spike`` (the SHD converter: RMS
   normalisation, Hanning window, transmission-line basilar membrane, Meddis inner hair cell, bushy
   cells), whose output differs from ours (its event counts are reported beside ours);
@@ -58,8 +59,9 @@ LAUSCHER_BUDGET_S = 180.0  # stop timing lauscher after this much; its ratio use
 UNIT_S = 0.2  # each timed unit lasts about this long on both sides (bench/support/timing.py: repeats_for)
 LAUSCHER_LABEL = ("lauscher Wave2Spike (RMS normalisation + Hanning window + transmission-line basilar membrane "
                   "+ Meddis inner hair cell + bushy cells): a DIFFERENT algorithm with a different output")
-PEER_LABEL = ("the same algorithm in numpy/scipy (bench/support/cochlea_peer.py): scipy.signal.lfilter complex gammatone "
-              "stages per channel, numpy rectify/compress, numpy LIF vectorised over channels, looped over time")
+PEER_LABEL = ("the same algorithm in numpy/scipy (bench/support/cochlea_peer.py): the four complex gammatone stages in one "
+              "scipy.signal.sosfilt call per channel, numpy rectify/compress, the LIF's membrane recurrence in "
+              "scipy.signal.lfilter windows over all channels at once (a Python loop per window, not per sample)")
 
 
 def timed(fn, *args, **kwargs):
