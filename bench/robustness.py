@@ -21,17 +21,29 @@ Measured on the official split's test pairs (all in the simulator):
   audio_only_acc, vision_only_acc   each sensor alone: the program's per-modality outputs (logits_audio,
                        logits_vision) when it has them, else the fused output with the other sensor silent;
                        ``unimodal_source`` says which.
-  loso_fused_mean      the mean fused accuracy over the folds of --loso (null without it).
+  loso_fused_mean, loso_fused_ci95_low, loso_fused_ci95_high, loso_seeds   the fused accuracy of --loso (a
+                       loso.json of edge_taaf/apps/loso.py): a multi-seed study's mean over seeds and 95 % t-interval
+                       (its summary.fused_acc); a single-seed file counts as 1 seed (interval = its mean). Null without.
   speaker_heldout_fused  fused accuracy of a model trained on the speaker-held-out split (--speaker-onnx or
                        --speaker-run) on its held-out speakers; null without one (the official model has heard
                        every speaker, so it cannot be tested on a held-out one).
   min_fused_minus_best_unimodal  the smallest fused - best unimodal accuracy over the official split, the
                        speaker split and every fold of a leave-one-speaker-out study (--loso loso.json of
                        edge_taaf/apps/loso.py) given; below 0: the device was worse than its best sensor.
+Failures never seen in training (edge_taaf.apps.robustness.OOD_FAILURES; sensors/ood.py, sensors/dvs_background.py),
+kept apart under "ood" (fused_acc, and each sensor's own accuracy where the program outputs logits_<m>) and as flat
+keys ood_<failure> (the fused accuracy): hot_pixels, dead_pixels, dead_channels, mains_hum_50hz, mains_hum_60hz,
+clipping, babble_0db, babble_m5db, dvs_background_nmnist, dvs_background_dvxplorer.
+  writer_disjoint_vision_acc  vision alone on test digits by writers absent from training: --writer-run, a pipeline
+                       run whose test digits are writer-disjoint; null without one (writer_disjoint_source says why).
+  ann_official_acc, ann_audio_silent_acc, ann_vision_silent_acc, ann_speaker_heldout   the ANN competitor
+                       (--competitor: edge-taaf-ann run folders or their ann_result.json, official and / or speaker
+                       split) run bit-exactly in onnxruntime (quant.ann_onnx.ann_logits) on its own test split.
 Sweeps (the figure, --figure, default docs/figures/robustness.png): audio SNR (--snr) and DVS background
 multiplier (--dvs-multipliers), fused and each sensor alone.
 
-    EDGE_TAAF_DATA=<data> python bench/robustness.py --run outputs/pipeline/<run> [--speaker-run <run>] [--loso loso.json]
+    EDGE_TAAF_DATA=<data> python bench/robustness.py --run outputs/pipeline/<run> [--speaker-run <run>] [--loso loso.json] \
+        [--competitor <ann run> <ann speaker-split run>] [--writer-run <run>]
 
 The last line printed is one JSON object.
 """
@@ -58,7 +70,8 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from bench.support.models import load_model  # noqa: E402
 from edge_taaf import CONFIG_DIR  # noqa: E402
-from edge_taaf.apps.robustness import FROM_OUTPUTS, modality_accuracies, sim_logits, accuracy, silenced  # noqa: E402
+from edge_taaf.apps.robustness import (FROM_OUTPUTS, OOD_FAILURES, accuracy, loso_summary, modality_accuracies,  # noqa: E402
+                                       ood_accuracies, silenced, sim_logits)
 from firmware_sim.loader import load_program  # noqa: E402
 from firmware_sim.run import Runner  # noqa: E402
 from sensors.atomic import atomic_write  # noqa: E402
@@ -214,6 +227,75 @@ def plot(sweep: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+WRITER_NONE = ("no writer-disjoint test digits wired yet: fsdd_mnist's MNIST 5k digits all come from MNIST's training "
+               "writers; pass --writer-run <pipeline run whose test digits are writer-disjoint> once one exists")
+ANN_KEYS = ("ann_official_acc", "ann_audio_silent_acc", "ann_vision_silent_acc", "ann_speaker_heldout")
+
+
+def writer_disjoint(args) -> tuple[float | None, str]:
+    """(vision-alone accuracy, source) on the test digits of --writer-run, declared writer-disjoint by the user;
+    (None, why) without one."""
+    if not args.writer_run:
+        return None, WRITER_NONE
+    onnx_path, cfg = config_of_run(Path(args.writer_run))
+    data_cfg = OmegaConf.create(OmegaConf.to_container(cfg.data, resolve=True))
+    if args.data_root:
+        data_cfg.root = str(Path(args.data_root).expanduser().resolve())
+    program = load_program(onnx_path)
+    inputs, labels = limited(build_dataset(data_cfg, "test"), args.samples)
+    acc = modality_accuracies(program, inputs, labels, silent_runs=False)["vision_only_acc"]
+    return acc, f"vision alone on the test digits of pipeline run {short(args.writer_run)} (--writer-run)"
+
+
+def ann_result_of(path: str) -> tuple[dict, Path]:
+    """(ann_result.json content, its ONNX file) of an edge-taaf-ann run folder or its ann_result.json."""
+    path = Path(path)
+    result_path = path / "ann_result.json" if path.is_dir() else path
+    if not result_path.is_file():
+        raise SystemExit(f"bench/robustness.py: --competitor {path}: no ann_result.json (expected an edge-taaf-ann "
+                         "run folder or its ann_result.json)")
+    result = json.loads(result_path.read_text())
+    if "config" not in result or "onnx" not in result:
+        raise SystemExit(f"bench/robustness.py: --competitor {result_path}: lacks 'config' or 'onnx' (an older "
+                         "edge-taaf-ann result; rerun edge-taaf-ann)")
+    return result, result_path.parent / result["onnx"]
+
+
+def competitor(args) -> tuple[dict, dict]:
+    """(ann_* keys, notes) of the --competitor runs: onnxruntime's integer logits (quant.ann_onnx.ann_logits) on
+    each run's own test split; official split: fused and each sensor silent; speaker split: the held-out speakers."""
+    keys, notes = dict.fromkeys(ANN_KEYS), {}
+    for path in args.competitor or []:
+        from quant.ann_onnx import ann_logits
+
+        result, onnx_path = ann_result_of(path)
+        data_cfg = OmegaConf.create(result["config"]["data"])
+        if args.data_root:
+            data_cfg.root = str(Path(args.data_root).expanduser().resolve())
+        inputs, labels = limited(build_dataset(data_cfg, "test"), args.samples)
+        acc = lambda x: accuracy(ann_logits(onnx_path, x["vision"], x["audio"]), labels)  # noqa: E731
+        if data_cfg.split == "speaker":
+            keys["ann_speaker_heldout"] = acc(inputs)
+        else:
+            keys["ann_official_acc"] = acc(inputs)
+            keys["ann_audio_silent_acc"] = acc(silenced(inputs, "audio"))
+            keys["ann_vision_silent_acc"] = acc(silenced(inputs, "vision"))
+        notes[f"competitor_{data_cfg.split}"] = f"{short(onnx_path)}, onnxruntime integer run, {len(labels)} test pairs"
+    for key in ANN_KEYS:
+        if keys[key] is None:
+            split = "speaker" if key == "ann_speaker_heldout" else "official"
+            notes[key] = f"null: no --competitor run on the {split} split was given"
+    return keys, notes
+
+
+def ood_section(program, data_cfg, inputs, labels, seed) -> tuple[dict, dict]:
+    """(the "ood" section, the flat ood_<failure> keys) of failures never seen in training."""
+    section = ood_accuracies(program, data_cfg, inputs, labels, seed)
+    for name, r in section.items():
+        print(f"  unseen failure {name}: fused {r['fused_acc']:.4f}", flush=True)
+    return section, {f"ood_{name}": r["fused_acc"] for name, r in section.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--onnx", help="an exported ONNX file (official split)")
@@ -222,6 +304,9 @@ def main() -> None:
     parser.add_argument("--speaker-onnx", help="an ONNX file of a model trained with data.split=speaker")
     parser.add_argument("--speaker-run", help="a pipeline run folder trained with data.split=speaker")
     parser.add_argument("--loso", help="loso.json of edge_taaf/apps/loso.py: its folds join min_fused_minus_best_unimodal")
+    parser.add_argument("--writer-run", help="a pipeline run whose test digits are by writers absent from its training")
+    parser.add_argument("--competitor", nargs="+", help="edge-taaf-ann run folders (or ann_result.json): official "
+                        "and / or speaker split")
     parser.add_argument("--data-root", help="folder holding fsdd/ and mnist5k/ (default: EDGE_TAAF_DATA)")
     parser.add_argument("--data", nargs="*", default=[], help="data config overrides for a bare ONNX file (e.g. data.pair_seed=0)")
     parser.add_argument("--snr", type=float, nargs="+", default=[30.0, 20.0, 10.0, 5.0, 0.0, -5.0, -10.0])
@@ -265,21 +350,32 @@ def main() -> None:
             gaps["speaker"] = speaker["fused_minus_best_unimodal"]
             print(f"speaker split (held out {list(s_cfg.test_speakers)}): fused {speaker['fused_acc']:.4f}, audio alone "
                   f"{speaker['audio_only_acc']:.4f}, vision alone {speaker['vision_only_acc']:.4f}", flush=True)
-        loso_folds = []
+        loso_folds, loso = [], dict.fromkeys(("loso_fused_mean", "loso_fused_ci95_low", "loso_fused_ci95_high",
+                                               "loso_seeds"))
         if args.loso:
             study = json.loads(Path(args.loso).read_text())
+            loso = loso_summary(study)
             for fold in study["folds"]:
                 if "fused_minus_best_unimodal" in fold:
-                    gaps[f"loso.{fold['speaker']}"] = fold["fused_minus_best_unimodal"]
-                    loso_folds.append({k: fold.get(k) for k in ("speaker", "fused_acc", "audio_only_acc", "vision_only_acc",
-                                                                 "fused_minus_best_unimodal")})
+                    seed_part = f"seed{fold['seed']}." if fold.get("seed") is not None else ""
+                    gaps[f"loso.{seed_part}{fold['speaker']}"] = fold["fused_minus_best_unimodal"]
+                    loso_folds.append({k: fold.get(k) for k in ("speaker", "seed", "fused_acc", "audio_only_acc",
+                                                                 "vision_only_acc", "fused_minus_best_unimodal")})
+            print(f"LOSO: fused {loso['loso_fused_mean']:.4f} over {loso['loso_seeds']} seed(s), 95 % CI low "
+                  f"{loso['loso_fused_ci95_low']:.4f}", flush=True)
+        ood, ood_flat = ood_section(program, data_cfg, inputs, labels, args.seed)
+        writer_acc, writer_source = writer_disjoint(args)
+        ann, ann_notes = competitor(args)
+        notes.update(ann_notes)
         title = f"fsdd_mnist official test ({n} pairs), simulator; {label}"
         plot(sweep, Path(args.figure), title if len(title) < 120 else title[:117] + "...")
     dvs_rate = float(data_cfg.dvs.noise_rate_hz)
     print(json.dumps({
         "official_sim_acc": base["fused_acc"],
         "speaker_heldout_fused": None if speaker is None else speaker["fused_acc"],
-        "loso_fused_mean": (sum(f["fused_acc"] for f in loso_folds) / len(loso_folds)) if loso_folds else None,
+        **loso,
+        "writer_disjoint_vision_acc": writer_acc, "writer_disjoint_source": writer_source,
+        **ann,
         "audio_silent_acc": base["audio_silent_acc"], "vision_silent_acc": base["vision_silent_acc"],
         "noisy_audio_acc": noisy_audio_acc, "noisy_dvs_acc": noisy_dvs_acc,
         "audio_only_acc": base["audio_only_acc"], "vision_only_acc": base["vision_only_acc"],
@@ -292,6 +388,8 @@ def main() -> None:
                          f"{NOISY_DVS_MULTIPLIER * dvs_rate:g} Hz per pixel added (Poisson, ON share "
                          f"{float(data_cfg.dvs.noise_on_fraction):g}), clipped at data.clip", "seed": args.seed},
         "sweeps": sweep, "reencoded_clean_audio_equals_data": reencoded_equal,
+        "ood": {"note": "failures never seen in training (edge_taaf.apps.robustness.OOD_FAILURES), official test split, "
+                        f"simulator, seed {args.seed}", "failures": ood}, **ood_flat,
         "model": label, "onnx": short(onnx_path) if args.onnx or args.run else None, "data": "fsdd_mnist",
         "split": str(data_cfg.split), "test_samples": n, "T": int(program.T), "figure": shown(args.figure),
         "notes": notes, "seconds": round(time.time() - start, 1),

@@ -5,6 +5,9 @@ sensor's own accuracy, and the accuracy with a sensor silent. Used by the leave-
 Each modality's own accuracy comes from the program's per-modality predictions when the file has them
 (outputs ``logits_audio`` / ``logits_vision``), else from the fused output with the other sensor silent
 (all zeros): the accelerator's answer when only that sensor works. ``unimodal_source`` says which.
+
+Failures never seen in training (:data:`OOD_FAILURES`, :func:`ood_accuracies`) are measured apart from the
+in-distribution ones; :func:`loso_summary` reads a leave-one-speaker-out study, single- or multi-seed.
 """
 from __future__ import annotations
 
@@ -12,8 +15,12 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from edge_taaf.intervals import interval
 from firmware_sim.program import Program
 from firmware_sim.run import Runner
+from sensors.dvs_background import load_stats, real_background
+from sensors.ead import dvs_bin_us
+from sensors.ood import WaveformFailure, dead_channels, dead_pixels, fsdd_failed_audio, hot_pixels
 
 MODALITIES = ("audio", "vision")
 FROM_OUTPUTS = "outputs logits_audio / logits_vision (the program's per-modality predictions)"
@@ -70,3 +77,80 @@ def modality_accuracies(program: Program, inputs: Mapping[str, np.ndarray], labe
     out["best_unimodal_acc"] = max(out["audio_only_acc"], out["vision_only_acc"])
     out["fused_minus_best_unimodal"] = out["fused_acc"] - out["best_unimodal_acc"]
     return out
+
+
+# ---- failures never seen in training (sensors/ood.py, sensors/dvs_background.py), reported apart ----------------
+# name -> (the sensor it hits, what it is, its settings). Each is applied to the official test split at the level
+# where it happens: binned DVS spikes, cochlea spikes, or the waveform before the cochlea.
+OOD_FAILURES = {
+    "hot_pixels": ("vision", "2 % of DVS pixels fire at 500 Hz whatever the scene (half ON)",
+                   {"fraction": 0.02, "rate_hz": 500.0, "on_fraction": 0.5}),
+    "dead_pixels": ("vision", "20 % of DVS pixels never fire", {"fraction": 0.2}),
+    "dead_channels": ("audio", "25 % of the cochlea's channels silent", {"fraction": 0.25}),
+    "mains_hum_50hz": ("audio", "50 Hz mains hum + 4 harmonics (amplitude 1/k) at 0 dB SNR on the waveform",
+                       WaveformFailure("hum", {"mains_hz": 50.0, "snr_db": 0.0, "harmonics": 5})),
+    "mains_hum_60hz": ("audio", "60 Hz mains hum + 4 harmonics (amplitude 1/k) at 0 dB SNR on the waveform",
+                       WaveformFailure("hum", {"mains_hz": 60.0, "snr_db": 0.0, "harmonics": 5})),
+    "clipping": ("audio", "waveform hard-clipped at 10 % of its peak", WaveformFailure("clip", {"fraction": 0.1})),
+    "babble_0db": ("audio", "babble of 4 other test clips at 0 dB SNR (training: 5-30 dB)",
+                   WaveformFailure("babble", {"snr_db": 0.0, "talkers": 4})),
+    "babble_m5db": ("audio", "babble of 4 other test clips at -5 dB SNR (training: 5-30 dB)",
+                    WaveformFailure("babble", {"snr_db": -5.0, "talkers": 4})),
+    "dvs_background_nmnist": ("vision", "DVS background measured on the real N-MNIST sample (rate, ON share, "
+                              "hot-pixel tail; sensors/dvs_background.json)", "sample_nmnist"),
+    "dvs_background_dvxplorer": ("vision", "DVS background measured on the real DVXplorer sample (rate, ON share, "
+                                 "hot-pixel tail; sensors/dvs_background.json)", "sample_aedat4"),
+}
+
+
+def failed_inputs(name: str, data_cfg, inputs: Mapping[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    """The official test inputs (name -> (N, T, ...), the first N of data_cfg's test split) with failure ``name``
+    of :data:`OOD_FAILURES`; the other sensor untouched."""
+    sensor, _, setting = OOD_FAILURES[name]
+    x = inputs[sensor]
+    if name == "hot_pixels":
+        x = hot_pixels(x, setting["fraction"], setting["rate_hz"], dvs_bin_us(data_cfg), int(data_cfg.clip), seed,
+                       setting["on_fraction"])
+    elif name == "dead_pixels":
+        x = dead_pixels(x, setting["fraction"], seed)
+    elif name == "dead_channels":
+        x = dead_channels(x, setting["fraction"], seed)
+    elif isinstance(setting, WaveformFailure):
+        x = fsdd_failed_audio(data_cfg, "test", setting, seed)[:len(x)]
+    else:
+        x = real_background(x, load_stats(setting), dvs_bin_us(data_cfg), int(data_cfg.clip), seed)
+    return {**inputs, sensor: x}
+
+
+def ood_accuracies(program: Program, data_cfg, inputs: Mapping[str, np.ndarray], labels: np.ndarray, seed: int = 0,
+                   runner: Runner | None = None) -> dict[str, dict]:
+    """Per failure of :data:`OOD_FAILURES`: the simulator's fused accuracy with it, and each sensor's own accuracy
+    when the program outputs logits_audio / logits_vision (else null: the silent-sensor stand-in would hide the
+    failure behind the healthy sensor's silence)."""
+    runner = runner or Runner(program)
+    out = {}
+    for name, (sensor, what, _) in OOD_FAILURES.items():
+        logits = sim_logits(program, failed_inputs(name, data_cfg, inputs, seed), runner=runner)
+        own = {f"{m}_only_acc": accuracy(logits[f"logits_{m}"], labels) if f"logits_{m}" in logits else None
+               for m in MODALITIES}
+        out[name] = {"sensor": sensor, "failure": what, "fused_acc": accuracy(logits["logits"], labels), **own}
+    return out
+
+
+def loso_summary(study: Mapping) -> dict:
+    """loso_fused_mean, loso_fused_ci95_low / _high and loso_seeds of a loso.json (edge_taaf/apps/loso.py): a
+    multi-seed study's summary["fused_acc"] interval (top-level "seeds"), or for a single-seed file (no "seeds")
+    intervals.interval over its one seed's mean (the summary's mean, else the folds' mean fused accuracy)."""
+    fused = (study.get("summary") or {}).get("fused_acc") or {}
+    if "seeds" in study:
+        if not {"mean", "low", "high"} <= set(fused):
+            raise ValueError("loso.json: has 'seeds' but summary.fused_acc lacks mean / low / high (expected "
+                             "edge_taaf/intervals.py's Interval fields)")
+        return {"loso_fused_mean": float(fused["mean"]), "loso_fused_ci95_low": float(fused["low"]),
+                "loso_fused_ci95_high": float(fused["high"]), "loso_seeds": len(study["seeds"])}
+    folds = [f["fused_acc"] for f in study.get("folds", []) if f.get("fused_acc") is not None]
+    if "mean" not in fused and not folds:
+        raise ValueError("loso.json: no summary.fused_acc.mean and no fold with fused_acc")
+    one = interval([fused["mean"] if "mean" in fused else sum(folds) / len(folds)])
+    return {"loso_fused_mean": one.mean, "loso_fused_ci95_low": one.low, "loso_fused_ci95_high": one.high,
+            "loso_seeds": 1}

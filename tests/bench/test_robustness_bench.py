@@ -9,14 +9,50 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from omegaconf import OmegaConf
 
 from quant import export
 from tests.support.data_gating import FIXTURE_ROOT
 from tests.support.quant_models import tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
+OOD = ("hot_pixels", "dead_pixels", "dead_channels", "mains_hum_50hz", "mains_hum_60hz", "clipping", "babble_0db",
+       "babble_m5db", "dvs_background_nmnist", "dvs_background_dvxplorer")
+DATA = ["data.mnist_test_per_class=3", "data.mnist_val_per_class=2"]
 KEYS = ("official_sim_acc", "speaker_heldout_fused", "audio_silent_acc", "vision_silent_acc", "noisy_audio_acc",
         "noisy_dvs_acc", "audio_only_acc", "vision_only_acc", "unimodal_source", "min_fused_minus_best_unimodal")
+
+
+def ann_run(folder: Path, cache: Path, split: str) -> Path:
+    """An edge-taaf-ann run folder: a tiny competitor (a few training steps) exported to ONNX, and an
+    ann_result.json naming it and its data config (the fixture data, ``split``)."""
+    from quant.ann_competitor import AnnCompetitor, arch_from_dict
+    from quant.ann_int import ann_program
+    from quant.ann_onnx import save_ann_onnx
+    from tests.support.configs import compose_config
+
+    torch.manual_seed(0)
+    arch = arch_from_dict({"vision": {"channels": [4, 4], "kernels": [5, 3], "strides": [2, 2]},
+                           "audio": {"channels": [4], "kernels": [3], "strides": [2]}, "hidden": 8})
+    model = AnnCompetitor(arch, (2, 34, 34), (8, 64), vision_max=8, audio_max=64)
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    for step in range(12):                      # past the activation quantizers' statistics steps
+        g = torch.Generator().manual_seed(step)
+        v = (torch.rand(8, 8, 2, 34, 34, generator=g) < 0.1).float()
+        a = torch.randint(0, 9, (8, 8, 64), generator=g).float()
+        loss = torch.nn.functional.cross_entropy(model(v, a), torch.randint(0, 10, (8,), generator=g))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    folder.mkdir(parents=True)
+    save_ann_onnx(ann_program(model), folder / "ann_model.onnx")
+    data = compose_config("data_app", ["data=fsdd_mnist", f"data.root={FIXTURE_ROOT}", "data.T=8", *DATA,
+                                       f"data.cache_dir={cache}", f"data.split={split}"]).data
+    result = {"onnx": "ann_model.onnx", "config": {"data": OmegaConf.to_container(data, resolve=True)}}
+    (folder / "ann_result.json").write_text(json.dumps(result))
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +62,14 @@ def bench(tmp_path_factory):
     loso = {"folds": [{"speaker": "lucas", "fused_acc": 0.5, "audio_only_acc": 0.7, "vision_only_acc": 0.2,
                        "fused_minus_best_unimodal": -0.2}]}
     (tmp / "loso.json").write_text(json.dumps(loso))
+    competitors = [ann_run(tmp / f"ann_{split}", tmp / "cache", split) for split in ("official", "speaker")]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "EDGE_TAAF_CACHE": str(tmp / "cache")}
     env.pop("EDGE_TAAF_DATA", None)
     cmd = [sys.executable, str(ROOT / "bench" / "robustness.py"), "--onnx", str(tmp / "m.onnx"), "--data-root",
-           str(FIXTURE_ROOT), "--data", "data.mnist_test_per_class=3", f"data.cache_dir={tmp / 'cache'}",
+           str(FIXTURE_ROOT), "--data", *DATA, f"data.cache_dir={tmp / 'cache'}",
            "--speaker-onnx", str(tmp / "m.onnx"), "--loso", str(tmp / "loso.json"), "--snr", "20", "-10",
-           "--dvs-multipliers", "0", "100", "--figure", str(tmp / "robustness.png")]
+           "--dvs-multipliers", "0", "100", "--figure", str(tmp / "robustness.png"),
+           "--competitor", *map(str, competitors)]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=tmp)
     assert done.returncode == 0, done.stderr[-3000:]
     return tmp, json.loads(done.stdout.strip().splitlines()[-1])
@@ -61,5 +99,43 @@ def test_figures_agree_with_each_other(bench):
     assert set(gaps) == {"official", "speaker", "loso.lucas"} and gaps["loso.lucas"] == -0.2
     assert out["min_fused_minus_best_unimodal"] == min(gaps.values())
     assert out["loso_fused_mean"] == 0.5                                    # the one fold's fused accuracy
+    assert out["loso_seeds"] == 1 and out["loso_fused_ci95_low"] == 0.5      # a single-seed file: no spread
     assert out["speaker_split"]["test_speakers"] == ["lucas", "george"] and out["speaker_split"]["samples"] == 40
     assert out["speaker_heldout_fused"] == out["speaker_split"]["fused_acc"]
+
+
+def test_unseen_failures_are_reported_apart_one_key_each(bench):
+    _, out = bench
+    failures = out["ood"]["failures"]
+    assert list(failures) == list(OOD)
+    for name in OOD:
+        assert out[f"ood_{name}"] == failures[name]["fused_acc"] and 0.0 <= out[f"ood_{name}"] <= 1.0
+        assert failures[name]["audio_only_acc"] is None                     # taaf: no per-modality outputs
+    assert failures["dead_channels"]["sensor"] == "audio" and failures["hot_pixels"]["sensor"] == "vision"
+    assert not any(k.startswith("ood_") for k in out["sweeps"])             # in-distribution sweeps stay apart
+
+
+def test_writer_and_competitor_keys(bench):
+    _, out = bench
+    assert out["writer_disjoint_vision_acc"] is None
+    assert out["writer_disjoint_source"].startswith("no writer-disjoint test digits wired yet")
+    for key in ("ann_official_acc", "ann_audio_silent_acc", "ann_vision_silent_acc", "ann_speaker_heldout"):
+        assert 0.0 <= out[key] <= 1.0, key
+    assert out["notes"]["competitor_speaker"].endswith("40 test pairs")     # lucas + george: 40 clips
+
+
+def test_loso_summary_reads_multi_seed_and_single_seed_studies():
+    from edge_taaf.apps.robustness import loso_summary
+    from edge_taaf.intervals import interval
+
+    per_seed = [0.97, 0.975, 0.98]
+    iv = interval(per_seed).as_dict()
+    multi = {"seeds": [0, 1, 2], "folds": [], "summary": {"fused_acc": {**iv, "per_seed": per_seed}}}
+    got = loso_summary(multi)
+    assert got == {"loso_fused_mean": iv["mean"], "loso_fused_ci95_low": iv["low"], "loso_fused_ci95_high": iv["high"],
+                   "loso_seeds": 3} and got["loso_fused_ci95_low"] < got["loso_fused_mean"]
+    old = {"folds": [{"fused_acc": 0.96}, {"fused_acc": 0.98}], "summary": {"fused_acc": {"mean": 0.97, "std": 0.01}}}
+    assert loso_summary(old) == {"loso_fused_mean": 0.97, "loso_fused_ci95_low": 0.97, "loso_fused_ci95_high": 0.97,
+                                 "loso_seeds": 1}
+    with pytest.raises(ValueError, match="summary.fused_acc lacks mean / low / high"):
+        loso_summary({"seeds": [0], "summary": {"fused_acc": {"mean": 0.9}}})
