@@ -39,3 +39,12 @@ def test_the_script_reads_the_last_line_of_each_file(tmp_path, capsys):
     load_table_module().main([str(p) for p in tmp_path.glob("*.json")])
     out = capsys.readouterr().out
     assert "| seed 0 | seed 1 |" in out and "98.00 ± 1.00 %" in out
+
+
+def test_unseen_failures_get_a_table_of_their_own(tmp_path, capsys):
+    for seed, acc in (("0", 0.5), ("1", 0.7)):
+        (tmp_path / f"robustness_seed{seed}.json").write_text(json.dumps(result(0.99) | {"ood_dead_channels": acc}))
+    load_table_module().main([str(p) for p in tmp_path.glob("*.json")])
+    in_dist, ood = capsys.readouterr().out.split("Failures never seen in training")
+    assert "ood_" not in in_dist and "| `ood_dead_channels` | 25 % dead cochlea channels | 50.00 % | 70.00 % |" in ood
+    assert row(ood, "ood_clipping").count("n/a") == 3                       # two seeds and their mean
