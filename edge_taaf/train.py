@@ -1,8 +1,12 @@
 """The training loop: train whatever model it is handed (float or quantization-aware) on cfg.data.
 
 The app that builds the model and calls this is edge_taaf/apps/train.py (edge-taaf-train);
-nothing here knows how a model is quantized. ``train(cfg, run_dir, model)`` writes into the run folder: checkpoint.pt (atomic, every epoch), metrics.jsonl (one line per
-epoch), accuracy.png and attention.png. ``resume=true`` continues from checkpoint.pt and ends with
+nothing here knows how a model is quantized. ``train(cfg, run_dir, model)`` writes into the run folder:
+checkpoint.pt (atomic, every epoch), metrics.jsonl (one line per epoch), accuracy.png and attention.png.
+
+Every epoch is measured on the VALIDATION split (metrics ``val_fused_acc``, ``val_<modality>_acc``,
+``val_attention_per_step``, ``val_share_audio``); nothing here builds or reads the test split, which is
+left to the one reported number (docs/evaluation.md). ``resume=true`` continues from checkpoint.pt and ends with
 the same weights as an uninterrupted run (shuffling and noise are seeded per epoch / saved).
 """
 from __future__ import annotations
@@ -69,7 +73,8 @@ def cosine_lr(cfg, epoch: int) -> float:
 
 @torch.no_grad()
 def evaluate(model, dataset, batch_size: int, device) -> dict:
-    """Fused accuracy, each present modality's head accuracy, and the mean attention per time step."""
+    """On ``dataset``: fused accuracy, each present modality's head accuracy, the mean attention per time
+    step and the audio's mean attention share (keys fused_acc, <modality>_acc, attention_per_step, share_audio)."""
     model.eval()
     hits = {"fused": 0, **{m: 0 for m in model.modalities}}
     alpha_sum, share_sum, n = None, torch.zeros(2), 0
@@ -86,7 +91,7 @@ def evaluate(model, dataset, batch_size: int, device) -> dict:
         share_sum += out.fusion.share.sum(0).cpu()
         n += y.numel()
     return {**{f"{k}_acc": v / n for k, v in hits.items()},
-            "attention_per_step": (alpha_sum / n).tolist(), "test_share_audio": float(share_sum[0] / n)}
+            "attention_per_step": (alpha_sum / n).tolist(), "share_audio": float(share_sum[0] / n)}
 
 
 def model_data(cfg, split: str, modalities) -> PairedSpikes:
@@ -153,7 +158,7 @@ def train(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, hooks: dict | 
 
     modalities = model_modalities(cfg.model)
     train_set = PairedSpikeDataset(model_data(cfg, "train", modalities))
-    test_set = PairedSpikeDataset(model_data(cfg, "test", modalities))
+    val_set = PairedSpikeDataset(model_data(cfg, "val", modalities))   # choices and the log read val, never test
     model = model.to(device)
     if cfg.trainer.init_firing_rate and not cfg.init_from:  # fresh weights only
         vision, audio, _ = train_set[torch.arange(min(128, len(train_set)))]
@@ -251,7 +256,7 @@ def train(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, hooks: dict | 
                    "lr_coef_audio": coef_sum["audio"] / n_steps, "lr_coef_vision": coef_sum["vision"] / n_steps}
         if spike_penalty:
             metrics["train_spike_rate"] = rate_sum / n_steps
-        metrics.update(evaluate(model, test_set, 256, device))
+        metrics.update({f"val_{k}": v for k, v in evaluate(model, val_set, 256, device).items()})
         metrics["seconds"] = time.time() - t0
         history.append(metrics)
         if rank == 0:
@@ -262,8 +267,8 @@ def train(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, hooks: dict | 
             atomic_torch_save(state, ckpt_path)
             atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
             if cfg.trainer.log_epochs:
-                heads = "".join(f" {m} {metrics[m + '_acc']:.4f}" for m in model.modalities)
-                print(f"epoch {epoch + 1}: loss {metrics['train_loss']:.4f} fused {metrics['fused_acc']:.4f}{heads} "
+                heads = "".join(f" {m} {metrics['val_' + m + '_acc']:.4f}" for m in model.modalities)
+                print(f"epoch {epoch + 1}: loss {metrics['train_loss']:.4f} val fused {metrics['val_fused_acc']:.4f}{heads} "
                       f"({metrics['seconds']:.1f} s)", flush=True)
         if "epoch_end" in hooks:
             hooks["epoch_end"](epoch)

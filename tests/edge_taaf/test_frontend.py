@@ -83,4 +83,4 @@ def test_training_and_qat_with_a_sparse_frontend(tmp_path):
     run_training(compose_config("train", [*TINY, *sparse]), tmp_path / "float")
     qat = compose_config("train", [*TINY, *sparse, "quant.weight_bits=8", f"init_from={tmp_path / 'float' / 'checkpoint.pt'}"])
     metrics = run_training(qat, tmp_path / "qat")
-    assert 0.0 <= metrics["fused_acc"] <= 1.0 and (tmp_path / "qat" / "checkpoint.pt").is_file()
+    assert 0.0 <= metrics["val_fused_acc"] <= 1.0 and (tmp_path / "qat" / "checkpoint.pt").is_file()

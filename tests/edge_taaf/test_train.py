@@ -56,10 +56,11 @@ def test_metrics_checkpoint_and_plots(tiny_train_cfg, tmp_path):
     rows = read_metrics(tmp_path / "run")
     assert [r["epoch"] for r in rows] == [1, 2] and rows[-1] == last
     for r in rows:
-        for key in ("fused_acc", "audio_acc", "vision_acc"):
+        for key in ("val_fused_acc", "val_audio_acc", "val_vision_acc"):
             assert 0.0 <= r[key] <= 1.0
+        assert not any(k.startswith("test") or k in ("fused_acc", "audio_acc") for k in r)   # measured on val only
         assert 0.0 < r["lr_coef_audio"] <= 1.0 and 0.0 < r["lr_coef_vision"] <= 1.0
-        att = r["attention_per_step"]
+        att = r["val_attention_per_step"]
         assert len(att) == cfg.model.T and all(0.0 <= a <= 1.0 for a in att)
         assert sum(att) == pytest.approx(1.0, abs=1e-5)
         assert r["train_loss"] > 0 and r["lr"] > 0
@@ -70,6 +71,30 @@ def test_metrics_checkpoint_and_plots(tiny_train_cfg, tmp_path):
     for name in ("accuracy.png", "attention.png"):
         data = (tmp_path / "run" / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 1000
+
+
+def test_training_evaluates_on_val_and_never_builds_the_test_split(tiny_train_cfg, tmp_path, monkeypatch):
+    import edge_taaf.train as train_module
+
+    built, evaluated = [], []
+    real_build, real_evaluate = train_module.build_dataset, train_module.evaluate
+
+    def recording_build(data_cfg, split):
+        built.append(split)
+        return real_build(data_cfg, split)
+
+    def recording_evaluate(model, dataset, batch_size, device):
+        evaluated.append(len(dataset))
+        return real_evaluate(model, dataset, batch_size, device)
+    monkeypatch.setattr(train_module, "build_dataset", recording_build)
+    monkeypatch.setattr(train_module, "evaluate", recording_evaluate)
+    cfg = tiny_train_cfg("trainer.epochs=2", "data.n_val=20", "trainer.log_epochs=false")
+    last = run_training(cfg, tmp_path / "run")
+    assert sorted(built) == ["train", "val"] and evaluated == [20, 20]   # val (20 samples) every epoch; no test
+    val = PairedSpikeDataset(build_dataset(cfg.data, "val"))
+    model = TwoModalitySNN(OmegaConf.to_container(cfg.model, resolve=True))
+    model.load_state_dict(final_weights(tmp_path / "run"))
+    assert last["val_fused_acc"] == real_evaluate(model, val, 256, torch.device("cpu"))["fused_acc"]
 
 
 @pytest.mark.parametrize("extra", [["loss.window=[100,200]"], ["loss=ce"]])

@@ -314,7 +314,7 @@ def test_train_app_fine_tunes_a_float_checkpoint(tiny_train_cfg, tmp_path):
     metrics = run_training(cfg, tmp_path / "qat")
     ckpt = load_checkpoint(tmp_path / "qat" / "checkpoint.pt")
     assert OmegaConf.create(ckpt["config"]).quant.weight_bits == 6
-    assert 0.0 <= metrics["fused_acc"] <= 1.0
+    assert 0.0 <= metrics["val_fused_acc"] <= 1.0
     model = QuantTwoModalitySNN(OmegaConf.to_container(cfg.model, resolve=True), 6, (1, 1))
     model.load_init_state(ckpt["model"])
     test = build_dataset(cfg.data, "test")

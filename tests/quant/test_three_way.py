@@ -179,12 +179,15 @@ def train_fsdd_mnist(run, overrides: list[str]) -> dict:
 def fixture_checkpoint(fixture_data_root, tmp_path_factory):
     """float training (30 short epochs) then QAT (int8, 2 epochs) on the fsdd_mnist fixture set."""
     base = tmp_path_factory.mktemp("fixture_run")
-    small = [f"data.root={fixture_data_root}", "data.mnist_test_per_class=3", "trainer.batch_size=16"]
+    # the fixture has takes 0 and 5 only, too few for the official split's three splits (training reads val):
+    # the speaker split has them, lucas tests, george validates, nicolas trains
+    small = [f"data.root={fixture_data_root}", "data.mnist_test_per_class=3", "data.mnist_val_per_class=2",
+             "data.split=speaker", "data.test_speakers=[lucas]", "data.val_speakers=[george]", "trainer.batch_size=16"]
     metrics = train_fsdd_mnist(base / "float", [*small, "trainer.epochs=30"])
-    assert metrics["fused_acc"] > 0.3  # trained: well above the 10 % of chance
+    assert metrics["val_fused_acc"] > 0.3  # trained: well above the 10 % of chance
     qat = train_fsdd_mnist(base / "qat", [*small, "quant.weight_bits=8", "trainer.epochs=2", "trainer.lr=3e-4",
                                           f"init_from={base / 'float' / 'checkpoint.pt'}"])
-    assert qat["fused_acc"] > 0.3
+    assert qat["val_fused_acc"] > 0.3
     return str(base / "qat" / "checkpoint.pt")
 
 
@@ -195,7 +198,7 @@ def trained_checkpoint(full_data_root, tmp_path_factory):
         return os.environ["EDGE_TAAF_CHECKPOINT"]
     run = tmp_path_factory.mktemp("fsdd_run") / "run"
     metrics = train_fsdd_mnist(run, [f"data.root={full_data_root}", "trainer.epochs=1"])
-    assert metrics["fused_acc"] > 0.3  # trained: well above the 10 % of chance
+    assert metrics["val_fused_acc"] > 0.3  # trained: well above the 10 % of chance
     return str(run / "checkpoint.pt")
 
 
@@ -226,7 +229,7 @@ def whole_test_split_three_way(tmp_path, checkpoint) -> int:
 
 
 def test_qat_model_on_fixture_data_whole_test_split(tmp_path, fixture_checkpoint):
-    assert whole_test_split_three_way(tmp_path, fixture_checkpoint) == 30
+    assert whole_test_split_three_way(tmp_path, fixture_checkpoint) == 20   # lucas's clips
 
 
 @pytest.mark.slow
