@@ -10,7 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from firmware_sim.energy import ANN_RATIOS, OPERATIONS  # noqa: E402
+from firmware_sim.ann_cost import ANN_RATIOS  # noqa: E402
+from firmware_sim.dataflow import OPERATIONS  # noqa: E402
 
 
 def _plain(value):
@@ -33,7 +34,8 @@ def report_json(report: dict) -> str:
 
 
 def plot_energy(energy: dict, path: str | Path, title: str = "") -> None:
-    """Left: uJ per inference of every unit, stacked by operation. Right: by kind of operation, ANN baselines noted."""
+    """Left: uJ per inference of every unit (sensor front-ends included), stacked by operation. Right: by kind of
+    operation, the ANN baselines noted (priced alike: the shared front-end rows in their figures too)."""
     units = energy["by_unit"]
     names = list(units)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [3, 2]})
@@ -62,7 +64,10 @@ def plot_energy(energy: dict, path: str | Path, title: str = "") -> None:
     ax2.text(0.98, 0.03, "\n".join(f"{energy[k]['label']}: {energy[k]['energy_uj']:.3g} uJ ({energy['ratios'][r]:.3g}x SNN)"
                                    for k, r in ANN_RATIOS),
              transform=ax2.transAxes, ha="right", va="bottom", fontsize=8, bbox={"fc": "white", "ec": "0.7"})
-    fig.suptitle(f"{title} hardware={energy['hardware']}: {energy['energy_uj']:.3g} uJ, {energy['latency_us']:.3g} us per inference")
+    shared = energy.get("shared", {}).get("energy_uj", 0.0)
+    fig.suptitle(f"{title} hardware={energy['hardware']} ({energy.get('hardware_kind', 'component')}): "
+                 f"{energy['energy_uj']:.3g} uJ (front-ends both sides pay: {shared:.3g} uJ), "
+                 f"{energy['latency_us']:.3g} us per inference")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

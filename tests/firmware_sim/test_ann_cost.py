@@ -1,14 +1,15 @@
-"""firmware_sim.ann_cost: a tiny two-layer ANN priced by hand on horowitz45nm and on sne22nm (per-op),
-zero-skip never above dense, and the errors."""
+"""firmware_sim.ann_cost: a tiny two-layer ANN priced by hand on horowitz45nm and on sne22nm (an operation
+count), its count frame, zero-skip never above dense, and the errors."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from edge_taaf import CONFIG_DIR
 from firmware_sim.ann_cost import AnnLayer, price_ann, price_ann_pass
-from firmware_sim.energy import load_hardware
+from firmware_sim.hardware import load_hardware
 
 HARDWARE_DIR = Path(CONFIG_DIR) / "hardware"
 
@@ -24,41 +25,56 @@ def test_horowitz_by_hand():
     assert (hw.energy_pj["mult8"], hw.energy_pj["add32"], hw.register_pj) == (0.2, 0.1, 0.3)
     assert (hw.sram_word(64 * 1024 / 8), hw.sram_word_bits, hw.sram_write_factor) == (10.0, 64, 1.0)
     assert (hw.static_power_mw, hw.clock_mhz, hw.syn_units, hw.neuron_units) == (0.1, 100.0, 16, 16)
-    # a MAC: mult8 x wbits x in_bits / 64 + add32 + 2 register accesses -> 5-bit input 0.825 pJ, 8-bit 0.9 pJ
-    # layer a: compute 100 x 0.825 + 16 outputs x add32 = 84.1; memory: weights 320 bits = 5 words, inputs
-    #   100 bits = 2 words, outputs 128 bits = 2 words written (x1) -> 9 words x 10 pJ = 90; cycles 7 + 1 = 8
-    # layer b: compute 160 x 0.9 + 10 x 0.1 = 145; memory: weights 1280 bits = 20 words, inputs 2, outputs
-    #   320 bits = 5 -> 27 words = 270; cycles 10 + 1 = 11
+    # a MAC: mult8 x wbits x in_bits / 64 + add32 -> 5-bit input 0.225 pJ, 8-bit 0.3 pJ; per MAC the accumulator
+    # register read and written and one register access per operand served from a reuse buffer
+    # layer a: compute 100 x 0.225 + 16 outputs x add32 = 24.1; memory: weights 320 bits = 5 words, inputs
+    #   100 bits = 2 words, outputs 128 bits = 2 words written (x1) -> 9 words x 10 pJ = 90, registers: a weight
+    #   serves 100 / 40 MACs and an input 100 / 20, both buffered -> 100 x 4 x 0.3 = 120; cycles 7 + 1 = 8
+    # layer b: compute 160 x 0.3 + 10 x 0.1 = 49; memory: weights 1280 bits = 20 words, inputs 2, outputs
+    #   320 bits = 5 -> 27 words = 270, registers: each weight used once (not buffered), inputs buffered ->
+    #   160 x 3 x 0.3 = 144; cycles 10 + 1 = 11
     # static: 19 cycles at 100 MHz = 0.19 us x 0.1 mW = 19 pJ
     dense = price_ann_pass(TINY, hw)
-    assert dense["compute_uj"] == pytest.approx(229.1e-6)
-    assert dense["memory_uj"] == pytest.approx(360e-6)
+    assert dense["compute_uj"] == pytest.approx(73.1e-6)
+    assert dense["memory_uj"] == pytest.approx(624e-6)
     assert dense["static_uj"] == pytest.approx(19e-6)
-    assert dense["energy_uj"] == pytest.approx(608.1e-6)
+    assert dense["energy_uj"] == pytest.approx(716.1e-6)
     assert dense["cycles"] == 19 and dense["latency_us"] == pytest.approx(0.19)
-    assert dense["by_layer"]["a"]["energy_uj"] == pytest.approx(174.1e-6)
-    assert dense["by_layer"]["b"]["memory_uj"] == pytest.approx(270e-6)
-    assert dense["dominant"] == "memory"
-    # zero-skip: a: 40 x 0.825 + 1.6 = 34.6; memory 5 weight words + 1 input word (8 x 5 bits) + 2 output
-    #   words + the 20-bit nonzero bitmap (1 word) = 9 words = 90; cycles 3 + 1
-    # b: 60 x 0.9 + 1 = 55; memory 20 + 1 (6 x 8 bits) + 5 + bitmap 1 = 27 words = 270; cycles 4 + 1
+    assert dense["by_layer"]["a"]["energy_uj"] == pytest.approx(234.1e-6)
+    assert dense["by_layer"]["b"]["memory_uj"] == pytest.approx(414e-6)
+    assert dense["dominant"] == "memory" and dense["count_frame_uj"] == 0
+    assert dense["hardware_kind"] == "component" and any("reuse buffers" in line for line in dense["covers"])
+    # zero-skip: a: 40 x 0.225 + 1.6 = 10.6; memory 5 weight words + 1 input word (8 x 5 bits) + 2 output
+    #   words + the 20-bit nonzero bitmap (1 word) = 9 words = 90, registers 40 x 4 x 0.3 = 48; cycles 3 + 1
+    # b: 60 x 0.3 + 1 = 19; memory 20 + 1 (6 x 8 bits) + 5 + bitmap 1 = 27 words = 270, registers 60 x 3 x 0.3
+    #   = 54; cycles 4 + 1
     # static 9 cycles = 9 pJ
     skip = price_ann_pass(TINY, hw, zero_skip=True)
-    assert skip["compute_uj"] == pytest.approx(89.6e-6)
-    assert skip["memory_uj"] == pytest.approx(360e-6)
-    assert skip["energy_uj"] == pytest.approx(458.6e-6)
+    assert skip["compute_uj"] == pytest.approx(29.6e-6)
+    assert skip["memory_uj"] == pytest.approx(462e-6)
+    assert skip["energy_uj"] == pytest.approx(500.6e-6)
     assert skip["cycles"] == 9
     assert skip["energy_uj"] <= dense["energy_uj"]
+    # a count frame on the input layer: 12 events x (add8 0.03 + read and write of a counter word 2 x 10) + one
+    # clear of the 100-bit frame (2 words x 10) = 260.36 pJ; 12 + 2 cycles more
+    framed = price_ann_pass([replace(TINY[0], frame_events=12), TINY[1]], hw)
+    assert framed["count_frame_uj"] == pytest.approx(260.36e-6)
+    assert framed["cycles"] == 19 + 14
+    assert framed["energy_uj"] == pytest.approx(716.1e-6 + 260.36e-6 + 0.14 * 0.1e-3)
 
 
 def test_per_op_sne22nm_by_hand():
     hw = load_hardware("sne22nm", HARDWARE_DIR)
     assert hw.per_op_pj["mac"] == 0.221 and hw.static_power_mw == 0
     both = price_ann(TINY, hw)
-    assert both["dense"]["energy_uj"] == pytest.approx(260 * 0.221e-6)      # every MAC at 0.221 pJ, nothing else
+    # every MAC one mac, every output (16 + 10) one neuron_update, all at 0.221 pJ, nothing else
+    assert both["dense"]["energy_uj"] == pytest.approx((260 + 26) * 0.221e-6)
     assert both["dense"]["memory_uj"] == 0 and both["dense"]["static_uj"] == 0
-    assert both["dense"]["cycles"] == 19
-    assert both["zero_skip"]["energy_uj"] == pytest.approx(100 * 0.221e-6)  # only the 40 + 60 nonzero MACs
+    assert both["dense"]["cycles"] == 19 and both["dense"]["hardware_kind"] == "operation_count"
+    assert both["zero_skip"]["energy_uj"] == pytest.approx((100 + 26) * 0.221e-6)  # only the 40 + 60 nonzero MACs
+    framed = price_ann_pass([replace(TINY[0], frame_events=12), TINY[1]], hw)      # each frame event one synaptic_op
+    assert framed["count_frame_uj"] == pytest.approx(12 * 0.221e-6)
+    assert framed["energy_uj"] == pytest.approx((260 + 26 + 12) * 0.221e-6)
     assert both["dense"]["dominant"] == both["zero_skip"]["dominant"] == "compute"
 
 
@@ -82,6 +98,8 @@ def test_mappings_unmeasured_layers_and_bad_values():
         price_ann_pass(plain, hw, zero_skip=True)
     with pytest.raises(ValueError, match="'y'.*nonzero_macs=20"):
         AnnLayer("y", macs=10, weights=1, n_in=4, in_bits=8, n_out=1, out_bits=8, nonzero_in=1, nonzero_macs=20)
+    with pytest.raises(ValueError, match="'w'.*frame_events=-1"):
+        AnnLayer("w", macs=10, weights=1, n_in=4, in_bits=8, n_out=1, out_bits=8, frame_events=-1)
     with pytest.raises(ValueError, match="'z'.*in_bits=0"):
         AnnLayer("z", macs=10, weights=1, n_in=4, in_bits=0, n_out=1, out_bits=8)
     with pytest.raises(ValueError, match="at least one layer"):
