@@ -15,13 +15,16 @@
    Xylo-neuron kernel (run_ff_xylo, Xylo's neuron model), checked spike for spike first; time per
    synaptic event, ours on one thread like xylosim.
 4. energy: the simulator over the whole test split, priced by every --hardware config (default:
-   horowitz45nm, with memory; sne22nm, a published chip's energy per operation): energy per
-   inference and the ratios to the three ANN baselines (firmware_sim/energy.py).
+   horowitz45nm, a component model with memory; sne22nm, an operation-count model from a published
+   chip): energy per inference and the ratios to the three ANN baselines, priced alike
+   (firmware_sim/energy.py: the same rules on both sides, the sensor and event front-ends paid by both);
+   each config's kind and what every figure covers are printed and saved.
 
     EDGE_TAAF_DATA=../shared/data python bench/sim.py [--checkpoint outputs/train/<run>/checkpoint.pt]
 
-The last line printed is one JSON object: sim_exact, counts_event_driven_equal_dense, per hardware
-config energy_ratio_ann_int8_vs_snn_<hw>, energy_ratio_single_pass_ann_vs_snn_<hw>,
+The last line printed is one JSON object: sim_exact, counts_event_driven_equal_dense,
+energy_ratio_ann_int8_vs_snn (the first --hardware config's, named by energy_ratio_hardware, with
+energy_hardware_kind and energy_covers), per hardware config energy_ratio_ann_int8_vs_snn_<hw>, energy_ratio_single_pass_ann_vs_snn_<hw>,
 energy_ratio_single_pass_zero_skip_vs_snn_<hw>, sim_acc, max_layer_spike_rate, speeds and details.
 """
 from __future__ import annotations
@@ -44,7 +47,9 @@ import torch  # noqa: E402
 from bench.support.models import load_model  # noqa: E402
 from bench.support.xylo_kernel import run_ff, run_ff_xylo  # noqa: E402
 from edge_taaf import CONFIG_DIR  # noqa: E402
-from firmware_sim.energy import load_hardware  # noqa: E402
+from firmware_sim.dataflow import COMPUTE_OPERATIONS as COMPUTE  # noqa: E402
+from firmware_sim.dataflow import MEMORY_OPERATIONS as MEMORY  # noqa: E402
+from firmware_sim.hardware import load_hardware  # noqa: E402
 from firmware_sim.evaluate import evaluate  # noqa: E402
 from firmware_sim.loader import load_program  # noqa: E402
 from firmware_sim.run import Runner  # noqa: E402
@@ -152,10 +157,10 @@ def bench_vs_xylosim(n_samples: int = 40, steps: int = 100, rate: float = 0.1, s
 
 def energy_by_layer(energy: dict) -> dict:
     """uJ per inference of each ANN layer and of the SNN units doing its work (the readout row sums
-    the warps, readout, score MLP and attention; the front-end row is the SNN's alone: the ANN baselines
-    are given the front-end's output for free)."""
-    out = {"frontend": {"snn": sum(u["energy_uj"] for u in energy["by_unit"].values() if u["kind"] == "frontend"),
-                        "ann_int8": 0.0, "ann_single_pass": 0.0, "ann_single_pass_zero_skip": 0.0}}
+    the warps, readout, score MLP and attention; the front-end row, the sensor filterbank and the event
+    front-ends, is paid alike by the SNN and every ANN baseline)."""
+    shared = energy["shared"]["energy_uj"]
+    out = {"frontend": {"snn": shared, "ann_int8": shared, "ann_single_pass": shared, "ann_single_pass_zero_skip": shared}}
     for name, ann in energy["ann_int8_T"]["by_layer"].items():
         parts = [u for n, u in energy["by_unit"].items()
                  if n == name or (name == "readout" and u["kind"] in ("warp", "readout", "score", "attention"))]
@@ -163,10 +168,6 @@ def energy_by_layer(energy: dict) -> dict:
                      "ann_single_pass": energy["ann_single_pass"]["by_layer"][name]["energy_uj"],
                      "ann_single_pass_zero_skip": energy["ann_single_pass_zero_skip"]["by_layer"][name]["energy_uj"]}
     return out
-
-
-COMPUTE = ("synaptic accumulate", "neuron update", "MAC", "other compute")
-MEMORY = ("weight memory", "accumulator memory", "state memory", "input bitmap", "register file", "spike routing")
 
 
 def single_pass_gap(energy: dict) -> dict:
@@ -184,7 +185,8 @@ def single_pass_gap(energy: dict) -> dict:
 
 def competitor_ratios(path: str | None, reports: dict) -> dict:
     """Energy of the trained single-pass int8 ANN (edge-taaf-ann's ann_result.json) over the SNN's, per hardware
-    config and pricing (dense, zero-skip), with both accuracies: the competitor a user would pick instead."""
+    config and pricing (dense, zero-skip), with both accuracies: the competitor a user would pick instead. The
+    competitor is fed by the same sensors: the SNN report's sensor front-end rows are added to its figures."""
     if not path:
         return {}
     result = json.loads(Path(path).read_text())
@@ -192,8 +194,9 @@ def competitor_ratios(path: str | None, reports: dict) -> dict:
     for hw, report in reports.items():
         e = result["energy_uj"].get(hw)
         if e is not None:
-            out[f"energy_ratio_trained_ann_vs_snn_{hw}"] = e["dense"] / report["energy"]["energy_uj"]
-            out[f"energy_ratio_trained_ann_zero_skip_vs_snn_{hw}"] = e["zero_skip"] / report["energy"]["energy_uj"]
+            sensors = sum(v for k, v in report["energy"]["shared"]["by_row"].items() if k.startswith("sensor."))
+            out[f"energy_ratio_trained_ann_vs_snn_{hw}"] = (e["dense"] + sensors) / report["energy"]["energy_uj"]
+            out[f"energy_ratio_trained_ann_zero_skip_vs_snn_{hw}"] = (e["zero_skip"] + sensors) / report["energy"]["energy_uj"]
     return out
 
 
@@ -251,15 +254,23 @@ def main() -> None:
                      "energy_ratio_bound_if_later_layers_free": e["ratios"]["bound_ann_int8_vs_snn_if_later_layers_free"],
                      "ann_uj": {k: e[k]["energy_uj"] for k in ("ann_int8_T", "ann_single_pass", "ann_single_pass_zero_skip")},
                      "energy_uj_by_operation": e["energy_uj_by_operation"], "dataflows": e["dataflows"],
-                     "energy_uj_by_layer": energy_by_layer(e), "single_pass_gap": single_pass_gap(e)}
-        print(f"{hw}: {e['energy_uj']:.4g} uJ/inference; ANN / SNN: int8 over T {by_hw[hw]['energy_ratio_ann_int8_vs_snn']:.2f}x, "
+                     "energy_uj_by_layer": energy_by_layer(e), "single_pass_gap": single_pass_gap(e),
+                     "hardware_kind": e["hardware_kind"], "hardware_note": e["hardware_note"],
+                     "covers": e["covers"], "not_covered": e["not_covered"], "shared_uj": e["shared"]["energy_uj"],
+                     "ann_covers": {k: e[k]["covers"] for k in ("ann_int8_T", "ann_single_pass", "ann_single_pass_zero_skip")},
+                     "ratios_without_shared_frontend": e["ratios_core"]}
+        print(f"{hw} ({e['hardware_kind']}): {e['energy_uj']:.4g} uJ/inference, of which front-ends both sides pay "
+              f"{e['shared']['energy_uj']:.4g} uJ; ANN / SNN: int8 over T {by_hw[hw]['energy_ratio_ann_int8_vs_snn']:.2f}x, "
               f"single pass {by_hw[hw]['energy_ratio_single_pass_ann_vs_snn']:.2f}x, single pass skipping zeros "
               f"{by_hw[hw]['energy_ratio_single_pass_zero_skip_vs_snn']:.2f}x", flush=True)
     flat = {f"{k}_{hw}": v[k] for hw, v in by_hw.items() for k in
             ("energy_ratio_ann_int8_vs_snn", "energy_ratio_single_pass_ann_vs_snn", "energy_ratio_single_pass_zero_skip_vs_snn",
              "energy_uj_per_inference")}
+    head = by_hw[args.hardware[0]]
     print(json.dumps({
-        "sim_exact": exact, "counts_event_driven_equal_dense": same_counts, **flat,
+        "sim_exact": exact, "counts_event_driven_equal_dense": same_counts,
+        "energy_ratio_ann_int8_vs_snn": head["energy_ratio_ann_int8_vs_snn"], "energy_ratio_hardware": args.hardware[0],
+        "energy_hardware_kind": head["hardware_kind"], "energy_covers": head["covers"], **flat,
         "sim_acc": first["accuracy"], "max_layer_spike_rate": max_layer_spike_rate(first["counts_per_inference"], program),
         **{f"single_pass_gap_dominant_{hw}": v["single_pass_gap"]["dominant"] + ": " + v["single_pass_gap"]["largest_snn_operation"]
            for hw, v in by_hw.items()},
