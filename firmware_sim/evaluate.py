@@ -68,5 +68,7 @@ def evaluate(program: Program, inputs: Mapping[str, np.ndarray], labels: np.ndar
 
 
 def _headline(energy: dict) -> dict:
-    """Energy, latency and the three ANN ratios of one hardware config's report."""
-    return {"energy_uj": energy["energy_uj"], "latency_us": energy["latency_us"], **energy["ratios"]}
+    """Energy, latency and the three ANN ratios of one hardware config's report, with the config's kind
+    (component or operation_count) and what the energy covers."""
+    return {"energy_uj": energy["energy_uj"], "latency_us": energy["latency_us"], **energy["ratios"],
+            "hardware_kind": energy["hardware_kind"], "covers": energy["covers"]}
