@@ -13,6 +13,20 @@ class ConfigError(ValueError):
     """A config value is invalid; the message names the option."""
 
 
+SELECT_ON = "val"   # the split every choice is made on (docs/evaluation.md); the test split only reports
+
+
+def check_select_on(cfg) -> str:
+    """The config's ``select_on`` (absent: "val"). Anything else, e.g. ``select_on=test``, is a ConfigError naming
+    the option: choices (recipes, sizes, Pareto points, thresholds, hyperparameters) are made on validation data,
+    and the test split is read once per reported number. The apps call this before building any data."""
+    value = cfg.get("select_on", SELECT_ON)
+    if value != SELECT_ON:
+        raise ConfigError(f"select_on={value!r}: choices are made on the validation split; expected {SELECT_ON!r} "
+                          "(the test split is read once per reported number, never to choose)")
+    return value
+
+
 def weight_bits(cfg) -> int | None:
     """quant.weight_bits of a config: None (float training) or the accelerator's weight width 4..8.
     Raises ConfigError naming the option for anything else."""

@@ -7,6 +7,11 @@
 Every stage lives in a folder of ``workdir`` keyed by what shaped it (edge_taaf/apps/stages.py): the same
 config skips finished stages, a changed value re-runs the stages it reaches, and a killed training
 stage resumes from its checkpoint. The run folder gets report.json, report.md and the plots.
+
+Evaluation protocol (docs/evaluation.md): training logs the validation split; the export stage measures
+the deployed int8 program in integer mode on val (``val_acc``, what choices read) and checks integer mode
+== onnxruntime on test; the simulator reads the test split once for the reported ``sim_acc``. report.json
+says ``selected_on: "val"``; ``select_on`` other than val is a ConfigError before any data is built.
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from edge_taaf import CONFIG_DIR
 from edge_taaf.checkpoint import CheckpointError
 from sensors.atomic import atomic_write, atomic_write_text
-from edge_taaf.config import ConfigError, corrupt_settings
+from edge_taaf.config import ConfigError, check_select_on, corrupt_settings
 from edge_taaf.apps.stages import StageResult, code_version, run_stage
 from edge_taaf.apps.train import run_training
 from edge_taaf.train import TrainingDiverged
@@ -31,6 +36,7 @@ from sensors.ead import build_dataset
 
 
 INT_OUTPUTS = "int_outputs.npz"   # integer mode's outputs on the test split, kept by the export stage
+EXPORT_MEASURES = ["val_acc", "int_acc"]   # in the export stage's key: a stage that measured less runs again
 
 
 def _plain(node) -> dict:
@@ -47,7 +53,7 @@ def _stage_cfg(cfg: DictConfig, **overrides) -> DictConfig:
 
 def stage_data(cfg, workdir) -> StageResult:
     def work(folder: Path) -> dict:
-        return {split: build_dataset(cfg.data, split).summary() for split in ("train", "test")}
+        return {split: build_dataset(cfg.data, split).summary() for split in ("train", "val", "test")}
     # cfg.data already holds (interpolated) the sensor settings it uses: a data set is keyed by those only
     return run_stage(workdir, "data", {"data": _plain(cfg.data)}, [], work)
 
@@ -93,7 +99,8 @@ def stage_qat(cfg, workdir, flt: StageResult) -> StageResult:
 
 
 def stage_export(cfg, workdir, qat: StageResult) -> StageResult:
-    """ONNX file + integer-mode accuracy + onnxruntime == integer mode on the whole test split."""
+    """ONNX file; the int8 program's integer-mode accuracy on val (``val_acc``, what choices read) and on
+    test (``int_acc``); onnxruntime == integer mode on the whole test split."""
     from edge_taaf.apps.export import export_model, quant_model_from_checkpoint
     from quant.ort_runner import OrtModel, compare
     from quant.qmodel import run_integer
@@ -101,14 +108,17 @@ def stage_export(cfg, workdir, qat: StageResult) -> StageResult:
     def work(folder: Path) -> dict:
         model, _, _ = quant_model_from_checkpoint(qat.folder / "checkpoint.pt")
         proto, summary = export_model(model, folder / "model.onnx")
+        val = build_dataset(cfg.data, "val").only(model.modalities)
+        val_acc = float((run_integer(model, val.vision, val.audio)["logits"].argmax(1) == val.labels).mean())
         test = build_dataset(cfg.data, "test").only(model.modalities)
         ours = run_integer(model, test.vision, test.audio)
         diff = compare(OrtModel(proto).run(test.vision, test.audio), ours)
         int_acc = float((ours["logits"].argmax(1) == test.labels).mean())
         atomic_write(folder / INT_OUTPUTS, lambda f: np.savez_compressed(f, **ours))   # the simulate stage compares
-        return summary | {"int_acc": int_acc, "onnx_ort_exact": int(not diff), "ort_mismatch": diff,
+        return summary | {"val_acc": val_acc, "val_samples": int(val.labels.size), "int_acc": int_acc, "onnx_ort_exact": int(not diff), "ort_mismatch": diff,
                           "predictions": ours["logits"].argmax(1).tolist()}
-    return run_stage(workdir, "export", {"code": code_version("quant", "firmware_sim")}, [qat], work)
+    return run_stage(workdir, "export", {"code": code_version("quant", "firmware_sim"), "measures": EXPORT_MEASURES},
+                     [qat], work)
 
 
 def stage_simulate(cfg, workdir, exp: StageResult, data: StageResult) -> StageResult:
@@ -150,7 +160,9 @@ def summarise(cfg, stages: dict[str, StageResult]) -> dict:
     return {
         "data": cfg.data.name, "synthetic": str(cfg.data.name).startswith("synth"), "T": int(cfg.data.T),
         "weight_bits": int(cfg.quant.weight_bits), "fusion": cfg.model.fusion, "loss": cfg.loss.name,
-        "float_acc": flt["fused_acc"], "qat_acc": qat["fused_acc"], "int_acc": exp["int_acc"], "sim_acc": sim["accuracy"],
+        "selected_on": check_select_on(cfg), "float_val_acc": flt["val_fused_acc"], "qat_val_acc": qat["val_fused_acc"],
+        "val_acc": exp["val_acc"], "val_samples": exp["val_samples"], "int_acc": exp["int_acc"], "sim_acc": sim["accuracy"],
+        "test_samples": sim["samples"],
         "onnx_ort_exact": exp["onnx_ort_exact"], "sim_equals_int_mode": sim["sim_equals_int_mode"],
         "energy_uj_per_inference": sim["energy_uj_per_inference"], "latency_us_per_inference": sim["latency_us_per_inference"],
         "energy_ratio_ann_int8_vs_snn": energy["ratios"]["energy_ann_int8_vs_snn"],
@@ -173,9 +185,15 @@ def write_report(report: dict, stages: dict[str, StageResult], run_dir: Path) ->
         if src.exists():
             shutil.copy(src, run_dir / f"{stage}_{name}")
     label = " (SYNTHETIC data)" if report["synthetic"] else ""
-    rows = [("float accuracy", f"{100 * report['float_acc']:.2f} %"),
-            (f"QAT int{report['weight_bits']} accuracy (integer mode)", f"{100 * report['int_acc']:.2f} %"),
+    bits = report["weight_bits"]
+    rows = [(f"**validation** ({report['val_samples']} samples; every choice is made here)", ""),
+            ("float model, val accuracy (last epoch)", f"{100 * report['float_val_acc']:.2f} %"),
+            (f"QAT int{bits} model, val accuracy (last epoch)", f"{100 * report['qat_val_acc']:.2f} %"),
+            (f"deployed int{bits} program, val accuracy (integer mode)", f"{100 * report['val_acc']:.2f} %"),
+            (f"**test** ({report['test_samples']} samples; read once, for this number)", ""),
             ("simulator accuracy", f"{100 * report['sim_acc']:.2f} %"),
+            (f"QAT int{bits} accuracy (integer mode)", f"{100 * report['int_acc']:.2f} %"),
+            ("**deployment**", ""),
             ("onnxruntime == integer mode (every output)", "yes" if report["onnx_ort_exact"] else "NO"),
             ("simulator == integer mode (every output)", "yes" if report["sim_equals_int_mode"] else "NO"),
             ("energy per inference", f"{report['energy_uj_per_inference']:.4f} uJ"),
@@ -201,6 +219,7 @@ def write_report(report: dict, stages: dict[str, StageResult], run_dir: Path) ->
 
 
 def run_pipeline(cfg: DictConfig, run_dir: Path) -> dict:
+    check_select_on(cfg)              # before any data is built
     workdir = Path(cfg.workdir).expanduser()
     stages = {"data": stage_data(cfg, workdir)}
     stages["float"] = stage_float(cfg, workdir, stages["data"])

@@ -26,13 +26,18 @@ def test_report_holds_every_stage_and_the_contract_checks(first_run):
     assert report["synthetic"] is True and report["T"] == 6 and report["weight_bits"] == 8
     assert report["onnx_ort_exact"] == 1 and report["sim_equals_int_mode"] == 1
     assert report["sim_acc"] == report["int_acc"]
+    assert report["selected_on"] == "val" and 0.0 <= report["val_acc"] <= 1.0
+    assert report["val_samples"] == 30 and report["test_samples"] == 30        # data.n_val follows data.n_test
+    assert {"float_val_acc", "qat_val_acc"} <= set(report) and "float_acc" not in report
     assert report["energy_uj_per_inference"] > 0 and report["latency_us_per_inference"] > 0
     assert report["energy_ratio_bound_if_later_layers_free"] > report["energy_ratio_ann_int8_vs_snn"] > 0
     assert report["spikes_per_inference"] > 0
     assert not any(s["cached"] for s in report["stages"].values())
     saved = json.loads((tmp / "run1" / "report.json").read_text())
     assert saved["sim_acc"] == report["sim_acc"]
-    assert "simulator accuracy" in (tmp / "run1" / "report.md").read_text()
+    md = (tmp / "run1" / "report.md").read_text()
+    assert "simulator accuracy" in md and md.index("**validation** (30 samples") < md.index("**test** (30 samples")
+    assert f"| deployed int8 program, val accuracy (integer mode) | {100 * report['val_acc']:.2f} % |" in md
     assert (tmp / "run1" / "simulate_energy.png").exists()
     # the same counts priced by every shipped hardware config: the range a user sees
     assert set(report["energy_by_hardware"]) == {"horowitz45nm", "sne22nm"}
@@ -55,13 +60,41 @@ def test_rerun_skips_and_changed_hardware_reruns_only_the_simulator(first_run):
     assert changed["latency_us_per_inference"] == pytest.approx(report["latency_us_per_inference"] / 2)
 
 
+def test_the_deployed_programs_val_accuracy_is_integer_mode_on_val(first_run):
+    from edge_taaf.apps.export import quant_model_from_checkpoint
+    from quant.qmodel import run_integer
+    from sensors.ead import build_dataset
+
+    tmp, report = first_run
+    model, cfg, _ = quant_model_from_checkpoint(report["stages"]["qat"]["folder"] + "/checkpoint.pt")
+    val = build_dataset(pipeline_cfg(tmp).data, "val")
+    assert report["val_acc"] == float((run_integer(model, val.vision, val.audio)["logits"].argmax(1) == val.labels).mean())
+
+
+def test_select_on_test_is_a_config_error_before_any_data_is_built(tmp_path, monkeypatch):
+    import edge_taaf.apps.pipeline as pipeline
+    from edge_taaf.apps.sweep import SweepSummary
+    from edge_taaf.config import ConfigError
+
+    def no_data(*args):
+        raise AssertionError("data built before the config was checked")
+    monkeypatch.setattr(pipeline, "build_dataset", no_data)
+    with pytest.raises(ConfigError, match=r"select_on='test': choices are made on the validation split; expected 'val'"):
+        run_pipeline(pipeline_cfg(tmp_path, "select_on=test"), tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"select_on='test'"):
+        SweepSummary().on_multirun_end(pipeline_cfg(tmp_path, "select_on=test"))
+    assert not (tmp_path / "work").exists()
+
+
 def test_pareto_front_and_sweep_table(tmp_path):
     assert pareto_front([(1.0, 0.9), (2.0, 0.95), (2.5, 0.94), (0.5, 0.5)]) == [0, 1, 3]
-    for i, (t, bits, energy, acc) in enumerate([(4, 8, 1.0, 0.90), (8, 8, 2.0, 0.97), (8, 4, 2.5, 0.93)]):
+    # the test accuracies would put point 2 on the front and point 1 off it: the front follows val
+    for i, (t, bits, energy, acc, test) in enumerate([(4, 8, 1.0, 0.90, 0.90), (8, 8, 2.0, 0.97, 0.91),
+                                                       (8, 4, 2.5, 0.93, 0.99)]):
         d = tmp_path / f"point{i}"
         d.mkdir()
         d.joinpath("report.json").write_text(json.dumps({
-            "T": t, "weight_bits": bits, "float_acc": acc, "int_acc": acc, "sim_acc": acc,
+            "T": t, "weight_bits": bits, "val_acc": acc, "int_acc": test, "sim_acc": test,
             "energy_uj_per_inference": energy, "latency_us_per_inference": 10.0,
             "energy_ratio_ann_int8_vs_snn": 4.0 / energy, "energy_ratio_single_pass_ann_vs_snn": 0.5 / energy,
             "energy_ratio_single_pass_zero_skip_vs_snn": 0.25 / energy, "onnx_ort_exact": 1, "sim_equals_int_mode": 1,
@@ -75,6 +108,11 @@ def test_pareto_front_and_sweep_table(tmp_path):
     assert rows[1]["energy_by_hardware"] == {"horowitz45nm": 2.0, "sne22nm": 0.2}
     table = (tmp_path / "comparison.md").read_text()
     assert "| yes | 2000 | 2.0000 | 2.00x | 0.25x | 0.12x |" in table and (tmp_path / "pareto.png").exists()
+    assert "| point1 | 8 | 8 | 97.00 | 91.00 |" in table and all(r["selected_on"] == "val" for r in rows)
+    (tmp_path / "point3").mkdir()
+    (tmp_path / "point3" / "report.json").write_text(json.dumps({"T": 4, "sim_acc": 0.9}))
+    with pytest.raises(ValueError, match=r"point3/report.json: no val_acc"):
+        summarise_sweep(tmp_path)
 
 
 def test_warm_start_sweep_point_fine_tunes_a_float_run(first_run):
