@@ -9,7 +9,7 @@ forward performs. Every scale in that forward is a power of two, so a layer with
 with ``shift`` = log2(input scale) + log2(weight scale) - log2(activation scale) (negative: a rounding
 right shift), and the classifier's int32 accumulators are the logits. The inputs are the count frame
 (B, 2, H, W), the window's vision counts summed over its T steps, and the count map (B, 1, T, C), each
-audio step's cochlea counts, at scale 1.
+audio step's cochlea counts: integers equal to the counts (checked), at a power-of-two scale.
 
 ``reference_logits(program, vision, audio)`` computes that in int64 numpy arithmetic (the authority the
 exported ONNX file and onnxruntime are checked against, quant/ann_onnx.py) and raises when an
@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from firmware_sim import spec
 from firmware_sim.program import ContractError
@@ -79,15 +80,25 @@ def _pow2_log2(quant_act, where: str) -> int:
     return exact_log2(quant_act.act_quant.scale().detach(), where)
 
 
+@torch.no_grad()
+def _input_log2(model, m: str) -> int:
+    """log2 of input ``m``'s scale, checked to keep every valid count 0..max as that integer (Brevitas gives a
+    1-bit input the scale 1/2: the integers are the counts, the scale folds into the first layer's shift)."""
+    quant = model.inputs[m]
+    e = _pow2_log2(quant, f"inputs.{m}")
+    top = model.vision_max if m == "vision" else model.audio_max
+    counts = torch.arange(top + 1, dtype=torch.float32)
+    if not torch.equal(quant(counts) / 2.0 ** e, counts):
+        raise ContractError(f"inputs.{m}: the input quantizer (scale 2^{e}) does not keep the counts 0..{top} as integers")
+    return e
+
+
 def ann_program(model) -> AnnProgram:
     """The integer program of a trained AnnCompetitor (eval-mode scales). Raises QuantRangeError when a
     weight leaves its narrow int range or a scale is not a power of two (never clipped, never rounded)."""
     weights = model.int_weights()
     act_max = 2 ** model.arch.act_bits - 1
-    in_log2 = {m: _pow2_log2(model.inputs[m], f"inputs.{m}") for m in MODALITIES}
-    for m, e in in_log2.items():
-        if e != 0:
-            raise ContractError(f"inputs.{m}: input scale 2^{e}, expected 1 (the counts themselves)")
+    in_log2 = {m: _input_log2(model, m) for m in MODALITIES}
     feature_log2 = _pow2_log2(model.feature_act, "feature activation")
     branches = {}
     for m in MODALITIES:

@@ -96,6 +96,7 @@ class AnnOrt:
     time-major counts; ``run`` takes batch-first (N, T, ...) arrays as in sensors.paired.PairedSpikes."""
 
     def __init__(self, model: str | Path | bytes | onnx.ModelProto, threads: int = 0):
+        self.path = Path(model) if isinstance(model, (str, Path)) else None     # the file, when given one
         where = str(model) if isinstance(model, (str, Path)) else "<ONNX model>"
         proto = model if isinstance(model, onnx.ModelProto) else (
             onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(str(model)))
