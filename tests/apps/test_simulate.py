@@ -50,7 +50,7 @@ def test_cli_writes_report_and_plot(onnx_file, tmp_path):
     assert {"vision.conv0", "vision.dense", "audio.fc0", "audio.fc1", "readout"} <= set(report["energy"]["by_unit"])
     assert report["energy"]["ann_int8_T"]["energy_uj"] > 0 and report["hardware"] == "horowitz45nm"
     assert set(report["energy"]["dataflows"]) == {layer for layer in report["energy"]["by_unit"] if "." in layer
-                                                   and not layer.startswith(("warp", "frontend"))}
+                                                   and not layer.startswith(("warp", "frontend", "sensor"))}
     assert report["energy"]["by_unit"]["frontend.vision"]["energy_uj"] == 0.0    # the identity front-end is free
 
 
