@@ -183,6 +183,26 @@ def single_pass_gap(energy: dict) -> dict:
             "largest_snn_operation": max(inside, key=lambda k: ops[k])}
 
 
+COMPETITOR_MEASURED = {"int_exact": "ann_competitor_int_exact", "selected_on": "ann_competitor_selected_on",
+                       "accuracy": "ann_competitor_acc", "val_acc": "ann_competitor_val_acc", "chosen": "ann_competitor_size"}
+
+
+def competitor_measured(path, result: dict) -> dict:
+    """How the competitor was measured, from its ann_result.json: ann_competitor_int_exact (1: its ONNX file in
+    onnxruntime equals the integer reference on every test sample), ann_competitor_selected_on ("val": its size
+    chosen on validation), ann_competitor_acc (the test accuracy of that integer run), ann_competitor_val_acc,
+    ann_competitor_size. SystemExit naming the file and the key when an older result lacks one."""
+    missing = [key for key in COMPETITOR_MEASURED if key not in result]
+    if missing:
+        raise SystemExit(f"bench/sim.py: --competitor {path}: no {missing[0]!r} (an edge-taaf-ann result from before "
+                         "sizes were chosen on val and measured by an integer run; rerun edge-taaf-ann)")
+    out = {name: result[key] for key, name in COMPETITOR_MEASURED.items()}
+    print(f"competitor {path}: size {out['ann_competitor_size']} chosen on {out['ann_competitor_selected_on']} "
+          f"(val {out['ann_competitor_val_acc']:.4f}), test accuracy of its integer run {out['ann_competitor_acc']:.4f}, "
+          f"onnxruntime == integer reference: {out['ann_competitor_int_exact']}", flush=True)
+    return out
+
+
 def competitor_ratios(path: str | None, reports: dict) -> dict:
     """Energy of the trained single-pass int8 ANN (edge-taaf-ann's ann_result.json) over the SNN's, per hardware
     config and pricing (dense, zero-skip), with both accuracies: the competitor a user would pick instead. The
@@ -190,7 +210,7 @@ def competitor_ratios(path: str | None, reports: dict) -> dict:
     if not path:
         return {}
     result = json.loads(Path(path).read_text())
-    out = {"competitor_acc": result["accuracy"], "competitor": str(path)}
+    out = {"competitor_acc": result["accuracy"], "competitor": str(path), **competitor_measured(path, result)}
     for hw, report in reports.items():
         e = result["energy_uj"].get(hw)
         if e is not None:
@@ -221,7 +241,8 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=os.environ.get("EDGE_TAAF_CHECKPOINT"))
     parser.add_argument("--samples", type=int, default=50, help="test samples for the batch-1 timing against torch")
     parser.add_argument("--hardware", nargs="+", default=["horowitz45nm", "sne22nm"])
-    parser.add_argument("--competitor", default=None, help="ann_result.json of edge-taaf-ann (the trained single-pass ANN)")
+    parser.add_argument("--competitor", default=None, help="ann_result.json of edge-taaf-ann (the trained single-pass ANN: size chosen on "
+                        "val, accuracy from its integer run in onnxruntime)")
     args = parser.parse_args()
     model, data_cfg, label = load_model(args.checkpoint)
     test = build_dataset(data_cfg, "test")

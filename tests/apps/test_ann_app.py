@@ -74,6 +74,14 @@ def test_tiny_run_writes_the_result(tmp_path):
     assert len(result["history"]) == 1 and set(result["history"][0]) >= {"val_acc", "train_loss"}
     assert not any("test" in key for row in result["history"] for key in row)
     assert (run_dir / "ann_model.pt").stat().st_size > 0
+    # bench/sim.py --competitor reads how it was measured from this JSON
+    from bench.sim import competitor_measured
+    assert competitor_measured(run_dir / RESULT, result) == {
+        "ann_competitor_int_exact": 1, "ann_competitor_selected_on": "val", "ann_competitor_acc": result["accuracy"],
+        "ann_competitor_val_acc": result["val_acc"], "ann_competitor_size": "ann"}
+    older = {k: v for k, v in result.items() if k != "int_exact"}
+    with pytest.raises(SystemExit, match=r"--competitor .*ann_result\.json: no 'int_exact'.*rerun edge-taaf-ann"):
+        competitor_measured(run_dir / RESULT, older)
 
 
 def test_choose_size_takes_the_cheapest_within_tolerance_of_the_best_val():
