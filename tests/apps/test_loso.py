@@ -1,7 +1,8 @@
-"""The leave-one-speaker-out study (edge_taaf/apps/loso.py) end to end on the real fixture recordings (tests/data:
-speakers george, lucas, nicolas) with a tiny model and one float + one QAT epoch: per-fold fused / audio-only /
-vision-only simulator accuracy, the JSON and the markdown table, the speaker really held out, resuming after an
-interruption without retraining; and the per-modality accuracies it reads (edge_taaf/apps/robustness.py)."""
+"""The nested leave-one-speaker-out study (edge_taaf/apps/loso.py) end to end on the real fixture recordings
+(tests/data: speakers george, lucas, nicolas) with a tiny model and one float + one QAT epoch, 2 folds x 2 seeds:
+per-fold validation and fused / audio-only / vision-only simulator accuracy, the summary over seeds (intervals),
+the JSON and the markdown tables, the speakers really held out, resuming after an interruption without
+retraining; and the per-modality accuracies it reads (edge_taaf/apps/robustness.py)."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,8 @@ import pytest
 import edge_taaf.apps.loso as loso
 import edge_taaf.apps.pipeline as pipeline
 import edge_taaf.apps.robustness as robustness
-from edge_taaf.apps.loso import fold_config, run_loso
+from edge_taaf.apps.loso import fold_config, run_loso, val_speaker
+from edge_taaf.intervals import interval
 from edge_taaf.apps.robustness import FROM_OUTPUTS, FROM_SILENCE, modality_accuracies
 from edge_taaf.config import ConfigError
 from sensors.ead import fsdd_files, fsdd_split
@@ -24,6 +26,7 @@ TINY_MODEL = [o for o in TINY if o.startswith(("model.", "trainer="))]
 
 def loso_cfg(tmp_path, *extra):
     return compose_config("loso", [f"data.root={FIXTURE_ROOT}", "data.T=6", "data.mnist_test_per_class=3",
+                                   "data.mnist_val_per_class=2", "loso.seeds=[0,1]",
                                    *TINY_MODEL, "float_epochs=1", "qat_epochs=1", "trainer.batch_size=16",
                                    "trainer.progress=false", "trainer.log_epochs=false", f"workdir={tmp_path / 'work'}",
                                    f"data.cache_dir={tmp_path / 'cache'}", "loso.speakers=[lucas,nicolas]",
@@ -36,14 +39,14 @@ class Interrupted(Exception):
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """A study killed in its second fold, then resumed (counting the trainings), then run a third time."""
+    """A study killed in its second fold (nicolas, seed 0), then resumed (counting the trainings), then run a third time."""
     tmp = tmp_path_factory.mktemp("loso")
     cfg = loso_cfg(tmp)
     mp = pytest.MonkeyPatch()
     real_run_pipeline = loso.run_pipeline
 
     def dies_on_nicolas(fold_cfg, run_dir):
-        if list(fold_cfg.data.test_speakers) == ["nicolas"]:
+        if list(fold_cfg.data.test_speakers) == ["nicolas"] and fold_cfg.seed == 0:
             raise Interrupted
         return real_run_pipeline(fold_cfg, run_dir)
     mp.setattr(loso, "run_pipeline", dies_on_nicolas)
@@ -57,7 +60,7 @@ def study(tmp_path_factory):
     real_training, real_measure = pipeline.run_training, loso.modality_accuracies
 
     def counting(scfg, folder):
-        trainings.append((list(scfg.data.test_speakers), scfg.quant.weight_bits))
+        trainings.append((list(scfg.data.test_speakers), list(scfg.data.val_speakers), scfg.seed, scfg.quant.weight_bits))
         return real_training(scfg, folder)
 
     def measuring(*args, **kwargs):
@@ -72,59 +75,84 @@ def study(tmp_path_factory):
     return tmp, cfg, partial, partial_md, resumed, counts, again, (list(trainings), len(measured))
 
 
-def test_each_fold_reports_fused_and_unimodal_simulator_accuracy(study):
+def test_each_fold_reports_val_fused_and_unimodal_simulator_accuracy(study):
     tmp, cfg, _, _, result, _, _, _ = study
-    assert result["complete"] and [f["speaker"] for f in result["folds"]] == ["lucas", "nicolas"]
+    assert result["complete"] and result["seeds"] == [0, 1] and result["selected_on"] == "val"
+    assert [(f["speaker"], f["seed"], f["val_speaker"]) for f in result["folds"]] == [
+        ("lucas", 0, "nicolas"), ("nicolas", 0, "george"), ("lucas", 1, "nicolas"), ("nicolas", 1, "george")]
     assert result["unimodal_source"] == FROM_SILENCE                # taaf has no per-modality outputs
     for fold in result["folds"]:
-        assert fold["test_samples"] == 20                              # the fixture's 20 clips of that speaker
-        for key in ("fused_acc", "audio_only_acc", "vision_only_acc", "audio_silent_acc", "vision_silent_acc"):
+        assert fold["test_samples"] == 20 and fold["val_samples"] == 20   # the fixture's 20 clips of each speaker
+        for key in ("val_acc", "fused_acc", "audio_only_acc", "vision_only_acc", "audio_silent_acc", "vision_silent_acc"):
             assert 0.0 <= fold[key] <= 1.0, key
+        assert fold["val_acc"] == fold["pipeline"]["val_acc"]
         assert fold["fused_acc"] == fold["pipeline"]["sim_acc"]         # the same simulator, the same test pairs
         assert fold["pipeline"]["sim_equals_int_mode"] == 1 and fold["pipeline"]["onnx_ort_exact"] == 1
         assert fold["audio_only_acc"] == fold["vision_silent_acc"] and fold["vision_only_acc"] == fold["audio_silent_acc"]
         assert fold["best_unimodal_acc"] == max(fold["audio_only_acc"], fold["vision_only_acc"])
         assert fold["fused_minus_best_unimodal"] == pytest.approx(fold["fused_acc"] - fold["best_unimodal_acc"])
-    assert result["folds"][0]["onnx"] != result["folds"][1]["onnx"]      # one model per fold
-    summary = result["summary"]
-    fused = [f["fused_acc"] for f in result["folds"]]
-    assert summary["fused_acc"]["mean"] == pytest.approx(np.mean(fused)) and summary["fused_acc"]["std"] == pytest.approx(np.std(fused))
-    assert summary["min_fused_minus_best_unimodal"] == min(f["fused_minus_best_unimodal"] for f in result["folds"])
+    assert len({f["onnx"] for f in result["folds"]}) == 4               # one model per fold and seed
 
 
-def test_json_and_markdown_table_are_written(study):
+def test_summary_is_the_interval_over_seeds_of_the_fold_means(study):
+    _, _, _, _, result, _, _, _ = study
+    summary, folds = result["summary"], result["folds"]
+    for key in ("fused_acc", "val_acc", "vision_only_acc"):
+        per_seed = [np.mean([f[key] for f in folds if f["seed"] == s]) for s in (0, 1)]
+        expected = interval(per_seed).as_dict()
+        assert summary[key]["per_seed"] == pytest.approx(per_seed)
+        assert {k: summary[key][k] for k in expected} == pytest.approx(expected) and summary[key]["n"] == 2
+        by_speaker = [np.mean([f[key] for f in folds if f["speaker"] == sp]) for sp in ("lucas", "nicolas")]
+        assert summary[key]["fold_std"] == pytest.approx(np.std(by_speaker, ddof=1))
+    worst = min(folds, key=lambda f: f["fused_minus_best_unimodal"])
+    assert summary["min_fused_minus_best_unimodal"] == worst["fused_minus_best_unimodal"]
+    assert (summary["worst_fold"], summary["worst_seed"]) == (worst["speaker"], worst["seed"])
+
+
+def test_json_and_markdown_tables_are_written(study):
     tmp, cfg, _, _, result, _, _, _ = study
     saved = json.loads((tmp / "run2" / "loso.json").read_text())
     assert saved["folds"] == json.loads(json.dumps(result["folds"])) and saved["complete"] is True
+    assert saved["seeds"] == [0, 1] and saved["summary"]["fused_acc"]["level"] == 0.95
     table = (tmp / "docs" / "loso.md").read_text()
     assert table == (tmp / "run2" / "loso.md").read_text() or table == (tmp / "run3" / "loso.md").read_text()
+    assert table.index("### Seed 0") < table.index("### Seed 1") < table.index("### Over seeds")
     lucas = result["folds"][0]
-    assert f"| lucas | 20 | {100 * lucas['fused_acc']:.2f} % | {100 * lucas['audio_only_acc']:.2f} % |" in table
-    assert "| nicolas | 20 |" in table and "mean ± std over 2 folds" in table and "Incomplete" not in table
+    assert (f"| lucas | nicolas | {100 * lucas['val_acc']:.2f} % | 20 | {100 * lucas['fused_acc']:.2f} % | "
+            f"{100 * lucas['audio_only_acc']:.2f} % |") in table
+    assert "| nicolas | george |" in table and "mean over 2 folds" in table and "Incomplete" not in table
+    fused = result["summary"]["fused_acc"]
+    assert f"| test: fused | {100 * fused['mean']:.2f} ± {100 * fused['std']:.2f} % (95 % CI " in table
     assert "float training (1 epoch), QAT int8 (1 epoch)" in table and "trainer.corrupt): off" in table
     assert "(lambda_unimodal=0.5, window=[0, 1000], step_ce=1.0, fused_ce=0.0, label_smoothing=0.0)" in table
     channels = list(cfg.model.vision.channels)
     assert saved["settings"]["vision_channels"] == channels and f"vision convolutions {channels}, " in table
 
 
-def test_the_held_out_speaker_is_only_in_the_test_split(study):
+def test_the_held_out_and_validation_speakers_are_out_of_training(study):
     _, cfg, _, _, _, _, _, _ = study
-    for speaker in ("lucas", "nicolas"):
-        fold = fold_config(cfg, speaker)
+    files = fsdd_files(FIXTURE_ROOT)
+    assert [val_speaker(s, ["george", "lucas", "nicolas"]) for s in ("george", "lucas", "nicolas")] == [
+        "lucas", "nicolas", "george"]                                  # the next in sorted order, cyclically
+    for speaker, validation in (("lucas", "nicolas"), ("nicolas", "george")):
+        fold = fold_config(cfg, speaker, 1, validation)
         assert fold.data.split == "speaker" and list(fold.data.test_speakers) == [speaker] and "loso" not in fold
-        files = fsdd_files(FIXTURE_ROOT)
-        train = {s for _, s, _, _ in fsdd_split(files, "train", "speaker", [speaker])}
-        test = {s for _, s, _, _ in fsdd_split(files, "test", "speaker", [speaker])}
-        assert test == {speaker} and speaker not in train and len(train) == 2
+        assert list(fold.data.val_speakers) == [validation] and fold.seed == 1
+        who = {split: {s for _, s, _, _ in fsdd_split(files, split, "speaker", [speaker], [validation])}
+               for split in ("train", "val", "test")}
+        assert who["test"] == {speaker} and who["val"] == {validation} and len(who["train"]) == 1
+        assert not who["train"] & (who["test"] | who["val"])
 
 
 def test_an_interrupted_study_resumes_without_redoing_finished_work(study):
     _, _, partial, partial_md, resumed, counts, again, counts_after = study
-    assert partial["complete"] is False and [f["speaker"] for f in partial["folds"]] == ["lucas"]
-    assert "Incomplete: 1 of 2 folds done" in partial_md
+    assert partial["complete"] is False and [(f["speaker"], f["seed"]) for f in partial["folds"]] == [("lucas", 0)]
+    assert "Incomplete: 1 of 4 folds done" in partial_md
     trainings, measured = counts
-    assert trainings == [(["nicolas"], None), (["nicolas"], 8)]        # lucas's float and QAT stages were cached
-    assert measured == 1                                               # and so was lucas's simulator measurement
+    assert trainings == [(["nicolas"], ["george"], 0, None), (["nicolas"], ["george"], 0, 8),   # lucas seed 0 cached
+                         (["lucas"], ["nicolas"], 1, None), (["lucas"], ["nicolas"], 1, 8),
+                         (["nicolas"], ["george"], 1, None), (["nicolas"], ["george"], 1, 8)]
+    assert measured == 3                                               # and so was lucas's seed-0 measurement
     assert resumed["folds"][0] == partial["folds"][0]
     assert counts_after == counts                                      # a third run redoes nothing
     assert again["folds"] == resumed["folds"]
@@ -135,6 +163,11 @@ def test_config_errors_name_the_option(tmp_path):
         run_loso(loso_cfg(tmp_path, "loso.speakers=[bob]"), tmp_path / "r")
     with pytest.raises(ConfigError, match="data=synth: the leave-one-speaker-out study needs data=fsdd_mnist"):
         run_loso(compose_config("loso", ["data=synth", f"workdir={tmp_path / 'work'}"]), tmp_path / "r")
+    with pytest.raises(ConfigError, match=r"loso.seeds=\[0, 0\]; expected a non-empty list of distinct integer seeds"):
+        run_loso(loso_cfg(tmp_path, "loso.seeds=[0,0]"), tmp_path / "r")
+    with pytest.raises(ConfigError, match=r"select_on='test': choices are made on the validation split"):
+        run_loso(loso_cfg(tmp_path, "select_on=test"), tmp_path / "r")
+    assert not (tmp_path / "work").exists() and not (tmp_path / "cache").exists()   # nothing built or trained
 
 
 # ---------------------------------------------------------------- per-modality accuracies (robustness.py)
