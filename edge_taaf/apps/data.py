@@ -16,13 +16,13 @@ import hydra
 from omegaconf import DictConfig
 
 from edge_taaf import CONFIG_DIR
-from sensors.ead import build_dataset
+from sensors.ead import SPLITS, build_dataset
 from sensors.fetch import cli as fetch_cli
 
 
 def summarise(cfg: DictConfig) -> dict:
     report = {"data": cfg.data.name, "synthetic": cfg.data.name.startswith("synth")}
-    for split in ("train", "test"):
+    for split in SPLITS:
         t0 = time.time()
         report[split] = build_dataset(cfg.data, split).summary()
         report[split]["seconds"] = round(time.time() - t0, 2)
@@ -34,7 +34,7 @@ def summary_app(cfg: DictConfig) -> None:
     report = summarise(cfg)
     label = " (SYNTHETIC)" if report["synthetic"] else ""
     print(f"data set {report['data']}{label}")
-    for split in ("train", "test"):
+    for split in SPLITS:
         s = report[split]
         sensors = ", ".join(f"{m} {s[m + '_shape']} ({s[m + '_spikes_per_sample']:.0f} spikes/sample)"
                             for m in s["modalities"])

@@ -24,7 +24,7 @@ from firmware_sim.loader import load_program
 from firmware_sim.program import ContractError
 from firmware_sim.report import plot_energy, report_json
 from sensors.atomic import atomic_write_text
-from sensors.ead import build_dataset
+from sensors.ead import SPLITS, build_dataset
 
 
 def run_simulation(cfg: DictConfig, run_dir: str | Path) -> dict:
@@ -32,8 +32,8 @@ def run_simulation(cfg: DictConfig, run_dir: str | Path) -> dict:
     model_path = to_absolute_path(str(cfg.onnx)) if HydraConfig.initialized() else str(cfg.onnx)
     program = load_program(model_path)
     hardware = load_hardware(OmegaConf.to_container(cfg.hardware, resolve=True))
-    if cfg.split not in ("train", "test"):
-        raise ContractError(f"split={cfg.split!r}, expected 'train' or 'test'")
+    if cfg.split not in SPLITS:
+        raise ContractError(f"split={cfg.split!r}, expected one of {SPLITS}")
     data = build_dataset(cfg.data, cfg.split)
     steps = data.T
     if steps != program.T and not cfg.allow_other_T:
