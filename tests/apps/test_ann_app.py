@@ -163,6 +163,24 @@ def test_the_robust_recipe_corrupts_the_competitors_inputs(tmp_path, monkeypatch
     assert result["int_exact"] == 1
 
 
+def test_the_robust_recipe_on_real_recordings_with_one_held_out_speaker(tmp_path, fixture_data_root):
+    """+experiment=robust on fsdd_mnist (the fixture recordings: speakers george, lucas, nicolas), speaker split
+    with lucas alone held out: augmented train copies, T and corruptions of the recipe, val on nicolas."""
+    real = ["+experiment=robust", f"data.root={fixture_data_root}", "data.split=speaker", "data.test_speakers=[lucas]",
+            "data.val_speakers=[nicolas]", "data.T=8", "data.mnist_test_per_class=3", "data.mnist_val_per_class=2",
+            "data.augment.copies=1", *ONE_SIZE[ONE_SIZE.index("ann.vision.channels=[2,4]"):]]
+    cfg = ann_cfg(tmp_path, real)
+    result = run_ann(cfg, tmp_path / "run")
+    assert result["data"] == "fsdd_mnist" and result["split"] == "speaker" and result["synthetic"] is False
+    assert result["config"]["data"]["test_speakers"] == ["lucas"] and result["config"]["data"]["augment"]["enabled"]
+    assert (result["test_samples"], result["val_samples"]) == (20, 20)             # 10 digits x 2 takes each
+    assert result["int_exact"] == 1 and result["selected_on"] == "val"
+    assert result["corrupt"]["silence_prob"] == 0.3 and result["input_bits"] == {"vision": 4, "audio": 4}  # 0..8, 0..8
+    test = build_dataset(cfg.data, "test")
+    logits = ann_logits(tmp_path / "run" / ONNX_FILE, test.vision, test.audio)
+    assert result["accuracy"] == float((logits.argmax(1) == test.labels).mean())
+
+
 @pytest.mark.parametrize("option, message", [
     ("ann.vision.channels=[4,0]", r"ann\.vision\.channels=\[4, 0\]"),
     ("ann.hidden=-3", r"ann\.hidden=-3"),
