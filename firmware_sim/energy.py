@@ -15,8 +15,10 @@ module adds the rows both sides pay and assembles the report:
                     firmware_sim.dataflow.price_frontend), whose output every network reads.
 
 Both rows are in the SNN's figure and are added to each ANN baseline's (``shared``); every figure
-carries a ``covers`` list. ``ratios`` compare totals priced alike; ``ratios_core`` the same without the
-shared rows (their difference is the front-end's weight, not a pricing choice).
+carries a ``covers`` list. ``ratios`` (the headline) compare the networks priced alike, without the
+shared rows: a row both sides pay equally says nothing about the networks, and the filterbank's size is
+our own estimate, so it must not pull every ratio towards 1. ``ratios_with_frontend`` compare the
+totals with the shared rows, the system figure a device pays; both are reported side by side.
 """
 from __future__ import annotations
 
@@ -154,10 +156,12 @@ def energy_report(program: Program, counts: Counts, hw: Hardware, steps: int) ->
         "cycles": total_cycles, "latency_us": total_cycles / hw.clock_mhz,
         "covers": [*shared["covers"], *SNN_COVERS], "not_covered": NOT_COVERED, "shared": shared,
         "energy_uj_by_operation": by_op, "by_modality": by_mod, "by_unit": units, "dataflows": dataflows, **ann,
-        "ratios": {**{key: _ratio(ann[name]["energy_uj"], snn_uj) for name, key in ANN_RATIOS},
+        # the networks priced alike, the shared rows left out of both sides (the headline)
+        "ratios": {**{key: _ratio(own[name]["energy_uj"], snn_core) for name, key in ANN_RATIOS},
                    "latency_ann_int8_vs_snn": _ratio(a["cycles"], total_cycles),
-                   # arithmetic only, memory, static and the shared rows left out (the usual figure in SNN papers)
+                   # arithmetic only, memory and static left out too (the usual figure in SNN papers)
                    "compute_ann_int8_vs_snn": _ratio(own["ann_int8_T"]["compute_uj"], snn_compute),
-                   "bound_ann_int8_vs_snn_if_later_layers_free": _ratio(a["energy_uj"], first_uj + shared["energy_uj"])},
-        "ratios_core": {key: _ratio(own[name]["energy_uj"], snn_core) for name, key in ANN_RATIOS},
+                   "bound_ann_int8_vs_snn_if_later_layers_free": _ratio(own["ann_int8_T"]["energy_uj"], first_uj)},
+        # the device's totals: each side with the sensor filterbank and event front-end rows it also pays
+        "ratios_with_frontend": {key: _ratio(ann[name]["energy_uj"], snn_uj) for name, key in ANN_RATIOS},
     }
