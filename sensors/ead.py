@@ -15,9 +15,12 @@ originals, which stay in the set; the val and test splits are never augmented (s
 Every builder has the splits ``SPLITS`` = train, val, test; fsdd_mnist's rules (which FSDD clips and
 which MNIST digits each split holds) are in sensors/splits.py, synth's val split is ``data.n_val``
 samples of their own seed, and Tonic's val split is carved from its train split (sensors/tonic_pairs.py).
+fsdd_mnist's test digits come from the MNIST 5k set (default) or, with ``data.vision_test_source=mnist_test``,
+from MNIST's official test set (t10k, other writers) under ``data.mnist_test_root`` (sensors/splits.py).
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import zlib
 from collections.abc import Mapping, Sequence
@@ -34,11 +37,12 @@ from sensors.cache import load_or_build
 from sensors.cochlea import CochleaParams, centre_frequencies, cochlea_encode
 from sensors.dvs_emulator import DVSParams, add_background_events, emulate_saccades
 from sensors.image_augment import ImageAugmentParams, augment_image, draw_image
-from sensors.mnist import load_mnist5k
+from sensors.mnist import MNIST_TEST_IMAGES, MNIST_TEST_LABELS, load_mnist5k, load_mnist_test
 from sensors.paired import PairedSpikes
 from sensors.paths import FETCH_HINT, data_root, require_files
-from sensors.splits import (FSDD_SPLITS, PAIR_SEED_IDS, SPLITS, DataConfigError, FsddSplit,  # noqa: F401 (re-exported)
-                            check_split, fsdd_split, fsdd_split_of, held_out_slots, mnist_pool, slice_pool)
+from sensors.splits import (DEFAULT_VISION_TEST_SOURCE, FSDD_SPLITS, PAIR_SEED_IDS, SPLITS,  # noqa: F401 (re-exported)
+                            VISION_SOURCES, DataConfigError, FsddSplit, check_split, fsdd_split, fsdd_split_of,
+                            held_out_slots, mnist_pool, mnist_test_pool, slice_pool, vision_test_source)
 from sensors.synth import ModalityKnobs, SynthParams, synth_labels, synth_sample
 from sensors.tonic_pairs import build_tonic
 
@@ -48,6 +52,11 @@ NOISY_CODE_VERSION = "ead-noisy-1"  # bump when fsdd_noisy_audio changes what it
 AUGMENT_KEYS = ("enabled", "copies", "seed", "audio", "vision")
 FSDD_NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
 VISION_SENSOR = (34, 34, 2)
+MNIST_TEST_FETCH = ("get it with: edge-taaf-data fetch --source mnist_test --root DIR, then set data.mnist_test_root=DIR "
+                    "(null: the data root)")
+# A digit's DVS emulator seed is its MNIST 5k row index (< 5,000); t10k row i gets this offset plus i, so no
+# t10k digit reuses a 5k digit's sensor mismatch and noise.
+MNIST_TEST_DVS_SEED_OFFSET = 1 << 20
 _check_split = check_split
 
 
@@ -186,15 +195,56 @@ def _encode_digit(image: np.ndarray, dvs: DVSParams, seed: int, t_bins: int, cli
     return bin_camera_events(cam, VISION_SENSOR, t_bins, clip, 0, dvs.saccade_us * len(dvs.saccade_vertices_px))
 
 
-def split_digits(cfg, split: str, settings: FsddSplit, speakers: list[str], labels: np.ndarray) -> dict[int, np.ndarray]:
+def dvs_seed(row: int, from_mnist_test: bool) -> int:
+    """The DVS emulator's seed for an MNIST digit: its 5k row index, or MNIST_TEST_DVS_SEED_OFFSET plus
+    its t10k row index."""
+    return int(row) + (MNIST_TEST_DVS_SEED_OFFSET if from_mnist_test else 0)
+
+
+def mnist_test_folder(cfg, root: Path) -> Path:
+    """The folder holding mnist_test/ (``data.mnist_test_root``; null: the data root ``root``). Raises
+    FileNotFoundError naming the folder, each missing t10k file and the fetch command."""
+    raw = cfg.get("mnist_test_root")
+    folder = root if raw in (None, "") else Path(str(raw)).expanduser()
+    require_files(folder, [MNIST_TEST_IMAGES.as_posix(), MNIST_TEST_LABELS.as_posix()],
+                  "fsdd_mnist with data.vision_test_source=mnist_test (data.mnist_test_root)", MNIST_TEST_FETCH)
+    return folder
+
+
+def mnist_test_digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of each t10k file under ``folder`` (a cache key field: other files, other tensors)."""
+    return {rel.name: hashlib.sha256((folder / rel).read_bytes()).hexdigest()
+            for rel in (MNIST_TEST_IMAGES, MNIST_TEST_LABELS)}
+
+
+def split_digits(cfg, split: str, settings: FsddSplit, speakers: list[str], labels: np.ndarray,
+                 source: str = DEFAULT_VISION_TEST_SOURCE) -> dict[int, np.ndarray]:
     """MNIST rows of each class that ``split`` pairs from (sensors/splits.py): the train or val pool, or the
-    held-out pool (official) or its test speakers' slices of it (speaker). Options absent from an older
-    config read as no val digits, so its test split still builds."""
-    pools = mnist_pool(labels, split, int(cfg["mnist_test_per_class"]), int(cfg.get("mnist_val_per_class") or 0))
+    held-out pool (official) or its test speakers' slices of it (speaker). ``labels`` are the 5k set's, or
+    t10k's for the test split when ``source`` is mnist_test (then its rows are t10k rows and the 5k set
+    holds nothing out). Options absent from an older config read as no val digits, so its test split still
+    builds."""
+    from_mnist_test = source == "mnist_test"
+    if split == "test" and from_mnist_test:
+        return mnist_test_pool(labels, *held_out_slots(settings, speakers))
+    pools = mnist_pool(labels, split, int(cfg["mnist_test_per_class"]), int(cfg.get("mnist_val_per_class") or 0),
+                       hold_out=not from_mnist_test)
     if split != "test":
         return pools
     slots, n_slots = held_out_slots(settings, speakers)
     return {c: slice_pool(rows, slots, n_slots) for c, rows in pools.items()}
+
+
+def _vision_key(cfg, split: str, source: str, test_folder: Path | None) -> dict:
+    """The cache key fields of the digits' source. The default (mnist5k) adds none, so its key (and its
+    cached tensors) are those it had before the option existed; mnist_test adds the source, carves nothing
+    from the 5k set (mnist_test_per_class: None) and, for the test split, the t10k files' SHA-256."""
+    if source == DEFAULT_VISION_TEST_SOURCE:
+        return {}
+    key = {"vision_test_source": source, "mnist_test_per_class": None}
+    if split == "test":
+        key["mnist_test_sha256"] = mnist_test_digests(test_folder)
+    return key
 
 
 def build_fsdd_mnist(cfg, split: str) -> PairedSpikes:
@@ -214,6 +264,9 @@ def build_fsdd_mnist(cfg, split: str) -> PairedSpikes:
     require_files(root, ["fsdd/recordings", "mnist5k/mnist_5k.csv.gz"], "fsdd_mnist", FETCH_HINT)
     every = fsdd_files(root)
     settings = FsddSplit.from_config(cfg)
+    source = vision_test_source(cfg)
+    test_folder = mnist_test_folder(cfg, root) if source == "mnist_test" else None
+    from_mnist_test = split == "test" and source == "mnist_test"
     speakers = sorted({s for _, s, _, _ in every})
     files = fsdd_split_of(every, split, settings)
     cochlea = CochleaParams(**dict(cfg["cochlea"]))
@@ -223,11 +276,12 @@ def build_fsdd_mnist(cfg, split: str) -> PairedSpikes:
            "sizes": [(root / "fsdd" / "recordings" / f[3]).stat().st_size for f in files],
            "mnist_test_per_class": int(cfg["mnist_test_per_class"]),
            "mnist_val_per_class": int(cfg.get("mnist_val_per_class") or 0), "pair_seed": int(cfg["pair_seed"]),
-           "sample_rate": fs, "cochlea": cochlea.cache_fields(), "dvs": vars(dvs), "code": CODE_VERSION}
+           "sample_rate": fs, "cochlea": cochlea.cache_fields(), "dvs": vars(dvs), "code": CODE_VERSION,
+           **_vision_key(cfg, split, source, test_folder)}
 
     def build() -> dict:
-        images, mlabels = load_mnist5k(root)
-        pools = split_digits(cfg, split, settings, speakers, mlabels)
+        images, mlabels = load_mnist_test(test_folder) if from_mnist_test else load_mnist5k(root)
+        pools = split_digits(cfg, split, settings, speakers, mlabels, source)
         rng = np.random.default_rng([int(cfg["pair_seed"]), PAIR_SEED_IDS[split]])
         order = {c: rng.permutation(pools[c]) for c in range(10)}
         # The train split encodes the whole MNIST train pool (re-paired each epoch by the trainer);
@@ -239,7 +293,7 @@ def build_fsdd_mnist(cfg, split: str) -> PairedSpikes:
         position = {int(r): i for i, r in enumerate(pool_rows)}
         pool = np.zeros((pool_rows.size, t_bins, 2, 34, 34), np.uint8)
         for i, row in enumerate(tqdm(pool_rows, desc=f"DVS {split}", unit="digit", leave=False)):
-            pool[i] = _encode_digit(images[row], dvs, int(row), t_bins, clip)
+            pool[i] = _encode_digit(images[row], dvs, dvs_seed(row, from_mnist_test), t_bins, clip)
         audio = np.zeros((n, t_bins, cochlea.n_channels), np.uint8)
         labels = np.zeros(n, np.int64)
         vision_index = np.zeros(n, np.int64)
@@ -265,7 +319,8 @@ def build_fsdd_mnist(cfg, split: str) -> PairedSpikes:
                   "pool_labels": np.tile(arrays["pool_labels"], reps),
                   "vision_index": np.concatenate([arrays["vision_index"] + k * n_pool for k in range(reps)])}
     return PairedSpikes(arrays["audio"], arrays["labels"], arrays["vision_pool"], arrays["vision_index"],
-                        pool_labels=arrays["pool_labels"] if split == "train" else None, pair_seed=int(cfg["pair_seed"]))
+                        pool_labels=arrays["pool_labels"] if split == "train" else None,
+                        pair_seed=int(cfg["pair_seed"]), vision_source=VISION_SOURCES[source if from_mnist_test else DEFAULT_VISION_TEST_SOURCE])
 
 
 def augmented_copy(cache_dir: Path, base_key: dict, augment: AugmentSettings, k: int, root: Path, names: list[str],

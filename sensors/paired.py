@@ -15,7 +15,9 @@ class PairedSpikes:
     For fsdd_mnist's train split the pool is the whole MNIST train pool, so ``repair`` can draw a
     new same-class pairing each epoch (augmentation); elsewhere the pool is the paired frames.
     A unimodal data set has None for the modality it lacks (``audio``, or ``vision_pool`` and
-    ``vision_index``).
+    ``vision_index``). ``vision_source`` says where the vision frames come from and who wrote them, for a
+    report (fsdd_mnist: sensors.splits.VISION_SOURCES, e.g. "mnist_test: MNIST t10k, writers disjoint from
+    training"); None where a builder does not say.
     """
 
     audio: np.ndarray | None
@@ -24,6 +26,7 @@ class PairedSpikes:
     vision_index: np.ndarray | None
     pool_labels: np.ndarray | None = None
     pair_seed: int = 0
+    vision_source: str | None = None
 
     @property
     def vision(self) -> np.ndarray | None:
@@ -49,7 +52,8 @@ class PairedSpikes:
         keep_v = "vision" in modalities
         return PairedSpikes(self.audio if "audio" in modalities else None, self.labels,
                             self.vision_pool if keep_v else None, self.vision_index if keep_v else None,
-                            self.pool_labels if keep_v and "audio" in modalities else None, self.pair_seed)
+                            self.pool_labels if keep_v and "audio" in modalities else None, self.pair_seed,
+                            self.vision_source if keep_v else None)
 
     @property
     def T(self) -> int:
@@ -84,4 +88,5 @@ class PairedSpikes:
             "class_counts": np.bincount(self.labels, minlength=10).tolist(),
             "vision_spikes_per_sample": per_sample(vision),
             "audio_spikes_per_sample": per_sample(self.audio),
+            "vision_source": self.vision_source,
         }

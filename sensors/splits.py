@@ -15,6 +15,17 @@ Test digits of the speaker split (:func:`held_out_slots`): the held-out pool is 
 equal slice per FSDD speaker (slice k for the k-th speaker in sorted order) and the split's test
 digits are its test speakers' slices, so two leave-one-speaker-out folds never share a test digit.
 The official split tests on the whole held-out pool.
+
+Where the test digits come from (:func:`vision_test_source`, ``data.vision_test_source``):
+  mnist5k     (default) the held-out pool above: MNIST 5k rows, by the writers of MNIST's training set.
+  mnist_test  MNIST's official test set (t10k, writers disjoint from the training set's; :func:`mnist_test_pool`):
+              each class's t10k rows in a fixed seeded order (``MNIST_TEST_ORDER_SEED``; t10k's file order is
+              not uniform in writer population), cut into slices as above, so the official split tests on a
+              seeded draw of the whole class and each leave-one-speaker-out fold on a slice of its own (with 6
+              FSDD speakers at least 148 digits per class, none repeated within a fold). The 5k set then holds
+              nothing out for test: ``data.mnist_test_per_class`` carves nothing, the last
+              ``data.mnist_val_per_class`` rows of each class are val and the rest train, so every choice is
+              still made on training writers and the test writers are met only by the test split.
 """
 from __future__ import annotations
 
@@ -28,6 +39,11 @@ PAIR_SEED_IDS = {"train": 0, "test": 1, "val": 2}
 OFFICIAL_TEST_TAKES = range(0, 5)          # FSDD's official test split: take index 0-4
 DEFAULT_VAL_TAKES = (5, 6, 7, 8, 9)
 FSDD_SPLITS = ("official", "speaker")
+# data.vision_test_source: where the test split's digits come from, and what a report says about their writers.
+VISION_SOURCES = {"mnist5k": "mnist5k: MNIST training writers",
+                  "mnist_test": "mnist_test: MNIST t10k, writers disjoint from training"}
+DEFAULT_VISION_TEST_SOURCE = "mnist5k"
+MNIST_TEST_ORDER_SEED = 10_000             # seeds each class's fixed order of t10k rows (default_rng([seed, class]))
 
 
 class DataConfigError(ValueError):
@@ -123,24 +139,57 @@ def fsdd_split_of(files, split: str, settings: FsddSplit) -> list[tuple[int, str
     return fsdd_split(files, split, settings.kind, settings.test_speakers, settings.val_speakers, settings.val_takes)
 
 
-def mnist_pool(labels: np.ndarray, split: str, test_per_class: int, val_per_class: int = 0) -> dict[int, np.ndarray]:
+def vision_test_source(cfg) -> str:
+    """``data.vision_test_source`` checked (absent, as in an older config: the default, mnist5k)."""
+    value = cfg.get("vision_test_source", DEFAULT_VISION_TEST_SOURCE)
+    if value not in VISION_SOURCES:
+        raise DataConfigError(f"data.vision_test_source: {value!r}, expected one of {list(VISION_SOURCES)} "
+                              "(mnist_test: MNIST's official test set, writers absent from training)")
+    return str(value)
+
+
+def mnist_pool(labels: np.ndarray, split: str, test_per_class: int, val_per_class: int = 0,
+               hold_out: bool = True) -> dict[int, np.ndarray]:
     """Row indices of each class's pool for ``split``: per class in row order, the last ``test_per_class``
-    rows are the held-out (test) pool, the ``val_per_class`` rows before them the val pool, the rest train."""
+    rows are the held-out (test) pool, the ``val_per_class`` rows before them the val pool, the rest train.
+
+    ``hold_out=False`` (the test digits come from MNIST t10k, :func:`mnist_test_pool`): nothing is held out,
+    ``test_per_class`` is not read, the last ``val_per_class`` rows are val and the rest train; the test
+    split has no pool here (ValueError)."""
     check_split(split)
+    if not hold_out and split == "test":
+        raise ValueError("with data.vision_test_source=mnist_test the test digits come from MNIST t10k "
+                         "(mnist_test_pool), not from the 5k set")
     if isinstance(val_per_class, bool) or val_per_class < 0 or (split == "val" and val_per_class < 1):
         raise DataConfigError(f"data.mnist_val_per_class must be >= 1 for the val split, got {val_per_class}")
+    test_per_class = test_per_class if hold_out else 0
     pools = {}
     for c in range(10):
         rows = np.flatnonzero(labels == c)
-        if val_per_class > rows.size - 2:
+        spare = 2 if hold_out else 1                  # digits that must stay: one to train (and one to test)
+        if val_per_class > rows.size - spare:
             raise DataConfigError(f"data.mnist_val_per_class={val_per_class} leaves class {c} ({rows.size} digits) "
-                                  f"no test and train digit; expected at most {rows.size - 2}")
-        if not 0 < test_per_class < rows.size - val_per_class:
+                                  f"no {'test and ' if hold_out else ''}train digit; expected at most "
+                                  f"{rows.size - spare}")
+        if hold_out and not 0 < test_per_class < rows.size - val_per_class:
             raise DataConfigError(f"data.mnist_test_per_class must lie in 1..{rows.size - val_per_class - 1}, got "
                                   f"{test_per_class} (class {c} has {rows.size} digits, data.mnist_val_per_class="
                                   f"{val_per_class}; at least one must stay for training)")
         cut_test, cut_val = rows.size - test_per_class, rows.size - test_per_class - val_per_class
         pools[c] = {"test": rows[cut_test:], "val": rows[cut_val:cut_test], "train": rows[:cut_val]}[split]
+    return pools
+
+
+def mnist_test_pool(labels: np.ndarray, slots: list[int], n_slots: int) -> dict[int, np.ndarray]:
+    """Row indices of MNIST t10k (``labels``: its labels in file order) that the test split pairs from, per
+    class: the class's rows in their fixed seeded order (``MNIST_TEST_ORDER_SEED``), slices ``slots`` of
+    ``n_slots`` (:func:`held_out_slots`): the official split draws from the whole class, each speaker's
+    slice is its own."""
+    pools = {}
+    for c in range(10):
+        rows = np.random.default_rng([MNIST_TEST_ORDER_SEED, c]).permutation(np.flatnonzero(labels == c))
+        pools[c] = slice_pool(rows, slots, n_slots,
+                              f"data.vision_test_source=mnist_test: class {c} of MNIST t10k holds {rows.size} digits,")
     return pools
 
 
@@ -155,12 +204,14 @@ def held_out_slots(settings: FsddSplit, speakers: list[str]) -> tuple[list[int],
     return sorted(ordered.index(s) for s in settings.test_speakers), len(ordered)
 
 
-def slice_pool(rows: np.ndarray, slots: list[int], n_slots: int) -> np.ndarray:
+def slice_pool(rows: np.ndarray, slots: list[int], n_slots: int, pool: str | None = None) -> np.ndarray:
     """The rows of slices ``slots`` when ``rows`` is cut into ``n_slots`` equal consecutive slices (a
-    remainder of len(rows) % n_slots rows at the end belongs to none)."""
+    remainder of len(rows) % n_slots rows at the end belongs to none). ``pool`` names the pool in the
+    error raised when it is smaller than ``n_slots`` (default: the 5k set's held-out pool)."""
     size = rows.size // n_slots
     if size < 1:
-        raise DataConfigError(f"data.mnist_test_per_class={rows.size} is below the {n_slots} FSDD speakers: the "
+        pool = pool or f"data.mnist_test_per_class={rows.size}"
+        raise DataConfigError(f"{pool} is below the {n_slots} FSDD speakers: the "
                               "speaker split gives each speaker its own slice of the held-out digits, expected at "
                               f"least {n_slots}")
     return np.concatenate([rows[k * size:(k + 1) * size] for k in slots])

@@ -162,7 +162,7 @@ def summarise(cfg, stages: dict[str, StageResult]) -> dict:
         "weight_bits": int(cfg.quant.weight_bits), "fusion": cfg.model.fusion, "loss": cfg.loss.name,
         "selected_on": check_select_on(cfg), "float_val_acc": flt["val_fused_acc"], "qat_val_acc": qat["val_fused_acc"],
         "val_acc": exp["val_acc"], "val_samples": exp["val_samples"], "int_acc": exp["int_acc"], "sim_acc": sim["accuracy"],
-        "test_samples": sim["samples"],
+        "test_samples": sim["samples"], "vision_test_source": stages["data"].outputs["test"].get("vision_source"),
         "onnx_ort_exact": exp["onnx_ort_exact"], "sim_equals_int_mode": sim["sim_equals_int_mode"],
         "energy_uj_per_inference": sim["energy_uj_per_inference"], "latency_us_per_inference": sim["latency_us_per_inference"],
         "energy_ratio_ann_int8_vs_snn": energy["ratios"]["energy_ann_int8_vs_snn"],

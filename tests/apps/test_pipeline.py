@@ -28,6 +28,7 @@ def test_report_holds_every_stage_and_the_contract_checks(first_run):
     assert report["sim_acc"] == report["int_acc"]
     assert report["selected_on"] == "val" and 0.0 <= report["val_acc"] <= 1.0
     assert report["val_samples"] == 30 and report["test_samples"] == 30        # data.n_val follows data.n_test
+    assert report["vision_test_source"] is None                                 # synth: no MNIST digits to name
     assert {"float_val_acc", "qat_val_acc"} <= set(report) and "float_acc" not in report
     assert report["energy_uj_per_inference"] > 0 and report["latency_us_per_inference"] > 0
     assert report["energy_ratio_bound_if_later_layers_free"] > report["energy_ratio_ann_int8_vs_snn"] > 0
