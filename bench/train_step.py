@@ -20,6 +20,12 @@ code, so only the spiking encoders differ. Two snnTorch neurons are timed:
 - unfavourable-to-us column, stock ``Leaky`` (same options, carry-over and all, gradient through the
   reset): ~1 % of the first layer's spikes differ from ours and its backward does more work.
 
+Peers at their best: each snnTorch network also runs under ``torch.compile`` (--peer-compile auto, the
+default): the compiled copy's forward is checked against ours (spikes, logits), then eager and compiled
+steps are timed interleaved for --mode-rounds rounds and the faster is the peer timed below; the JSON says
+which (``snntorch_matched_mode``, ``snntorch_mode``) with both times and the compile seconds. --peer-compile
+on / off forces one mode.
+
 Timing (bench/support/timing.py): forward + backward + Adam step on a batch of 64 random spike inputs (vision
 (T, B, 2, 34, 34) at ~2 % density, audio (T, B, 64) counts 0..8). The three models run interleaved,
 one step each per round, in an order rotated every round, for ``--rounds`` rounds after ``--warmup``;
@@ -40,6 +46,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -246,6 +253,45 @@ def make_step(model, objective, vision, audio, y):
     return step
 
 
+def compile_model(model: nn.Module) -> nn.Module:
+    """``torch.compile`` of ``model``; the recompile limit is raised so that each spiking layer (one shape each) keeps
+    its own compiled graph instead of falling back to eager after the eighth."""
+    import torch._dynamo.config as dynamo_config
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
+    return torch.compile(model)
+
+
+def best_peer_mode(name: str, peer: nn.Module, build, ours, objective, vision, audio, y, mode: str, rounds: int) -> dict:
+    """The faster of ``peer`` eager and a compiled twin of it, ``build()`` (``mode`` "auto"), or the one ``mode`` names.
+
+    Returns {"mode": "eager" | "torch.compile", "step": its training step, and, when compiled: "compile_s" (first
+    step), "compiled_check" (max |logit difference| from the eager peer and from ours, same weights, before any
+    step; stock Leaky differs from ours by design), "eager_ms" / "compiled_ms"
+    (medians over ``rounds`` interleaved rounds) and "compiled_over_eager" (median per-round ratio)}.
+    """
+    eager_step = make_step(peer, objective, vision, audio, y)
+    if mode == "off":
+        return {"mode": "eager", "step": eager_step}
+    compiled = compile_model(build())
+    compiled.detach_heads = False
+    start = time.perf_counter()
+    logits = compiled(vision, audio).logits.detach()       # compiles the graph the training step runs
+    check = {"logits_max_abs_diff_vs_eager": float((logits - forward_spikes(peer, vision, audio)[0].logits).abs().max()),
+             "logits_max_abs_diff_vs_ours": float((logits - forward_spikes(ours, vision, audio)[0].logits).abs().max())}
+    compiled_step = make_step(compiled, objective, vision, audio, y)
+    compiled_step()                                          # and its backward
+    result = {"compile_s": time.perf_counter() - start, "compiled_check": check}
+    print(f"{name} under torch.compile: first step {result['compile_s']:.0f} s, check {json.dumps(check)}", flush=True)
+    if mode == "on":
+        return {**result, "mode": "torch.compile", "step": compiled_step}
+    times = interleaved_times({"eager": eager_step, "compiled": compiled_step}, rounds, warmup=1)
+    result.update({"eager_ms": median_ms(times["eager"]), "compiled_ms": median_ms(times["compiled"]),
+                   "compiled_over_eager": ratio_stats(times["compiled"], times["eager"])["median"]})
+    faster = result["compiled_over_eager"] < 1.0
+    print(f"{name}: eager {result['eager_ms']:.1f} ms, compiled {result['compiled_ms']:.1f} ms per step", flush=True)
+    return {**result, "mode": "torch.compile" if faster else "eager", "step": compiled_step if faster else eager_step}
+
+
 def epoch_rss(timeout: int) -> dict:
     """Peak RSS (MiB) and wall time of one training epoch of ours, default config, in a fresh process."""
     code = (
@@ -271,6 +317,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op and BLAS/OpenMP threads, the same for all")
     ap.add_argument("--no-rss", action="store_true", help="skip the one-epoch peak-RSS run")
+    ap.add_argument("--peer-compile", choices=("auto", "on", "off"), default="auto",
+                    help="snnTorch peers under torch.compile: auto = time eager and compiled, keep the faster")
+    ap.add_argument("--mode-rounds", type=int, default=8, help="interleaved rounds of eager vs compiled (auto)")
     args = ap.parse_args()
     pinned = pin_threads(args.threads)
     torch.manual_seed(0)
@@ -286,8 +335,11 @@ def main() -> None:
     backward = check_same_backward(ours, matched, stock, objective, vision, audio, y)
     print("forward check:", json.dumps(forward), "\nbackward check:", json.dumps(backward), flush=True)
 
-    steps = {name: make_step(model, objective, vision, audio, y)
-             for name, model in (("ours", ours), ("snntorch_matched", matched), ("snntorch", stock))}
+    peers = {"snntorch_matched": (matched, MatchedLeaky), "snntorch": (stock, snntorch.Leaky)}
+    modes = {name: best_peer_mode(name, model, lambda leaky=leaky: SnnTorchTwoModality(ours, mcfg, leaky), ours, objective,
+                                  vision, audio, y, args.peer_compile, args.mode_rounds)
+             for name, (model, leaky) in peers.items()}
+    steps = {"ours": make_step(ours, objective, vision, audio, y), **{k: m.pop("step") for k, m in modes.items()}}
     times = interleaved_times(steps, args.rounds, args.warmup)
     ms = {k: median_ms(v) for k, v in times.items()}
     vs_matched = ratio_stats(times["ours"], times["snntorch_matched"])
@@ -307,6 +359,8 @@ def main() -> None:
                       "the reset",
         "ours_ms_per_step": ms["ours"], "snntorch_matched_ms_per_step": ms["snntorch_matched"],
         "snntorch_ms_per_step": ms["snntorch"],
+        "snntorch_matched_mode": modes["snntorch_matched"]["mode"], "snntorch_mode": modes["snntorch"]["mode"],
+        "peer_modes": modes, "peer_compile_option": args.peer_compile,
         "batch": args.batch, "T": mcfg["T"], "rounds": args.rounds, "warmup_rounds": args.warmup,
         "threads": args.threads, "thread_pools": pinned, "lif_engine": "numba (serial) for ours",
         "weights": ours.weight_count(), "forward_check": forward, "backward_check": backward,
