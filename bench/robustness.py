@@ -34,8 +34,10 @@ Failures never seen in training (edge_taaf.apps.robustness.OOD_FAILURES; sensors
 kept apart under "ood" (fused_acc, and each sensor's own accuracy where the program outputs logits_<m>) and as flat
 keys ood_<failure> (the fused accuracy): hot_pixels, dead_pixels, dead_channels, mains_hum_50hz, mains_hum_60hz,
 clipping, babble_0db, babble_m5db, dvs_background_nmnist, dvs_background_dvxplorer.
-  writer_disjoint_vision_acc  vision alone on test digits by writers absent from training: --writer-run, a pipeline
-                       run whose test digits are writer-disjoint; null without one (writer_disjoint_source says why).
+  writer_disjoint_vision_acc, writer_disjoint_fused_acc   the official program on its test clips paired with digits
+                       by writers absent from training (MNIST's official test set under --mnist-test-root,
+                       data.vision_test_source=mnist_test; nothing retrained): vision alone and fused; null without
+                       --mnist-test-root (writer_disjoint_source says why).
   ann_official_acc, ann_audio_silent_acc, ann_vision_silent_acc, ann_speaker_heldout   the ANN competitor
                        (--competitor: edge-taaf-ann run folders or their ann_result.json, official and / or speaker
                        split) run bit-exactly in onnxruntime (quant.ann_onnx.ann_logits) on its own test split.
@@ -43,7 +45,7 @@ Sweeps (the figure, --figure, default docs/figures/robustness.png): audio SNR (-
 multiplier (--dvs-multipliers), fused and each sensor alone.
 
     EDGE_TAAF_DATA=<data> python bench/robustness.py --run outputs/pipeline/<run> [--speaker-run <run>] [--loso loso.json] \
-        [--competitor <ann run> <ann speaker-split run>] [--writer-run <run>]
+        [--competitor <ann run> <ann speaker-split run>] [--mnist-test-root <folder holding mnist_test/>]
 
 The last line printed is one JSON object.
 """
@@ -227,24 +229,27 @@ def plot(sweep: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-WRITER_NONE = ("no writer-disjoint test digits wired yet: fsdd_mnist's MNIST 5k digits all come from MNIST's training "
-               "writers; pass --writer-run <pipeline run whose test digits are writer-disjoint> once one exists")
+WRITER_NONE = ("null: no --mnist-test-root given; fsdd_mnist's default test digits (MNIST 5k) come from MNIST's "
+               "training writers, so no writer claim can be made without MNIST's official test set "
+               "(edge-taaf-data fetch --source mnist_test --root DIR)")
 ANN_KEYS = ("ann_official_acc", "ann_audio_silent_acc", "ann_vision_silent_acc", "ann_speaker_heldout")
 
 
-def writer_disjoint(args) -> tuple[float | None, str]:
-    """(vision-alone accuracy, source) on the test digits of --writer-run, declared writer-disjoint by the user;
-    (None, why) without one."""
-    if not args.writer_run:
+def writer_disjoint(args, program, data_cfg) -> tuple[dict | None, str]:
+    """The official program on test digits by writers absent from its training: the run's own official test split
+    rebuilt with data.vision_test_source=mnist_test (MNIST's t10k set under --mnist-test-root; the FSDD clips and
+    the pairing rule are the run's, only the digits change). Returns ({"vision_only_acc", "fused_acc", "samples"},
+    source) or (None, why) without --mnist-test-root. Nothing is retrained: the model saw only MNIST 5k digits."""
+    if not args.mnist_test_root:
         return None, WRITER_NONE
-    onnx_path, cfg = config_of_run(Path(args.writer_run))
-    data_cfg = OmegaConf.create(OmegaConf.to_container(cfg.data, resolve=True))
-    if args.data_root:
-        data_cfg.root = str(Path(args.data_root).expanduser().resolve())
-    program = load_program(onnx_path)
-    inputs, labels = limited(build_dataset(data_cfg, "test"), args.samples)
-    acc = modality_accuracies(program, inputs, labels, silent_runs=False)["vision_only_acc"]
-    return acc, f"vision alone on the test digits of pipeline run {short(args.writer_run)} (--writer-run)"
+    cfg = OmegaConf.create(OmegaConf.to_container(data_cfg, resolve=True))
+    cfg.vision_test_source, cfg.mnist_test_root = "mnist_test", str(Path(args.mnist_test_root).expanduser().resolve())
+    test = build_dataset(cfg, "test")
+    inputs, labels = limited(test, args.samples)
+    acc = modality_accuracies(program, inputs, labels, silent_runs=False)
+    out = {"vision_only_acc": acc["vision_only_acc"], "fused_acc": acc["fused_acc"], "samples": int(len(labels))}
+    return out, (f"{test.vision_source}; the official program (trained on MNIST 5k digits only) on its own official "
+                 f"test clips paired with t10k digits ({out['samples']} pairs)")
 
 
 def ann_result_of(path: str) -> tuple[dict, Path]:
@@ -304,7 +309,10 @@ def main() -> None:
     parser.add_argument("--speaker-onnx", help="an ONNX file of a model trained with data.split=speaker")
     parser.add_argument("--speaker-run", help="a pipeline run folder trained with data.split=speaker")
     parser.add_argument("--loso", help="loso.json of edge_taaf/apps/loso.py: its folds join min_fused_minus_best_unimodal")
-    parser.add_argument("--writer-run", help="a pipeline run whose test digits are by writers absent from its training")
+    parser.add_argument("--mnist-test-root", default=os.environ.get("EDGE_TAAF_MNIST_TEST"),
+                        help="a folder holding mnist_test/ (MNIST's official test set: edge-taaf-data fetch --source "
+                             "mnist_test --root DIR; else EDGE_TAAF_MNIST_TEST): the official program is also tested on "
+                             "digits by writers absent from its training")
     parser.add_argument("--competitor", nargs="+", help="edge-taaf-ann run folders (or ann_result.json): official "
                         "and / or speaker split")
     parser.add_argument("--data-root", help="folder holding fsdd/ and mnist5k/ (default: EDGE_TAAF_DATA)")
@@ -364,7 +372,7 @@ def main() -> None:
             print(f"LOSO: fused {loso['loso_fused_mean']:.4f} over {loso['loso_seeds']} seed(s), 95 % CI low "
                   f"{loso['loso_fused_ci95_low']:.4f}", flush=True)
         ood, ood_flat = ood_section(program, data_cfg, inputs, labels, args.seed)
-        writer_acc, writer_source = writer_disjoint(args)
+        writer, writer_source = writer_disjoint(args, program, data_cfg)
         ann, ann_notes = competitor(args)
         notes.update(ann_notes)
         title = f"fsdd_mnist official test ({n} pairs), simulator; {label}"
@@ -374,7 +382,9 @@ def main() -> None:
         "official_sim_acc": base["fused_acc"],
         "speaker_heldout_fused": None if speaker is None else speaker["fused_acc"],
         **loso,
-        "writer_disjoint_vision_acc": writer_acc, "writer_disjoint_source": writer_source,
+        "writer_disjoint_vision_acc": None if writer is None else writer["vision_only_acc"],
+        "writer_disjoint_fused_acc": None if writer is None else writer["fused_acc"],
+        "writer_disjoint_source": writer_source,
         **ann,
         "audio_silent_acc": base["audio_silent_acc"], "vision_silent_acc": base["vision_silent_acc"],
         "noisy_audio_acc": noisy_audio_acc, "noisy_dvs_acc": noisy_dvs_acc,

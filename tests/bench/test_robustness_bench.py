@@ -69,7 +69,7 @@ def bench(tmp_path_factory):
            str(FIXTURE_ROOT), "--data", *DATA, f"data.cache_dir={tmp / 'cache'}",
            "--speaker-onnx", str(tmp / "m.onnx"), "--loso", str(tmp / "loso.json"), "--snr", "20", "-10",
            "--dvs-multipliers", "0", "100", "--figure", str(tmp / "robustness.png"),
-           "--competitor", *map(str, competitors)]
+           "--competitor", *map(str, competitors), "--mnist-test-root", str(FIXTURE_ROOT)]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=tmp)
     assert done.returncode == 0, done.stderr[-3000:]
     return tmp, json.loads(done.stdout.strip().splitlines()[-1])
@@ -117,8 +117,9 @@ def test_unseen_failures_are_reported_apart_one_key_each(bench):
 
 def test_writer_and_competitor_keys(bench):
     _, out = bench
-    assert out["writer_disjoint_vision_acc"] is None
-    assert out["writer_disjoint_source"].startswith("no writer-disjoint test digits wired yet")
+    assert 0.0 <= out["writer_disjoint_vision_acc"] <= 1.0 and 0.0 <= out["writer_disjoint_fused_acc"] <= 1.0
+    assert out["writer_disjoint_source"].startswith("mnist_test: MNIST t10k, writers disjoint from training")
+    assert out["writer_disjoint_source"].endswith("(30 pairs)")             # the official test clips, t10k digits
     for key in ("ann_official_acc", "ann_audio_silent_acc", "ann_vision_silent_acc", "ann_speaker_heldout"):
         assert 0.0 <= out[key] <= 1.0, key
     assert out["notes"]["competitor_speaker"].endswith("40 test pairs")     # lucas + george: 40 clips
