@@ -4,10 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from edge_taaf import CONFIG_DIR
-from quant.qmodel import QuantTwoModalitySNN, build_quant_model
+from quant.qmodel import build_quant_model
 
 CONFIGS = Path(CONFIG_DIR)
 
@@ -23,11 +24,9 @@ def load_model(checkpoint: str | None):
         model = build_quant_model(cfg)
         model.load_init_state(ckpt["model"])
         return model.eval(), cfg.data, f"checkpoint {checkpoint}"
-    data = OmegaConf.load(CONFIGS / "data" / "fsdd_mnist.yaml")
-    data.cochlea = OmegaConf.load(CONFIGS / "sensor" / "default.yaml").cochlea
-    data.dvs = OmegaConf.load(CONFIGS / "sensor" / "default.yaml").dvs
-    model_cfg = OmegaConf.to_container(OmegaConf.load(CONFIGS / "model" / "snn.yaml"), resolve=False)
-    model_cfg["T"] = int(data.T)
+    # the train app's composed config (data=fsdd_mnist, int8): every interpolation resolved as the apps resolve it
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["data=fsdd_mnist", "quant.weight_bits=8"])
     torch.manual_seed(0)
-    model = QuantTwoModalitySNN(model_cfg, 8, (int(data.clip), int(data.clip_audio)))
-    return model.eval(), data, "UNTRAINED default model (random weights): pass --checkpoint for the trained one"
+    model = build_quant_model(cfg)
+    return model.eval(), cfg.data, "UNTRAINED default model (random weights): pass --checkpoint for the trained one"

@@ -63,3 +63,13 @@ def test_ratio_stats_is_the_median_of_per_round_ratios():
     assert stats["q1"] <= stats["median"] <= stats["q3"]
     with pytest.raises(ValueError):
         ratio_stats([1.0], [])
+
+
+def test_untrained_default_model_composes_like_the_apps():
+    """bench.support.models.load_model(None): the train app's composed fsdd_mnist config (interpolations such as
+    model.modalities resolved), an int8 model with that config's T, labelled UNTRAINED."""
+    from bench.support.models import load_model
+
+    model, data, label = load_model(None)
+    assert data.name == "fsdd_mnist" and model.T == int(data.T) and label.startswith("UNTRAINED")
+    assert list(model.modalities) == list(data.modalities)
