@@ -31,6 +31,12 @@ def test_report_holds_every_stage_and_the_contract_checks(first_run):
     assert report["vision_test_source"] is None                                 # synth: no MNIST digits to name
     assert {"float_val_acc", "qat_val_acc"} <= set(report) and "float_acc" not in report
     assert report["energy_uj_per_inference"] > 0 and report["latency_us_per_inference"] > 0
+    # the total is the network plus the front-end rows both sides pay, each reported; the covers list says so
+    assert report["energy_uj_per_inference"] == pytest.approx(report["network_energy_uj_per_inference"]
+                                                              + report["frontend_energy_uj_per_inference"])
+    assert report["frontend_energy_uj_per_inference"] > 0 and any("filterbank" in c for c in report["energy_covers"])
+    r, r_total = report["energy_ratio_ann_int8_vs_snn"], report["energy_ratio_ann_int8_vs_snn_with_frontend"]
+    assert (1 < r_total < r) if r > 1 else (r <= r_total <= 1)     # a row both sides pay pulls the ratio towards 1
     assert report["energy_ratio_bound_if_later_layers_free"] > report["energy_ratio_ann_int8_vs_snn"] > 0
     assert report["spikes_per_inference"] > 0
     assert not any(s["cached"] for s in report["stages"].values())
