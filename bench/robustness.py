@@ -40,7 +40,9 @@ clipping, babble_0db, babble_m5db, dvs_background_nmnist, dvs_background_dvxplor
                        --mnist-test-root (writer_disjoint_source says why).
   ann_official_acc, ann_audio_silent_acc, ann_vision_silent_acc, ann_speaker_heldout   the ANN competitor
                        (--competitor: edge-taaf-ann run folders or their ann_result.json, official and / or speaker
-                       split) run bit-exactly in onnxruntime (quant.ann_onnx.ann_logits) on its own test split.
+                       split) run bit-exactly in onnxruntime (quant.ann_onnx.ann_logits) on its own test split;
+  ann_noisy_audio_acc, ann_noisy_dvs_acc, ann_ood_<failure>   the official-split competitor under the SNN's noise
+                       points (0 dB, 10x) and every unseen failure, made by the same functions with the same seed.
 Sweeps (the figure, --figure, default docs/figures/robustness.png): audio SNR (--snr) and DVS background
 multiplier (--dvs-multipliers), fused and each sensor alone.
 
@@ -73,7 +75,7 @@ from omegaconf import OmegaConf  # noqa: E402
 from bench.support.models import load_model  # noqa: E402
 from edge_taaf import CONFIG_DIR  # noqa: E402
 from edge_taaf.apps.robustness import (FROM_OUTPUTS, OOD_FAILURES, accuracy, loso_summary, modality_accuracies,  # noqa: E402
-                                       ood_accuracies, silenced, sim_logits)
+                                       failed_inputs, ood_accuracies, silenced, sim_logits)
 from firmware_sim.loader import load_program  # noqa: E402
 from firmware_sim.run import Runner  # noqa: E402
 from sensors.atomic import atomic_write  # noqa: E402
@@ -232,7 +234,8 @@ def plot(sweep: dict, path: Path, title: str) -> None:
 WRITER_NONE = ("null: no --mnist-test-root given; fsdd_mnist's default test digits (MNIST 5k) come from MNIST's "
                "training writers, so no writer claim can be made without MNIST's official test set "
                "(edge-taaf-data fetch --source mnist_test --root DIR)")
-ANN_KEYS = ("ann_official_acc", "ann_audio_silent_acc", "ann_vision_silent_acc", "ann_speaker_heldout")
+ANN_KEYS = ("ann_official_acc", "ann_audio_silent_acc", "ann_vision_silent_acc", "ann_speaker_heldout",
+            "ann_noisy_audio_acc", "ann_noisy_dvs_acc", *(f"ann_ood_{name}" for name in OOD_FAILURES))
 
 
 def writer_disjoint(args, program, data_cfg) -> tuple[dict | None, str]:
@@ -285,6 +288,15 @@ def competitor(args) -> tuple[dict, dict]:
             keys["ann_official_acc"] = acc(inputs)
             keys["ann_audio_silent_acc"] = acc(silenced(inputs, "audio"))
             keys["ann_vision_silent_acc"] = acc(silenced(inputs, "vision"))
+            # the SNN's in-distribution noise points and unseen failures, made by the same functions and seed
+            n = len(labels)
+            keys["ann_noisy_audio_acc"] = acc({**inputs, "audio": fsdd_noisy_audio(data_cfg, "test", NOISY_SNR_DB,
+                                                                                 args.seed)[:n]})
+            keys["ann_noisy_dvs_acc"] = acc({**inputs, "vision": noisy_vision(data_cfg, inputs["vision"],
+                                                                              NOISY_DVS_MULTIPLIER, args.seed)})
+            for name in OOD_FAILURES:
+                keys[f"ann_ood_{name}"] = acc(failed_inputs(name, data_cfg, inputs, args.seed))
+                print(f"  competitor, unseen failure {name}: {keys[f'ann_ood_{name}']:.4f}", flush=True)
         notes[f"competitor_{data_cfg.split}"] = f"{short(onnx_path)}, onnxruntime integer run, {len(labels)} test pairs"
     for key in ANN_KEYS:
         if keys[key] is None:

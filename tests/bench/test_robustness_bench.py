@@ -120,8 +120,9 @@ def test_writer_and_competitor_keys(bench):
     assert 0.0 <= out["writer_disjoint_vision_acc"] <= 1.0 and 0.0 <= out["writer_disjoint_fused_acc"] <= 1.0
     assert out["writer_disjoint_source"].startswith("mnist_test: MNIST t10k, writers disjoint from training")
     assert out["writer_disjoint_source"].endswith("(30 pairs)")             # the official test clips, t10k digits
-    for key in ("ann_official_acc", "ann_audio_silent_acc", "ann_vision_silent_acc", "ann_speaker_heldout"):
-        assert 0.0 <= out[key] <= 1.0, key
+    for key in ("ann_official_acc", "ann_audio_silent_acc", "ann_vision_silent_acc", "ann_speaker_heldout",
+                "ann_noisy_audio_acc", "ann_noisy_dvs_acc", *(f"ann_ood_{name}" for name in OOD)):
+        assert 0.0 <= out[key] <= 1.0, key                                  # the competitor under the same failures
     assert out["notes"]["competitor_speaker"].endswith("40 test pairs")     # lucas + george: 40 clips
 
 
