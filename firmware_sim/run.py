@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
-from firmware_sim import kernels, spec
+from firmware_sim import layer_kernels, readout_kernels, spec
 from firmware_sim.counters import Counts, Unit
 from firmware_sim.frontend import FRONTEND_COLUMNS
 from firmware_sim.program import ContractError, Layer, Program
@@ -146,13 +146,13 @@ def _run_layer(layer: Layer, x: np.ndarray, w_run: np.ndarray, leak_shift: int, 
     ``reference`` runs the kernel that steps every neuron instead of the event-driven one."""
     n_t, n_b = x.shape[:2]
     out = np.zeros((n_t, n_b, *layer.out_shape), np.uint8)
-    counts = np.zeros((n_b, len(kernels.LAYER_COLUMNS)), np.int64)
+    counts = np.zeros((n_b, len(layer_kernels.LAYER_COLUMNS)), np.int64)
     if layer.kind == "conv":
-        kernel = kernels.conv_layer_reference if reference else kernels.conv_layer
+        kernel = layer_kernels.conv_layer_reference if reference else layer_kernels.conv_layer
         run_batched(kernel, n_b, x.reshape(n_t, n_b, *layer.in_shape), w_run, layer.stride, layer.padding,
                     layer.theta, leak_shift, lo, hi, out, counts)
     else:
-        kernel = kernels.dense_layer_reference if reference else kernels.dense_layer
+        kernel = layer_kernels.dense_layer_reference if reference else layer_kernels.dense_layer
         run_batched(kernel, n_b, x.reshape(n_t, n_b, -1), w_run, layer.theta, leak_shift, lo, hi, out, counts)
     return out, counts.sum(0)
 
@@ -230,7 +230,7 @@ class Runner:
             acts[layer.name] = out
             unit = Unit(layer.modality, layer.kind, p.weight_bits, int(layer.weight.size), layer.n_out)
             active = acts[layer.input].any(axis=0).reshape(n_b, *layer.in_shape)    # (B, *in_shape)
-            unit.add(**dict(zip(kernels.LAYER_COLUMNS, c.tolist())), steps=n_t * n_b,
+            unit.add(**dict(zip(layer_kernels.LAYER_COLUMNS, c.tolist())), steps=n_t * n_b,
                      active_inputs=int(np.count_nonzero(active)),
                      active_synapses=int((active * self.fanout[layer.name]).sum()),
                      active_neurons=int(np.count_nonzero(out.any(axis=0))))
@@ -246,13 +246,13 @@ class Runner:
         scores = np.zeros((n_t, n_b, *per_step), np.int64)
         attention = np.zeros((n_t, n_b, *per_step), np.int64)
         logits = np.zeros((n_b, k), np.int64)
-        rc = np.zeros((n_b, len(kernels.READOUT_COLUMNS)), np.int64)
+        rc = np.zeros((n_b, len(readout_kernels.READOUT_COLUMNS)), np.int64)
         outputs = (step_logits, scores, attention, logits)
         if modal:
             own = np.zeros((n_b, len(r.modalities), k), np.int64)
-            run_batched(kernels.modal_readout, n_b, a, v, *self.readout_args, *outputs, own, rc)
+            run_batched(readout_kernels.modal_readout, n_b, a, v, *self.readout_args, *outputs, own, rc)
         else:
-            run_batched(kernels.readout, n_b, a, v, *self.readout_args, *outputs, rc)
+            run_batched(readout_kernels.readout, n_b, a, v, *self.readout_args, *outputs, rc)
         ops_a, ops_v, macs_l, macs_s, big = rc.sum(0).tolist()
         bits = p.weight_bits
         for m, ops in (("audio", ops_a), ("vision", ops_v)):

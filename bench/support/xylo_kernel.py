@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from firmware_sim import kernels, spec
+from firmware_sim import layer_kernels as kernels, spec
 
 XYLO_MAX_INPUT_SPIKES = 15     # xylosim v2: input counts per step are clipped to this
 XYLO_MAX_HIDDEN_SPIKES = 31    # spikes a hidden neuron may emit per step
