@@ -11,6 +11,7 @@ plain arithmetic. Every tensor is float32 holding integers (exact below 2^24).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -177,142 +178,222 @@ def _modal_step(body: _Graph, main: _Graph, c: _Consts, r: dict, present: list[s
     body.op("Concat", *scores, axis=1, out="e_t")
 
 
-def build_onnx(checked: Program) -> onnx.ModelProto:
-    """The ONNX model of a Program (``QuantTwoModalitySNN.to_program``); checked by onnx.checker.
+@dataclass
+class _Export:
+    """What the steps of build_onnx share: the program's file form, the main graph, the Scan body's graph
+    and their initializers, and the names every step reads (z = [audio ; vision] order in ``present``,
+    graph and Scan input order in ``inputs``, the warp length ``D``, each warped modality's width ``feat``)."""
+    program: dict
+    weights: dict
+    c: _Consts = field(default_factory=_Consts)
+    main: _Graph = field(default_factory=lambda: _Graph("main."))
+    body: _Graph = field(default_factory=lambda: _Graph("step."))
 
-    The graph is written from the program's file form (firmware_sim.program_io.to_metadata: the JSON
-    and tensor names the loader reads back), so writer and reader share one set of names."""
-    program, weights = to_metadata(checked)          # runs Program.check(): the contract's one check
-    bits, k, sb = program["weight_bits"], program["leak_shift"], program["state_bits"]
-    layers, r, taaf = program["layers"], program["readout"], program["fusion"] == "taaf"
-    modal = program["fusion"] == "taaf_modal"     # per-modality branches (docs/accelerator.md, "taaf_modal readout")
-    c, main, body = _Consts(), _Graph("main."), _Graph("step.")
+    def __post_init__(self):
+        p, r = self.program, self.program["readout"]
+        self.bits, self.layers, self.r = p["weight_bits"], p["layers"], r
+        self.taaf = p["fusion"] == "taaf"
+        self.modal = p["fusion"] == "taaf_modal"   # per-modality branches (docs/accelerator.md, "taaf_modal readout")
+        self.own = self.modal and r["modality_logits"]
+        self.present = [m for m in ("audio", "vision") if r[f"{m}_input"] is not None]   # z = [audio ; vision]
+        self.inputs = [m for m in ("vision", "audio") if m in p["inputs"]]               # graph and Scan input order
+        self.feat = {m: next(e for e in self.layers if e["name"] == r[f"{m}_input"])["out_shape"][0] for m in self.present}
+        self.shapes = {m: [d // f for d, f in zip(p["inputs"][m]["shape"], p["frontends"][m]["pool"])]
+                       for m in self.inputs}
+        self.shapes |= {e["name"]: e["out_shape"] for e in self.layers}
 
-    # weights (QCDQ) and biases (int32 -> float), all in the main graph
-    w = {e["name"]: _qcdq(main, c, e["weight"], weights[e["weight"]], e["weight_log2"], bits) for e in layers}
-    present = [m for m in ("audio", "vision") if r[f"{m}_input"] is not None]   # z = [audio ; vision]
-    sizes = {int(np.asarray(weights[r[f"warp_{m}"]]).size) for m in present}
+    def qcdq(self, name: str, log2: int) -> str:
+        """The integer weights of tensor ``name`` (main graph, QCDQ)."""
+        return _qcdq(self.main, self.c, name, self.weights[name], log2, self.bits)
+
+    def bias(self, name: str) -> str:
+        """An int32 bias initializer, cast to float in the main graph."""
+        self.c.add(name, self.weights[name], np.int32)
+        return self.main.op("Cast", name, to=F32, out=f"{name}.float")
+
+
+@dataclass
+class _Tensors:
+    """Main-graph names of the weights the Scan body reads: per layer, the warps, the readout and the scores
+    (taaf: one score MLP; taaf_modal: ``branch``, one per modality)."""
+    layer: dict[str, str]
+    warp: dict[str, str]
+    readout: str
+    readout_bias: str
+    branch: dict[str, tuple[str, str, str, str]] | None = None
+    score: tuple[str, str, str, str] | None = None
+
+
+def _warp_length(ex: _Export) -> int:
+    """D, the one warp length of every present modality; ExportError when they differ."""
+    sizes = {int(np.asarray(ex.weights[ex.r[f"warp_{m}"]]).size) for m in ex.present}
     if len(sizes) != 1:
-        raise ExportError(f"the warps of {present} have different lengths {sorted(sizes)}; the contract has one D")
-    D = sizes.pop()
-    warp = {m: main.op("Reshape", _qcdq(main, c, r[f"warp_{m}"], weights[r[f"warp_{m}"]], r["warp_log2"], bits),
-                       c.vec([D, 1, 1])) for m in present}
-    ro = _qcdq(main, c, r["readout_weight"], weights[r["readout_weight"]], r["readout_log2"], bits)
+        raise ExportError(f"the warps of {ex.present} have different lengths {sorted(sizes)}; the contract has one D")
+    return sizes.pop()
 
-    def bias(name):
-        c.add(name, weights[name], np.int32)
-        return main.op("Cast", name, to=F32, out=f"{name}.float")
-    if modal:   # b (M, K): one row per present modality, in z order
-        ro_b = main.op("Concat", *[main.op("Unsqueeze", bias(r[f"{m}_readout_bias"]), c.vec([0])) for m in present],
-                       axis=0, out="readout.bias.modal")
-        branch = {m: (_qcdq(main, c, r[f"{m}_score_hidden_weight"], weights[r[f"{m}_score_hidden_weight"]],
-                            r["score_hidden_log2"], bits), bias(r[f"{m}_score_hidden_bias"]),
-                      _qcdq(main, c, r[f"{m}_score_out_weight"], weights[r[f"{m}_score_out_weight"]],
-                            r["score_out_log2"], bits), bias(r[f"{m}_score_out_bias"])) for m in present}
+
+def _weight_tensors(ex: _Export, D: int) -> _Tensors:
+    """Weights (QCDQ) and biases (int32 -> float), all in the main graph."""
+    r = ex.r
+    layer = {e["name"]: ex.qcdq(e["weight"], e["weight_log2"]) for e in ex.layers}
+    warp = {m: ex.main.op("Reshape", ex.qcdq(r[f"warp_{m}"], r["warp_log2"]), ex.c.vec([D, 1, 1])) for m in ex.present}
+    t = _Tensors(layer, warp, ex.qcdq(r["readout_weight"], r["readout_log2"]), "")
+    if ex.modal:   # b (M, K): one row per present modality, in z order
+        rows = [ex.main.op("Unsqueeze", ex.bias(r[f"{m}_readout_bias"]), ex.c.vec([0])) for m in ex.present]
+        t.readout_bias = ex.main.op("Concat", *rows, axis=0, out="readout.bias.modal")
+        t.branch = {m: (ex.qcdq(r[f"{m}_score_hidden_weight"], r["score_hidden_log2"]), ex.bias(r[f"{m}_score_hidden_bias"]),
+                        ex.qcdq(r[f"{m}_score_out_weight"], r["score_out_log2"]), ex.bias(r[f"{m}_score_out_bias"]))
+                    for m in ex.present}
     else:
-        ro_b = bias(r["readout_bias"])
-    if taaf:
-        sh = _qcdq(main, c, r["score_hidden_weight"], weights[r["score_hidden_weight"]], r["score_hidden_log2"], bits)
-        sh_b = bias(r["score_hidden_bias"])
-        so = _qcdq(main, c, r["score_out_weight"], weights[r["score_out_weight"]], r["score_out_log2"], bits)
-        so_b = bias(r["score_out_bias"])
+        t.readout_bias = ex.bias(r["readout_bias"])
+    if ex.taaf:
+        t.score = (ex.qcdq(r["score_hidden_weight"], r["score_hidden_log2"]), ex.bias(r["score_hidden_bias"]),
+                   ex.qcdq(r["score_out_weight"], r["score_out_log2"]), ex.bias(r["score_out_bias"]))
+    return t
 
-    # initial Scan states: zeros of (B, ...) per layer, (D - 1, B, F) delay lines per modality
-    inputs = [m for m in ("vision", "audio") if m in program["inputs"]]   # graph and Scan input order
-    batch = main.op("Slice", main.op("Shape", inputs[0]), c.vec([1]), c.vec([2]))
-    states = [(f"v.{e['name']}", [batch, c.vec(e["out_shape"])]) for e in layers]
-    states += [(name, [batch, c.vec(shape)]) for name, _, shape in frontend_states(program)]
-    feat = {m: next(e for e in layers if e["name"] == r[f"{m}_input"])["out_shape"][0] for m in present}
+
+def _initial_states(ex: _Export, D: int) -> tuple[list[str], list[str]]:
+    """The Scan states' names and their initial values: zeros of (B, ...) per layer and front-end state,
+    (D - 1, B, F) delay lines per modality."""
+    main, c = ex.main, ex.c
+    batch = main.op("Slice", main.op("Shape", ex.inputs[0]), c.vec([1]), c.vec([2]))
+    states = [(f"v.{e['name']}", [batch, c.vec(e["out_shape"])]) for e in ex.layers]
+    states += [(name, [batch, c.vec(shape)]) for name, _, shape in frontend_states(ex.program)]
     if D > 1:
-        states += [(f"hist.{m}", [c.vec([D - 1]), batch, c.vec([feat[m]])]) for m in present]
+        states += [(f"hist.{m}", [c.vec([D - 1]), batch, c.vec([ex.feat[m]])]) for m in ex.present]
     init_names = []
     for name, parts in states:
         zeros = helper.make_tensor(f"{name}.zero", F32, [1], [0.0])
         init_names.append(main.op("ConstantOfShape", main.op("Concat", *parts, axis=0), value=zeros, out=f"{name}.init"))
+    return [name for name, _ in states], init_names
 
-    # one time step
-    x = {m: _frontend(body, c, m, program["frontends"][m], program["inputs"][m]["shape"]) for m in inputs}
-    shapes = {m: [d // f for d, f in zip(program["inputs"][m]["shape"], program["frontends"][m]["pool"])] for m in inputs}
-    shapes |= {e["name"]: e["out_shape"] for e in layers}
-    spikes = [body.op("Identity", x[m], out=f"fe_seq.{m}") for m in inputs]
-    for e in layers:
+
+def _layers_step(ex: _Export, t: _Tensors) -> dict[str, str]:
+    """One time step of the front-ends and the spiking layers in the Scan body: the spikes of every input and
+    layer by name (the per-step copies ``fe_seq.{m}`` and ``spk.{layer}`` are the Scan outputs)."""
+    body, c, p = ex.body, ex.c, ex.program
+    x = {m: _frontend(body, c, m, p["frontends"][m], p["inputs"][m]["shape"]) for m in ex.inputs}
+    for m in ex.inputs:
+        body.op("Identity", x[m], out=f"fe_seq.{m}")
+    for e in ex.layers:
         src = x[e["input"]]
         if e["kind"] == "conv":
-            p, s = e["padding"], e["stride"]
-            cur = body.op("Conv", src, w[e["name"]], kernel_shape=[e["kernel"]] * 2, strides=[s, s], pads=[p] * 4)
+            pad, s = e["padding"], e["stride"]
+            cur = body.op("Conv", src, t.layer[e["name"]], kernel_shape=[e["kernel"]] * 2, strides=[s, s], pads=[pad] * 4)
         else:
-            if len(shapes[e["input"]]) > 1:
+            if len(ex.shapes[e["input"]]) > 1:
                 src = body.op("Flatten", src, axis=1)   # (C, H, W) row-major
-            cur = body.op("Gemm", src, w[e["name"]], transB=1)
-        x[e["name"]] = _lif(body, c, f"v.{e['name']}.in", cur, e["theta"], k, sb, f"v.{e['name']}.out")
-        spikes.append(body.op("Identity", x[e["name"]], out=f"spk.{e['name']}"))
+            cur = body.op("Gemm", src, t.layer[e["name"]], transB=1)
+        x[e["name"]] = _lif(body, c, f"v.{e['name']}.in", cur, e["theta"], p["leak_shift"], p["state_bits"],
+                            f"v.{e['name']}.out")
+        body.op("Identity", x[e["name"]], out=f"spk.{e['name']}")
+    return x
+
+
+def _readout_step(ex: _Export, t: _Tensors, x: dict[str, str], D: int) -> list[str]:
+    """One time step of the warps (delay lines), the per-step logits ``lp_t`` and scores ``e_t`` in the
+    Scan body; returns the Scan body's per-step outputs."""
+    body, c, r = ex.body, ex.c, ex.r
     warped = {}
-    for m in present:
+    for m in ex.present:
         stack = body.op("Unsqueeze", x[r[f"{m}_input"]], c.vec([0]))
         if D > 1:
             stack = body.op("Concat", stack, f"hist.{m}.in", axis=0)
             body.op("Slice", stack, c.vec([0]), c.vec([D - 1]), c.vec([0]), out=f"hist.{m}.out")
-        warped[m] = body.op("ReduceSum", body.op("Mul", stack, warp[m]), c.vec([0]), keepdims=0)
-    if modal:
-        _modal_step(body, main, c, r, present, warped, feat, ro, ro_b, branch)
+        warped[m] = body.op("ReduceSum", body.op("Mul", stack, t.warp[m]), c.vec([0]), keepdims=0)
+    if ex.modal:
+        _modal_step(body, ex.main, c, r, ex.present, warped, ex.feat, t.readout, t.readout_bias, t.branch)
     else:
-        z = body.op("Concat", *[warped[m] for m in present], axis=1) if len(present) > 1 else warped[present[0]]
-        _floor_shift(body, c, body.op("Gemm", z, ro, ro_b, transB=1), r["logit_shift"], out="lp_t")
-    scan_out = [f"fe_seq.{m}" for m in inputs] + [f"spk.{e['name']}" for e in layers] + ["lp_t"]
-    scan_out += ["e_t"] if modal else []
-    if taaf:
+        z = body.op("Concat", *[warped[m] for m in ex.present], axis=1) if len(ex.present) > 1 else warped[ex.present[0]]
+        _floor_shift(body, c, body.op("Gemm", z, t.readout, t.readout_bias, transB=1), r["logit_shift"], out="lp_t")
+    scan_out = [f"fe_seq.{m}" for m in ex.inputs] + [f"spk.{e['name']}" for e in ex.layers] + ["lp_t"]
+    scan_out += ["e_t"] if ex.modal else []
+    if ex.taaf:
+        sh, sh_b, so, so_b = t.score
         h = _floor_shift(body, c, body.op("Relu", body.op("Gemm", z, sh, sh_b, transB=1)), r["hidden_shift"])
         body.op("Reshape", body.op("Gemm", h, so, so_b, transB=1), c.vec([-1]), out="e_t")
         scan_out.append("e_t")
+    return scan_out
 
-    def vi(name, shape=None):
-        return helper.make_tensor_value_info(name, F32, shape)
+
+def _vi(name: str, shape=None) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, F32, shape)
+
+
+def _time_loop(ex: _Export, states: list[str], init_names: list[str], scan_out: list[str]) -> None:
+    """The Scan node ``time_loop`` in the main graph: the body over T steps, the states' final values and
+    the sequences frontend.{m}, spikes.{layer}, step_logits (and scores)."""
     body_graph = helper.make_graph(
-        body.nodes, "step",
-        [vi(f"{n}.in") for n, _ in states] + [vi(f"{m}_t", ["B", *program["inputs"][m]["shape"]]) for m in inputs],
-        [vi(f"{n}.out") for n, _ in states] + [vi(n) for n in scan_out])
-    final = [f"{n}.final" for n, _ in states]
-    seq_names = ([f"frontend.{m}" for m in inputs] + [f"spikes.{e['name']}" for e in layers] + ["step_logits"]
-                 + (["scores"] if taaf or modal else []))
-    main.nodes.append(helper.make_node("Scan", init_names + inputs, final + seq_names, name="time_loop",
-                                       body=body_graph, num_scan_inputs=len(inputs)))
+        ex.body.nodes, "step",
+        [_vi(f"{n}.in") for n in states] + [_vi(f"{m}_t", ["B", *ex.program["inputs"][m]["shape"]]) for m in ex.inputs],
+        [_vi(f"{n}.out") for n in states] + [_vi(n) for n in scan_out])
+    final = [f"{n}.final" for n in states]
+    seq_names = ([f"frontend.{m}" for m in ex.inputs] + [f"spikes.{e['name']}" for e in ex.layers] + ["step_logits"]
+                 + (["scores"] if ex.taaf or ex.modal else []))
+    ex.main.nodes.append(helper.make_node("Scan", init_names + ex.inputs, final + seq_names, name="time_loop",
+                                          body=body_graph, num_scan_inputs=len(ex.inputs)))
 
-    # readout over the whole sequence: exp2 lookup attention and y = sum_t u_t l'_t
-    own = modal and r["modality_logits"]
-    if taaf:
+
+def _sequence_readout(ex: _Export) -> None:
+    """The readout over the whole sequence in the main graph: exp2 lookup attention and y = sum_t u_t l'_t
+    (``logits``; taaf_modal with modality_logits: each modality's own logits too)."""
+    main, c, r = ex.main, ex.c, ex.r
+    if ex.taaf:
         u = _exp2_lookup(main, c, "scores", [0], r["score_log2"], "attention")
         weighted = main.op("Mul", main.op("Unsqueeze", u, c.vec([2])), "step_logits")
-    elif modal:   # u^m_t: one lookup over every (t, m); y = sum over t and m
+    elif ex.modal:   # u^m_t: one lookup over every (t, m); y = sum over t and m
         u = _exp2_lookup(main, c, "scores", [0, 2], r["score_log2"], "attention")
         weighted = main.op("Mul", main.op("Unsqueeze", u, c.vec([3])), "step_logits")
     else:
         shape_tb = main.op("Slice", main.op("Shape", "step_logits"), c.vec([0]), c.vec([2]))
         main.op("ConstantOfShape", shape_tb, value=helper.make_tensor("one", F32, [1], [1.0]), out="attention")
         weighted = "step_logits"
-    main.op("ReduceSum", weighted, c.vec([0, 2] if modal else [0]), keepdims=0, out="logits")
-    if own:       # y_m = sum_t own^m_t l^m_t, own^m: each modality's lookup over its T scores
+    main.op("ReduceSum", weighted, c.vec([0, 2] if ex.modal else [0]), keepdims=0, out="logits")
+    if ex.own:       # y_m = sum_t own^m_t l^m_t, own^m: each modality's lookup over its T scores
         u_own = _exp2_lookup(main, c, "scores", [0], r["score_log2"], "attention_own")
         per = main.op("ReduceSum", main.op("Mul", main.op("Unsqueeze", u_own, c.vec([3])), "step_logits"), c.vec([0]),
                       keepdims=0)
-        for i, m in enumerate(present):
+        for i, m in enumerate(ex.present):
             main.op("Gather", per, c.scalar(i, np.int64), axis=1, out=MODALITY_LOGITS[m])
 
-    K = program["n_classes"]
-    per_step = [len(present)] if modal else []    # taaf_modal: one term per modality and step
-    outputs = [vi("logits", ["B", K]), vi("step_logits", ["T", "B", *per_step, K])]
-    outputs += [vi("scores", ["T", "B", *per_step])] if taaf or modal else []
-    outputs += [vi("attention", ["T", "B", *per_step])]
-    outputs += [vi(MODALITY_LOGITS[m], ["B", K]) for m in present] if own else []
-    outputs += [vi(f"spikes.{e['name']}", ["T", "B", *e["out_shape"]]) for e in layers]
-    outputs += [vi(f"frontend.{m}", ["T", "B", *shapes[m]]) for m in inputs]
+
+def _model(ex: _Export) -> onnx.ModelProto:
+    """The main graph's inputs and outputs, the model and its metadata (contract version, the program)."""
+    K, present, layers = ex.program["n_classes"], ex.present, ex.layers
+    per_step = [len(present)] if ex.modal else []    # taaf_modal: one term per modality and step
+    outputs = [_vi("logits", ["B", K]), _vi("step_logits", ["T", "B", *per_step, K])]
+    outputs += [_vi("scores", ["T", "B", *per_step])] if ex.taaf or ex.modal else []
+    outputs += [_vi("attention", ["T", "B", *per_step])]
+    outputs += [_vi(MODALITY_LOGITS[m], ["B", K]) for m in present] if ex.own else []
+    outputs += [_vi(f"spikes.{e['name']}", ["T", "B", *e["out_shape"]]) for e in layers]
+    outputs += [_vi(f"frontend.{m}", ["T", "B", *ex.shapes[m]]) for m in ex.inputs]
     graph = helper.make_graph(
-        main.nodes, "edge_taaf_int",
-        [vi(m, ["T", "B", *program["inputs"][m]["shape"]]) for m in inputs],
-        outputs, initializer=c.inits)
+        ex.main.nodes, "edge_taaf_int",
+        [_vi(m, ["T", "B", *ex.program["inputs"][m]["shape"]]) for m in ex.inputs],
+        outputs, initializer=ex.c.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
                               producer_name="edge-taaf", doc_string=f"{spec.CONTRACT_VERSION} integer SNN (TAAF readout)")
     helper.set_model_props(model, {spec.METADATA_VERSION_KEY: spec.CONTRACT_VERSION,
-                                   spec.METADATA_PROGRAM_KEY: json.dumps(program)})
+                                   spec.METADATA_PROGRAM_KEY: json.dumps(ex.program)})
+    return model
+
+
+def build_onnx(checked: Program) -> onnx.ModelProto:
+    """The ONNX model of a Program (``QuantTwoModalitySNN.to_program``); checked by onnx.checker.
+
+    The graph is written from the program's file form (firmware_sim.program_io.to_metadata: the JSON
+    and tensor names the loader reads back), so writer and reader share one set of names. The steps, in
+    the order they add nodes and initializers: weights, initial states, one time step (front-ends and
+    layers, then warps and per-step readout) as the Scan body, the Scan, the readout over the sequence,
+    the model with its metadata."""
+    ex = _Export(*to_metadata(checked))          # runs Program.check(): the contract's one check
+    D = _warp_length(ex)
+    tensors = _weight_tensors(ex, D)
+    states, init_names = _initial_states(ex, D)
+    spikes = _layers_step(ex, tensors)
+    _time_loop(ex, states, init_names, _readout_step(ex, tensors, spikes, D))
+    _sequence_readout(ex)
+    model = _model(ex)
     onnx.checker.check_model(model, full_check=True)
     return model
 
