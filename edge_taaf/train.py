@@ -16,6 +16,7 @@ import math
 import os
 import random
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -142,12 +143,56 @@ def spike_rate(record: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack([s.float().mean() for s in record]).mean()
 
 
-def train(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, hooks: dict | None = None) -> dict:
-    """Run (or resume) a training run of ``model`` in ``run_dir``; return the last epoch's metrics.
+@dataclass
+class _Penalties:
+    """What is added to the objective in training (trainer.spike_penalty; trainer.rate_penalty over
+    trainer.rate_targets, {position in the record: rate}; trainer.modal_balance) and the sensor corruption of
+    training batches (trainer.corrupt, with data.clip / data.clip_audio as each sensor's count limit)."""
+    spike: float
+    rate: float
+    modal_balance: float
+    targets: dict[int, float]
+    corruption: object
+    clips: dict[str, int]
 
-    ``model`` maps (vision, audio) time-major spike batches to an edge_taaf.model.ModelOut and has
-    ``modalities`` and ``param_groups()`` (edge_taaf.model.TwoModalitySNN, or its quantized form)."""
-    hooks = hooks or {}
+    @classmethod
+    def of(cls, cfg: DictConfig, model) -> "_Penalties":
+        rate_penalty = float(cfg.trainer.get("rate_penalty", 0.0))
+        return cls(spike=float(cfg.trainer.get("spike_penalty", 0.0)), rate=rate_penalty,
+                   modal_balance=float(cfg.trainer.get("modal_balance", 0.0)),  # taaf_modal: equal attention mass when healthy
+                   targets=rate_targets(cfg, model) if rate_penalty else {},
+                   corruption=corrupt_settings(cfg),   # trainer.corrupt: all off by default (batches untouched, nothing drawn)
+                   clips={"vision": int(cfg.data.get("clip", 1)), "audio": int(cfg.data.get("clip_audio", 1))})
+
+
+@dataclass
+class _Run:
+    """One training run: its config and folder, this process's device and rank, the model (``net``: the same,
+    wrapped in DDP when world > 1), the train and validation sets, the objective and optimizer, and the epochs
+    done (``history``: one metrics dict each)."""
+    cfg: DictConfig
+    run_dir: Path
+    device: torch.device
+    rank: int
+    world: int
+    model: torch.nn.Module
+    train_set: PairedSpikeDataset
+    val_set: PairedSpikeDataset
+    objective: object
+    opt: torch.optim.Optimizer
+    start_epoch: int = 0
+    history: list = field(default_factory=list)
+    net: torch.nn.Module | None = None
+    penalties: _Penalties | None = None
+
+    @property
+    def ckpt_path(self) -> Path:
+        return self.run_dir / "checkpoint.pt"
+
+
+def _setup(cfg: DictConfig, run_dir: Path, model: torch.nn.Module) -> _Run:
+    """Device, process group and seeds; the train and validation sets of the model's modalities; the model on
+    the device (fresh weights scaled to trainer.init_firing_rate); the objective and one Adam group per modality."""
     check_train_config(cfg)
     device = pick_device(cfg.trainer.device)
     if device.type == "cuda":
@@ -168,113 +213,153 @@ def train(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, hooks: dict | 
     groups = {n: p for n, p in model.param_groups().items() if p}  # a unimodal model has no group for the other
     opt = torch.optim.Adam([{"params": p, "name": n} for n, p in groups.items()], lr=cfg.trainer.lr,
                            weight_decay=cfg.trainer.weight_decay)
+    return _Run(cfg, run_dir, device, rank, world, model, train_set, val_set, objective, opt)
 
-    ckpt_path = run_dir / "checkpoint.pt"
-    start_epoch, history = 0, []
+
+def _resume(run: _Run) -> None:
+    """cfg.init_from: start from its weights (quantized: float or QAT weights). cfg.resume with a checkpoint
+    in the run folder: its weights, optimizer, epoch, history and the loss's noise stream."""
+    cfg, model, ckpt_path = run.cfg, run.model, run.ckpt_path
     if cfg.init_from:
         init = load_checkpoint(cfg.init_from)
-        getattr(model, "load_init_state", model.load_state_dict)(init["model"])  # quantized: float or QAT weights
+        getattr(model, "load_init_state", model.load_state_dict)(init["model"])
     if cfg.resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
         check_state_matches(model, ckpt["model"], ckpt_path)
         model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        start_epoch, history = int(ckpt["epoch"]) + 1, list(ckpt["history"])
-        if "loss_rng" in ckpt and hasattr(objective, "generator"):
-            objective.generator.set_state(ckpt["loss_rng"])
-        if rank == 0 and start_epoch < cfg.trainer.epochs:
-            print(f"resuming from epoch {start_epoch + 1} ({ckpt_path})", flush=True)
+        run.opt.load_state_dict(ckpt["optimizer"])
+        run.start_epoch, run.history = int(ckpt["epoch"]) + 1, list(ckpt["history"])
+        if "loss_rng" in ckpt and hasattr(run.objective, "generator"):
+            run.objective.generator.set_state(ckpt["loss_rng"])
+        if run.rank == 0 and run.start_epoch < cfg.trainer.epochs:
+            print(f"resuming from epoch {run.start_epoch + 1} ({ckpt_path})", flush=True)
 
-    net = DistributedDataParallel(model) if world > 1 else model
-    spike_penalty = float(cfg.trainer.get("spike_penalty", 0.0))
-    rate_penalty = float(cfg.trainer.get("rate_penalty", 0.0))
-    modal_balance = float(cfg.trainer.get("modal_balance", 0.0))   # taaf_modal: equal attention mass when healthy
-    targets = rate_targets(cfg, model) if rate_penalty else {}
-    corruption = corrupt_settings(cfg)     # trainer.corrupt: all off by default (batches untouched, nothing drawn)
-    clips = {"vision": int(cfg.data.get("clip", 1)), "audio": int(cfg.data.get("clip_audio", 1))}
-    for epoch in range(start_epoch, cfg.trainer.epochs):
+
+def _epoch_batches(run: _Run, epoch: int) -> list[torch.Tensor]:
+    """This rank's batches of sample indices for ``epoch`` (a new vision pairing first, where data.repair_each_epoch)."""
+    cfg, train_set, world = run.cfg, run.train_set, run.world
+    if cfg.data.get("repair_each_epoch", False) and train_set.can_repair:
+        train_set.repair(epoch)  # a new same-class vision pairing per epoch, from (pair_seed, epoch)
+    # One permutation per epoch from (seed, epoch): a resumed run sees the same batches.
+    perm = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+    # Equal shards (drop len % world samples, others each epoch): ranks must run the same number of
+    # steps, or DDP's all-reduces fall out of step.
+    perm = perm[: len(perm) - len(perm) % world][run.rank::world]
+    return perm.split(cfg.trainer.batch_size)
+
+
+def _train_step(run: _Run, idx: torch.Tensor, epoch: int, step: int, gens: tuple[torch.Generator, torch.Generator],
+                base_lr: float, hooks: dict) -> tuple[torch.Tensor, dict, float | None]:
+    """One optimizer step on the samples ``idx``: the loss, the learning-rate coefficient of each modality and
+    the mean spike rate (None unless trainer.spike_penalty). TrainingDiverged on a loss that is not finite."""
+    cfg, pen, aug_gen, corrupt_gen = run.cfg, run.penalties, *gens
+    vision, audio, y = run.train_set[idx]
+    if vision is not None:
+        vision = random_shift(vision, cfg.trainer.augment_shift, aug_gen)
+    v, a = to_time_major(vision, audio, run.device)
+    healthy = torch.ones(len(y), dtype=torch.bool)
+    if pen.corruption.active:
+        v, a, applied = corrupt_batch(v, a, pen.corruption, pen.clips, corrupt_gen, y)
+        healthy = ~failing(applied)
+    record = [] if pen.spike or pen.targets else None
+    out = run.net(v, a, record)
+    loss, stats = run.objective(out, y.to(run.device))
+    rate = None
+    if record and pen.spike:
+        rate = spike_rate(record)
+        loss = loss + pen.spike * rate
+    if pen.targets:
+        loss = loss + pen.rate * rate_loss(record, pen.targets)
+    if pen.modal_balance:
+        loss = loss + pen.modal_balance * balance_loss(out.fusion.share, healthy)
+    if "loss" in hooks:
+        loss = hooks["loss"](epoch, step, loss)
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(
+            f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}: stopping; the last good checkpoint "
+            f"{run.ckpt_path} is kept" + ("" if run.ckpt_path.exists() else " (none written yet)"))
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    stats = distributed.mean_stats(stats)
+    run.objective.before_step(run.model, stats, epoch)
+    coeffs = run.objective.lr_coefficients(stats, epoch)
+    for g in run.opt.param_groups:
+        g["lr"] = base_lr * coeffs.get(g["name"], 1.0)
+    if cfg.trainer.grad_clip:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.trainer.grad_clip)
+    run.opt.step()
+    return loss, coeffs, None if rate is None else rate.item()
+
+
+def _train_epoch(run: _Run, epoch: int, hooks: dict) -> dict:
+    """One epoch of training; its metrics (epoch, train_loss, lr, lr_coef_<modality>, train_spike_rate)."""
+    cfg = run.cfg
+    run.model.train()
+    base_lr = cosine_lr(cfg.trainer, epoch)
+    batches = _epoch_batches(run, epoch)
+    aug_gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch + 17)  # resumable augmentation
+    # sensor corruption: its own stream per (seed, epoch, rank), so a resumed run draws the same
+    corrupt_gen = torch.Generator().manual_seed((cfg.seed * 100_003 + epoch) * 1_009 + 31 + run.rank)
+    coef_sum = {"audio": 0.0, "vision": 0.0}
+    loss_sum = rate_sum = 0.0
+    bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.trainer.epochs}", disable=not cfg.trainer.progress or run.rank > 0,
+               leave=False)
+    for step, idx in enumerate(bar):
+        loss, coeffs, rate = _train_step(run, idx, epoch, step, (aug_gen, corrupt_gen), base_lr, hooks)
+        if rate is not None:
+            rate_sum += rate
+        for m in coef_sum:
+            coef_sum[m] += coeffs[m]
+        loss_sum += loss.item()
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    n_steps = max(len(batches), 1)
+    metrics = {"epoch": epoch + 1, "train_loss": loss_sum / n_steps, "lr": base_lr,
+               "lr_coef_audio": coef_sum["audio"] / n_steps, "lr_coef_vision": coef_sum["vision"] / n_steps}
+    if run.penalties.spike:
+        metrics["train_spike_rate"] = rate_sum / n_steps
+    return metrics
+
+
+def _save_epoch(run: _Run, epoch: int) -> None:
+    """Rank 0: checkpoint.pt (weights, optimizer, epoch, history, config, the loss's noise stream) and
+    metrics.jsonl, both atomic; the epoch's log line where trainer.log_epochs."""
+    state = {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(), "epoch": epoch, "history": run.history,
+             "config": OmegaConf.to_yaml(run.cfg)}
+    if hasattr(run.objective, "generator"):
+        state["loss_rng"] = run.objective.generator.get_state()
+    atomic_torch_save(state, run.ckpt_path)
+    atomic_write_text(run.run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in run.history))
+    if run.cfg.trainer.log_epochs:
+        metrics = run.history[-1]
+        heads = "".join(f" {m} {metrics['val_' + m + '_acc']:.4f}" for m in run.model.modalities)
+        print(f"epoch {epoch + 1}: loss {metrics['train_loss']:.4f} val fused {metrics['val_fused_acc']:.4f}{heads} "
+              f"({metrics['seconds']:.1f} s)", flush=True)
+
+
+def train(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, hooks: dict | None = None) -> dict:
+    """Run (or resume) a training run of ``model`` in ``run_dir``; return the last epoch's metrics.
+
+    ``model`` maps (vision, audio) time-major spike batches to an edge_taaf.model.ModelOut and has
+    ``modalities`` and ``param_groups()`` (edge_taaf.model.TwoModalitySNN, or its quantized form).
+    ``hooks`` (tests): "loss"(epoch, step, loss) -> loss, "epoch_end"(epoch)."""
+    hooks = hooks or {}
+    run = _setup(cfg, run_dir, model)
+    _resume(run)
+    run.net = DistributedDataParallel(run.model) if run.world > 1 else run.model
+    run.penalties = _Penalties.of(cfg, run.model)
+    for epoch in range(run.start_epoch, cfg.trainer.epochs):
         t0 = time.time()
-        model.train()
-        base_lr = cosine_lr(cfg.trainer, epoch)
-        if cfg.data.get("repair_each_epoch", False) and train_set.can_repair:
-            train_set.repair(epoch)  # a new same-class vision pairing per epoch, from (pair_seed, epoch)
-        # One permutation per epoch from (seed, epoch): a resumed run sees the same batches.
-        perm = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
-        # Equal shards (drop len % world samples, others each epoch): ranks must run the same number of
-        # steps, or DDP's all-reduces fall out of step.
-        perm = perm[: len(perm) - len(perm) % world][rank::world]
-        batches = perm.split(cfg.trainer.batch_size)
-        aug_gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch + 17)  # resumable augmentation
-        # sensor corruption: its own stream per (seed, epoch, rank), so a resumed run draws the same
-        corrupt_gen = torch.Generator().manual_seed((cfg.seed * 100_003 + epoch) * 1_009 + 31 + rank)
-        coef_sum = {"audio": 0.0, "vision": 0.0}
-        loss_sum = rate_sum = 0.0
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.trainer.epochs}", disable=not cfg.trainer.progress or rank > 0,
-                   leave=False)
-        for step, idx in enumerate(bar):
-            vision, audio, y = train_set[idx]
-            if vision is not None:
-                vision = random_shift(vision, cfg.trainer.augment_shift, aug_gen)
-            v, a = to_time_major(vision, audio, device)
-            healthy = torch.ones(len(y), dtype=torch.bool)
-            if corruption.active:
-                v, a, applied = corrupt_batch(v, a, corruption, clips, corrupt_gen, y)
-                healthy = ~failing(applied)
-            record = [] if spike_penalty or targets else None
-            out = net(v, a, record)
-            loss, stats = objective(out, y.to(device))
-            if record and spike_penalty:
-                rate = spike_rate(record)
-                loss = loss + spike_penalty * rate
-                rate_sum += rate.item()
-            if targets:
-                loss = loss + rate_penalty * rate_loss(record, targets)
-            if modal_balance:
-                loss = loss + modal_balance * balance_loss(out.fusion.share, healthy)
-            if "loss" in hooks:
-                loss = hooks["loss"](epoch, step, loss)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}: stopping; "
-                    f"the last good checkpoint {ckpt_path} is kept" + ("" if ckpt_path.exists() else " (none written yet)"))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            stats = distributed.mean_stats(stats)
-            objective.before_step(model, stats, epoch)
-            coeffs = objective.lr_coefficients(stats, epoch)
-            for g in opt.param_groups:
-                g["lr"] = base_lr * coeffs.get(g["name"], 1.0)
-            if cfg.trainer.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.trainer.grad_clip)
-            opt.step()
-            for m in coef_sum:
-                coef_sum[m] += coeffs[m]
-            loss_sum += loss.item()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        n_steps = max(len(batches), 1)
-        metrics = {"epoch": epoch + 1, "train_loss": loss_sum / n_steps, "lr": base_lr,
-                   "lr_coef_audio": coef_sum["audio"] / n_steps, "lr_coef_vision": coef_sum["vision"] / n_steps}
-        if spike_penalty:
-            metrics["train_spike_rate"] = rate_sum / n_steps
-        metrics.update({f"val_{k}": v for k, v in evaluate(model, val_set, 256, device).items()})
+        metrics = _train_epoch(run, epoch, hooks)
+        metrics.update({f"val_{k}": v for k, v in evaluate(run.model, run.val_set, 256, run.device).items()})
         metrics["seconds"] = time.time() - t0
-        history.append(metrics)
-        if rank == 0:
-            state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "history": history,
-                     "config": OmegaConf.to_yaml(cfg)}
-            if hasattr(objective, "generator"):
-                state["loss_rng"] = objective.generator.get_state()
-            atomic_torch_save(state, ckpt_path)
-            atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
-            if cfg.trainer.log_epochs:
-                heads = "".join(f" {m} {metrics['val_' + m + '_acc']:.4f}" for m in model.modalities)
-                print(f"epoch {epoch + 1}: loss {metrics['train_loss']:.4f} val fused {metrics['val_fused_acc']:.4f}{heads} "
-                      f"({metrics['seconds']:.1f} s)", flush=True)
+        run.history.append(metrics)
+        if run.rank == 0:
+            _save_epoch(run, epoch)
         if "epoch_end" in hooks:
             hooks["epoch_end"](epoch)
     if cfg.trainer.get("save_rank_weights", False):  # for checking that DDP ranks stay identical
-        atomic_torch_save(model.state_dict(), run_dir / f"weights_rank{rank}.pt")
-    if rank == 0 and history:
-        plot_training(history, run_dir)
+        atomic_torch_save(run.model.state_dict(), run.run_dir / f"weights_rank{run.rank}.pt")
+    if run.rank == 0 and run.history:
+        plot_training(run.history, run.run_dir)
     distributed.teardown()
-    return history[-1] if history else {}
+    return run.history[-1] if run.history else {}
