@@ -9,7 +9,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from firmware_sim import spec
-from firmware_sim.loader import _Graph, load_program
+from firmware_sim.graph_checks import _Graph
+from firmware_sim.loader import load_program
 from firmware_sim.program import ContractError
 from firmware_sim.run import simulate, simulate_sample
 from tests.support.sim_programs import build_onnx, edit_program, random_inputs, random_program
@@ -401,7 +402,7 @@ def exp2_table_of(m):
 
 def test_loader_table_is_the_contract_table():
     """The loader's table (recomputed from spec) == quant's EXP2_TABLE == the reference spec.exp2_weights."""
-    from firmware_sim.loader import exp2_table
+    from firmware_sim.graph_checks import exp2_table
     from quant.int_readout import EXP2_TABLE, Q_CAP
     from tests.support.sim_programs import exp2_table as reference_table
 
