@@ -40,7 +40,7 @@ from quant.export import export_onnx  # noqa: E402
 from quant.ort_runner import OrtModel, compare  # noqa: E402
 from quant.qmodel import build_quant_model, run_integer  # noqa: E402
 from edge_taaf.dataset import PairedSpikeDataset  # noqa: E402
-from sensors.ead import build_dataset  # noqa: E402
+from sensors.datasets import build_dataset  # noqa: E402
 
 CONFIGS = Path(CONFIG_DIR)
 BASE = ["data=fsdd_mnist", "data.split=official", "trainer.progress=false", "trainer.device=cpu"]

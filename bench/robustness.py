@@ -15,9 +15,9 @@ Measured on the official split's test pairs (all in the simulator):
   audio_silent_acc     fused accuracy with the audio input all zeros (a dead microphone);
   vision_silent_acc    the same with the camera dead;
   noisy_audio_acc      white noise added to each test WAVEFORM at 0 dB SNR (sensors.audio_augment.add_noise,
-                       power over the whole clip), then re-encoded by the cochlea (sensors.ead.fsdd_noisy_audio);
+                       power over the whole clip), then re-encoded by the cochlea (sensors.datasets.fsdd_noisy_audio);
   noisy_dvs_acc        background events added to the DVS test streams at 10x the emulator's background rate
-                       (data.dvs.noise_rate_hz per pixel, ON share data.dvs.noise_on_fraction; sensors.ead.noisy_vision);
+                       (data.dvs.noise_rate_hz per pixel, ON share data.dvs.noise_on_fraction; sensors.datasets.noisy_vision);
   audio_only_acc, vision_only_acc   each sensor alone: the program's per-modality outputs (logits_audio,
                        logits_vision) when it has them, else the fused output with the other sensor silent;
                        ``unimodal_source`` says which.
@@ -79,7 +79,7 @@ from edge_taaf.apps.robustness import (FROM_OUTPUTS, OOD_FAILURES, accuracy, los
 from firmware_sim.loader import load_program  # noqa: E402
 from firmware_sim.run import Runner  # noqa: E402
 from sensors.atomic import atomic_write  # noqa: E402
-from sensors.ead import build_dataset, fsdd_noisy_audio, noisy_vision  # noqa: E402
+from sensors.datasets import build_dataset, fsdd_noisy_audio, noisy_vision  # noqa: E402
 
 NOISY_SNR_DB = 0.0
 NOISY_DVS_MULTIPLIER = 10.0

@@ -61,7 +61,7 @@ from firmware_sim.run import Runner  # noqa: E402
 from quant.export import export_onnx  # noqa: E402
 from quant.ort_runner import OrtModel, compare  # noqa: E402
 from quant.qmodel import run_integer  # noqa: E402
-from sensors.ead import build_dataset  # noqa: E402
+from sensors.datasets import build_dataset  # noqa: E402
 
 CONFIGS = Path(CONFIG_DIR)
 XYLO_UNIT_S = 0.2  # each timed unit of the xylosim pair lasts about this long (bench/support/timing.py)

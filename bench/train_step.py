@@ -1,7 +1,7 @@
 """Training-step benchmark: our TwoModalitySNN against the same network written with snnTorch's Leaky.
 
 Both networks have the default architecture (configs/model/snn.yaml, synth data: T=16) and the same
-weights (ours is scaled to a 10 % firing rate by edge_taaf.init, then copied into the snnTorch ones).
+weights (ours is scaled to a 10 % firing rate by edge_taaf.firing_rate_init, then copied into the snnTorch ones).
 The snnTorch versions are the idiomatic per-time-step loop, ``cur = layer(x); spk, mem = lif(cur, mem)``
 for every layer; the time-warp, TAAF fusion, unimodal heads, loss (TAAF balanced) and Adam are shared
 code, so only the spiking encoders differ. Two snnTorch neurons are timed:
@@ -61,7 +61,7 @@ from torch import nn  # noqa: E402
 
 from edge_taaf import CONFIG_DIR  # noqa: E402
 from edge_taaf.model_config import conv_out  # noqa: E402
-from edge_taaf.init import scale_to_firing_rate  # noqa: E402
+from edge_taaf.firing_rate_init import scale_to_firing_rate  # noqa: E402
 from edge_taaf.losses import build_loss  # noqa: E402
 from edge_taaf.model import ModelOut, TwoModalitySNN  # noqa: E402
 from bench.support.timing import interleaved_times, median_ms, pin_threads, ratio_stats  # noqa: E402

@@ -32,12 +32,12 @@ from edge_taaf.config import ConfigError, check_train_config, corrupt_settings
 from edge_taaf.augment import random_shift
 from edge_taaf.corrupt import corrupt_batch, failing
 from edge_taaf.fusion import balance_loss
-from edge_taaf.init import scale_to_firing_rate
+from edge_taaf.firing_rate_init import scale_to_firing_rate
 from edge_taaf.losses import build_loss
 from edge_taaf.model import model_modalities
 from edge_taaf.plots import plot_training
 from edge_taaf.dataset import PairedSpikeDataset
-from sensors.ead import build_dataset
+from sensors.datasets import build_dataset
 from sensors.paired import PairedSpikes
 
 

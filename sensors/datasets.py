@@ -1,4 +1,6 @@
-"""EAD-style paired data sets: (vision spikes (T, 2, 34, 34), audio spikes (T, C), label).
+"""The data-set registry: ``build_dataset(cfg, split)`` dispatches cfg.name through ``BUILDERS`` (synth,
+fsdd_mnist, tonic) to a builder of EAD-style paired data sets: (vision spikes (T, 2, 34, 34), audio spikes
+(T, C), label).
 
 Builders of sensors.paired.PairedSpikes (Tonic data sets: sensors/tonic_pairs.py):
   build_synth(cfg, split)      procedural, no files (sensors/synth.py); labelled SYNTHETIC.

@@ -37,7 +37,7 @@ from sensors.audio_augment import add_noise, babble_noise
 from sensors.audio_io import read_wav
 from sensors.cache import load_or_build
 from sensors.cochlea import CochleaParams
-from sensors.ead import CODE_VERSION, FsddSplit, _check_common, _check_split, _encode_clip, fsdd_files, fsdd_split_of
+from sensors.datasets import CODE_VERSION, FsddSplit, _check_common, _check_split, _encode_clip, fsdd_files, fsdd_split_of
 from sensors.paths import FETCH_HINT, data_root, require_files
 
 OOD_CODE_VERSION = "ood-1"   # bump when a failure below changes what it produces
@@ -203,7 +203,7 @@ class WaveformFailure:
 def fsdd_failed_audio(cfg, split: str, failure: WaveformFailure | None, seed: int = 0) -> np.ndarray:
     """fsdd_mnist's ``split`` audio (N, T, C) uint8 with ``failure`` applied to each waveform before the cochlea,
     then encoded as build_fsdd_mnist encodes (``None``: the clean clips, equal to its audio). The clips and their
-    order are sensors.ead.fsdd_noisy_audio's; clip ``name`` draws from default_rng([seed, crc32(name)]); babble
+    order are sensors.datasets.fsdd_noisy_audio's; clip ``name`` draws from default_rng([seed, crc32(name)]); babble
     is made of the split's other clips. Cached under the clips, the encoding settings, the failure and the seed."""
     _check_split(split)
     t_bins, _, clip_audio = _check_common(cfg)

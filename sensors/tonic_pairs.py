@@ -9,7 +9,7 @@ binning window and a class map: ``classes[target]`` is the class of Tonic target
 null to drop it (SHD's German digits can join the English ones; N-TIDIGITS' "o" and "z" both
 become class 0). A class that one modality has and the other lacks is a config error.
 
-Pairing follows fsdd_mnist's seeded rule (sensors/ead.py): the audio samples are the anchors; per
+Pairing follows fsdd_mnist's seeded rule (sensors/datasets.py): the audio samples are the anchors; per
 class the vision pool is permuted with ``default_rng([pair_seed, split index])`` and the anchors of
 that class take the permuted pool rows in turn. The train split keeps its whole vision pool, so the
 trainer can re-pair every epoch; the val and test splits keep only the paired frames. A unimodal

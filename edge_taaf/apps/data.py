@@ -16,7 +16,7 @@ import hydra
 from omegaconf import DictConfig
 
 from edge_taaf import CONFIG_DIR
-from sensors.ead import SPLITS, build_dataset
+from sensors.datasets import SPLITS, build_dataset
 from sensors.fetch import cli as fetch_cli
 
 

@@ -48,7 +48,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, quant_cfg=None, v
     proto, summary = export_model(model, out, post_training)
     if verify:
         from quant.ort_runner import OrtModel, compare
-        from sensors.ead import build_dataset
+        from sensors.datasets import build_dataset
         test = build_dataset(cfg.data, "test").only(model.modalities)
         v, a = (None if x is None else x[:verify] for x in (test.vision, test.audio))
         diff = compare(OrtModel(proto).run(v, a), run_integer(model, v, a))

@@ -41,7 +41,7 @@ from edge_taaf.config import ConfigError, check_select_on
 from edge_taaf.intervals import Interval, interval
 from edge_taaf.train import TrainingDiverged
 from sensors.atomic import atomic_write_text
-from sensors.ead import build_dataset, fsdd_speakers
+from sensors.datasets import build_dataset, fsdd_speakers
 from sensors.paths import data_root
 
 FOLD_KEYS = ("fused_acc", "audio_only_acc", "vision_only_acc", "best_unimodal_acc", "fused_minus_best_unimodal",

@@ -32,7 +32,7 @@ from edge_taaf.config import ConfigError, check_select_on, corrupt_settings
 from edge_taaf.apps.stages import StageResult, code_version, run_stage
 from edge_taaf.apps.train import run_training
 from edge_taaf.train import TrainingDiverged
-from sensors.ead import build_dataset
+from sensors.datasets import build_dataset
 
 
 INT_OUTPUTS = "int_outputs.npz"   # integer mode's outputs on the test split, kept by the export stage

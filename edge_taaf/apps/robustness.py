@@ -19,7 +19,7 @@ from edge_taaf.intervals import interval
 from firmware_sim.program import Program
 from firmware_sim.run import Runner
 from sensors.dvs_background import load_stats, real_background
-from sensors.ead import dvs_bin_us
+from sensors.datasets import dvs_bin_us
 from sensors.ood import WaveformFailure, dead_channels, dead_pixels, fsdd_failed_audio, hot_pixels
 
 MODALITIES = ("audio", "vision")

@@ -3,7 +3,7 @@
     edge-taaf-sim onnx=model.onnx                                   # synthetic data (no files)
     edge-taaf-sim onnx=model.onnx data=fsdd_mnist hardware=horowitz45nm
 
-Loads the data set (sensors.ead, which uses torch), hands numpy arrays to firmware_sim (which
+Loads the data set (sensors.datasets, which uses torch), hands numpy arrays to firmware_sim (which
 does not), and writes report.json and energy.png into the run dir. Prints accuracy, latency and
 energy, then one JSON line with the headline numbers.
 """
@@ -24,7 +24,7 @@ from firmware_sim.loader import load_program
 from firmware_sim.program import ContractError
 from firmware_sim.report import plot_energy, report_json
 from sensors.atomic import atomic_write_text
-from sensors.ead import SPLITS, build_dataset
+from sensors.datasets import SPLITS, build_dataset
 
 
 def run_simulation(cfg: DictConfig, run_dir: str | Path) -> dict:

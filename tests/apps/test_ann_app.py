@@ -15,7 +15,7 @@ from edge_taaf import CONFIG_DIR
 from edge_taaf.apps.ann import ONNX_FILE, RESULT, choose_size, run_ann
 from edge_taaf.config import ConfigError
 from quant.ann_onnx import ann_logits
-from sensors.ead import build_dataset
+from sensors.datasets import build_dataset
 from tests.support.configs import compose_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ from edge_taaf.apps.loso import fold_config, run_loso, val_speaker
 from edge_taaf.intervals import interval
 from edge_taaf.apps.robustness import FROM_OUTPUTS, FROM_SILENCE, modality_accuracies
 from edge_taaf.config import ConfigError
-from sensors.ead import fsdd_files, fsdd_split
+from sensors.datasets import fsdd_files, fsdd_split
 from tests.support.configs import TINY, compose_config
 from tests.support.data_gating import FIXTURE_ROOT
 

@@ -70,7 +70,7 @@ def test_rerun_skips_and_changed_hardware_reruns_only_the_simulator(first_run):
 def test_the_deployed_programs_val_accuracy_is_integer_mode_on_val(first_run):
     from edge_taaf.apps.export import quant_model_from_checkpoint
     from quant.qmodel import run_integer
-    from sensors.ead import build_dataset
+    from sensors.datasets import build_dataset
 
     tmp, report = first_run
     model, cfg, _ = quant_model_from_checkpoint(report["stages"]["qat"]["folder"] + "/checkpoint.pt")

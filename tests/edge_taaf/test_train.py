@@ -19,7 +19,7 @@ from edge_taaf.apps.train import run_training
 from edge_taaf.train import TrainingDiverged, spike_rate, to_time_major
 from omegaconf import OmegaConf
 from edge_taaf.dataset import PairedSpikeDataset
-from sensors.ead import build_dataset
+from sensors.datasets import build_dataset
 from tests.support.configs import TINY
 from tests.support.data_gating import FIXTURE_ROOT
 

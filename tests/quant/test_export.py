@@ -67,7 +67,7 @@ def test_file_is_standard_onnx_with_the_program(tmp_path):
 def test_ort_equals_integer_mode_on_a_trained_model(trained, tmp_path):
     from edge_taaf.apps.export import export_checkpoint
     from quant.qmodel import build_quant_model
-    from sensors.ead import build_dataset
+    from sensors.datasets import build_dataset
     run, cfg = trained
     summary = export_checkpoint(run / "qat" / "checkpoint.pt", tmp_path / "m.onnx")
     assert summary["weight_bits"] == 8 and not summary["post_training"]

@@ -304,7 +304,7 @@ def test_bad_inputs_and_long_sequences_are_refused():
 def test_train_app_fine_tunes_a_float_checkpoint(tiny_train_cfg, tmp_path):
     from edge_taaf.checkpoint import atomic_torch_save, load_checkpoint
     from edge_taaf.apps.train import run_training
-    from sensors.ead import build_dataset
+    from sensors.datasets import build_dataset
     float_cfg = tiny_train_cfg()
     float_model = TwoModalitySNN(OmegaConf.to_container(float_cfg.model, resolve=True))
     atomic_torch_save({"model": float_model.state_dict(), "optimizer": {}, "epoch": 0, "history": [],
@@ -339,10 +339,10 @@ def test_frozen_integer_mode_equals_the_per_call_one():
 
 
 def test_qat_from_fresh_weights_scales_every_integer_layer_to_fire(tmp_path):
-    """The firing-rate init (edge_taaf.init) serves both modes of the blocks: a quantization-aware run
+    """The firing-rate init (edge_taaf.firing_rate_init) serves both modes of the blocks: a quantization-aware run
     from fresh weights starts with every integer layer spiking."""
     from edge_taaf.apps.train import build_model
-    from edge_taaf.init import scale_to_firing_rate
+    from edge_taaf.firing_rate_init import scale_to_firing_rate
 
     cfg = compose_config("train", [*TINY, "quant.weight_bits=8", f"data.cache_dir={tmp_path}"])
     model = build_model(cfg)

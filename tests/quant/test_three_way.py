@@ -208,7 +208,7 @@ def whole_test_split_three_way(tmp_path, checkpoint) -> int:
     from edge_taaf.checkpoint import load_checkpoint
     from quant.ort_runner import compare
     from quant.qmodel import build_quant_model, run_integer
-    from sensors.ead import build_dataset
+    from sensors.datasets import build_dataset
 
     ckpt = load_checkpoint(checkpoint)
     cfg = OmegaConf.create(ckpt["config"])

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from edge_taaf.dataset import PairedSpikeDataset
-from sensors.ead import (build_dataset, fsdd_files, fsdd_split, mnist_pool)
+from sensors.datasets import (build_dataset, fsdd_files, fsdd_split, mnist_pool)
 from sensors.splits import DataConfigError
 from sensors.mnist import load_mnist5k
 from sensors.synth import ModalityKnobs, SynthParams, synth_sample

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sensors.ead import AugmentSettings, augment_settings, build_dataset
+from sensors.datasets import AugmentSettings, augment_settings, build_dataset
 from sensors.tonic_pairs import DataConfigError
 from tests.support.configs import compose_config
 

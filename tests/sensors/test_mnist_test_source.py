@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from sensors.ead import MNIST_TEST_DVS_SEED_OFFSET, _encode_digit, build_dataset, dvs_seed
+from sensors.datasets import MNIST_TEST_DVS_SEED_OFFSET, _encode_digit, build_dataset, dvs_seed
 from sensors.dvs_emulator import DVSParams
 from sensors.mnist import load_mnist5k, load_mnist_test
 from sensors.splits import (DataConfigError, FsddSplit, VISION_SOURCES, held_out_slots, mnist_pool, mnist_test_pool,

@@ -12,7 +12,7 @@ from sensors.audio_augment import add_noise, white_noise
 from sensors.audio_io import read_wav
 from sensors.cochlea import CochleaParams
 from sensors.dvs_emulator import add_background_events
-from sensors.ead import (_encode_clip, build_dataset, dvs_bin_us, fsdd_files, fsdd_noisy_audio, fsdd_speakers, fsdd_split,
+from sensors.datasets import (_encode_clip, build_dataset, dvs_bin_us, fsdd_files, fsdd_noisy_audio, fsdd_speakers, fsdd_split,
                          noisy_vision)
 from tests.support.configs import compose_config
 

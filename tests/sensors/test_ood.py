@@ -6,7 +6,7 @@ import pytest
 
 from sensors.audio_io import read_wav
 from sensors.cochlea import CochleaParams
-from sensors.ead import FsddSplit, _encode_clip, build_dataset, fsdd_files, fsdd_split_of
+from sensors.datasets import FsddSplit, _encode_clip, build_dataset, fsdd_files, fsdd_split_of
 from sensors.ood import (WaveformFailure, babble, clip_waveform, dead_channel_set, dead_channels, dead_pixel_set,
                          dead_pixels, fsdd_failed_audio, hot_pixel_set, hot_pixels, hum_signal, mains_hum)
 from tests.support.configs import compose_config

@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from sensors.ead import build_dataset
+from sensors.datasets import build_dataset
 from sensors.splits import (DataConfigError, FsddSplit, fsdd_split, fsdd_split_of, held_out_slots, mnist_pool,
                             slice_pool)
 from tests.support.configs import compose_config

@@ -11,7 +11,7 @@ import socket
 import numpy as np
 import pytest
 
-from sensors.ead import build_dataset
+from sensors.datasets import build_dataset
 from sensors.tonic_pairs import DataConfigError, carve
 from tests.support.configs import compose_config
 from tests.support.tonic_files import make_nmnist, make_ntidigits, make_shd
