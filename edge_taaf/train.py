@@ -159,9 +159,11 @@ class _Penalties:
     def of(cls, cfg: DictConfig, model) -> "_Penalties":
         rate_penalty = float(cfg.trainer.get("rate_penalty", 0.0))
         return cls(spike=float(cfg.trainer.get("spike_penalty", 0.0)), rate=rate_penalty,
-                   modal_balance=float(cfg.trainer.get("modal_balance", 0.0)),  # taaf_modal: equal attention mass when healthy
+                   # taaf_modal: equal attention mass when healthy
+                   modal_balance=float(cfg.trainer.get("modal_balance", 0.0)),
                    targets=rate_targets(cfg, model) if rate_penalty else {},
-                   corruption=corrupt_settings(cfg),   # trainer.corrupt: all off by default (batches untouched, nothing drawn)
+                   # trainer.corrupt: all off by default (batches untouched, nothing drawn)
+                   corruption=corrupt_settings(cfg),
                    clips={"vision": int(cfg.data.get("clip", 1)), "audio": int(cfg.data.get("clip_audio", 1))})
 
 
@@ -236,7 +238,8 @@ def _resume(run: _Run) -> None:
 
 
 def _epoch_batches(run: _Run, epoch: int) -> list[torch.Tensor]:
-    """This rank's batches of sample indices for ``epoch`` (a new vision pairing first, where data.repair_each_epoch)."""
+    """This rank's batches of sample indices for ``epoch`` (a new vision pairing first, where
+    data.repair_each_epoch)."""
     cfg, train_set, world = run.cfg, run.train_set, run.world
     if cfg.data.get("repair_each_epoch", False) and train_set.can_repair:
         train_set.repair(epoch)  # a new same-class vision pairing per epoch, from (pair_seed, epoch)
@@ -302,8 +305,8 @@ def _train_epoch(run: _Run, epoch: int, hooks: dict) -> dict:
     corrupt_gen = torch.Generator().manual_seed((cfg.seed * 100_003 + epoch) * 1_009 + 31 + run.rank)
     coef_sum = {"audio": 0.0, "vision": 0.0}
     loss_sum = rate_sum = 0.0
-    bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.trainer.epochs}", disable=not cfg.trainer.progress or run.rank > 0,
-               leave=False)
+    bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.trainer.epochs}",
+               disable=not cfg.trainer.progress or run.rank > 0, leave=False)
     for step, idx in enumerate(bar):
         loss, coeffs, rate = _train_step(run, idx, epoch, step, (aug_gen, corrupt_gen), base_lr, hooks)
         if rate is not None:

@@ -197,7 +197,8 @@ class _Export:
         self.own = self.modal and r["modality_logits"]
         self.present = [m for m in ("audio", "vision") if r[f"{m}_input"] is not None]   # z = [audio ; vision]
         self.inputs = [m for m in ("vision", "audio") if m in p["inputs"]]               # graph and Scan input order
-        self.feat = {m: next(e for e in self.layers if e["name"] == r[f"{m}_input"])["out_shape"][0] for m in self.present}
+        out_shape = {e["name"]: e["out_shape"] for e in self.layers}
+        self.feat = {m: out_shape[r[f"{m}_input"]][0] for m in self.present}
         self.shapes = {m: [d // f for d, f in zip(p["inputs"][m]["shape"], p["frontends"][m]["pool"])]
                        for m in self.inputs}
         self.shapes |= {e["name"]: e["out_shape"] for e in self.layers}
@@ -241,9 +242,10 @@ def _weight_tensors(ex: _Export, D: int) -> _Tensors:
     if ex.modal:   # b (M, K): one row per present modality, in z order
         rows = [ex.main.op("Unsqueeze", ex.bias(r[f"{m}_readout_bias"]), ex.c.vec([0])) for m in ex.present]
         t.readout_bias = ex.main.op("Concat", *rows, axis=0, out="readout.bias.modal")
-        t.branch = {m: (ex.qcdq(r[f"{m}_score_hidden_weight"], r["score_hidden_log2"]), ex.bias(r[f"{m}_score_hidden_bias"]),
-                        ex.qcdq(r[f"{m}_score_out_weight"], r["score_out_log2"]), ex.bias(r[f"{m}_score_out_bias"]))
-                    for m in ex.present}
+        t.branch = {m: (ex.qcdq(r[f"{m}_score_hidden_weight"], r["score_hidden_log2"]),
+                        ex.bias(r[f"{m}_score_hidden_bias"]),
+                        ex.qcdq(r[f"{m}_score_out_weight"], r["score_out_log2"]),
+                        ex.bias(r[f"{m}_score_out_bias"])) for m in ex.present}
     else:
         t.readout_bias = ex.bias(r["readout_bias"])
     if ex.taaf:
@@ -279,7 +281,8 @@ def _layers_step(ex: _Export, t: _Tensors) -> dict[str, str]:
         src = x[e["input"]]
         if e["kind"] == "conv":
             pad, s = e["padding"], e["stride"]
-            cur = body.op("Conv", src, t.layer[e["name"]], kernel_shape=[e["kernel"]] * 2, strides=[s, s], pads=[pad] * 4)
+            cur = body.op("Conv", src, t.layer[e["name"]], kernel_shape=[e["kernel"]] * 2, strides=[s, s],
+                          pads=[pad] * 4)
         else:
             if len(ex.shapes[e["input"]]) > 1:
                 src = body.op("Flatten", src, axis=1)   # (C, H, W) row-major
@@ -304,7 +307,8 @@ def _readout_step(ex: _Export, t: _Tensors, x: dict[str, str], D: int) -> list[s
     if ex.modal:
         _modal_step(body, ex.main, c, r, ex.present, warped, ex.feat, t.readout, t.readout_bias, t.branch)
     else:
-        z = body.op("Concat", *[warped[m] for m in ex.present], axis=1) if len(ex.present) > 1 else warped[ex.present[0]]
+        z = (body.op("Concat", *[warped[m] for m in ex.present], axis=1) if len(ex.present) > 1
+             else warped[ex.present[0]])
         _floor_shift(body, c, body.op("Gemm", z, t.readout, t.readout_bias, transB=1), r["logit_shift"], out="lp_t")
     scan_out = [f"fe_seq.{m}" for m in ex.inputs] + [f"spk.{e['name']}" for e in ex.layers] + ["lp_t"]
     scan_out += ["e_t"] if ex.modal else []
