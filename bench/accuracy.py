@@ -7,7 +7,7 @@ Runs, each over several seeds (final-epoch test accuracy, no selection on the te
   * synth_imbalanced (SYNTHETIC; vision clean and dominant, audio noisy but needed): every method.
 Runs go in parallel through joblib (one process per run).
 
-    EDGE_TAAF_DATA=../shared/data python bench/accuracy.py --epochs 30 --seeds 0 1 2 --jobs 2
+    EDGE_TAAF_DATA=../shared/data python -m bench.accuracy --epochs 30 --seeds 0 1 2 --jobs 2
 
 Writes --out (JSON with every run's history) and prints one JSON object as its last line:
 fused_acc, audio_acc, vision_acc (fractions, main method, mean over seeds), T, epochs, method, seconds.
@@ -17,16 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from joblib import Parallel, delayed
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
+ROOT = Path(__file__).resolve().parents[1]   # the repository: default output paths
 MAIN = "taaf+taaf_balanced"
 METHODS = {
     "taaf+taaf_balanced": ["model.fusion=taaf", "loss=taaf_balanced"],

@@ -23,36 +23,31 @@ reported as the median of the per-round ratios with its quartiles, min and max. 
 compile or cache load) are reported apart under ``compile_s``.
 
 The last line printed is one JSON object with every number. Run from the repo root:
-    EDGE_TAAF_DATA=../shared/data python bench/encoders.py
+    EDGE_TAAF_DATA=../shared/data python -m bench.encoders
 """
 import json
 import os
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numba
+import numpy as np
+import tonic
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
-import tonic  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
-
-from bench.support.cochlea_peer import cochlea_encode_numpy  # noqa: E402
-from edge_taaf import CONFIG_DIR  # noqa: E402
-from sensors.audio_io import read_wav  # noqa: E402
-from sensors.binning import bin_camera_events  # noqa: E402
-from sensors.cochlea import CochleaParams, cochlea_encode  # noqa: E402
-from sensors.dvs_emulator import DVSParams, emulate_saccades  # noqa: E402
-from sensors.events import CAMERA_DTYPE, make_events  # noqa: E402
-from sensors.mnist import load_mnist5k  # noqa: E402
-from sensors.paths import data_root  # noqa: E402
-from sensors.readers import read_nmnist_bin  # noqa: E402
-from bench.support.timing import gc_paused, interleaved_times, median_ms, pin_threads, ratio_stats, repeats_for  # noqa: E402
+from bench.support.cochlea_peer import cochlea_encode_numpy
+from edge_taaf import CONFIG_DIR
+from sensors.audio_io import read_wav
+from sensors.binning import bin_camera_events
+from sensors.cochlea import CochleaParams, cochlea_encode
+from sensors.dvs_emulator import DVSParams, emulate_saccades
+from sensors.events import CAMERA_DTYPE, make_events
+from sensors.mnist import load_mnist5k
+from sensors.paths import data_root
+from sensors.readers import read_nmnist_bin
+from bench.support.timing import gc_paused, interleaved_times, median_ms, pin_threads, ratio_stats, repeats_for
 
 SENSOR, N_BINS = (34, 34, 2), 20
 LAUSCHER_BUDGET_S = 180.0  # stop timing lauscher after this much; its ratio uses the clips timed

@@ -11,8 +11,8 @@ int8 weight memory, and onnxruntime == integer mode on the whole test split.
 
 Run from the repo root. On 2 CPU cores a float epoch takes about 10 s and a QAT epoch about 11 s, so
 the defaults (20 float epochs, 3 QAT epochs per bit width) take about 7 minutes:
-    EDGE_TAAF_DATA=../shared/data python bench/quant.py --checkpoint <float checkpoint.pt>
-    EDGE_TAAF_DATA=../shared/data python bench/quant.py --float-epochs 20 --qat-epochs 3
+    EDGE_TAAF_DATA=../shared/data python -m bench.quant --checkpoint <float checkpoint.pt>
+    EDGE_TAAF_DATA=../shared/data python -m bench.quant --float-epochs 20 --qat-epochs 3
 The last line printed is one JSON object (accuracies are fractions, the gap in percentage points).
 """
 from __future__ import annotations
@@ -20,27 +20,25 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
+import numpy as np
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
-from edge_taaf import CONFIG_DIR  # noqa: E402
-from edge_taaf.checkpoint import load_checkpoint  # noqa: E402
-from edge_taaf.model import TwoModalitySNN  # noqa: E402
-from edge_taaf.apps.train import run_training  # noqa: E402
-from edge_taaf.train import evaluate  # noqa: E402
-from quant.export import export_onnx  # noqa: E402
-from quant.ort_runner import OrtModel, compare  # noqa: E402
-from quant.qmodel import build_quant_model, run_integer  # noqa: E402
-from edge_taaf.dataset import PairedSpikeDataset  # noqa: E402
-from sensors.datasets import build_dataset  # noqa: E402
+from edge_taaf import CONFIG_DIR
+from edge_taaf.checkpoint import load_checkpoint
+from edge_taaf.model import TwoModalitySNN
+from edge_taaf.apps.train import run_training
+from edge_taaf.train import evaluate
+from quant.export import export_onnx
+from quant.ort_runner import OrtModel, compare
+from quant.qmodel import build_quant_model, run_integer
+from edge_taaf.dataset import PairedSpikeDataset
+from sensors.datasets import build_dataset
 
 CONFIGS = Path(CONFIG_DIR)
 BASE = ["data=fsdd_mnist", "data.split=official", "trainer.progress=false", "trainer.device=cpu"]

@@ -46,7 +46,7 @@ clipping, babble_0db, babble_m5db, dvs_background_nmnist, dvs_background_dvxplor
 Sweeps (the figure, --figure, default docs/figures/robustness.png): audio SNR (--snr) and DVS background
 multiplier (--dvs-multipliers), fused and each sensor alone.
 
-    EDGE_TAAF_DATA=<data> python bench/robustness.py --run outputs/pipeline/<run> [--speaker-run <run>] [--loso loso.json] \
+    EDGE_TAAF_DATA=<data> python -m bench.robustness --run outputs/pipeline/<run> [--speaker-run <run>] [--loso loso.json] \
         [--competitor <ann run> <ann speaker-split run>] [--mnist-test-root <folder holding mnist_test/>]
 
 The last line printed is one JSON object.
@@ -56,30 +56,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
-from bench.support.models import load_model  # noqa: E402
-from edge_taaf import CONFIG_DIR  # noqa: E402
-from edge_taaf.apps.robustness import (FROM_OUTPUTS, OOD_FAILURES, accuracy, loso_summary, modality_accuracies,  # noqa: E402
+from bench.support.models import load_model
+from edge_taaf import CONFIG_DIR
+from edge_taaf.apps.robustness import (FROM_OUTPUTS, OOD_FAILURES, accuracy, loso_summary, modality_accuracies,
                                        failed_inputs, ood_accuracies, silenced, sim_logits)
-from firmware_sim.loader import load_program  # noqa: E402
-from firmware_sim.run import Runner  # noqa: E402
-from sensors.atomic import atomic_write  # noqa: E402
-from sensors.datasets import build_dataset, fsdd_noisy_audio, noisy_vision  # noqa: E402
+from firmware_sim.loader import load_program
+from firmware_sim.run import Runner
+from sensors.atomic import atomic_write
+from sensors.datasets import build_dataset, fsdd_noisy_audio, noisy_vision
+
+ROOT = Path(__file__).resolve().parents[1]   # the repository: default output paths
 
 NOISY_SNR_DB = 0.0
 NOISY_DVS_MULTIPLIER = 10.0

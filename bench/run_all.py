@@ -3,8 +3,8 @@
 Each benchmark runs as its own process (as a user would run it) and prints one JSON object as its
 last line; this script collects them, with the exact command of each, into --out.
 
-    EDGE_TAAF_DATA=../shared/data python bench/run_all.py                      # everything (hours on CPU)
-    EDGE_TAAF_DATA=../shared/data python bench/run_all.py --skip accuracy \\
+    EDGE_TAAF_DATA=../shared/data python -m bench.run_all                      # everything (hours on CPU)
+    EDGE_TAAF_DATA=../shared/data python -m bench.run_all --skip accuracy \\
         --float-checkpoint F.pt --int8-checkpoint Q.pt                          # minutes
 
 bench/accuracy.py alone trains 27 networks (3 seeds x 9 configurations, 40 epochs): on 2 CPU cores
@@ -20,14 +20,14 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from sensors.atomic import atomic_write_text  # noqa: E402
+from sensors.atomic import atomic_write_text
+
+ROOT = Path(__file__).resolve().parents[1]   # the repository: each benchmark runs here, as python -m bench.<name>
 BENCHES = ("encoders", "train_step", "accuracy", "quant", "sim", "robustness")
 
 
 def command(name: str, args) -> list[str]:
-    cmd = [sys.executable, str(ROOT / "bench" / f"{name}.py")]
+    cmd = [sys.executable, "-m", f"bench.{name}"]
     if name == "accuracy":
         cmd += shlex.split(args.accuracy_args)
     if name == "quant" and args.float_checkpoint:
@@ -42,7 +42,7 @@ def last_json(stdout: str, name: str) -> dict:
         line = line.strip()
         if line.startswith("{"):
             return json.loads(line)
-    raise RuntimeError(f"bench/{name}.py printed no JSON line")
+    raise RuntimeError(f"python -m bench.{name} printed no JSON line")
 
 
 def main(argv=None) -> dict:
@@ -64,8 +64,8 @@ def main(argv=None) -> dict:
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         if proc.returncode:
             sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
-            raise SystemExit(f"bench/{name}.py failed with exit code {proc.returncode}")
-        results[name] = {"command": " ".join([str(Path(cmd[1]).relative_to(ROOT)), *cmd[2:]]), "seconds": round(time.time() - t0, 1),
+            raise SystemExit(f"python -m bench.{name} failed with exit code {proc.returncode}")
+        results[name] = {"command": " ".join(["python", *cmd[1:]]), "seconds": round(time.time() - t0, 1),
                          "result": last_json(proc.stdout, name)}
     scalars = {name: {k: v for k, v in r["result"].items() if not isinstance(v, (dict, list))} for name, r in results.items()}
     seen = [k for keys in scalars.values() for k in keys]

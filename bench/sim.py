@@ -24,7 +24,7 @@
    (firmware_sim/energy.py: the same rules on both sides, the sensor and event front-ends paid by both);
    each config's kind and what every figure covers are printed and saved.
 
-    EDGE_TAAF_DATA=../shared/data python bench/sim.py [--checkpoint outputs/train/<run>/checkpoint.pt]
+    EDGE_TAAF_DATA=../shared/data python -m bench.sim [--checkpoint outputs/train/<run>/checkpoint.pt]
 
 The last line printed is one JSON object: sim_exact, counts_event_driven_equal_dense,
 energy_ratio_ann_int8_vs_snn (the first --hardware config's, named by energy_ratio_hardware, with
@@ -36,32 +36,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numba
+import numpy as np
+import torch
 
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from bench.support.models import load_model  # noqa: E402
-from bench.support.timing import interleaved_times, ratio_stats, repeats_for  # noqa: E402
-from bench.support.xylo_kernel import run_ff, run_ff_xylo  # noqa: E402
-from edge_taaf import CONFIG_DIR  # noqa: E402
-from firmware_sim.dataflow import COMPUTE_OPERATIONS as COMPUTE  # noqa: E402
-from firmware_sim.dataflow import MEMORY_OPERATIONS as MEMORY  # noqa: E402
-from firmware_sim.hardware import load_hardware  # noqa: E402
-from firmware_sim.evaluate import evaluate  # noqa: E402
-from firmware_sim.loader import load_program  # noqa: E402
-from firmware_sim.run import Runner  # noqa: E402
-from quant.export import export_onnx  # noqa: E402
-from quant.ort_runner import OrtModel, compare  # noqa: E402
-from quant.qmodel import run_integer  # noqa: E402
-from sensors.datasets import build_dataset  # noqa: E402
+from bench.support.models import load_model
+from bench.support.timing import interleaved_times, ratio_stats, repeats_for
+from bench.support.xylo_kernel import run_ff, run_ff_xylo
+from edge_taaf import CONFIG_DIR
+from firmware_sim.dataflow import COMPUTE_OPERATIONS as COMPUTE
+from firmware_sim.dataflow import MEMORY_OPERATIONS as MEMORY
+from firmware_sim.hardware import load_hardware
+from firmware_sim.evaluate import evaluate
+from firmware_sim.loader import load_program
+from firmware_sim.run import Runner
+from quant.export import export_onnx
+from quant.ort_runner import OrtModel, compare
+from quant.qmodel import run_integer
+from sensors.datasets import build_dataset
 
 CONFIGS = Path(CONFIG_DIR)
 XYLO_UNIT_S = 0.2  # each timed unit of the xylosim pair lasts about this long (bench/support/timing.py)

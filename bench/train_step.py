@@ -35,7 +35,7 @@ our LIF kernels are serial Numba, so at --threads > 1 only the torch ops of both
 threads). Peak RSS is one real training epoch of ours (edge_taaf.train.train, synth data, default
 config) in a fresh subprocess (ru_maxrss).
 
-Run from the repo root:  EDGE_TAAF_DATA=../shared/data python bench/train_step.py
+Run from the repo root:  EDGE_TAAF_DATA=../shared/data python -m bench.train_step
 The last line printed is one JSON object.
 """
 import argparse
@@ -49,22 +49,21 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import snntorch
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from snntorch import surrogate
+from torch import nn
 
-import snntorch  # noqa: E402
-import torch  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
-from snntorch import surrogate  # noqa: E402
-from torch import nn  # noqa: E402
+from edge_taaf import CONFIG_DIR
+from edge_taaf.model_config import conv_out
+from edge_taaf.firing_rate_init import scale_to_firing_rate
+from edge_taaf.losses import build_loss
+from edge_taaf.model import ModelOut, TwoModalitySNN
+from bench.support.timing import interleaved_times, median_ms, pin_threads, ratio_stats
 
-from edge_taaf import CONFIG_DIR  # noqa: E402
-from edge_taaf.model_config import conv_out  # noqa: E402
-from edge_taaf.firing_rate_init import scale_to_firing_rate  # noqa: E402
-from edge_taaf.losses import build_loss  # noqa: E402
-from edge_taaf.model import ModelOut, TwoModalitySNN  # noqa: E402
-from bench.support.timing import interleaved_times, median_ms, pin_threads, ratio_stats  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]   # the repository: the one-epoch subprocess runs there
 
 
 def default_config(overrides=()):
@@ -295,15 +294,15 @@ def best_peer_mode(name: str, peer: nn.Module, build, ours, objective, vision, a
 def epoch_rss(timeout: int) -> dict:
     """Peak RSS (MiB) and wall time of one training epoch of ours, default config, in a fresh process."""
     code = (
-        "import json, resource, sys, time; sys.path.insert(0, %r); from pathlib import Path\n"
+        "import json, resource, sys, time; from pathlib import Path\n"
         "from bench.train_step import default_config\n"
         "from edge_taaf.apps.train import run_training\n"
         "cfg = default_config(['trainer.epochs=1', 'trainer.progress=false', 'trainer.log_epochs=false'])\n"
         "build = time.perf_counter(); run_training(cfg, Path(sys.argv[1]))\n"
         "print(json.dumps({'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,"
-        " 'epoch_s': time.perf_counter() - build}))\n" % str(ROOT))
+        " 'epoch_s': time.perf_counter() - build}))\n")
     with tempfile.TemporaryDirectory() as tmp:
-        res = subprocess.run([sys.executable, "-c", code, tmp], capture_output=True, text=True, timeout=timeout,
+        res = subprocess.run([sys.executable, "-c", code, tmp], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                              env={**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())})
     if res.returncode != 0:
         raise RuntimeError(f"the training epoch failed:\n{res.stderr[-3000:]}")

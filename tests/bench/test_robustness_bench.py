@@ -1,5 +1,6 @@
-"""bench/robustness.py end to end (one process, one JSON line last) on the real fixture recordings (tests/data)
-with a tiny exported model: every figure it reports, their consistency, and the degradation figure."""
+"""bench/robustness.py end to end (``python -m bench.robustness`` from the repository root, one process, one
+JSON line last) on the real fixture recordings (tests/data) with a tiny exported model: every figure it reports,
+their consistency, and the degradation figure."""
 from __future__ import annotations
 
 import json
@@ -65,12 +66,12 @@ def bench(tmp_path_factory):
     competitors = [ann_run(tmp / f"ann_{split}", tmp / "cache", split) for split in ("official", "speaker")]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "EDGE_TAAF_CACHE": str(tmp / "cache")}
     env.pop("EDGE_TAAF_DATA", None)
-    cmd = [sys.executable, str(ROOT / "bench" / "robustness.py"), "--onnx", str(tmp / "m.onnx"), "--data-root",
+    cmd = [sys.executable, "-m", "bench.robustness", "--onnx", str(tmp / "m.onnx"), "--data-root",
            str(FIXTURE_ROOT), "--data", *DATA, f"data.cache_dir={tmp / 'cache'}",
            "--speaker-onnx", str(tmp / "m.onnx"), "--loso", str(tmp / "loso.json"), "--snr", "20", "-10",
            "--dvs-multipliers", "0", "100", "--figure", str(tmp / "robustness.png"),
            "--competitor", *map(str, competitors), "--mnist-test-root", str(FIXTURE_ROOT)]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=tmp)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)   # as a user runs it
     assert done.returncode == 0, done.stderr[-3000:]
     return tmp, json.loads(done.stdout.strip().splitlines()[-1])
 
