@@ -53,6 +53,7 @@ from firmware_sim.dataflow import MEMORY_OPERATIONS as MEMORY
 from firmware_sim.hardware import load_hardware
 from firmware_sim.evaluate import evaluate
 from firmware_sim.loader import load_program
+from firmware_sim.program_io import batch_axis
 from firmware_sim.run import Runner
 from quant.export import export_onnx
 from quant.ort_runner import OrtModel, compare
@@ -69,7 +70,7 @@ def bench_exact(model, onnx_path: Path, test) -> tuple[int, list[str]]:
     runner = Runner(load_program(onnx_path))
     parts = [runner({"vision": np.swapaxes(test.vision[i:i + 64], 0, 1), "audio": np.swapaxes(test.audio[i:i + 64], 0, 1)}).outputs()
              for i in range(0, len(test.labels), 64)]
-    sim_out = {k: np.concatenate([p[k] for p in parts], axis=0 if k == "logits" else 1) for k in ort_out}
+    sim_out = {k: np.concatenate([p[k] for p in parts], axis=batch_axis(k)) for k in ort_out}
     diff = sorted(set(compare(quant_out, ort_out)) | set(compare(sim_out, ort_out)))
     return int(not diff), diff
 

@@ -73,3 +73,23 @@ def test_untrained_default_model_composes_like_the_apps():
     model, data, label = load_model(None)
     assert data.name == "fsdd_mnist" and model.T == int(data.T) and label.startswith("UNTRAINED")
     assert list(model.modalities) == list(data.modalities)
+
+
+def test_three_way_exactness_check_handles_per_modality_outputs(tmp_path):
+    """bench.sim.bench_exact over more than one simulator batch of a taaf_modal program: its logits_<m> (B, K)
+    outputs join on the batch axis like logits, and the three runners agree exactly."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from bench.sim import bench_exact
+    from quant import export
+    from tests.support.quant_models import tiny_model
+
+    model = tiny_model("taaf_modal", 8, 3.0, seed=1, T=6)
+    export.export_onnx(model, tmp_path / "m.onnx")
+    rng = np.random.default_rng(0)
+    n = 70                                          # two simulator batches of 64 and 6
+    test = SimpleNamespace(vision=(rng.random((n, 6, 2, 34, 34)) < 0.1).astype(np.uint8),
+                           audio=rng.integers(0, 3, (n, 6, 64)).astype(np.uint8), labels=np.zeros(n, np.int64))
+    assert bench_exact(model, tmp_path / "m.onnx", test) == (1, [])
