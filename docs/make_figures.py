@@ -62,7 +62,7 @@ def energy_by_operation(sim: dict, out: Path, hardware: str = "horowitz45nm") ->
     layers = priced["energy_uj_by_layer"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.4))
     ax1.barh(list(ops), list(ops.values())); ax1.invert_yaxis()
-    ax1.set_xlabel("uJ per inference"); ax1.set_title(f"SNN by operation (trained int8, fsdd_mnist, {hardware})", fontsize=9)
+    ax1.set_xlabel("uJ per inference"); ax1.set_title(f"SNN + the sensor front-end rows by operation (int8, fsdd_mnist, {hardware})", fontsize=8)
     y = np.arange(len(layers))
     bars = ["snn", *ANN_LABELS]
     for i, key in enumerate(bars):
