@@ -42,7 +42,8 @@ clipping, babble_0db, babble_m5db, dvs_background_nmnist, dvs_background_dvxplor
                        (--competitor: edge-taaf-ann run folders or their ann_result.json, official and / or speaker
                        split) run bit-exactly in onnxruntime (quant.ann_onnx.ann_logits) on its own test split;
   ann_noisy_audio_acc, ann_noisy_dvs_acc, ann_ood_<failure>   the official-split competitor under the SNN's noise
-                       points (0 dB, 10x) and every unseen failure, made by the same functions with the same seed.
+                       points (0 dB, 10x) and every unseen failure, made by the same functions with the same seed;
+                       ann_writer_disjoint_acc on the writer-disjoint test pairs (with --mnist-test-root).
 Sweeps (the figure, --figure, default docs/figures/robustness.png): audio SNR (--snr) and DVS background
 multiplier (--dvs-multipliers), fused and each sensor alone.
 
@@ -233,7 +234,15 @@ WRITER_NONE = ("null: no --mnist-test-root given; fsdd_mnist's default test digi
                "training writers, so no writer claim can be made without MNIST's official test set "
                "(edge-taaf-data fetch --source mnist_test --root DIR)")
 ANN_KEYS = ("ann_official_acc", "ann_audio_silent_acc", "ann_vision_silent_acc", "ann_speaker_heldout",
-            "ann_noisy_audio_acc", "ann_noisy_dvs_acc", *(f"ann_ood_{name}" for name in OOD_FAILURES))
+            "ann_noisy_audio_acc", "ann_noisy_dvs_acc", *(f"ann_ood_{name}" for name in OOD_FAILURES),
+            "ann_writer_disjoint_acc")
+
+
+def writer_disjoint_cfg(data_cfg, mnist_test_root: str):
+    """data_cfg with its test digits from MNIST's official test set under ``mnist_test_root`` (other writers)."""
+    cfg = OmegaConf.create(OmegaConf.to_container(data_cfg, resolve=True))
+    cfg.vision_test_source, cfg.mnist_test_root = "mnist_test", str(Path(mnist_test_root).expanduser().resolve())
+    return cfg
 
 
 def writer_disjoint(args, program, data_cfg) -> tuple[dict | None, str]:
@@ -243,9 +252,7 @@ def writer_disjoint(args, program, data_cfg) -> tuple[dict | None, str]:
     source) or (None, why) without --mnist-test-root. Nothing is retrained: the model saw only MNIST 5k digits."""
     if not args.mnist_test_root:
         return None, WRITER_NONE
-    cfg = OmegaConf.create(OmegaConf.to_container(data_cfg, resolve=True))
-    cfg.vision_test_source, cfg.mnist_test_root = "mnist_test", str(Path(args.mnist_test_root).expanduser().resolve())
-    test = build_dataset(cfg, "test")
+    test = build_dataset(writer_disjoint_cfg(data_cfg, args.mnist_test_root), "test")
     inputs, labels = limited(test, args.samples)
     acc = modality_accuracies(program, inputs, labels, silent_runs=False)
     out = {"vision_only_acc": acc["vision_only_acc"], "fused_acc": acc["fused_acc"], "samples": int(len(labels))}
@@ -295,11 +302,17 @@ def competitor(args) -> tuple[dict, dict]:
             for name in OOD_FAILURES:
                 keys[f"ann_ood_{name}"] = acc(failed_inputs(name, data_cfg, inputs, args.seed))
                 print(f"  competitor, unseen failure {name}: {keys[f'ann_ood_{name}']:.4f}", flush=True)
+            if args.mnist_test_root:     # the same test clips paired with digits by writers it never met
+                w_inputs, w_labels = limited(build_dataset(writer_disjoint_cfg(data_cfg, args.mnist_test_root), "test"),
+                                             args.samples)
+                keys["ann_writer_disjoint_acc"] = accuracy(ann_logits(onnx_path, w_inputs["vision"], w_inputs["audio"]),
+                                                           w_labels)
         notes[f"competitor_{data_cfg.split}"] = f"{short(onnx_path)}, onnxruntime integer run, {len(labels)} test pairs"
     for key in ANN_KEYS:
         if keys[key] is None:
             split = "speaker" if key == "ann_speaker_heldout" else "official"
-            notes[key] = f"null: no --competitor run on the {split} split was given"
+            notes[key] = (f"null: no --competitor run on the {split} split was given" if key != "ann_writer_disjoint_acc"
+                          or not keys["ann_official_acc"] else "null: no --mnist-test-root given")
     return keys, notes
 
 

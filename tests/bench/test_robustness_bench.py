@@ -122,7 +122,7 @@ def test_writer_and_competitor_keys(bench):
     assert out["writer_disjoint_source"].startswith("mnist_test: MNIST t10k, writers disjoint from training")
     assert out["writer_disjoint_source"].endswith("(30 pairs)")             # the official test clips, t10k digits
     for key in ("ann_official_acc", "ann_audio_silent_acc", "ann_vision_silent_acc", "ann_speaker_heldout",
-                "ann_noisy_audio_acc", "ann_noisy_dvs_acc", *(f"ann_ood_{name}" for name in OOD)):
+                "ann_noisy_audio_acc", "ann_noisy_dvs_acc", *(f"ann_ood_{name}" for name in OOD), "ann_writer_disjoint_acc"):
         assert 0.0 <= out[key] <= 1.0, key                                  # the competitor under the same failures
     assert out["notes"]["competitor_speaker"].endswith("40 test pairs")     # lucas + george: 40 clips
 
