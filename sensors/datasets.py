@@ -66,10 +66,10 @@ def _check_common(cfg) -> tuple[int, int, int]:
     """(T, vision clip, audio clip) from the data config."""
     t, clip, clip_audio = int(cfg["T"]), int(cfg["clip"]), int(cfg["clip_audio"])
     if t < 1:
-        raise ValueError(f"data.T must be >= 1, got {t}")
+        raise DataConfigError(f"data.T must be >= 1, got {t}")
     for name, value in (("data.clip", clip), ("data.clip_audio", clip_audio)):
         if not 1 <= value <= 255:
-            raise ValueError(f"{name} must lie in 1..255, got {value}")
+            raise DataConfigError(f"{name} must lie in 1..255, got {value}")
     return t, clip, clip_audio
 
 
@@ -92,7 +92,7 @@ def build_synth(cfg, split: str) -> PairedSpikes:
     params = synth_params(cfg)
     n = int(cfg[f"n_{split}"])
     if n < 1:
-        raise ValueError(f"data.n_{split} must be >= 1, got {n}")
+        raise DataConfigError(f"data.n_{split} must be >= 1, got {n}")
     key = {"dataset": "synth", "split": split, "n": n, "T": t_bins, "clip": clip, "clip_audio": clip_audio, "params": params.as_dict(),
            "code": CODE_VERSION}
 
@@ -430,6 +430,6 @@ def build_dataset(cfg, split: str) -> PairedSpikes:
     """Dispatch on data.source (tonic: any Tonic data set or pair, sensors/tonic_pairs.py), else data.name."""
     name = cfg.get("source") or cfg["name"]
     if name not in BUILDERS:
-        raise ValueError(f"data.name={cfg['name']!r} has no builder; expected one of {tuple(BUILDERS)} "
+        raise DataConfigError(f"data.name={cfg['name']!r} has no builder; expected one of {tuple(BUILDERS)} "
                          "or a config with source: tonic")
     return BUILDERS[name](cfg, split)

@@ -41,7 +41,7 @@ from edge_taaf.config import ConfigError, check_select_on
 from edge_taaf.intervals import Interval, interval
 from edge_taaf.train import TrainingDiverged
 from sensors.atomic import atomic_write_text
-from sensors.datasets import build_dataset, fsdd_speakers
+from sensors.datasets import DataConfigError, build_dataset, fsdd_speakers
 from sensors.paths import data_root
 
 FOLD_KEYS = ("fused_acc", "audio_only_acc", "vision_only_acc", "best_unimodal_acc", "fused_minus_best_unimodal",
@@ -263,7 +263,7 @@ def main(cfg: DictConfig) -> None:
     overrides = " ".join(HydraConfig.get().overrides.task)
     try:
         result = run_loso(cfg, run_dir, f"python -m edge_taaf.apps.loso {overrides}".strip())
-    except (ConfigError, CheckpointError, TrainingDiverged, FileNotFoundError) as exc:
+    except (ConfigError, DataConfigError, CheckpointError, TrainingDiverged, FileNotFoundError) as exc:
         raise SystemExit(f"edge-taaf-loso: {exc}") from None
     print((run_dir / "loso.md").read_text())
     print(json.dumps({"folds": len(result["folds"]), "seeds": result["seeds"], **result["summary"]}))

@@ -32,7 +32,7 @@ from edge_taaf.config import ConfigError, check_select_on, corrupt_settings
 from edge_taaf.apps.stages import StageResult, code_version, run_stage
 from edge_taaf.apps.train import run_training
 from edge_taaf.train import TrainingDiverged
-from sensors.datasets import build_dataset
+from sensors.datasets import DataConfigError, build_dataset
 
 
 INT_OUTPUTS = "int_outputs.npz"   # integer mode's outputs on the test split, kept by the export stage
@@ -246,7 +246,7 @@ def main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         report = run_pipeline(cfg, run_dir)
-    except (ConfigError, CheckpointError, TrainingDiverged, FileNotFoundError) as exc:
+    except (ConfigError, DataConfigError, CheckpointError, TrainingDiverged, FileNotFoundError) as exc:
         raise SystemExit(f"edge-taaf-pipeline: {exc}") from None
     print((run_dir / "report.md").read_text())
     print(json.dumps({k: v for k, v in report.items() if k != "stages"}))

@@ -134,3 +134,17 @@ def test_warm_start_sweep_point_fine_tunes_a_float_run(first_run):
     assert warm["onnx_ort_exact"] == 1 and warm["sim_equals_int_mode"] == 1
     with pytest.raises(ConfigError, match="float_init='/nowhere/checkpoint.pt': no such checkpoint file"):
         run_pipeline(pipeline_cfg(tmp, "float_init=/nowhere/checkpoint.pt"), tmp / "bad")
+
+
+def test_an_impossible_step_count_stops_the_command_with_the_option_named(tmp_path):
+    """edge-taaf-pipeline data.T=0: one line naming the option (no traceback), before any data is built."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "EDGE_TAAF_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-m", "edge_taaf.apps.pipeline", "data.T=0", f"hydra.run.dir={tmp_path / 'run'}",
+                           f"workdir={tmp_path / 'work'}", f"data.cache_dir={tmp_path / 'cache'}"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode != 0 and "edge-taaf-pipeline: data.T must be >= 1, got 0" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "cache").exists()
