@@ -193,6 +193,15 @@ class Program:
 
     def check(self) -> "Program":
         """Raise ContractError on any inconsistency; return self."""
+        limit = self._check_constants()
+        seen = self._check_inputs()
+        names = self._check_layers(seen, limit)
+        self._check_readout(names, limit)
+        self._check_bounds(*spec.state_range(self.state_bits))
+        return self
+
+    def _check_constants(self) -> int:
+        """The program-wide constants; returns the weight limit of its bit width."""
         _require(self.state_bits == spec.STATE_BITS, "state_bits", self.state_bits,
                  f"{spec.STATE_BITS} (the accelerator's membrane)")
         try:
@@ -201,8 +210,10 @@ class Program:
             raise ContractError(f"program: {err}") from None
         _require(0 <= self.leak_shift < self.state_bits, "leak_shift", self.leak_shift, f"0..{self.state_bits - 1}")
         _require(1 <= self.T <= self.max_T, "T", self.T, f"1..max_T={self.max_T}")
-        limit = spec.weight_limit(self.weight_bits)
-        lo, hi = spec.state_range(self.state_bits)
+        return spec.weight_limit(self.weight_bits)
+
+    def _check_inputs(self) -> dict:
+        """The inputs and their front-ends; returns {input name: the shape its first layer reads}."""
         seen = {}
         for name, (shape, top) in self.inputs.items():
             _require(all(d >= 1 for d in shape), f"inputs.{name}.shape", list(shape), "positive dimensions")
@@ -215,6 +226,11 @@ class Program:
         unknown = sorted(set(self.frontends) - set(self.inputs))
         if unknown:
             raise ContractError(f"program: frontends {unknown} name no input; the inputs are {sorted(self.inputs)}")
+        return seen
+
+    def _check_layers(self, seen: dict, limit: int) -> set:
+        """Each layer in order: a unique name, a known kind, an earlier source; returns every name (inputs too)."""
+        hi = spec.state_range(self.state_bits)[1]
         names = set(self.inputs)
         for layer in self.layers:
             where = f"layer {layer.name!r}"
@@ -224,28 +240,19 @@ class Program:
             _require(layer.kind in KINDS, f"{where}.kind", layer.kind, " or ".join(KINDS))
             if layer.input not in seen:
                 raise ContractError(f"program: {where} reads {layer.input!r}, which is neither an input nor an earlier layer")
-            src = seen[layer.input]
-            _check_layer(layer, tuple(src), where, limit, hi)
+            _check_layer(layer, tuple(seen[layer.input]), where, limit, hi)
             seen[layer.name] = layer.out_shape
+        return names
+
+    def _check_readout(self, names: set, limit: int) -> None:
+        """The readout: its fusion, the layers it reads and their warps, its weights, biases and shifts."""
         r = self.readout
         _require(r.fusion in FUSIONS, "readout.fusion", r.fusion, " or ".join(FUSIONS))
         if not r.modalities:
             raise ContractError("program: readout.audio_input and readout.vision_input are both null; "
                                 "at least one modality must reach the readout")
         for m in ("audio", "vision"):
-            role, name, w = f"{m}_input", getattr(r, f"{m}_input"), getattr(r, f"warp_{m}")
-            if name is None:
-                if w is not None:
-                    raise ContractError(f"program: readout.warp_{m} is set but readout.{role} is null")
-                continue
-            if name not in names - set(self.inputs):
-                raise ContractError(f"program: readout.{role}={name!r} is not a spiking layer")
-            if self.layer(name).modality != m:
-                raise ContractError(f"program: readout.{role}={name!r} is a {self.layer(name).modality} layer")
-            if w is None:
-                raise ContractError(f"program: readout.{role}={name!r} needs readout.warp_{m}")
-            _require(w.ndim == 1 and w.size >= 1, f"readout.warp_{m}.shape", list(w.shape), "(D,) with D >= 1")
-            _check_int(w, f"readout.warp_{m}", w.shape, limit)
+            self._check_readout_input(m, names, limit)
         if set(r.modalities) != set(self.inputs):
             raise ContractError(f"program: the readout reads modalities {list(r.modalities)} but the inputs are "
                                 f"{sorted(self.inputs)}; every input's modality must reach the readout")
@@ -265,17 +272,37 @@ class Program:
             _check_int(r.bias, "readout.bias", (self.n_classes,), bias_limit)
         _require(0 <= r.logit_shift <= 62, "readout.logit_shift", r.logit_shift, "0..62")
         if r.fusion == "taaf":
-            if r.hidden_weight is None or r.out_weight is None or r.hidden_bias is None or r.out_bias is None:
-                raise ContractError("program: fusion 'taaf' needs score_hidden_* and score_out_* entries in the readout")
-            h = r.hidden_weight.shape[0] if r.hidden_weight.ndim == 2 else -1
-            _check_int(r.hidden_weight, "readout.score_hidden_weight", (h, d), limit)
-            _check_int(r.hidden_bias, "readout.score_hidden_bias", (h,), 2 ** (spec.BIAS_BITS - 1) - 1)
-            _check_int(r.out_weight, "readout.score_out_weight", (1, h), limit)
-            _check_int(r.out_bias, "readout.score_out_bias", (1,), 2 ** (spec.BIAS_BITS - 1) - 1)
-            _require(0 <= r.hidden_shift <= 62, "readout.hidden_shift", r.hidden_shift, "0..62")
-            _require(r.score_log2 <= 30, "readout.score_log2", r.score_log2, "<= 30 (a left shift of at most 34)")
-        self._check_bounds(lo, hi)
-        return self
+            self._check_score_mlp(d, limit, bias_limit)
+
+    def _check_readout_input(self, m: str, names: set, limit: int) -> None:
+        """Modality ``m``'s readout input: absent with no warp, or a spiking layer of that modality with its warp."""
+        r = self.readout
+        role, name, w = f"{m}_input", getattr(r, f"{m}_input"), getattr(r, f"warp_{m}")
+        if name is None:
+            if w is not None:
+                raise ContractError(f"program: readout.warp_{m} is set but readout.{role} is null")
+            return
+        if name not in names - set(self.inputs):
+            raise ContractError(f"program: readout.{role}={name!r} is not a spiking layer")
+        if self.layer(name).modality != m:
+            raise ContractError(f"program: readout.{role}={name!r} is a {self.layer(name).modality} layer")
+        if w is None:
+            raise ContractError(f"program: readout.{role}={name!r} needs readout.warp_{m}")
+        _require(w.ndim == 1 and w.size >= 1, f"readout.warp_{m}.shape", list(w.shape), "(D,) with D >= 1")
+        _check_int(w, f"readout.warp_{m}", w.shape, limit)
+
+    def _check_score_mlp(self, d: int, limit: int, bias_limit: int) -> None:
+        """fusion 'taaf': the score MLP's weights, biases and shifts over the D fused features."""
+        r = self.readout
+        if r.hidden_weight is None or r.out_weight is None or r.hidden_bias is None or r.out_bias is None:
+            raise ContractError("program: fusion 'taaf' needs score_hidden_* and score_out_* entries in the readout")
+        h = r.hidden_weight.shape[0] if r.hidden_weight.ndim == 2 else -1
+        _check_int(r.hidden_weight, "readout.score_hidden_weight", (h, d), limit)
+        _check_int(r.hidden_bias, "readout.score_hidden_bias", (h,), bias_limit)
+        _check_int(r.out_weight, "readout.score_out_weight", (1, h), limit)
+        _check_int(r.out_bias, "readout.score_out_bias", (1,), bias_limit)
+        _require(0 <= r.hidden_shift <= 62, "readout.hidden_shift", r.hidden_shift, "0..62")
+        _require(r.score_log2 <= 30, "readout.score_log2", r.score_log2, "<= 30 (a left shift of at most 34)")
 
     def _check_branches(self, limit: int, bias_limit: int) -> None:
         """taaf_modal: one branch per present modality, every branch with the same H, shapes and ranges."""
