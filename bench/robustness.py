@@ -44,11 +44,16 @@ clipping, babble_0db, babble_m5db, dvs_background_nmnist, dvs_background_dvxplor
   ann_noisy_audio_acc, ann_noisy_dvs_acc, ann_ood_<failure>   the official-split competitor under the SNN's noise
                        points (0 dB, 10x) and every unseen failure, made by the same functions with the same seed;
                        ann_writer_disjoint_acc on the writer-disjoint test pairs (with --mnist-test-root).
+  ann_loso_mean, ann_loso_ci95_low, ann_loso_ci95_high, ann_loso_seeds   the competitor's test accuracy in its
+                       leave-one-speaker-out study (--ann-loso: ann_loso.json of edge_taaf/apps/ann_loso.py), the mean
+                       over seeds of each seed's fold mean with its 95 % t-interval and the number of seeds;
+  ann_loso_audio_silent_mean, ann_loso_vision_silent_mean   the same study's mean with that sensor silent. Null
+                       without --ann-loso (notes say so).
 Sweeps (the figure, --figure, default docs/figures/robustness.png): audio SNR (--snr) and DVS background
 multiplier (--dvs-multipliers), fused and each sensor alone.
 
     EDGE_TAAF_DATA=<data> python -m bench.robustness --run outputs/pipeline/<run> [--speaker-run <run>] [--loso loso.json] \
-        [--competitor <ann run> <ann speaker-split run>] [--mnist-test-root <folder holding mnist_test/>]
+        [--ann-loso ann_loso.json] [--competitor <ann run> <ann speaker-split run>] [--mnist-test-root <folder holding mnist_test/>]
 
 The last line printed is one JSON object.
 """
@@ -71,8 +76,9 @@ from omegaconf import OmegaConf
 
 from bench.support.models import load_model
 from edge_taaf import CONFIG_DIR
-from edge_taaf.apps.robustness import (FROM_OUTPUTS, OOD_FAILURES, accuracy, loso_summary, modality_accuracies,
-                                       failed_inputs, ood_accuracies, silenced, sim_logits)
+from edge_taaf.apps.robustness import (FROM_OUTPUTS, OOD_FAILURES, accuracy, ann_accuracies, ann_loso_summary,
+                                       loso_summary, modality_accuracies, failed_inputs, ood_accuracies, silenced,
+                                       sim_logits)
 from firmware_sim.loader import load_program
 from firmware_sim.run import Runner
 from sensors.atomic import atomic_write
@@ -236,6 +242,8 @@ WRITER_NONE = ("null: no --mnist-test-root given; fsdd_mnist's default test digi
 ANN_KEYS = ("ann_official_acc", "ann_audio_silent_acc", "ann_vision_silent_acc", "ann_speaker_heldout",
             "ann_noisy_audio_acc", "ann_noisy_dvs_acc", *(f"ann_ood_{name}" for name in OOD_FAILURES),
             "ann_writer_disjoint_acc")
+ANN_LOSO_KEYS = ("ann_loso_mean", "ann_loso_ci95_low", "ann_loso_ci95_high", "ann_loso_seeds",   # --ann-loso:
+                 "ann_loso_audio_silent_mean", "ann_loso_vision_silent_mean")    # edge_taaf.apps.robustness.ann_loso_summary
 
 
 def writer_disjoint_cfg(data_cfg, mnist_test_root: str):
@@ -290,9 +298,10 @@ def competitor(args) -> tuple[dict, dict]:
         if data_cfg.split == "speaker":
             keys["ann_speaker_heldout"] = acc(inputs)
         else:
-            keys["ann_official_acc"] = acc(inputs)
-            keys["ann_audio_silent_acc"] = acc(silenced(inputs, "audio"))
-            keys["ann_vision_silent_acc"] = acc(silenced(inputs, "vision"))
+            healthy_and_silent = ann_accuracies(onnx_path, inputs, labels)
+            keys["ann_official_acc"] = healthy_and_silent["fused_acc"]
+            keys["ann_audio_silent_acc"] = healthy_and_silent["audio_silent_acc"]
+            keys["ann_vision_silent_acc"] = healthy_and_silent["vision_silent_acc"]
             # the SNN's in-distribution noise points and unseen failures, made by the same functions and seed
             n = len(labels)
             keys["ann_noisy_audio_acc"] = acc({**inputs, "audio": fsdd_noisy_audio(data_cfg, "test", NOISY_SNR_DB,
@@ -316,6 +325,21 @@ def competitor(args) -> tuple[dict, dict]:
     return keys, notes
 
 
+def ann_loso_section(path: str | None) -> tuple[dict, dict]:
+    """(ann_loso_* keys, notes) of --ann-loso: the summary of an ann_loso.json (edge_taaf/apps/ann_loso.py); every
+    key null with a note when no file was given."""
+    if not path:
+        keys = dict.fromkeys(ANN_LOSO_KEYS)
+        return keys, {"ann_loso": "null: no --ann-loso ann_loso.json (edge-taaf-ann-loso's output) was given"}
+    try:
+        keys = ann_loso_summary(json.loads(Path(path).read_text()))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"bench/robustness.py: --ann-loso {path}: {exc}") from None
+    print(f"competitor LOSO: {keys['ann_loso_mean']:.4f} over {keys['ann_loso_seeds']} seed(s), 95 % CI "
+          f"{keys['ann_loso_ci95_low']:.4f}-{keys['ann_loso_ci95_high']:.4f}", flush=True)
+    return keys, {"ann_loso": f"{short(path)}: mean over {keys['ann_loso_seeds']} seeds of each seed's fold mean"}
+
+
 def ood_section(program, data_cfg, inputs, labels, seed) -> tuple[dict, dict]:
     """(the "ood" section, the flat ood_<failure> keys) of failures never seen in training."""
     section = ood_accuracies(program, data_cfg, inputs, labels, seed)
@@ -332,6 +356,8 @@ def main() -> None:
     parser.add_argument("--speaker-onnx", help="an ONNX file of a model trained with data.split=speaker")
     parser.add_argument("--speaker-run", help="a pipeline run folder trained with data.split=speaker")
     parser.add_argument("--loso", help="loso.json of edge_taaf/apps/loso.py: its folds join min_fused_minus_best_unimodal")
+    parser.add_argument("--ann-loso", help="ann_loso.json of edge_taaf/apps/ann_loso.py (edge-taaf-ann-loso): the "
+                        "competitor's leave-one-speaker-out accuracy over seeds")
     parser.add_argument("--mnist-test-root", default=os.environ.get("EDGE_TAAF_MNIST_TEST"),
                         help="a folder holding mnist_test/ (MNIST's official test set: edge-taaf-data fetch --source "
                              "mnist_test --root DIR; else EDGE_TAAF_MNIST_TEST): the official program is also tested on "
@@ -398,6 +424,8 @@ def main() -> None:
         writer, writer_source = writer_disjoint(args, program, data_cfg)
         ann, ann_notes = competitor(args)
         notes.update(ann_notes)
+        ann_loso, ann_loso_notes = ann_loso_section(args.ann_loso)
+        notes.update(ann_loso_notes)
         title = f"fsdd_mnist official test ({n} pairs), simulator; {label}"
         plot(sweep, Path(args.figure), title if len(title) < 120 else title[:117] + "...")
     dvs_rate = float(data_cfg.dvs.noise_rate_hz)
@@ -408,7 +436,7 @@ def main() -> None:
         "writer_disjoint_vision_acc": None if writer is None else writer["vision_only_acc"],
         "writer_disjoint_fused_acc": None if writer is None else writer["fused_acc"],
         "writer_disjoint_source": writer_source,
-        **ann,
+        **ann, **ann_loso,
         "audio_silent_acc": base["audio_silent_acc"], "vision_silent_acc": base["vision_silent_acc"],
         "noisy_audio_acc": noisy_audio_acc, "noisy_dvs_acc": noisy_dvs_acc,
         "audio_only_acc": base["audio_only_acc"], "vision_only_acc": base["vision_only_acc"],

@@ -116,13 +116,14 @@ def run_fold(cfg, speaker: str, seed: int, validation: str, run_dir: Path) -> di
             "onnx": f"{export_folder.name}/model.onnx"}     # under workdir
 
 
-def summarise(folds: list[dict], seeds: list[int]) -> dict:
-    """Per accuracy key: the interval over seeds (edge_taaf.intervals: mean, std, n, low, high, level) of each
-    seed's mean over its folds (``per_seed``, in ``seeds`` order, seeds with no fold yet left out), and
-    ``fold_std``: the sample std over held-out speakers of each speaker's mean over seeds (the spread between
-    speakers; 0.0 for one speaker). Plus the worst fused - best unimodal over every fold and seed."""
+def summarise(folds: list[dict], seeds: list[int], keys: tuple[str, ...] = SUMMARY_KEYS) -> dict:
+    """Per accuracy key of ``keys`` (default: this study's; edge_taaf/apps/ann_loso.py passes the ANN's): the
+    interval over seeds (edge_taaf.intervals: mean, std, n, low, high, level) of each seed's mean over its folds
+    (``per_seed``, in ``seeds`` order, seeds with no fold yet left out), and ``fold_std``: the sample std over
+    held-out speakers of each speaker's mean over seeds (the spread between speakers; 0.0 for one speaker).
+    Plus, when every fold has it, the worst fused - best unimodal over every fold and seed."""
     out = {}
-    for key in SUMMARY_KEYS:
+    for key in keys:
         per_seed = [statistics.fmean(v) for s in seeds if (v := [f[key] for f in folds if f["seed"] == s and key in f])]
         if not per_seed:
             continue

@@ -7,7 +7,9 @@ Each modality's own accuracy comes from the program's per-modality predictions w
 (all zeros): the accelerator's answer when only that sensor works. ``unimodal_source`` says which.
 
 Failures never seen in training (:data:`OOD_FAILURES`, :func:`ood_accuracies`) are measured apart from the
-in-distribution ones; :func:`loso_summary` reads a leave-one-speaker-out study, single- or multi-seed.
+in-distribution ones; :func:`loso_summary` reads a leave-one-speaker-out study, single- or multi-seed, and
+:func:`ann_loso_summary` the ANN competitor's (edge_taaf/apps/ann_loso.py). :func:`ann_accuracies` runs the
+exported ANN competitor (quant/ann_onnx.py, integer run in onnxruntime) healthy and with each sensor silent.
 """
 from __future__ import annotations
 
@@ -143,14 +145,46 @@ def loso_summary(study: Mapping) -> dict:
     intervals.interval over its one seed's mean (the summary's mean, else the folds' mean fused accuracy)."""
     fused = (study.get("summary") or {}).get("fused_acc") or {}
     if "seeds" in study:
-        if not {"mean", "low", "high"} <= set(fused):
-            raise ValueError("loso.json: has 'seeds' but summary.fused_acc lacks mean / low / high (expected "
-                             "edge_taaf/intervals.py's Interval fields)")
-        return {"loso_fused_mean": float(fused["mean"]), "loso_fused_ci95_low": float(fused["low"]),
-                "loso_fused_ci95_high": float(fused["high"]), "loso_seeds": len(study["seeds"])}
+        fused = seed_interval(study, "fused_acc", "loso.json")
+        return {"loso_fused_mean": fused["mean"], "loso_fused_ci95_low": fused["low"],
+                "loso_fused_ci95_high": fused["high"], "loso_seeds": len(study["seeds"])}
     folds = [f["fused_acc"] for f in study.get("folds", []) if f.get("fused_acc") is not None]
     if "mean" not in fused and not folds:
         raise ValueError("loso.json: no summary.fused_acc.mean and no fold with fused_acc")
     one = interval([fused["mean"] if "mean" in fused else sum(folds) / len(folds)])
     return {"loso_fused_mean": one.mean, "loso_fused_ci95_low": one.low, "loso_fused_ci95_high": one.high,
             "loso_seeds": 1}
+
+
+def seed_interval(study: Mapping, key: str, file: str) -> dict[str, float]:
+    """mean, low and high of a multi-seed study's summary[key] (edge_taaf/intervals.py's Interval over the seeds'
+    fold means, as edge_taaf/apps/loso.py's summarise writes it); ValueError naming ``file`` and the key when absent."""
+    entry = (study.get("summary") or {}).get(key) or {}
+    if not {"mean", "low", "high"} <= set(entry):
+        raise ValueError(f"{file}: has 'seeds' but summary.{key} lacks mean / low / high (expected "
+                         "edge_taaf/intervals.py's Interval fields)")
+    return {k: float(entry[k]) for k in ("mean", "low", "high")}
+
+
+def ann_loso_summary(study: Mapping) -> dict:
+    """ann_loso_mean, ann_loso_ci95_low / _high, ann_loso_seeds (number of seeds) and ann_loso_<m>_silent_mean of an
+    ann_loso.json (edge_taaf/apps/ann_loso.py): its summary's test_acc interval over seeds and the silent-sensor means."""
+    if not study.get("seeds"):
+        raise ValueError("ann_loso.json: no top-level 'seeds' (expected the output of edge-taaf-ann-loso)")
+    test = seed_interval(study, "test_acc", "ann_loso.json")
+    out = {"ann_loso_mean": test["mean"], "ann_loso_ci95_low": test["low"], "ann_loso_ci95_high": test["high"],
+           "ann_loso_seeds": len(study["seeds"])}
+    for m in MODALITIES:
+        out[f"ann_loso_{m}_silent_mean"] = seed_interval(study, f"{m}_silent_acc", "ann_loso.json")["mean"]
+    return out
+
+
+def ann_accuracies(onnx_path, inputs: Mapping[str, np.ndarray], labels: np.ndarray) -> dict[str, float]:
+    """The exported ANN competitor (quant.ann_onnx.ann_logits: its integer run in onnxruntime) over one data set
+    (inputs vision (N, T, P, H, W) and audio (N, T, C) counts, labels (N,)): fused_acc, and audio_silent_acc /
+    vision_silent_acc, the accuracy with that sensor all zeros (a dead sensor)."""
+    from quant.ann_onnx import ann_logits     # onnxruntime, loaded only where the competitor is run
+
+    def acc(x):
+        return accuracy(ann_logits(onnx_path, x["vision"], x["audio"]), labels)
+    return {"fused_acc": acc(inputs), **{f"{m}_silent_acc": acc(silenced(inputs, m)) for m in MODALITIES}}

@@ -25,6 +25,18 @@ KEYS = ("official_sim_acc", "speaker_heldout_fused", "audio_silent_acc", "vision
         "noisy_dvs_acc", "audio_only_acc", "vision_only_acc", "unimodal_source", "min_fused_minus_best_unimodal")
 
 
+def ann_loso_study() -> dict:
+    """A hand-written ann_loso.json (edge_taaf/apps/ann_loso.py's shape): 3 seeds, their fold means known."""
+    from edge_taaf.intervals import interval
+
+    per_seed = {"test_acc": [0.85, 0.95, 0.75], "audio_silent_acc": [0.5, 0.6, 0.4], "vision_silent_acc": [0.2, 0.3, 0.4]}
+    return {"seeds": [0, 1, 2], "folds": [],
+            "summary": {k: {**interval(v).as_dict(), "per_seed": v, "fold_std": 0.0} for k, v in per_seed.items()}}
+
+
+ANN_LOSO = ann_loso_study()
+
+
 def ann_run(folder: Path, cache: Path, split: str) -> Path:
     """An edge-taaf-ann run folder: a tiny competitor (a few training steps) exported to ONNX, and an
     ann_result.json naming it and its data config (the fixture data, ``split``)."""
@@ -63,12 +75,14 @@ def bench(tmp_path_factory):
     loso = {"folds": [{"speaker": "lucas", "fused_acc": 0.5, "audio_only_acc": 0.7, "vision_only_acc": 0.2,
                        "fused_minus_best_unimodal": -0.2}]}
     (tmp / "loso.json").write_text(json.dumps(loso))
+    (tmp / "ann_loso.json").write_text(json.dumps(ANN_LOSO))
     competitors = [ann_run(tmp / f"ann_{split}", tmp / "cache", split) for split in ("official", "speaker")]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "EDGE_TAAF_CACHE": str(tmp / "cache")}
     env.pop("EDGE_TAAF_DATA", None)
     cmd = [sys.executable, "-m", "bench.robustness", "--onnx", str(tmp / "m.onnx"), "--data-root",
            str(FIXTURE_ROOT), "--data", *DATA, f"data.cache_dir={tmp / 'cache'}",
-           "--speaker-onnx", str(tmp / "m.onnx"), "--loso", str(tmp / "loso.json"), "--snr", "20", "-10",
+           "--speaker-onnx", str(tmp / "m.onnx"), "--loso", str(tmp / "loso.json"),
+           "--ann-loso", str(tmp / "ann_loso.json"), "--snr", "20", "-10",
            "--dvs-multipliers", "0", "100", "--figure", str(tmp / "robustness.png"),
            "--competitor", *map(str, competitors), "--mnist-test-root", str(FIXTURE_ROOT)]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)   # as a user runs it
@@ -142,3 +156,27 @@ def test_loso_summary_reads_multi_seed_and_single_seed_studies():
                                  "loso_seeds": 1}
     with pytest.raises(ValueError, match="summary.fused_acc lacks mean / low / high"):
         loso_summary({"seeds": [0], "summary": {"fused_acc": {"mean": 0.9}}})
+
+
+def test_ann_loso_keys_come_from_the_study_summary(bench):
+    _, out = bench
+    test = ANN_LOSO["summary"]["test_acc"]
+    assert (out["ann_loso_mean"], out["ann_loso_ci95_low"], out["ann_loso_ci95_high"]) == (test["mean"], test["low"],
+                                                                                           test["high"])
+    assert out["ann_loso_mean"] == pytest.approx(0.85) and out["ann_loso_ci95_low"] < 0.85 < out["ann_loso_ci95_high"]
+    assert out["ann_loso_seeds"] == 3
+    assert out["ann_loso_audio_silent_mean"] == pytest.approx(0.5) and out["ann_loso_vision_silent_mean"] == pytest.approx(0.3)
+    assert out["notes"]["ann_loso"].endswith("mean over 3 seeds of each seed's fold mean")
+
+
+def test_ann_loso_keys_are_null_with_a_note_without_the_option(tmp_path):
+    from bench.robustness import ANN_LOSO_KEYS, ann_loso_section
+
+    keys, notes = ann_loso_section(None)
+    assert keys == dict.fromkeys(ANN_LOSO_KEYS) and len(ANN_LOSO_KEYS) == 6
+    assert notes == {"ann_loso": "null: no --ann-loso ann_loso.json (edge-taaf-ann-loso's output) was given"}
+    broken = tmp_path / "ann_loso.json"
+    broken.write_text(json.dumps({**ANN_LOSO, "summary": {"test_acc": ANN_LOSO["summary"]["test_acc"]}}))
+    with pytest.raises(SystemExit, match=r"--ann-loso .*ann_loso.json: ann_loso.json: has 'seeds' but "
+                                         r"summary.audio_silent_acc lacks mean / low / high"):
+        ann_loso_section(str(broken))
