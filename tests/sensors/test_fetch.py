@@ -25,7 +25,8 @@ import pytest
 
 from edge_taaf.apps.data import main as data_main
 from sensors import fetch as F
-from sensors.fetch import FetchError, Source
+from sensors import fetch_manifest as M
+from sensors.fetch_manifest import FetchError, Source
 from sensors.mnist import load_mnist_test
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,7 +139,7 @@ def payload():
     csv_gz = gzip.compress(rows, mtime=0)
     tar_files = {f"recordings/{n}": b for n, b in wavs.items()}
     tar_files.update({"metadata.py": METADATA_PY, "README.md": b"# FSDD\n", "acquire_data/say.py": b"print(1)\n"})
-    speakers = F.fsdd_speakers_json(METADATA_PY, "metadata.py")
+    speakers = M.fsdd_speakers_json(METADATA_PY, "metadata.py")
     expected = {f"fsdd/recordings/{n}": b for n, b in wavs.items()}
     expected["fsdd/speakers.json"] = speakers
     expected["mnist5k/mnist_5k.csv.gz"] = csv_gz
@@ -370,7 +371,7 @@ def test_archive_lacking_an_expected_file_is_named(server, payload, tmp_path):
 # ---- manifest and converter ---------------------------------------------------------------------------
 
 def test_shipped_manifest_pins_every_source():
-    fsdd, mnist, mnist_test = F.load_sources()
+    fsdd, mnist, mnist_test = M.load_sources()
     assert fsdd.url == f"https://codeload.github.com/Jakobovski/free-spoken-digit-dataset/tar.gz/{COMMIT}"
     assert fsdd.archive_sha256 is None and fsdd.strip_top  # GitHub tarballs are not byte-stable
     assert len(fsdd.files) == 3001 and "fsdd/speakers.json" in fsdd.files
@@ -390,8 +391,8 @@ def test_shipped_manifest_pins_every_source():
 
 
 def test_converter_reproduces_the_pinned_speakers_json():
-    fsdd = F.load_sources()[0]
-    assert sha(F.fsdd_speakers_json(METADATA_PY, "metadata.py")) == fsdd.files["fsdd/speakers.json"]
+    fsdd = M.load_sources()[0]
+    assert sha(M.fsdd_speakers_json(METADATA_PY, "metadata.py")) == fsdd.files["fsdd/speakers.json"]
 
 
 @pytest.mark.parametrize("text, match", [
@@ -402,27 +403,27 @@ def test_converter_reproduces_the_pinned_speakers_json():
 ])
 def test_converter_rejects_bad_metadata(text, match):
     with pytest.raises(FetchError, match=match):
-        F.fsdd_speakers_json(text, "http://x/archive member metadata.py")
+        M.fsdd_speakers_json(text, "http://x/archive member metadata.py")
 
 
 def test_manifest_round_trip_and_validation(server, payload, tmp_path):
     sources = make_sources(server.base, payload)
-    F.write_manifest(tmp_path / "m.json.gz", sources)
-    assert F.load_sources(tmp_path / "m.json.gz") == sources
+    M.write_manifest(tmp_path / "m.json.gz", sources)
+    assert M.load_sources(tmp_path / "m.json.gz") == sources
     bad = dataclasses.replace(sources[1], files={"../escape.csv.gz": "a" * 64})
     with pytest.raises(FetchError, match=r"'\.\./escape\.csv\.gz'; expected a relative POSIX path"):
-        F.validate_source(bad)
+        M.validate_source(bad)
     (tmp_path / "broken.json").write_text('{"format": 1, "sources": [{"name": "x"}]}')
     with pytest.raises(FetchError, match=r"broken\.json, sources\[0\].*missing fields \['archive', 'files', 'url'\]"):
-        F.load_sources(tmp_path / "broken.json")
+        M.load_sources(tmp_path / "broken.json")
 
 
 # ---- the CLI ------------------------------------------------------------------------------------------
 
 def test_cli_fetch_against_local_server(server, payload, tmp_path, monkeypatch, capsys):
     manifest = tmp_path / "manifest.json.gz"
-    F.write_manifest(manifest, make_sources(server.base, payload))
-    monkeypatch.setattr(F, "MANIFEST", manifest)
+    M.write_manifest(manifest, make_sources(server.base, payload))
+    monkeypatch.setattr(M, "MANIFEST", manifest)
     root = tmp_path / "data"
     data_main(["fetch", "--root", str(root), "--quiet"])
     out = capsys.readouterr().out
@@ -434,8 +435,8 @@ def test_cli_fetch_against_local_server(server, payload, tmp_path, monkeypatch, 
 
 def test_cli_source_option_fetches_only_the_named_source(server, payload, tmp_path, monkeypatch, capsys):
     manifest = tmp_path / "manifest.json.gz"
-    F.write_manifest(manifest, [*make_sources(server.base, payload), mnist_test_source(server.base, payload)])
-    monkeypatch.setattr(F, "MANIFEST", manifest)
+    M.write_manifest(manifest, [*make_sources(server.base, payload), mnist_test_source(server.base, payload)])
+    monkeypatch.setattr(M, "MANIFEST", manifest)
     root = tmp_path / "data"
     data_main(["fetch", "--root", str(root), "--source", "mnist_test", "--quiet"])
     assert "mnist_test: 2 files verified, 2 written" in capsys.readouterr().out
@@ -460,8 +461,8 @@ def test_cli_errors_are_one_line(payload, tmp_path, monkeypatch, capsys):
     assert exit_.value.code == 2
     assert "edge-taaf-data fetch: error: unrecognized arguments: --bogus" in capsys.readouterr().err
     manifest = tmp_path / "manifest.json"
-    F.write_manifest(manifest, make_sources(f"http://127.0.0.1:{free_port()}", payload))
-    monkeypatch.setattr(F, "MANIFEST", manifest)
+    M.write_manifest(manifest, make_sources(f"http://127.0.0.1:{free_port()}", payload))
+    monkeypatch.setattr(M, "MANIFEST", manifest)
     with pytest.raises(SystemExit) as exit_:
         data_main(["fetch", "--root", str(tmp_path / "data"), "--quiet"])
     message = str(exit_.value.code)
