@@ -25,3 +25,13 @@ def _config_dir() -> str:
 
 #: The Hydra config folder, an absolute path (the apps, tests and bench compose from it).
 CONFIG_DIR = _config_dir()
+
+
+def _register_schemas() -> None:
+    # The config groups' typed schemas go into Hydra's ConfigStore before any app, test or bench script
+    # composes a config (every preset names its schema in its defaults list).
+    from edge_taaf.schema import register_schemas
+    register_schemas()
+
+
+_register_schemas()

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 import edge_taaf.apps.ann as ann_app
 from edge_taaf import CONFIG_DIR
@@ -152,13 +153,14 @@ def test_the_robust_recipe_corrupts_the_competitors_inputs(tmp_path, monkeypatch
             hit[kind] += int(applied[f"{kind}.audio"].sum() + applied[f"{kind}.vision"].sum())
         return v, a, applied
     monkeypatch.setattr(ann_app, "corrupt_batch", spy)
-    cfg = ann_cfg(tmp_path, ["+experiment=robust", *ONE_SIZE, "data.augment.enabled=false"])
-    result = run_ann(cfg, tmp_path / "run")
+    # the recipe's trainer.corrupt (configs/experiment/robust.yaml) on the synthetic set, which takes no
+    # data.augment (the recipe's waveform and digit augmentation): the schema refuses the recipe itself there
+    recipe = OmegaConf.load(Path(CONFIG_DIR) / "experiment" / "robust.yaml").trainer.corrupt
+    corrupt = [f"+trainer.corrupt.{k}={list(v) if OmegaConf.is_list(v) else v}".replace(" ", "") for k, v in recipe.items()]
+    result = run_ann(ann_cfg(tmp_path, [*ONE_SIZE, *corrupt]), tmp_path / "run")
     assert len(calls) == 3 and calls[0].silence_prob == 0.3 and calls[0].noise_prob == 0.2 and calls[0].shift_prob == 0.2
     assert all(n > 0 for n in hit.values()), hit                   # 48 samples: each corruption happened
     assert result["corrupt"]["silence_prob"] == 0.3 and result["corrupt"]["vision_noise"] == [0.5, 8]
-    assert set(result["ignored_options"]) == {"model", "loss", "float_epochs", "qat_epochs", "trainer.modal_balance"}
-    assert "attention" in result["ignored_options"]["trainer.modal_balance"]
     assert result["int_exact"] == 1
 
 
@@ -172,6 +174,8 @@ def test_the_robust_recipe_on_real_recordings_with_one_held_out_speaker(tmp_path
     result = run_ann(cfg, tmp_path / "run")
     assert result["data"] == "fsdd_mnist" and result["split"] == "speaker" and result["synthetic"] is False
     assert result["config"]["data"]["test_speakers"] == ["lucas"] and result["config"]["data"]["augment"]["enabled"]
+    assert set(result["ignored_options"]) == {"model", "loss", "float_epochs", "qat_epochs", "trainer.modal_balance"}
+    assert "attention" in result["ignored_options"]["trainer.modal_balance"]
     assert (result["test_samples"], result["val_samples"]) == (20, 20)             # 10 digits x 2 takes each
     assert result["int_exact"] == 1 and result["selected_on"] == "val"
     assert result["corrupt"]["silence_prob"] == 0.3 and result["input_bits"] == {"vision": 4, "audio": 4}  # 0..8, 0..8

@@ -8,7 +8,7 @@ from edge_taaf.fusion import ConcatFusion, TAAFFusion, TAAFModalFusion
 from edge_taaf.model import TwoModalitySNN
 from edge_taaf.model_config import ModelConfig
 from edge_taaf.timewarp import CausalDelayWarp
-from tests.support.configs import TINY, compose_config
+from tests.support.configs import TINY, compose_config, composition_error
 
 T, B, DA, DV, K = 7, 5, 6, 9, 4
 
@@ -138,9 +138,9 @@ def test_modality_logits_config():
                                     ("yes", "taaf_modal", "model.modality_logits must be true, false or null")):
         with pytest.raises(ValueError, match=fragment):
             ModelConfig.parse({**model, "fusion": fusion, "modality_logits": value})
-        with pytest.raises(ConfigError, match=fragment):
-            check_train_config(compose_config("train", [*TINY, f"model.fusion={fusion}", "loss=ce",
-                                                        f"model.modality_logits={value}"]))
+    with pytest.raises(ConfigError, match="model.modality_logits=true needs model.fusion=taaf_modal"):
+        check_train_config(compose_config("train", [*TINY, "model.fusion=taaf", "loss=ce", "model.modality_logits=true"]))
+    assert "full_key: model.modality_logits" in composition_error("train", [*TINY, "model.modality_logits=maybe"])
 
 
 def test_warp_is_the_identity_at_init():

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from edge_taaf.losses import CELoss, OGMGELoss, TAAFBalancedLoss, build_loss, modulation_coefficient
 from edge_taaf.model import TwoModalitySNN
-from tests.support.configs import TINY, compose_config
+from tests.support.configs import TINY, compose_config, composition_error
 
 
 @pytest.mark.parametrize("rho,gamma,expected", [
@@ -173,14 +173,18 @@ def test_taaf_balanced_weighs_the_step_term_and_the_fused_prediction_term(tiny, 
     (["loss.label_smoothing=-0.1"], r"loss.label_smoothing must be a number in \[0, 1\)"),
     (["loss.window=[5,2]"], r"loss.window=\[5, 2\], expected epochs \[start, end\)"),
     (["loss.window=[0]"], r"loss.window=\[0\], expected epochs"),
-    (["loss.window=[0,1.5]"], r"loss.window=\[0, 1.5\], expected epochs"),
-    (["loss.window=10"], r"loss.window=10, expected epochs"),
     (["loss=ogm_ge", "loss.window=[-1,3]"], r"loss.window=\[-1, 3\], expected epochs"),
 ])
 def test_bad_fused_loss_weights_are_config_errors_naming_the_option(over, match):
     from edge_taaf.config import ConfigError, check_train_config
     with pytest.raises(ConfigError, match=match):
         check_train_config(compose_config("train", [*TINY, *over]))
+
+
+@pytest.mark.parametrize("override, key", [("loss.window=[0,1.5]", "loss.window[1]"), ("loss.window=10", "loss.window"),
+                                           ("loss.step_ce=lots", "loss.step_ce")])
+def test_wrong_loss_types_fail_when_the_config_is_composed(override, key):
+    assert f"full_key: {key}" in composition_error("train", [*TINY, override])
 
 
 def test_an_empty_window_never_modulates_and_a_bad_one_is_refused_by_the_loss_itself():

@@ -7,7 +7,7 @@ import pytest
 
 from sensors.datasets import AugmentSettings, augment_settings, build_dataset
 from sensors.tonic_pairs import DataConfigError
-from tests.support.configs import compose_config
+from tests.support.configs import compose_config, composition_error
 
 # the fixture has takes 0 and 5 and three speakers: take 9 (absent) is the val take and no speaker is a val
 # speaker, so the train splits are take 5 (official) and nicolas (speaker), as before val existed
@@ -102,24 +102,30 @@ def test_disabled_augmentation_changes_nothing(fixture_data_root, shared_cache):
     assert np.array_equal(off.audio, plain.audio) and off.vision_pool.shape == plain.vision_pool.shape
 
 
+@pytest.mark.parametrize("override, key", [("data.augment.seed=0.5", "data.augment.seed"),
+                                           ("data.augment.enabled=maybe", "data.augment.enabled"),
+                                           ("data.augment.audio=3", "data.augment.audio"),
+                                           ("data.augment.audio.speed=fast", "data.augment.audio.speed")])
+def test_wrong_types_fail_when_the_config_is_composed(override, key):
+    # the data schema (sensors/schema.py) refuses them before any check runs
+    assert f"full_key: {key}" in composition_error("train", ["data=fsdd_mnist", override])
+
+
 @pytest.mark.parametrize("override, message", [
     ("data.augment.audio.speed=[1.2,0.8]", r"data\.augment\.audio\.speed: \[1\.2, 0\.8\], expected min <= max"),
-    ("data.augment.audio.speed=[0,1.1]", r"data\.augment\.audio\.speed: \[0, 1\.1\], expected values > 0"),
+    ("data.augment.audio.speed=[0,1.1]", r"data\.augment\.audio\.speed: \[0\.0, 1\.1\], expected values > 0"),
     ("data.augment.audio.noise_prob=-0.5", r"data\.augment\.audio\.noise_prob: -0\.5, expected a probability"),
     ("data.augment.audio.rt60_s=[0.3,0.1]", r"data\.augment\.audio\.rt60_s: \[0\.3, 0\.1\], expected min <= max"),
     ("data.augment.audio.noise_kinds=[white,brown]", r"data\.augment\.audio\.noise_kinds: \['white', 'brown'\]"),
     ("data.augment.audio.vtlp_boundary_hz=5000", r"data\.augment\.audio\.vtlp_boundary_hz: 5000\.0, expected below"),
     ("+data.augment.audio.pitch=[0.9,1.1]", r"data\.augment\.audio\.pitch: unknown option"),
-    ("data.augment.vision.rotation_deg=[-200,200]", r"data\.augment\.vision\.rotation_deg: \[-200, 200\], "
+    ("data.augment.vision.rotation_deg=[-200,200]", r"data\.augment\.vision\.rotation_deg: \[-200\.0, 200\.0\], "
                                                     r"expected values in \[-180, 180\]"),
     ("data.augment.vision.scale=[0.0,1.0]", r"data\.augment\.vision\.scale: \[0\.0, 1\.0\], expected values > 0"),
-    ("data.augment.vision.blur_prob=2", r"data\.augment\.vision\.blur_prob: 2, expected a probability"),
+    ("data.augment.vision.blur_prob=2", r"data\.augment\.vision\.blur_prob: 2\.0, expected a probability"),
     ("+data.augment.vision.shear=3", r"data\.augment\.vision\.shear: unknown option"),
     ("+data.augment.mixup=true", r"data\.augment\.mixup: unknown option"),
     ("data.augment.copies=-1", r"data\.augment\.copies: -1, expected an integer >= 0"),
-    ("data.augment.seed=0.5", r"data\.augment\.seed: 0\.5, expected an integer >= 0"),
-    ("data.augment.enabled=maybe", r"data\.augment\.enabled: 'maybe', expected true or false"),
-    ("data.augment.audio=3", r"data\.augment\.audio: 3, expected a mapping"),
 ])
 def test_bad_settings_are_config_errors_naming_the_option(tmp_path, override, message):
     # the data root does not exist: the settings are checked before anything is read or encoded,

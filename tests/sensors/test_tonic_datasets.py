@@ -111,11 +111,9 @@ def test_unknown_name_lists_valid_names(tmp_path):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_data_configs_match_tonic(name):
-    from pathlib import Path
+    from tests.support.configs import compose_config
 
-    from omegaconf import OmegaConf
-
-    cfg = OmegaConf.load(Path(__file__).parents[2] / "configs" / "data" / f"{name}.yaml")
+    cfg = compose_config("data_app", [f"data={name}"]).data
     assert cfg.name == name and cfg.source == "tonic" and len(cfg.modalities) == 1
     section = cfg[cfg.modalities[0]]
     assert section.dataset == name

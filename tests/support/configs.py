@@ -22,3 +22,19 @@ TINY = [
 def compose_config(name: str, overrides: list[str]):
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         return compose(config_name=name, overrides=overrides)
+
+
+def composition_error(name: str, overrides: list[str]) -> str:
+    """The text of the error Hydra raises while composing ``name`` with ``overrides`` (the schema's type and
+    unknown-key checks: edge_taaf/schema.py, sensors/schema.py), causes included; fails when it composes."""
+    from hydra.errors import ConfigCompositionException
+
+    try:
+        compose_config(name, overrides)
+    except ConfigCompositionException as exc:
+        texts, cause = [str(exc)], exc.__cause__
+        while cause is not None:
+            texts.append(str(cause))
+            cause = cause.__cause__
+        return "\n".join(texts)
+    raise AssertionError(f"{name} composed with {overrides}; expected a schema error")

@@ -1,0 +1,159 @@
+"""The typed schemas of the training config groups (model, frontend, loss, trainer) and their registration.
+
+Each YAML preset of a group names its schema first in its defaults list (``defaults: [base_trainer,
+_self_]``); :func:`register_schemas` stores these and sensors/schema.py's (data, sensor) in Hydra's
+ConfigStore. OmegaConf then checks every value's type and rejects unknown keys when the config is composed,
+naming the full key: ``edge-taaf-train trainer.lr=abc`` fails with ``Value 'abc' ... full_key: trainer.lr``
+before anything is built. Types and defaults live here, once; ranges and cross-field rules live in
+edge_taaf/config.py (the training boundary's one checker).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from omegaconf import II, MISSING
+
+from sensors.schema import SCHEMAS as SENSOR_SCHEMAS
+
+
+# --- model group ------------------------------------------------------------------------------------------
+
+@dataclass
+class NeuronSchema:
+    """The LIF neuron (edge_taaf/neurons.py): v <- v - (v >> leak_shift) + input; spike at theta."""
+    leak_shift: int = 2
+    theta: float = 1.0
+    reset: str = "subtract"
+    surrogate: str = "atan"
+    slope: float = 2.0
+
+
+@dataclass
+class VisionEncoderSchema:
+    in_shape: Optional[List[int]] = II("data.vision_shape")   # (P, H, W) of the sensor
+    channels: List[int] = field(default_factory=lambda: [12, 24, 16])
+    kernels: List[int] = field(default_factory=lambda: [5, 3, 3])
+    strides: List[int] = field(default_factory=lambda: [2, 2, 2])
+    features: int = 64
+
+
+@dataclass
+class AudioEncoderSchema:
+    in_channels: Optional[int] = II("data.audio_channels")
+    hidden: List[int] = field(default_factory=lambda: [128])
+    features: int = 64
+
+
+@dataclass
+class ModelSchema:
+    """The two-modality SNN (edge_taaf/model_config.py parses it into frozen dataclasses)."""
+    fusion: str = "taaf"
+    modality_logits: Optional[bool] = None
+    T: int = II("data.T")                     # data.T owns the step count
+    modalities: List[str] = II("data.modalities")
+    frontend: Any = II("frontend")
+    n_classes: int = 10
+    neuron: NeuronSchema = field(default_factory=NeuronSchema)
+    vision: VisionEncoderSchema = field(default_factory=VisionEncoderSchema)
+    audio: AudioEncoderSchema = field(default_factory=AudioEncoderSchema)
+    warp_max_delay: int = 3
+    score_hidden: int = 16
+
+
+# --- frontend group ---------------------------------------------------------------------------------------
+
+@dataclass
+class FrontEndSideSchema:
+    """One sensor's front-end (edge_taaf/frontend.py, firmware_sim/frontend.py)."""
+    pool: List[int] = MISSING
+    mode: str = "count"
+    min_count: int = 1
+    clip: Optional[int] = None
+    refractory: int = 0
+    leak_shift: int = 3
+    gain_shift: int = 3
+
+
+@dataclass
+class FrontEndSchema:
+    vision: FrontEndSideSchema = field(default_factory=lambda: FrontEndSideSchema(pool=[1, 1, 1]))
+    audio: FrontEndSideSchema = field(default_factory=lambda: FrontEndSideSchema(pool=[1]))
+
+
+# --- loss group: one schema per loss ----------------------------------------------------------------------
+
+@dataclass
+class CeLossSchema:
+    name: str = "ce"
+
+
+@dataclass
+class OgmGeLossSchema:
+    name: str = "ogm_ge"
+    alpha: float = 0.5
+    window: List[int] = field(default_factory=lambda: [0, 1000])
+
+
+@dataclass
+class TaafBalancedLossSchema:
+    name: str = "taaf_balanced"
+    lambda_unimodal: float = 0.5
+    gamma: float = 1.0
+    window: List[int] = field(default_factory=lambda: [0, 1000])
+    step_ce: float = 1.0
+    fused_ce: float = 0.0
+    label_smoothing: float = 0.0
+
+
+# --- trainer group ----------------------------------------------------------------------------------------
+
+@dataclass
+class CorruptSchema:
+    """trainer.corrupt (edge_taaf/corrupt.py); a noise level is k x the sample's own event rate, or a range
+    [k_min, k_max] drawn log-uniformly (hence Any: a number or a pair, checked in edge_taaf/config.py)."""
+    silence_prob: float = 0.0
+    silence_audio_share: float = 0.5
+    noise_prob: float = 0.0
+    vision_noise: Any = 1.0
+    audio_noise: Any = 1.0
+    vision_noise_on_share: float = 0.5
+    shift_prob: float = 0.0
+    max_shift: int = 2
+    crosstalk_prob: float = 0.0
+    crosstalk_audio_share: float = 0.5
+
+
+@dataclass
+class TrainerSchema:
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 3.0e-3
+    lr_min: float = 1.0e-4
+    weight_decay: float = 0.0
+    grad_clip: Optional[float] = 1.0
+    device: str = "auto"
+    progress: bool = True
+    log_epochs: bool = True
+    init_firing_rate: Optional[float] = 0.1
+    save_rank_weights: bool = False
+    augment_shift: int = 2
+    spike_penalty: float = 0.0
+    rate_targets: Dict[str, Any] = field(default_factory=dict)    # {vision: {conv0: 0.03}, ...}
+    modal_balance: float = 0.0
+    rate_penalty: float = 0.0
+    corrupt: CorruptSchema = field(default_factory=CorruptSchema)
+
+
+SCHEMAS = (*SENSOR_SCHEMAS, ("model", "base_model", ModelSchema), ("frontend", "base_frontend", FrontEndSchema),
+           ("loss", "base_loss_ce", CeLossSchema), ("loss", "base_loss_ogm_ge", OgmGeLossSchema),
+           ("loss", "base_loss_taaf_balanced", TaafBalancedLossSchema), ("trainer", "base_trainer", TrainerSchema))
+
+
+def register_schemas() -> None:
+    """Store every group schema in Hydra's ConfigStore (idempotent); the presets name them in their defaults."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for group, name, node in SCHEMAS:
+        store.store(group=group, name=name, node=node)
