@@ -7,10 +7,11 @@ from edge_taaf.corrupt import CorruptSettings
 from edge_taaf.losses import LOSSES, check_fused_weights, check_label_smoothing, check_window
 from edge_taaf.model import FUSIONS, model_modalities
 from edge_taaf.model_config import parse_modality_logits
+from sensors.options import OptionError
 
 
-class ConfigError(ValueError):
-    """A config value is invalid; the message names the option."""
+# The one error class of an invalid option in sensors, edge_taaf and quant (sensors/options.py).
+ConfigError = OptionError
 
 
 SELECT_ON = "val"   # the split every choice is made on (docs/evaluation.md); the test split only reports
@@ -27,20 +28,9 @@ def check_select_on(cfg) -> str:
     return value
 
 
-def weight_bits(cfg) -> int | None:
-    """quant.weight_bits of a config: None (float training) or the accelerator's weight width 4..8.
-    Raises ConfigError naming the option for anything else."""
-    quant = cfg.get("quant") or {}
-    bits = quant.get("weight_bits")
-    if bits is None:
-        return None
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 4 <= bits <= 8:
-        raise ConfigError(f"quant.weight_bits={bits!r}; expected null (float) or an integer 4..8")
-    return bits
-
-
 def check_train_config(cfg) -> None:
-    weight_bits(cfg)
+    """The training's ranges and cross-field rules (model, loss, trainer, the data's sensors); the apps run it
+    once per config (edge_taaf/apps/options.py), with the data's and the accelerator's checks."""
     fusion, loss = cfg.model.fusion, cfg.loss.name
     if fusion not in FUSIONS:
         raise ConfigError(f"model.fusion={fusion!r} is unknown; expected one of {FUSIONS}")

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from edge_taaf import distributed
 from edge_taaf.checkpoint import atomic_torch_save, check_state_matches, load_checkpoint
 from sensors.atomic import atomic_write_text
-from edge_taaf.config import ConfigError, check_train_config, corrupt_settings
+from edge_taaf.config import ConfigError, corrupt_settings
 from edge_taaf.augment import random_shift
 from edge_taaf.corrupt import corrupt_batch, failing
 from edge_taaf.fusion import balance_loss
@@ -195,7 +195,6 @@ class _Run:
 def _setup(cfg: DictConfig, run_dir: Path, model: torch.nn.Module) -> _Run:
     """Device, process group and seeds; the train and validation sets of the model's modalities; the model on
     the device (fresh weights scaled to trainer.init_firing_rate); the objective and one Adam group per modality."""
-    check_train_config(cfg)
     device = pick_device(cfg.trainer.device)
     if device.type == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))

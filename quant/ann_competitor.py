@@ -43,8 +43,8 @@ from quant.quantizers import int_weight, quant_conv2d, quant_linear
 ACT_STATS_STEPS = 30
 
 
-class AnnArchError(ConfigError):
-    """An architecture option is invalid; the message names the option (``ann.<key>``)."""
+# An invalid architecture option (``ann.<key>``): the one option error class (sensors/options.py).
+AnnArchError = ConfigError
 
 
 @dataclass(frozen=True)

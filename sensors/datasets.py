@@ -46,7 +46,7 @@ from sensors.splits import (DEFAULT_VISION_TEST_SOURCE, FSDD_SPLITS, PAIR_SEED_I
                             VISION_SOURCES, DataConfigError, FsddSplit, check_split, fsdd_split, fsdd_split_of,
                             held_out_slots, mnist_pool, mnist_test_pool, slice_pool, vision_test_source)
 from sensors.synth import ModalityKnobs, SynthParams, synth_labels, synth_sample
-from sensors.tonic_pairs import build_tonic
+from sensors.tonic_pairs import build_tonic, modality_sections, val_fraction
 
 CODE_VERSION = "ead-3"  # bump when the encoding code changes what it produces (3: the val split, per-fold test digits)
 AUGMENT_CODE_VERSION = "ead-augment-1"  # bump when the augmentation code changes what it produces
@@ -424,6 +424,33 @@ def noisy_vision(cfg, vision: np.ndarray, multiplier: float, seed: int = 0) -> n
 
 
 BUILDERS = {"synth": build_synth, "fsdd_mnist": build_fsdd_mnist, "tonic": build_tonic}
+
+
+def check_data_config(cfg) -> None:
+    """Every range and cross-field rule of a data config (``cfg.data``), checked without reading a file or
+    building anything: the apps call it when the config is composed. DataConfigError names the option."""
+    name = cfg.get("source") or cfg["name"]
+    if name not in BUILDERS:
+        raise DataConfigError(f"data.name={cfg['name']!r} has no builder; expected one of {tuple(BUILDERS)} "
+                              "or a config with source: tonic")
+    _check_common(cfg)
+    if name == "synth":
+        synth_params(cfg)
+        for split in SPLITS:
+            if int(cfg[f"n_{split}"]) < 1:
+                raise DataConfigError(f"data.n_{split} must be >= 1, got {cfg[f'n_{split}']}")
+    elif name == "fsdd_mnist":
+        augment_settings(cfg, int(cfg["sample_rate"]))
+        FsddSplit.from_config(cfg)
+        vision_test_source(cfg)
+        for section, params in (("cochlea", CochleaParams), ("dvs", DVSParams)):
+            try:
+                params(**dict(cfg[section]))
+            except (TypeError, ValueError) as exc:
+                raise DataConfigError(f"data.{section}: {exc}") from None
+    else:
+        modality_sections(cfg)
+        val_fraction(cfg)
 
 
 def build_dataset(cfg, split: str) -> PairedSpikes:

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sensors.options import OptionError
+
 SPLITS = ("train", "val", "test")
 # Seeds per-split draws (pairing permutations): train and test keep the numbers they had before val existed.
 PAIR_SEED_IDS = {"train": 0, "test": 1, "val": 2}
@@ -46,8 +48,8 @@ DEFAULT_VISION_TEST_SOURCE = "mnist5k"
 MNIST_TEST_ORDER_SEED = 10_000             # seeds each class's fixed order of t10k rows (default_rng([seed, class]))
 
 
-class DataConfigError(ValueError):
-    """A data config is inconsistent; the message names the option."""
+# An invalid data option: the one option error class of sensors, edge_taaf and quant (sensors/options.py).
+DataConfigError = OptionError
 
 
 def check_split(split: str) -> None:

@@ -16,7 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from edge_taaf import CONFIG_DIR
 from edge_taaf.checkpoint import CheckpointError, load_checkpoint
-from edge_taaf.config import weight_bits
+from edge_taaf.apps.options import weight_bits
+from firmware_sim import spec
 from quant.export import export_onnx
 from quant.qmodel import build_quant_model, run_integer
 
@@ -28,7 +29,8 @@ def quant_model_from_checkpoint(checkpoint: str | Path, quant_cfg=None):
     trained_quant = weight_bits(cfg) is not None
     if not trained_quant:
         if quant_cfg is None or weight_bits({"quant": quant_cfg}) is None:
-            raise ValueError(f"checkpoint {checkpoint} holds a float model: choose a bit width (quant.weight_bits=4..8)")
+            raise ValueError(f"checkpoint {checkpoint} holds a float model: choose a bit width "
+                             f"(quant.weight_bits={spec.WEIGHT_BITS_MIN}..{spec.WEIGHT_BITS_MAX})")
         cfg.quant = quant_cfg
     model = build_quant_model(cfg)
     model.load_init_state(ckpt["model"])

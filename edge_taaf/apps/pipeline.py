@@ -28,9 +28,10 @@ from omegaconf import DictConfig, OmegaConf
 from edge_taaf import CONFIG_DIR
 from edge_taaf.checkpoint import CheckpointError
 from sensors.atomic import atomic_write, atomic_write_text
-from edge_taaf.config import ConfigError, check_select_on, corrupt_settings
-from edge_taaf.apps.stages import StageResult, code_version, run_stage
-from edge_taaf.apps.train import run_training
+from edge_taaf.config import ConfigError, check_select_on
+from edge_taaf.apps.stages import StageResult, code_version, run_stage, stage_options
+from edge_taaf.apps.options import check_pipeline_options
+from edge_taaf.apps.train import train_model
 from edge_taaf.train import TrainingDiverged
 from sensors.datasets import DataConfigError, build_dataset
 
@@ -55,19 +56,7 @@ def stage_data(cfg, workdir) -> StageResult:
     def work(folder: Path) -> dict:
         return {split: build_dataset(cfg.data, split).summary() for split in ("train", "val", "test")}
     # cfg.data already holds (interpolated) the sensor settings it uses: a data set is keyed by those only
-    return run_stage(workdir, "data", {"data": _plain(cfg.data)}, [], work)
-
-
-def _trainer_key(cfg) -> dict:
-    """trainer settings as the float stage's key holds them: trainer.corrupt only when it is on, and its
-    vision_noise_on_share only when it is not the even split (0.5), so runs made before either option existed
-    keep the keys (and the cached stages) they had."""
-    trainer = _plain(cfg.trainer)
-    if not corrupt_settings(cfg).active:
-        trainer.pop("corrupt", None)
-    elif trainer["corrupt"].get("vision_noise_on_share", 0.5) == 0.5:
-        trainer["corrupt"].pop("vision_noise_on_share", None)
-    return trainer
+    return run_stage(workdir, "data", stage_options(cfg, "data"), [], work)
 
 
 def file_digest(path: str) -> str:
@@ -78,24 +67,23 @@ def file_digest(path: str) -> str:
 
 
 def stage_float(cfg, workdir, data: StageResult) -> StageResult:
-    warm = cfg.get("float_init")
+    warm = cfg.float_init
     scfg = _stage_cfg(cfg, **{"quant": {"weight_bits": None}, "trainer.epochs": cfg.float_epochs, "resume": True,
                               "init_from": warm})
-    params = {k: _plain(cfg[k]) for k in ("model", "loss")} | {"trainer": _trainer_key(cfg), "seed": cfg.seed,
-                                                               "epochs": cfg.float_epochs}
-    if warm:   # a warm start (fine-tuning a trained float run): its file's digest keys the stage
+    params = stage_options(cfg, "float")
+    if warm:   # a warm start (fine-tuning a trained float run): its file's digest keys the stage, not its path
         params["float_init"] = file_digest(warm)
 
     def work(folder: Path) -> dict:
-        return run_training(scfg, folder)  # resume=true: a killed stage continues from folder/checkpoint.pt
+        return train_model(scfg, folder)  # resume=true: a killed stage continues from folder/checkpoint.pt
     return run_stage(workdir, "float", params, [data], work)
 
 
 def stage_qat(cfg, workdir, flt: StageResult) -> StageResult:
     scfg = _stage_cfg(cfg, **{"trainer.epochs": cfg.qat_epochs, "trainer.lr": cfg.qat_lr, "resume": True,
                               "init_from": str(flt.folder / "checkpoint.pt")})
-    params = {"quant": _plain(cfg.quant), "epochs": cfg.qat_epochs, "lr": cfg.qat_lr}
-    return run_stage(workdir, "qat", params, [flt], lambda folder: run_training(scfg, folder))
+    params = stage_options(cfg, "qat")
+    return run_stage(workdir, "qat", params, [flt], lambda folder: train_model(scfg, folder))
 
 
 def stage_export(cfg, workdir, qat: StageResult) -> StageResult:
@@ -229,7 +217,7 @@ def write_report(report: dict, stages: dict[str, StageResult], run_dir: Path) ->
 
 
 def run_pipeline(cfg: DictConfig, run_dir: Path) -> dict:
-    check_select_on(cfg)              # before any data is built
+    check_pipeline_options(cfg)       # every option, before any data is built
     workdir = Path(cfg.workdir).expanduser()
     stages = {"data": stage_data(cfg, workdir)}
     stages["float"] = stage_float(cfg, workdir, stages["data"])

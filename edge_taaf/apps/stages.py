@@ -21,11 +21,39 @@ from sensors.atomic import atomic_write_text
 
 MARKER = "stage.json"
 
+#: The config options each training stage's key holds: exactly those that shape its outputs (the stages it
+#: depends on add their own keys). A dotted path names one option; a group name, every option under it.
+STAGE_OPTIONS = {
+    "data": ("data",),
+    "float": ("model", "loss", "trainer", "seed", "float_epochs"),
+    "qat": ("quant", "qat_epochs", "qat_lr"),
+}
+#: Options under those that change where a run writes or what it prints, never what it computes: no key holds
+#: them, so switching a progress bar off or moving the encoded-data cache re-runs nothing.
+NOT_SHAPING = ("data.cache_dir", "trainer.progress", "trainer.log_epochs", "trainer.save_rank_weights")
+
 
 def stage_key(name: str, params: dict, depends: list[str]) -> str:
     """16 hex digits of sha256 over the stage name, its plain-JSON parameters and its inputs' keys."""
     doc = json.dumps({"stage": name, "params": params, "depends": depends}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(doc.encode("utf-8")).hexdigest()[:16]
+
+
+def stage_options(cfg, stage: str) -> dict:
+    """The options of ``cfg`` (resolved, plain) that STAGE_OPTIONS declares for ``stage``, less NOT_SHAPING:
+    what the stage's key holds. A code-version bump of a stage (its ``code`` entry) may still invalidate old
+    caches."""
+    from omegaconf import OmegaConf
+
+    out = {}
+    for path in STAGE_OPTIONS[stage]:
+        value = OmegaConf.select(cfg, path, throw_on_missing=True)
+        out[path] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+    for path in NOT_SHAPING:
+        head, _, leaf = path.rpartition(".")
+        if head in out and isinstance(out[head], dict):
+            out[head].pop(leaf, None)
+    return out
 
 
 def package_folder(name: str) -> Path:

@@ -18,21 +18,16 @@ from torch import nn
 
 from edge_taaf import CONFIG_DIR
 from edge_taaf.checkpoint import CheckpointError
-from edge_taaf.config import ConfigError, check_train_config, weight_bits
+from edge_taaf.apps.options import check_training_options, weight_bits
+from edge_taaf.config import ConfigError
 from edge_taaf.model import TwoModalitySNN
 from edge_taaf.train import TrainingDiverged, seed_everything, train
-from firmware_sim.program import ContractError
-from quant.qmodel import build_quant_model, check_frontends
+from quant.qmodel import build_quant_model
 
 
 def build_model(cfg) -> nn.Module:
     """The float TwoModalitySNN, or its quantization-aware form (quant/) when the config sets a weight
-    width; weights drawn after seeding with cfg.seed."""
-    check_train_config(cfg)
-    try:
-        check_frontends(cfg)      # the accelerator must run the front-end the network learns from
-    except (ContractError, ValueError) as err:
-        raise ConfigError(str(err)) from None
+    width; weights drawn after seeding with cfg.seed. The config was checked (check_training_options)."""
     seed_everything(cfg.seed)
     if weight_bits(cfg) is not None:
         return build_quant_model(cfg)
@@ -40,7 +35,13 @@ def build_model(cfg) -> nn.Module:
 
 
 def run_training(cfg: DictConfig, run_dir: str | Path, hooks: dict | None = None) -> dict:
-    """Build the model the config asks for and train it in ``run_dir``; the last epoch's metrics."""
+    """Check every option (before anything is built), then :func:`train_model`; the last epoch's metrics."""
+    check_training_options(cfg)
+    return train_model(cfg, run_dir, hooks)
+
+
+def train_model(cfg: DictConfig, run_dir: str | Path, hooks: dict | None = None) -> dict:
+    """Build the model a checked config asks for and train it in ``run_dir``; the last epoch's metrics."""
     return train(cfg, Path(run_dir), build_model(cfg), hooks)
 
 

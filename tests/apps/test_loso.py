@@ -57,7 +57,7 @@ def study(tmp_path_factory):
     mp.undo()
 
     trainings, measured = [], []
-    real_training, real_measure = pipeline.run_training, loso.modality_accuracies
+    real_training, real_measure = pipeline.train_model, loso.modality_accuracies
 
     def counting(scfg, folder):
         trainings.append((list(scfg.data.test_speakers), list(scfg.data.val_speakers), scfg.seed, scfg.quant.weight_bits))
@@ -66,7 +66,7 @@ def study(tmp_path_factory):
     def measuring(*args, **kwargs):
         measured.append(1)
         return real_measure(*args, **kwargs)
-    mp.setattr(pipeline, "run_training", counting)
+    mp.setattr(pipeline, "train_model", counting)
     mp.setattr(loso, "modality_accuracies", measuring)
     resumed = run_loso(cfg, tmp / "run2")
     counts = (list(trainings), len(measured))

@@ -15,6 +15,7 @@ from edge_taaf.checkpoint import load_checkpoint
 from edge_taaf.config import ConfigError, check_train_config, corrupt_settings
 from edge_taaf.corrupt import CorruptSettings, audio_noise, corrupt_batch, noise_levels, silence, time_shift, vision_noise
 from edge_taaf.fusion import balance_loss
+from tests.support.configs import TINY, composition_error
 
 T, B = 8, 400
 CLIPS = {"vision": 1, "audio": 8}
@@ -278,7 +279,7 @@ def test_a_noise_range_is_read_as_a_pair(tiny_train_cfg):
 @pytest.mark.parametrize("override, message", [
     ("trainer.corrupt.silence_prob=1.5", "trainer.corrupt.silence_prob=1.5, expected a probability in [0, 1]"),
     ("trainer.corrupt.noise_prob=-0.1", "trainer.corrupt.noise_prob=-0.1, expected a probability in [0, 1]"),
-    ("trainer.corrupt.shift_prob=2", "trainer.corrupt.shift_prob=2, expected a probability in [0, 1]"),
+    ("trainer.corrupt.shift_prob=2", "trainer.corrupt.shift_prob=2.0, expected a probability in [0, 1]"),
     ("trainer.corrupt.silence_audio_share=1.01", "trainer.corrupt.silence_audio_share=1.01, expected a probability"),
     ("trainer.corrupt.vision_noise=-1.0", "trainer.corrupt.vision_noise=-1.0, expected a noise level >= 0"),
     ("trainer.corrupt.audio_noise=-0.5", "trainer.corrupt.audio_noise=-0.5, expected a noise level >= 0"),
@@ -287,19 +288,28 @@ def test_a_noise_range_is_read_as_a_pair(tiny_train_cfg):
     ("trainer.corrupt.vision_noise=[1,2,3]", "trainer.corrupt.vision_noise=[1, 2, 3], expected"),
     ("trainer.corrupt.max_shift=6", "trainer.corrupt.max_shift=6, expected a whole number of steps in 0..5"),
     ("trainer.corrupt.max_shift=-1", "trainer.corrupt.max_shift=-1"),
-    ("trainer.corrupt.max_shift=1.5", "trainer.corrupt.max_shift=1.5"),
-    ("trainer.corrupt.noise_prob=often", "trainer.corrupt.noise_prob='often' is not a number"),
     ("trainer.corrupt.crosstalk_prob=1.2", "trainer.corrupt.crosstalk_prob=1.2, expected a probability in [0, 1]"),
-    ("trainer.corrupt.crosstalk_audio_share=-1", "trainer.corrupt.crosstalk_audio_share=-1, expected a probability"),
+    ("trainer.corrupt.crosstalk_audio_share=-1", "trainer.corrupt.crosstalk_audio_share=-1.0, expected a probability"),
     ("trainer.corrupt.vision_noise_on_share=1.5", "trainer.corrupt.vision_noise_on_share=1.5, expected a probability"),
     ("+trainer.corrupt.dropout=0.1", "trainer.corrupt.dropout is unknown"),
-    ("trainer.corrupt=5", "trainer.corrupt=5, expected a mapping"),
 ])
 def test_bad_values_are_config_errors_naming_the_option(tiny_train_cfg, override, message):
     cfg = tiny_train_cfg(override)            # TINY: data.T=6
     with pytest.raises(ConfigError) as err:
         check_train_config(cfg)
     assert message in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("override, key", [
+    ("trainer.corrupt.max_shift=1.5", "trainer.corrupt.max_shift"),
+    ("trainer.corrupt.noise_prob=often", "trainer.corrupt.noise_prob"),
+    ("trainer.corrupt=5", "trainer.corrupt"),
+    ("trainer.corrupt.no_such_key=0.1", "trainer.corrupt.no_such_key"),
+])
+def test_wrong_types_and_unknown_keys_fail_when_the_config_is_composed(override, key):
+    # the trainer schema (edge_taaf/schema.py) rejects them before any check or data set runs
+    text = composition_error("train", [*TINY, override])
+    assert f"full_key: {key}" in text, text
 
 
 def test_an_on_share_for_vision_without_two_polarity_channels_is_a_config_error(tiny_train_cfg):
@@ -339,9 +349,8 @@ def spy(monkeypatch):
 
 def test_off_by_default_gives_exactly_todays_run(tiny_train_cfg, tmp_path, spy):
     with_section = tiny_train_cfg("trainer.epochs=1")
-    without = tiny_train_cfg("trainer.epochs=1")
-    OmegaConf.set_struct(without, False)
-    del without.trainer["corrupt"]                      # a config from before the option existed
+    without = OmegaConf.create(OmegaConf.to_container(tiny_train_cfg("trainer.epochs=1")))   # untyped, as a
+    del without.trainer["corrupt"]                      # checkpoint's config from before the option existed
     run_training(with_section, tmp_path / "a")
     run_training(without, tmp_path / "b")
     assert not spy                                      # no corruption call, no draws
@@ -370,21 +379,21 @@ def test_float_and_qat_training_see_corrupted_batches(tiny_train_cfg, tmp_path, 
     assert sum(int((c["applied"]["crosstalk.audio"] | c["applied"]["crosstalk.vision"]).sum()) for c in spy) > 0
 
 
-def test_pipeline_stage_keys_hold_the_corrupt_section_only_when_it_is_on(tmp_path):
-    """Off (the default), the float stage's key is the one runs had before the option existed: cached stages
-    stay valid; on, any change of it re-trains."""
-    from edge_taaf.apps.pipeline import _trainer_key
+def test_the_float_stage_key_holds_every_corrupt_option_and_no_display_option(tmp_path):
+    """The float stage's key is the declared option list (edge_taaf/apps/stages.py STAGE_OPTIONS): the whole
+    trainer.corrupt section, so any change of it re-trains; trainer.progress is not in it, so it re-trains nothing."""
+    from edge_taaf.apps.stages import stage_options
     from tests.support.configs import compose_config
 
     base = [f"workdir={tmp_path}", "data=synth"]
-    off = _trainer_key(compose_config("pipeline", base))
-    assert "corrupt" not in off and "epochs" in off
-    on = _trainer_key(compose_config("pipeline", [*base, "trainer.corrupt.noise_prob=0.2"]))
-    assert on["corrupt"]["noise_prob"] == 0.2 and {k: v for k, v in on.items() if k != "corrupt"} == off
-    assert "vision_noise_on_share" not in on["corrupt"]      # at the even split: the keys runs had before it
-    shaped = _trainer_key(compose_config("pipeline", [*base, "trainer.corrupt.noise_prob=0.2",
-                                                      "trainer.corrupt.vision_noise_on_share=0.9"]))
-    assert shaped["corrupt"]["vision_noise_on_share"] == 0.9
+    off = stage_options(compose_config("pipeline", base), "float")
+    assert off["trainer"]["corrupt"]["noise_prob"] == 0.0 and off["trainer"]["epochs"] and "progress" not in off["trainer"]
+    on = stage_options(compose_config("pipeline", [*base, "trainer.corrupt.noise_prob=0.2"]), "float")
+    assert on["trainer"]["corrupt"]["noise_prob"] == 0.2 and on != off
+    quiet = stage_options(compose_config("pipeline", [*base, "trainer.progress=false", "trainer.log_epochs=false"]), "float")
+    assert quiet == off
+    moved = stage_options(compose_config("pipeline", [*base, f"data.cache_dir={tmp_path / 'elsewhere'}"]), "data")
+    assert moved == stage_options(compose_config("pipeline", base), "data")
 
 
 # ------------------------------------------------------------------ trainer.modal_balance
@@ -404,7 +413,7 @@ def test_balance_loss_is_the_healthy_samples_squared_distance_from_equal_mass():
 @pytest.mark.parametrize("overrides, message", [
     (["trainer.modal_balance=1.0"], "trainer.modal_balance=1.0 balances taaf_modal's attention mass"),
     (["model.fusion=taaf_modal", "model.modalities=[audio]", "trainer.modal_balance=1.0"], "model.modalities=['audio']"),
-    (["model.fusion=taaf_modal", "trainer.modal_balance=-1"], "trainer.modal_balance=-1 is invalid; expected >= 0"),
+    (["model.fusion=taaf_modal", "trainer.modal_balance=-1"], "trainer.modal_balance=-1.0 is invalid; expected >= 0"),
 ])
 def test_modal_balance_needs_taaf_modal_with_two_sensors(tiny_train_cfg, overrides, message):
     with pytest.raises(ConfigError) as err:

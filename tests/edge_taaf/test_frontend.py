@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from edge_taaf.apps.options import check_training_options
 from edge_taaf.apps.train import build_model, run_training
 from edge_taaf.config import ConfigError
 from edge_taaf.frontend import FrontEndConfig, SensorFrontEnd
@@ -65,13 +66,13 @@ def test_bad_frontend_settings_name_the_option(frontend, fragments):
     ("frontend.vision.pool=[2,2,2]", ()),     # runs: the control
 ])
 def test_settings_the_accelerator_cannot_run_fail_at_training_time(override, fragments):
-    """Before any weight is drawn, float training included (quant.weight_bits=null), not at export."""
+    """When the config is checked, before anything is built, float training included (quant.weight_bits=null)."""
     cfg = compose_config("train", [*TINY, override])
     if not fragments:
         assert build_model(cfg).config.vision.in_shape == (1, 17, 17)
         return
     with pytest.raises(ConfigError) as err:
-        build_model(cfg)
+        check_training_options(cfg)           # the apps' one check (edge_taaf/apps/options.py), before build_model
     for fragment in fragments:
         assert fragment in str(err.value), str(err.value)
 

@@ -1,0 +1,55 @@
+"""The apps' one option check: every range and cross-field rule of a composed config, run once, before any
+data, model or cache folder is built.
+
+Types and unknown keys were checked when Hydra composed the config (the schemas: sensors/schema.py,
+edge_taaf/schema.py). What a type cannot say is checked here by each package's own checker, once per app
+run: the data set's (sensors.datasets.check_data_config), the training's (edge_taaf.config), the
+accelerator's weight widths (firmware_sim.spec, through quant) and front-ends (quant.qmodel), and the
+hardware config's (firmware_sim.hardware). Every error names the option; the apps print it as one line.
+"""
+from __future__ import annotations
+
+from omegaconf import OmegaConf
+
+from edge_taaf.config import ConfigError, check_select_on, check_train_config
+from firmware_sim import spec
+from firmware_sim.hardware import HardwareConfigError, hardware_from_dict
+from firmware_sim.program import ContractError
+from quant.qmodel import check_frontends
+from sensors.datasets import check_data_config
+from sensors.options import check_number
+
+
+def weight_bits(cfg) -> int | None:
+    """quant.weight_bits: None (float training) or one of the accelerator's weight widths (firmware_sim.spec)."""
+    bits = cfg["quant"]["weight_bits"]
+    if bits is None:
+        return None
+    check_number("quant.weight_bits", bits, spec.WEIGHT_BITS_MIN, spec.WEIGHT_BITS_MAX, integer=True)
+    return int(bits)
+
+
+def check_training_options(cfg) -> None:
+    """A train config (edge-taaf-train, and each training stage of the pipeline): data, quantization,
+    training and the front-ends the accelerator must run."""
+    check_data_config(cfg.data)
+    weight_bits(cfg)
+    check_train_config(cfg)
+    try:
+        check_frontends(cfg)      # the accelerator must run the front-end the network learns from
+    except (ContractError, ValueError) as err:
+        raise ConfigError(str(err)) from None
+
+
+def check_pipeline_options(cfg) -> None:
+    """A pipeline config (edge-taaf-pipeline, each LOSO fold, each sweep point): the training's options, the
+    stage options and the hardware config the simulator prices with."""
+    check_select_on(cfg)
+    check_training_options(cfg)
+    check_number("float_epochs", cfg.float_epochs, 1, integer=True)
+    check_number("qat_epochs", cfg.qat_epochs, 1, integer=True)
+    check_number("qat_lr", cfg.qat_lr, 0, low_open=True)
+    try:
+        hardware_from_dict(OmegaConf.to_container(cfg.hardware, resolve=True), "hardware")
+    except HardwareConfigError as err:
+        raise ConfigError(str(err)) from None
