@@ -7,13 +7,14 @@ from edge_taaf.corrupt import CorruptSettings
 from edge_taaf.losses import LOSSES, check_fused_weights, check_label_smoothing, check_window
 from edge_taaf.model import FUSIONS, model_modalities
 from edge_taaf.model_config import parse_modality_logits
-from sensors.options import OptionError
+from sensors.options import OptionError, check_choice
 
 
 # The one error class of an invalid option in sensors, edge_taaf and quant (sensors/options.py).
 ConfigError = OptionError
 
 
+DEVICES = ("auto", "cpu", "cuda")   # trainer.device: auto picks cuda when torch sees a GPU
 SELECT_ON = "val"   # the split every choice is made on (docs/evaluation.md); the test split only reports
 
 
@@ -73,8 +74,7 @@ def check_train_config(cfg) -> None:
             raise ConfigError(f"{name}={value!r} is not a number; expected a number {expected}")
         if not ok(value):
             raise ConfigError(f"{name}={value} is invalid; expected {expected}")
-    if tr.device not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"trainer.device={tr.device} is invalid; expected auto, cpu or cuda")
+    check_choice("trainer.device", tr.device, DEVICES)
     if tr.get("modal_balance", 0.0) and (fusion != "taaf_modal" or len(wanted) < 2):
         raise ConfigError(f"trainer.modal_balance={tr.modal_balance} balances taaf_modal's attention mass between two "
                           f"sensors; model.fusion={fusion} with model.modalities={list(wanted)} has none (set it to 0)")

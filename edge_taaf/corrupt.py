@@ -40,7 +40,8 @@ from dataclasses import dataclass, fields
 
 import torch
 
-MODALITIES = ("audio", "vision")
+from sensors.options import MODALITIES
+
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from sensors.options import is_int
+
 MODES = ("count", "adaptive")
 FIELDS = ("pool", "mode", "min_count", "clip", "refractory", "leak_shift", "gain_shift")
 
@@ -49,7 +51,7 @@ class FrontEndConfig:
         if unknown:
             raise ValueError(f"{where}: unknown field(s) {unknown}; known: {list(FIELDS)}")
         pool = cfg.get("pool", [1] * len(sensor_shape))
-        if isinstance(pool, (str, int)) or pool is None or not all(_is_int(f) and f >= 1 for f in pool):
+        if isinstance(pool, (str, int)) or pool is None or not all(is_int(f) and f >= 1 for f in pool):
             raise ValueError(f"{where}.pool={pool!r}, expected a list of integers >= 1, one per sensor axis")
         pool = tuple(int(f) for f in pool)
         if len(pool) != len(sensor_shape):
@@ -66,11 +68,11 @@ class FrontEndConfig:
         values = {}
         for name, low in (("min_count", 1), ("refractory", 0), ("leak_shift", 0), ("gain_shift", 0)):
             value = cfg.get(name, getattr(out, name))
-            if not _is_int(value) or value < low:
+            if not is_int(value) or value < low:
                 raise ValueError(f"{where}.{name}={value!r}, expected an integer >= {low}")
             values[name] = int(value)
         clip = cfg.get("clip")
-        if clip is not None and (not _is_int(clip) or clip < 1):
+        if clip is not None and (not is_int(clip) or clip < 1):
             raise ValueError(f"{where}.clip={clip!r}, expected null (no clipping) or an integer >= 1")
         return cls(pool, mode, clip=None if clip is None else int(clip), **values)
 
@@ -125,7 +127,3 @@ class SensorFrontEnd(nn.Module):
             if c.mode == "adaptive":
                 level = level - level.div(2.0 ** c.leak_shift).floor() + p[t]
         return torch.stack(out)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

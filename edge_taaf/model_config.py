@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from edge_taaf.frontend import FrontEndConfig
 from edge_taaf.neurons import LIFParams
+from sensors.options import MODALITIES, check_ints, check_modalities, check_number  # noqa: F401 (MODALITIES re-exported)
 
 FUSIONS = ("taaf", "concat", "taaf_modal")
-MODALITIES = ("audio", "vision")
 
 
 def conv_out(size: int, kernel: int, stride: int) -> int:
@@ -92,29 +92,28 @@ class ModelConfig:
         frontend_cfg = cfg.get("frontend") or {}
         sensors, frontends = {}, {}
         if "vision" in modalities:
-            sensors["vision"] = _ints(cfg["vision"]["in_shape"], "model.vision.in_shape", 3)
+            sensors["vision"] = check_ints("model.vision.in_shape", cfg["vision"]["in_shape"], length=3)
         if "audio" in modalities:
-            sensors["audio"] = (_positive(cfg["audio"]["in_channels"], "model.audio.in_channels"),)
+            sensors["audio"] = (check_number("model.audio.in_channels", cfg["audio"]["in_channels"], 1, integer=True),)
         for m, shape in sensors.items():
             frontends[m] = FrontEndConfig.parse(frontend_cfg.get(m), shape, f"model.frontend.{m}")
         if "vision" in modalities:
             vc = cfg["vision"]
-            vision = VisionConfig(frontends["vision"].out_shape(sensors["vision"]), _ints(vc["channels"], "model.vision.channels"),
-                                  _ints(vc["kernels"], "model.vision.kernels"), _ints(vc["strides"], "model.vision.strides"),
-                                  _positive(vc["features"], "model.vision.features"))
+            vision = VisionConfig(frontends["vision"].out_shape(sensors["vision"]),
+                                  *(check_ints(f"model.vision.{k}", vc[k]) for k in ("channels", "kernels", "strides")),
+                                  check_number("model.vision.features", vc["features"], 1, integer=True))
             if not len(vision.channels) == len(vision.kernels) == len(vision.strides):
                 raise ValueError("model.vision: channels, kernels and strides must have the same length")
         if "audio" in modalities:
             ac = cfg["audio"]
             audio = AudioConfig(frontends["audio"].out_shape(sensors["audio"])[0],
-                                _ints(ac["hidden"], "model.audio.hidden", allow_empty=True),
-                                _positive(ac["features"], "model.audio.features"))
-        delay = cfg["warp_max_delay"]
-        if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
-            raise ValueError(f"model.warp_max_delay must be an integer >= 0, got {delay!r}")
-        return cls(fusion, _positive(cfg["T"], "model.T"), modalities, _positive(cfg["n_classes"], "model.n_classes"),
+                                check_ints("model.audio.hidden", ac["hidden"], allow_empty=True),
+                                check_number("model.audio.features", ac["features"], 1, integer=True))
+        delay = check_number("model.warp_max_delay", cfg["warp_max_delay"], 0, integer=True)
+        return cls(fusion, check_number("model.T", cfg["T"], 1, integer=True), modalities,
+                   check_number("model.n_classes", cfg["n_classes"], 1, integer=True),
                    LIFParams(**dict(cfg["neuron"])), vision, audio, delay,
-                   _positive(cfg["score_hidden"], "model.score_hidden"), frontends, sensors,
+                   check_number("model.score_hidden", cfg["score_hidden"], 1, integer=True), frontends, sensors,
                    parse_modality_logits(cfg.get("modality_logits"), fusion))
 
 
@@ -132,22 +131,4 @@ def parse_modality_logits(value, fusion: str) -> bool:
 
 def parse_modalities(names) -> tuple[str, ...]:
     """The sensors a model config uses (``modalities``, default both), in MODALITIES order."""
-    names = list(MODALITIES) if not names else names
-    if isinstance(names, str) or not set(names) <= set(MODALITIES) or len(set(names)) != len(names):
-        raise ValueError(f"model.modalities={names!r}; expected a non-empty list of distinct names from {MODALITIES}")
-    return tuple(m for m in MODALITIES if m in names)
-
-
-def _positive(value, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{where} must be an integer >= 1, got {value!r}")
-    return value
-
-
-def _ints(values, where: str, length: int | None = None, allow_empty: bool = False) -> tuple[int, ...]:
-    if values is None or isinstance(values, (str, int)):
-        raise ValueError(f"{where} must be a list of integers >= 1, got {values!r}")
-    out = tuple(_positive(v, where) for v in values)
-    if (not out and not allow_empty) or (length is not None and len(out) != length):
-        raise ValueError(f"{where} must be a list of {length or 'one or more'} integers >= 1, got {list(values)!r}")
-    return out
+    return check_modalities("model.modalities", names)

@@ -37,6 +37,7 @@ from firmware_sim import spec
 from firmware_sim.ann_cost import AnnLayer
 from firmware_sim.energy import window_bits
 from quant.quantizers import int_weight, quant_conv2d, quant_linear
+from sensors.options import check_ints, check_number
 
 # Training steps over which an activation quantizer collects statistics before its power-of-two scale
 # becomes a learned parameter (Brevitas' default, 300, would keep several epochs off the power-of-two grid).
@@ -67,13 +68,6 @@ class AnnArch:
     act_bits: int = 8
 
 
-def _positive_ints(value, where: str) -> tuple[int, ...]:
-    values = tuple(value) if isinstance(value, Sequence) and not isinstance(value, str) else None
-    if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
-        raise AnnArchError(f"{where}={value!r}; expected a non-empty list of whole numbers >= 1")
-    return values
-
-
 def arch_from_dict(d) -> AnnArch:
     """An AnnArch from the config mapping ``ann`` (keys vision, audio, hidden, weight_bits, act_bits);
     AnnArchError names the option at fault."""
@@ -82,21 +76,15 @@ def arch_from_dict(d) -> AnnArch:
         b = d.get(m)
         if b is None:
             raise AnnArchError(f"ann.{m} is missing; expected channels, kernels and strides")
-        lists = {k: _positive_ints(b.get(k), f"ann.{m}.{k}") for k in ("channels", "kernels", "strides")}
+        lists = {k: check_ints(f"ann.{m}.{k}", b.get(k)) for k in ("channels", "kernels", "strides")}
         lengths = {k: len(v) for k, v in lists.items()}
         if len(set(lengths.values())) != 1:
             raise AnnArchError(f"ann.{m}: channels, kernels and strides need one entry per layer; got lengths {lengths}")
         branches[m] = Branch(**lists)
-    hidden = d.get("hidden", 32)
-    if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 0:
-        raise AnnArchError(f"ann.hidden={hidden!r}; expected a whole number >= 0 (0: no hidden layer)")
-    bits = d.get("weight_bits", 8)
-    if isinstance(bits, bool) or not isinstance(bits, int) or not spec.WEIGHT_BITS_MIN <= bits <= spec.WEIGHT_BITS_MAX:
-        raise AnnArchError(f"ann.weight_bits={bits!r}; expected a whole number "
-                           f"{spec.WEIGHT_BITS_MIN}..{spec.WEIGHT_BITS_MAX} (the accelerator's weight widths)")
-    act = d.get("act_bits", 8)
-    if isinstance(act, bool) or not isinstance(act, int) or not 2 <= act <= 8:
-        raise AnnArchError(f"ann.act_bits={act!r}; expected a whole number 2..8")
+    hidden = check_number("ann.hidden", d.get("hidden", 32), 0, integer=True)     # 0: no hidden layer
+    bits = check_number("ann.weight_bits", d.get("weight_bits", 8), spec.WEIGHT_BITS_MIN, spec.WEIGHT_BITS_MAX,
+                        integer=True)                                             # the accelerator's weight widths
+    act = check_number("ann.act_bits", d.get("act_bits", 8), 2, 8, integer=True)
     return AnnArch(branches["vision"], branches["audio"], hidden, bits, act)
 
 

@@ -27,7 +27,7 @@ from firmware_sim.program import ContractError
 from firmware_sim.run import check_counts
 from quant.quantizers import exact_log2
 
-MODALITIES = ("vision", "audio")
+INPUTS = ("vision", "audio")   # the competitor's inputs in its graph order (vision first)
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class AnnProgram:
     def as_dict(self) -> dict:
         """The facts a reader of the ONNX file needs (its metadata), no weights."""
         return {"T": self.T, "inputs": {m: {"shape": list(self.input_shapes()[m]), "max": self.input_max()[m]}
-                                        for m in MODALITIES},
+                                        for m in INPUTS},
                 "weight_bits": self.weight_bits, "act_bits": self.act_bits, "n_classes": self.n_classes,
                 "layers": [{"name": lay.name, "kind": lay.kind, "shape": list(lay.weight.shape), "stride": lay.stride,
                             "shift": lay.shift} for lay in (*self.vision, *self.audio, *self.head)]}
@@ -98,10 +98,10 @@ def ann_program(model) -> AnnProgram:
     weight leaves its narrow int range or a scale is not a power of two (never clipped, never rounded)."""
     weights = model.int_weights()
     act_max = 2 ** model.arch.act_bits - 1
-    in_log2 = {m: _input_log2(model, m) for m in MODALITIES}
+    in_log2 = {m: _input_log2(model, m) for m in INPUTS}
     feature_log2 = _pow2_log2(model.feature_act, "feature activation")
     branches = {}
-    for m in MODALITIES:
+    for m in INPUTS:
         x_log2, layers = in_log2[m], []
         n = len(getattr(model.arch, m).channels)
         for i in range(n):
@@ -195,7 +195,7 @@ def reference_logits(program: AnnProgram, vision: np.ndarray, audio: np.ndarray,
     for i in range(0, n, batch_size):
         maps = input_maps(vision[:, i:i + batch_size], audio[:, i:i + batch_size])
         flat = []
-        for m in MODALITIES:
+        for m in INPUTS:
             x = maps[m]
             for lay in getattr(program, m):
                 x = _layer(lay, x)

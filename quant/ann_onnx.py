@@ -26,7 +26,7 @@ from onnx import TensorProto, helper
 
 from firmware_sim import spec
 from firmware_sim.program import ContractError
-from quant.ann_int import MODALITIES, AnnProgram, IntLayer, check_inputs
+from quant.ann_int import INPUTS, AnnProgram, IntLayer, check_inputs
 # The SNN writer's graph builder and QCDQ weight rule, shared so the weight encoding is written once.
 from quant.export import IR_VERSION, OPSET, _Consts, _Graph, _qcdq
 from sensors.atomic import atomic_write
@@ -64,7 +64,7 @@ def build_ann_onnx(program: AnnProgram) -> onnx.ModelProto:
         z = _layer(g, c, lay, z, program.weight_bits)
     g.op("Identity", z, out="logits")
     shapes = program.input_shapes()
-    inputs = [helper.make_tensor_value_info(m, F32, [program.T, "B", *shapes[m]]) for m in MODALITIES]
+    inputs = [helper.make_tensor_value_info(m, F32, [program.T, "B", *shapes[m]]) for m in INPUTS]
     graph = helper.make_graph(g.nodes, "edge_taaf_ann_int", inputs,
                               [helper.make_tensor_value_info("logits", F32, ["B", program.n_classes])],
                               initializer=c.inits)
@@ -108,10 +108,10 @@ class AnnOrt:
         self.session = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {m: tuple(self._facts["inputs"][m]["shape"]) for m in MODALITIES}
+        return {m: tuple(self._facts["inputs"][m]["shape"]) for m in INPUTS}
 
     def input_max(self) -> dict[str, int]:
-        return {m: int(self._facts["inputs"][m]["max"]) for m in MODALITIES}
+        return {m: int(self._facts["inputs"][m]["max"]) for m in INPUTS}
 
     def logits(self, vision: np.ndarray, audio: np.ndarray) -> np.ndarray:
         """vision (T, B, P, H, W), audio (T, B, C) whole counts -> int64 logits (B, K). ContractError naming

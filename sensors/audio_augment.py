@@ -18,8 +18,8 @@ together. Vocal tract length perturbation is not a waveform transform here: it m
 centre frequencies (``vtlp_centres`` -> ``cochlea_encode(..., centre_freqs=...)``), as VTLP warps the
 filterbank in Jaitly & Hinton (2013), so it is exact and costs nothing.
 
-The settings checks at the end (check_range, check_probability, settings_from_mapping) are shared
-with sensors/image_augment.py.
+The settings are checked with sensors/options.py's checkers; settings_from_mapping (unknown keys) is
+shared with sensors/image_augment.py.
 """
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ from fractions import Fraction
 
 import numpy as np
 from scipy.signal import fftconvolve, firwin, resample_poly
+
+from sensors.options import OptionError, check_number, check_pair, check_probability, show
 
 NOISE_KINDS = ("white", "pink", "babble")
 #: speed factors are approximated by the nearest fraction p / q with q <= this (the resampling filter
@@ -223,20 +225,19 @@ class AudioAugmentParams:
     reverb_prob: float = 0.3
 
     def __post_init__(self) -> None:
-        for name, low in (("speed", 0.0), ("vtlp", 0.0), ("rt60_s", 0.0)):
-            check_range(self, name, above=low)
-        for name in ("gain_db", "snr_db", "drr_db"):
-            check_range(self, name)
-        for name in ("speed_prob", "vtlp_prob", "gain_prob", "noise_prob", "reverb_prob"):
-            check_probability(self, name)
-        check_number(self, "vtlp_boundary_hz", above=0.0)
+        checked = {name: check_pair(name, getattr(self, name), low, low_open=True)
+                   for name, low in (("speed", 0.0), ("vtlp", 0.0), ("rt60_s", 0.0))}
+        checked |= {name: check_pair(name, getattr(self, name)) for name in ("gain_db", "snr_db", "drr_db")}
+        checked |= {name: check_probability(name, getattr(self, name))
+                    for name in ("speed_prob", "vtlp_prob", "gain_prob", "noise_prob", "reverb_prob")}
+        checked["vtlp_boundary_hz"] = check_number("vtlp_boundary_hz", self.vtlp_boundary_hz, 0.0, low_open=True)
         kinds = self.noise_kinds
         if isinstance(kinds, str) or not isinstance(kinds, Sequence) or not kinds or not set(kinds) <= set(NOISE_KINDS):
-            raise ValueError(f"noise_kinds: {format_value(kinds)}, expected a non-empty list of {list(NOISE_KINDS)}")
-        object.__setattr__(self, "noise_kinds", tuple(kinds))
-        if isinstance(self.babble_talkers, bool) or not isinstance(self.babble_talkers, (int, np.integer)) \
-                or self.babble_talkers < 1:
-            raise ValueError(f"babble_talkers: {self.babble_talkers!r}, expected an integer >= 1")
+            raise OptionError(f"noise_kinds={show(kinds)}; expected a non-empty list of {list(NOISE_KINDS)}")
+        checked["noise_kinds"] = tuple(kinds)
+        checked["babble_talkers"] = check_number("babble_talkers", self.babble_talkers, 1, integer=True)
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
 
     @classmethod
     def from_mapping(cls, section: Mapping | None) -> "AudioAugmentParams":
@@ -246,8 +247,8 @@ class AudioAugmentParams:
     def check_sample_rate(self, fs: float) -> None:
         """ValueError unless the VTLP boundary lies below the Nyquist frequency of ``fs`` Hz."""
         if not self.vtlp_boundary_hz < fs / 2:
-            raise ValueError(f"vtlp_boundary_hz: {self.vtlp_boundary_hz!r}, expected below the Nyquist frequency "
-                             f"{fs / 2} Hz of sample_rate {fs}")
+            raise OptionError(f"vtlp_boundary_hz={self.vtlp_boundary_hz!r}; expected below the Nyquist frequency "
+                              f"{fs / 2} Hz of sample_rate {fs}")
 
 
 @dataclass(frozen=True)
@@ -306,51 +307,6 @@ def augment_waveform(wave: np.ndarray, fs: float, draw: AudioDraw, rng: np.rando
 
 # ---- settings checks (shared with sensors/image_augment.py) --------------------------------------
 
-def format_value(value) -> str:
-    """A config value as a person wrote it: sequences as [a, b], everything else as repr."""
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return "[" + ", ".join(format_value(v) for v in value) + "]"
-    return repr(value)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
-        and math.isfinite(value)
-
-
-def check_number(obj, name: str, above: float | None = None) -> None:
-    """Field ``name`` of ``obj`` must be a finite number (> ``above`` when given); stored as float."""
-    value = getattr(obj, name)
-    if not _is_number(value) or (above is not None and not value > above):
-        expected = "a finite number" + (f" > {above:g}" if above is not None else "")
-        raise ValueError(f"{name}: {format_value(value)}, expected {expected}")
-    object.__setattr__(obj, name, float(value))
-
-
-def check_probability(obj, name: str) -> None:
-    """Field ``name`` of ``obj`` must be a number in [0, 1]; stored as float."""
-    value = getattr(obj, name)
-    if not _is_number(value) or not 0 <= value <= 1:
-        raise ValueError(f"{name}: {format_value(value)}, expected a probability in [0, 1]")
-    object.__setattr__(obj, name, float(value))
-
-
-def check_range(obj, name: str, above: float | None = None, within: tuple[float, float] | None = None) -> None:
-    """Field ``name`` of ``obj`` must be [min, max]: two finite numbers, min <= max, both > ``above``
-    and inside ``within`` (inclusive) when given; stored as a tuple of floats."""
-    value = getattr(obj, name)
-    pair = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else None
-    if pair is None or len(pair) != 2 or not all(_is_number(v) for v in pair):
-        raise ValueError(f"{name}: {format_value(value)}, expected [min, max], two finite numbers")
-    if pair[0] > pair[1]:
-        raise ValueError(f"{name}: {format_value(value)}, expected min <= max")
-    if above is not None and not pair[0] > above:
-        raise ValueError(f"{name}: {format_value(value)}, expected values > {above:g}")
-    if within is not None and not (within[0] <= pair[0] and pair[1] <= within[1]):
-        raise ValueError(f"{name}: {format_value(value)}, expected values in [{within[0]:g}, {within[1]:g}]")
-    object.__setattr__(obj, name, (float(pair[0]), float(pair[1])))
-
-
 def settings_from_mapping(cls, section: Mapping | None):
     """``cls(**section)`` for a frozen settings dataclass; ValueError naming an unknown option
     (the dataclass's own checks name a bad value). None or an empty section gives the defaults."""
@@ -358,11 +314,11 @@ def settings_from_mapping(cls, section: Mapping | None):
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(section) - set(names))
     if unknown:
-        raise ValueError(f"{unknown[0]}: unknown option, expected one of {names}")
+        raise OptionError(f"{unknown[0]} is unknown; expected one of {names}")
     return cls(**section)
 
 
 __all__ = ["AudioAugmentParams", "AudioDraw", "NOISE_KINDS", "add_noise", "apply_gain", "augment_waveform",
-           "babble_noise", "check_number", "check_probability", "check_range", "draw_audio", "format_value",
+           "babble_noise", "draw_audio",
            "pink_noise", "reverberate", "settings_from_mapping", "speed_perturb", "speed_ratio", "synthetic_rir", "vtlp_centres",
            "vtlp_warp", "white_noise"]

@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit
 
 from sensors.events import AUDIO_DTYPE, make_events, validate_events
+from sensors.options import is_real
 
 _COMPRESSIONS = {"power": 0, "log": 1}
 _SPACINGS = ("erb", "log")
@@ -82,8 +83,8 @@ class CochleaParams:
             (self.tau > 0, "tau", "> 0 seconds"),
             (self.refractory >= 0, "refractory", ">= 0 seconds"),
             (self.channel_norm in CHANNEL_NORMS, "channel_norm", f"one of {CHANNEL_NORMS}"),
-            (_is_real(self.channel_level) and 0 < self.channel_level < np.inf, "channel_level", "a finite number > 0"),
-            (_is_real(self.channel_floor_db) and -np.inf < self.channel_floor_db <= 0, "channel_floor_db",
+            (is_real(self.channel_level) and 0 < self.channel_level < np.inf, "channel_level", "a finite number > 0"),
+            (is_real(self.channel_floor_db) and -np.inf < self.channel_floor_db <= 0, "channel_floor_db",
              "a finite number <= 0 (dB)"),
         ]
         for ok, name, expected in checks:
@@ -105,10 +106,6 @@ class CochleaParams:
             for name in _NORM_FIELDS:
                 fields.pop(name)
         return fields
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def centre_frequencies(n_channels: int, f_min: float, f_max: float, spacing: str = "erb") -> np.ndarray:

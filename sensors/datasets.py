@@ -40,6 +40,7 @@ from sensors.cochlea import CochleaParams, centre_frequencies, cochlea_encode
 from sensors.dvs_emulator import DVSParams, add_background_events, emulate_saccades
 from sensors.image_augment import ImageAugmentParams, augment_image, draw_image
 from sensors.mnist import MNIST_TEST_IMAGES, MNIST_TEST_LABELS, load_mnist5k, load_mnist_test
+from sensors.options import check_number
 from sensors.paired import PairedSpikes
 from sensors.paths import FETCH_HINT, data_root, require_files
 from sensors.splits import (DEFAULT_VISION_TEST_SOURCE, FSDD_SPLITS, PAIR_SEED_IDS, SPLITS,  # noqa: F401 (re-exported)
@@ -152,35 +153,32 @@ def _plain(value):
 
 def augment_settings(cfg, sample_rate: int) -> AugmentSettings:
     """``cfg.augment`` checked (absent: augmentation off). Raises DataConfigError naming the option,
-    e.g. ``data.augment.audio.speed: [1.2, 0.8], expected min <= max``, for an unknown key or any value
+    e.g. ``data.augment.audio.speed=[1.2, 0.8]; expected min <= max``, for an unknown key or any value
     out of range, enabled or not."""
     section = _plain(cfg.get("augment"))
     if section is None:
         return AugmentSettings()
     if not isinstance(section, dict):
-        raise DataConfigError(f"data.augment: {section!r}, expected a mapping with keys {list(AUGMENT_KEYS)}")
+        raise DataConfigError(f"data.augment={section!r}; expected a mapping with keys {list(AUGMENT_KEYS)}")
     unknown = sorted(set(section) - set(AUGMENT_KEYS))
     if unknown:
-        raise DataConfigError(f"data.augment.{unknown[0]}: unknown option, expected one of {list(AUGMENT_KEYS)}")
+        raise DataConfigError(f"data.augment.{unknown[0]} is unknown; expected one of {list(AUGMENT_KEYS)}")
     enabled = section.get("enabled", False)
     if not isinstance(enabled, bool):
-        raise DataConfigError(f"data.augment.enabled: {enabled!r}, expected true or false")
-    for name in ("copies", "seed"):
-        value = section.get(name, 0)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise DataConfigError(f"data.augment.{name}: {value!r}, expected an integer >= 0")
+        raise DataConfigError(f"data.augment.enabled={enabled!r}; expected true or false")
+    counts = {name: check_number(f"data.augment.{name}", section.get(name, 0), 0, integer=True) for name in ("copies", "seed")}
     params = {}
     for name, cls in (("audio", AudioAugmentParams), ("vision", ImageAugmentParams)):
         sub = section.get(name)
         if sub is not None and not isinstance(sub, dict):
-            raise DataConfigError(f"data.augment.{name}: {sub!r}, expected a mapping of options")
+            raise DataConfigError(f"data.augment.{name}={sub!r}; expected a mapping of options")
         try:
             params[name] = cls.from_mapping(sub)
             if name == "audio":
                 params[name].check_sample_rate(sample_rate)
         except ValueError as exc:
             raise DataConfigError(f"data.augment.{name}.{exc}") from None
-    return AugmentSettings(enabled, int(section.get("copies", 0)), int(section.get("seed", 0)), **params)
+    return AugmentSettings(enabled, counts["copies"], counts["seed"], **params)
 
 
 def _encode_clip(wave: np.ndarray, fs: int, cochlea: CochleaParams, t_bins: int, clip_audio: int,

@@ -47,6 +47,7 @@ import numpy as np
 from numba import njit
 
 from .events import CAMERA_DTYPE, make_events, validate_events
+from sensors.options import is_int
 
 _PROFILES = ("cosine", "linear")
 
@@ -85,9 +86,9 @@ class DVSParams:
         for name in ("mismatch_sigma", "noise_rate_hz"):
             _check(name, getattr(self, name), "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0)
         _check("noise_on_fraction", self.noise_on_fraction, "a number in [0, 1]", lambda v: 0 <= v <= 1)
-        _check("refractory_us", self.refractory_us, "an integer >= 0", lambda v: _is_int(v) and v >= 0)
+        _check("refractory_us", self.refractory_us, "an integer >= 0", lambda v: is_int(v) and v >= 0)
         for name in ("dt_us", "saccade_us"):
-            _check(name, getattr(self, name), "an integer > 0", lambda v: _is_int(v) and v > 0)
+            _check(name, getattr(self, name), "an integer > 0", lambda v: is_int(v) and v > 0)
         _check("saccade_profile", self.saccade_profile, f"one of {_PROFILES}", lambda v: v in _PROFILES)
         _check(
             "saccade_vertices_px", self.saccade_vertices_px, "at least 2 finite (dx, dy) pairs",
@@ -96,12 +97,8 @@ class DVSParams:
         _check("origin_px", self.origin_px, "two finite numbers (x, y)",
                lambda v: len(v) == 2 and all(math.isfinite(float(c)) for c in v))
         _check("canvas_size", self.canvas_size, "two integers (W, H) > 0",
-               lambda v: len(v) == 2 and all(_is_int(c) and c > 0 for c in v))
-        _check("seed", self.seed, "an integer >= 0", lambda v: _is_int(v) and v >= 0)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+               lambda v: len(v) == 2 and all(is_int(c) and c > 0 for c in v))
+        _check("seed", self.seed, "an integer >= 0", lambda v: is_int(v) and v >= 0)
 
 
 def _check(name, value, expected, ok) -> None:
@@ -151,7 +148,7 @@ def emulate_saccades(image: np.ndarray, params: DVSParams | None = None, seed: i
     params = DVSParams() if params is None else params
     img = _unit_image(image)
     seed = params.seed if seed is None else seed
-    if not _is_int(seed) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     width, height = params.canvas_size
     n_pix = width * height

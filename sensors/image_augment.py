@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from sensors.audio_augment import check_probability, check_range, settings_from_mapping
+from sensors.audio_augment import settings_from_mapping
+from sensors.options import check_pair, check_probability
 
 #: footprint of one thickness step: a 2 x 2 maximum (minimum) widens (narrows) a stroke by one pixel
 _STEP_FOOTPRINT = np.ones((2, 2), dtype=bool)
@@ -118,13 +119,15 @@ class ImageAugmentParams:
     blur_prob: float = 0.3
 
     def __post_init__(self) -> None:
-        check_range(self, "scale", above=0.0)
-        check_range(self, "rotation_deg", within=(-180.0, 180.0))
-        check_range(self, "translate_px")
-        check_range(self, "thickness_px")
-        check_range(self, "blur_sigma_px", within=(0.0, math.inf))
-        for name in ("scale_prob", "rotation_prob", "translate_prob", "thickness_prob", "blur_prob"):
-            check_probability(self, name)
+        checked = {"scale": check_pair("scale", self.scale, 0.0, low_open=True),
+                   "rotation_deg": check_pair("rotation_deg", self.rotation_deg, -180.0, 180.0),
+                   "translate_px": check_pair("translate_px", self.translate_px),
+                   "thickness_px": check_pair("thickness_px", self.thickness_px),
+                   "blur_sigma_px": check_pair("blur_sigma_px", self.blur_sigma_px, 0.0)}
+        checked |= {name: check_probability(name, getattr(self, name))
+                    for name in ("scale_prob", "rotation_prob", "translate_prob", "thickness_prob", "blur_prob")}
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
 
     @classmethod
     def from_mapping(cls, section: Mapping | None) -> "ImageAugmentParams":

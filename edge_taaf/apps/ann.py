@@ -41,7 +41,7 @@ from tqdm import tqdm
 from edge_taaf import CONFIG_DIR
 from edge_taaf.augment import random_shift
 from edge_taaf.checkpoint import atomic_torch_save
-from edge_taaf.config import ConfigError, check_select_on, corrupt_settings
+from edge_taaf.config import DEVICES, ConfigError, check_select_on, corrupt_settings
 from edge_taaf.corrupt import corrupt_batch
 from edge_taaf.dataset import PairedSpikeDataset
 from edge_taaf.train import model_data, pick_device, seed_everything, to_time_major
@@ -52,8 +52,9 @@ from quant.ann_competitor import AnnArchError, AnnCompetitor, arch_from_dict, me
 from quant.ann_int import ann_program, reference_logits
 from quant.ann_onnx import AnnOrt, save_ann_onnx
 from sensors.atomic import atomic_write_text
+from sensors.datasets import check_data_config
+from sensors.options import MODALITIES, check_choice, check_number
 
-MODALITIES = ("audio", "vision")
 RESULT = "ann_result.json"
 ONNX_FILE = "ann_model.onnx"
 # What an experiment written for the SNN may hold that the ANN does not take, and why.
@@ -69,13 +70,6 @@ SNN_ONLY = {
     "trainer.rate_penalty": "a firing-rate penalty; the ANN has no spikes",
 }
 ANN_KEYS = {"data", "sensor", "seed", "ann", "sizes", "select_on", "select_tolerance", "trainer", "eval_batch_size"}
-
-
-def _check_number(name: str, value, ok, expected: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{name}={value!r} is not a number; expected {expected}")
-    if not ok(value):
-        raise ConfigError(f"{name}={value} is invalid; expected {expected}")
 
 
 def candidate_archs(cfg) -> dict:
@@ -104,30 +98,22 @@ def check_ann_config(cfg) -> None:
     """ConfigError naming the option for any invalid size, selection, trainer or data value."""
     candidate_archs(cfg)
     check_select_on(cfg)                  # sizes are chosen on val; anything else names select_on
-    _check_number("select_tolerance", cfg.get("select_tolerance", 0.0), lambda x: 0 <= x <= 1,
-                  "an accuracy difference in [0, 1]")
+    check_number("select_tolerance", cfg.select_tolerance, 0, 1)     # an accuracy difference
     tr = cfg.trainer
-    for name, value, ok, expected in [
-            ("trainer.epochs", tr.epochs, lambda x: x >= 1 and x == int(x), "a whole number >= 1"),
-            ("trainer.batch_size", tr.batch_size, lambda x: x >= 1 and x == int(x), "a whole number >= 1"),
-            ("trainer.lr", tr.lr, lambda x: x > 0, "a number > 0"),
-            ("trainer.lr_min", tr.lr_min, lambda x: 0 <= x <= tr.lr, "a number in [0, trainer.lr]"),
-            ("trainer.warmup_steps", tr.warmup_steps, lambda x: x >= 0 and x == int(x), "a whole number >= 0"),
-            ("trainer.weight_decay", tr.weight_decay, lambda x: x >= 0, "a number >= 0"),
-            ("trainer.augment_shift", tr.augment_shift, lambda x: x >= 0 and x == int(x), "a whole number >= 0"),
-            ("eval_batch_size", cfg.eval_batch_size, lambda x: x >= 1 and x == int(x), "a whole number >= 1")]:
-        _check_number(name, value, ok, expected)
-    if tr.grad_clip is not None:
-        _check_number("trainer.grad_clip", tr.grad_clip, lambda x: x > 0, "a number > 0 or null")
-    if tr.device not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"trainer.device={tr.device!r} is invalid; expected auto, cpu or cuda")
-    held = list(cfg.data.get("modalities") or [])
+    for name in ("epochs", "batch_size"):
+        check_number(f"trainer.{name}", tr[name], 1, integer=True)
+    check_number("trainer.lr", tr.lr, 0, low_open=True)
+    check_number("trainer.lr_min", tr.lr_min, 0, tr.lr)
+    for name in ("warmup_steps", "augment_shift"):
+        check_number(f"trainer.{name}", tr[name], 0, integer=True)
+    check_number("trainer.weight_decay", tr.weight_decay, 0)
+    check_number("eval_batch_size", cfg.eval_batch_size, 1, integer=True)
+    check_number("trainer.grad_clip", tr.grad_clip, 0, low_open=True, optional=True)
+    check_choice("trainer.device", tr.device, DEVICES)
+    check_data_config(cfg.data)           # T, clips, splits, sensors: the data set's own rules
+    held = list(cfg.data.modalities)
     if sorted(held) != sorted(MODALITIES):
         raise ConfigError(f"data={cfg.data.name} holds {held}; the ANN competitor needs both audio and vision")
-    for key in ("T", "clip", "clip_audio"):
-        value = cfg.data.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"data.{key}={value!r}; the ANN's input widths need a whole number >= 1")
     corrupt_settings(cfg)                 # trainer.corrupt, checked as the SNN's trainer checks it
 
 

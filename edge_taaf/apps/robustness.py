@@ -23,8 +23,8 @@ from firmware_sim.run import Runner
 from sensors.dvs_background import load_stats, real_background
 from sensors.datasets import dvs_bin_us
 from sensors.ood import WaveformFailure, dead_channels, dead_pixels, fsdd_failed_audio, hot_pixels
+from sensors.options import MODALITIES
 
-MODALITIES = ("audio", "vision")
 FROM_OUTPUTS = "outputs logits_audio / logits_vision (the program's per-modality predictions)"
 FROM_SILENCE = "fused output with the other sensor silent (all zeros)"
 
