@@ -7,7 +7,7 @@ from edge_taaf.corrupt import CorruptSettings
 from edge_taaf.losses import LOSSES, check_fused_weights, check_label_smoothing, check_window
 from edge_taaf.model import FUSIONS, model_modalities
 from edge_taaf.model_config import parse_modality_logits
-from sensors.options import OptionError, check_choice
+from sensors.options import OptionError, check_choice, check_number
 
 
 # The one error class of an invalid option in sensors, edge_taaf and quant (sensors/options.py).
@@ -19,10 +19,10 @@ SELECT_ON = "val"   # the split every choice is made on (docs/evaluation.md); th
 
 
 def check_select_on(cfg) -> str:
-    """The config's ``select_on`` (absent: "val"). Anything else, e.g. ``select_on=test``, is a ConfigError naming
+    """The config's ``select_on``: only "val". Anything else, e.g. ``select_on=test``, is a ConfigError naming
     the option: choices (recipes, sizes, Pareto points, thresholds, hyperparameters) are made on validation data,
     and the test split is read once per reported number. The apps call this before building any data."""
-    value = cfg.get("select_on", SELECT_ON)
+    value = cfg.select_on
     if value != SELECT_ON:
         raise ConfigError(f"select_on={value!r}: choices are made on the validation split; expected {SELECT_ON!r} "
                           "(the test split is read once per reported number, never to choose)")
@@ -41,41 +41,34 @@ def check_train_config(cfg) -> None:
         raise ConfigError("loss=taaf_balanced needs model.fusion=taaf or taaf_modal (it reads TAAF's attention shares)")
     try:
         if loss == "taaf_balanced":
-            check_fused_weights(cfg.loss.get("step_ce", 1.0), cfg.loss.get("fused_ce", 0.0))
-            check_label_smoothing(cfg.loss.get("label_smoothing", 0.0))
+            check_fused_weights(cfg.loss.step_ce, cfg.loss.fused_ce)
+            check_label_smoothing(cfg.loss.label_smoothing)
         if loss in ("taaf_balanced", "ogm_ge"):
             check_window(cfg.loss.window)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     try:
-        parse_modality_logits(cfg.model.get("modality_logits"), fusion)
+        parse_modality_logits(cfg.model.modality_logits, fusion)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     try:
         wanted = model_modalities(cfg.model)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    held = list(cfg.data.get("modalities") or [])
+    held = list(cfg.data.modalities)
     if held and not set(wanted) <= set(held):
         raise ConfigError(f"model.modalities={list(wanted)} but data={cfg.data.name} holds only {held}")
     if int(cfg.model.T) != int(cfg.data.T):
         raise ConfigError(f"model.T={cfg.model.T} does not match the data's T (data.T={cfg.data.T}); set them equal")
     tr = cfg.trainer
-    numbers = [("trainer.lr", tr.lr, lambda x: x > 0, "> 0"),
-               ("trainer.lr_min", tr.lr_min, lambda x: 0 <= x <= tr.lr, "in [0, trainer.lr]"),
-               ("trainer.epochs", tr.epochs, lambda x: x >= 1, ">= 1"),
-               ("trainer.batch_size", tr.batch_size, lambda x: x >= 1, ">= 1"),
-               ("trainer.weight_decay", tr.weight_decay, lambda x: x >= 0, ">= 0"),
-               ("trainer.spike_penalty", tr.get("spike_penalty", 0.0), lambda x: x >= 0, ">= 0"),
-               ("trainer.rate_penalty", tr.get("rate_penalty", 0.0), lambda x: x >= 0, ">= 0"),
-               ("trainer.modal_balance", tr.get("modal_balance", 0.0), lambda x: x >= 0, ">= 0")]
-    for name, value, ok, expected in numbers:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{name}={value!r} is not a number; expected a number {expected}")
-        if not ok(value):
-            raise ConfigError(f"{name}={value} is invalid; expected {expected}")
+    check_number("trainer.lr", tr.lr, 0, low_open=True)
+    check_number("trainer.lr_min", tr.lr_min, 0, tr.lr)
+    check_number("trainer.epochs", tr.epochs, 1, integer=True)
+    check_number("trainer.batch_size", tr.batch_size, 1, integer=True)
+    for name in ("weight_decay", "spike_penalty", "rate_penalty", "modal_balance"):
+        check_number(f"trainer.{name}", tr[name], 0)
     check_choice("trainer.device", tr.device, DEVICES)
-    if tr.get("modal_balance", 0.0) and (fusion != "taaf_modal" or len(wanted) < 2):
+    if tr.modal_balance and (fusion != "taaf_modal" or len(wanted) < 2):
         raise ConfigError(f"trainer.modal_balance={tr.modal_balance} balances taaf_modal's attention mass between two "
                           f"sensors; model.fusion={fusion} with model.modalities={list(wanted)} has none (set it to 0)")
     settings = corrupt_settings(cfg)

@@ -189,7 +189,7 @@ def build_loss(cfg, seed: int = 0):
     name = cfg["name"]
     if name == "taaf_balanced":
         return TAAFBalancedLoss(cfg["lambda_unimodal"], cfg["gamma"], cfg["window"],
-                                cfg.get("step_ce", 1.0), cfg.get("fused_ce", 0.0), cfg.get("label_smoothing", 0.0))
+                                cfg["step_ce"], cfg["fused_ce"], cfg["label_smoothing"])
     if name == "ce":
         return CELoss()
     if name == "ogm_ge":

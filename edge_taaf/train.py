@@ -108,7 +108,7 @@ def model_data(cfg, split: str, modalities) -> PairedSpikes:
 def rate_targets(cfg, model) -> dict[int, float]:
     """trainer.rate_targets as {position in the record: target rate}; ConfigError naming a layer the model
     does not have or a rate outside [0, 1]."""
-    raw = cfg.trainer.get("rate_targets") or {}
+    raw = cfg.trainer.rate_targets or {}
     raw = OmegaConf.to_container(raw) if OmegaConf.is_config(raw) else dict(raw)
 
     def flat(d, prefix=""):   # {vision: {conv0: 0.1}} (a dotted key on the command line) -> {vision.conv0: 0.1}
@@ -157,14 +157,14 @@ class _Penalties:
 
     @classmethod
     def of(cls, cfg: DictConfig, model) -> "_Penalties":
-        rate_penalty = float(cfg.trainer.get("rate_penalty", 0.0))
-        return cls(spike=float(cfg.trainer.get("spike_penalty", 0.0)), rate=rate_penalty,
+        rate_penalty = float(cfg.trainer.rate_penalty)
+        return cls(spike=float(cfg.trainer.spike_penalty), rate=rate_penalty,
                    # taaf_modal: equal attention mass when healthy
-                   modal_balance=float(cfg.trainer.get("modal_balance", 0.0)),
+                   modal_balance=float(cfg.trainer.modal_balance),
                    targets=rate_targets(cfg, model) if rate_penalty else {},
                    # trainer.corrupt: all off by default (batches untouched, nothing drawn)
                    corruption=corrupt_settings(cfg),
-                   clips={"vision": int(cfg.data.get("clip", 1)), "audio": int(cfg.data.get("clip_audio", 1))})
+                   clips={"vision": int(cfg.data.clip), "audio": int(cfg.data.clip_audio)})
 
 
 @dataclass
@@ -240,7 +240,7 @@ def _epoch_batches(run: _Run, epoch: int) -> list[torch.Tensor]:
     """This rank's batches of sample indices for ``epoch`` (a new vision pairing first, where
     data.repair_each_epoch)."""
     cfg, train_set, world = run.cfg, run.train_set, run.world
-    if cfg.data.get("repair_each_epoch", False) and train_set.can_repair:
+    if train_set.can_repair and cfg.data.repair_each_epoch:
         train_set.repair(epoch)  # a new same-class vision pairing per epoch, from (pair_seed, epoch)
     # One permutation per epoch from (seed, epoch): a resumed run sees the same batches.
     perm = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
@@ -359,7 +359,7 @@ def train(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, hooks: dict | 
             _save_epoch(run, epoch)
         if "epoch_end" in hooks:
             hooks["epoch_end"](epoch)
-    if cfg.trainer.get("save_rank_weights", False):  # for checking that DDP ranks stay identical
+    if cfg.trainer.save_rank_weights:  # for checking that DDP ranks stay identical
         atomic_torch_save(run.model.state_dict(), run.run_dir / f"weights_rank{run.rank}.pt")
     if run.rank == 0 and run.history:
         plot_training(run.history, run.run_dir)

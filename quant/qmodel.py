@@ -446,7 +446,7 @@ def contract_frontend(config: FrontEndConfig, sensor_shape: tuple[int, ...], in_
 
 def input_max(cfg) -> tuple[int, int]:
     """Largest vision and audio count per bin the data set gives (data.clip, data.clip_audio)."""
-    return int(cfg.data.get("clip", 1)), int(cfg.data.get("clip_audio", 1))
+    return int(cfg.data.clip), int(cfg.data.clip_audio)
 
 
 def check_frontends(cfg) -> dict[str, FrontEnd]:

@@ -152,24 +152,22 @@ def _plain(value):
 
 
 def augment_settings(cfg, sample_rate: int) -> AugmentSettings:
-    """``cfg.augment`` checked (absent: augmentation off). Raises DataConfigError naming the option,
+    """``cfg.augment`` checked. Raises DataConfigError naming the option,
     e.g. ``data.augment.audio.speed=[1.2, 0.8]; expected min <= max``, for an unknown key or any value
     out of range, enabled or not."""
-    section = _plain(cfg.get("augment"))
-    if section is None:
-        return AugmentSettings()
+    section = _plain(cfg["augment"])
     if not isinstance(section, dict):
         raise DataConfigError(f"data.augment={section!r}; expected a mapping with keys {list(AUGMENT_KEYS)}")
     unknown = sorted(set(section) - set(AUGMENT_KEYS))
     if unknown:
         raise DataConfigError(f"data.augment.{unknown[0]} is unknown; expected one of {list(AUGMENT_KEYS)}")
-    enabled = section.get("enabled", False)
+    enabled = section["enabled"]
     if not isinstance(enabled, bool):
         raise DataConfigError(f"data.augment.enabled={enabled!r}; expected true or false")
-    counts = {name: check_number(f"data.augment.{name}", section.get(name, 0), 0, integer=True) for name in ("copies", "seed")}
+    counts = {name: check_number(f"data.augment.{name}", section[name], 0, integer=True) for name in ("copies", "seed")}
     params = {}
     for name, cls in (("audio", AudioAugmentParams), ("vision", ImageAugmentParams)):
-        sub = section.get(name)
+        sub = section[name]
         if sub is not None and not isinstance(sub, dict):
             raise DataConfigError(f"data.augment.{name}={sub!r}; expected a mapping of options")
         try:
@@ -204,7 +202,7 @@ def dvs_seed(row: int, from_mnist_test: bool) -> int:
 def mnist_test_folder(cfg, root: Path) -> Path:
     """The folder holding mnist_test/ (``data.mnist_test_root``; null: the data root ``root``). Raises
     FileNotFoundError naming the folder, each missing t10k file and the fetch command."""
-    raw = cfg.get("mnist_test_root")
+    raw = cfg["mnist_test_root"]
     folder = root if raw in (None, "") else Path(str(raw)).expanduser()
     require_files(folder, [MNIST_TEST_IMAGES.as_posix(), MNIST_TEST_LABELS.as_posix()],
                   "fsdd_mnist with data.vision_test_source=mnist_test (data.mnist_test_root)", MNIST_TEST_FETCH)
@@ -227,7 +225,7 @@ def split_digits(cfg, split: str, settings: FsddSplit, speakers: list[str], labe
     from_mnist_test = source == "mnist_test"
     if split == "test" and from_mnist_test:
         return mnist_test_pool(labels, *held_out_slots(settings, speakers))
-    pools = mnist_pool(labels, split, int(cfg["mnist_test_per_class"]), int(cfg.get("mnist_val_per_class") or 0),
+    pools = mnist_pool(labels, split, int(cfg["mnist_test_per_class"]), int(cfg["mnist_val_per_class"]),
                        hold_out=not from_mnist_test)
     if split != "test":
         return pools
@@ -260,7 +258,7 @@ def build_fsdd_mnist(cfg, split: str) -> PairedSpikes:
     t_bins, clip, clip_audio = _check_common(cfg)
     fs = int(cfg["sample_rate"])
     augment = augment_settings(cfg, fs)
-    root = data_root(cfg.get("root"))
+    root = data_root(cfg["root"])
     require_files(root, ["fsdd/recordings", "mnist5k/mnist_5k.csv.gz"], "fsdd_mnist", FETCH_HINT)
     every = fsdd_files(root)
     settings = FsddSplit.from_config(cfg)
@@ -275,7 +273,7 @@ def build_fsdd_mnist(cfg, split: str) -> PairedSpikes:
            "T": t_bins, "clip": clip, "clip_audio": clip_audio, "files": [f[3] for f in files],
            "sizes": [(root / "fsdd" / "recordings" / f[3]).stat().st_size for f in files],
            "mnist_test_per_class": int(cfg["mnist_test_per_class"]),
-           "mnist_val_per_class": int(cfg.get("mnist_val_per_class") or 0), "pair_seed": int(cfg["pair_seed"]),
+           "mnist_val_per_class": int(cfg["mnist_val_per_class"]), "pair_seed": int(cfg["pair_seed"]),
            "sample_rate": fs, "cochlea": cochlea.cache_fields(), "dvs": vars(dvs), "code": CODE_VERSION,
            **_vision_key(cfg, split, source, test_folder)}
 
@@ -378,7 +376,7 @@ def fsdd_noisy_audio(cfg, split: str, snr_db: float | None, seed: int = 0) -> np
     _check_split(split)
     t_bins, _, clip_audio = _check_common(cfg)
     fs = int(cfg["sample_rate"])
-    root = data_root(cfg.get("root"))
+    root = data_root(cfg["root"])
     require_files(root, ["fsdd/recordings"], "fsdd_mnist", FETCH_HINT)
     files = fsdd_split_of(fsdd_files(root), split, FsddSplit.from_config(cfg))
     names = [f[3] for f in files]

@@ -208,7 +208,7 @@ def fsdd_failed_audio(cfg, split: str, failure: WaveformFailure | None, seed: in
     _check_split(split)
     t_bins, _, clip_audio = _check_common(cfg)
     fs = int(cfg["sample_rate"])
-    root = data_root(cfg.get("root"))
+    root = data_root(cfg["root"])
     require_files(root, ["fsdd/recordings"], "fsdd_mnist", FETCH_HINT)
     names = [f[3] for f in fsdd_split_of(fsdd_files(root), split, FsddSplit.from_config(cfg))]
     cochlea = CochleaParams(**dict(cfg["cochlea"]))

@@ -195,6 +195,7 @@ class TonicSchema:
     clip_audio: int = II(".clip")
     n_classes: int = 10
     pair_seed: int = 0
+    repair_each_epoch: bool = False     # a pair preset: a new same-class pairing of the sensors every epoch
     val_fraction: float = 0.1
     vision: Optional[TonicSourceSchema] = None
     audio: Optional[TonicSourceSchema] = None

@@ -68,15 +68,14 @@ class FsddSplit:
 
     @classmethod
     def from_config(cls, cfg) -> "FsddSplit":
-        """The options of a data config (absent val options: none / the default takes), types checked."""
+        """The options of a data config (data.split, test_speakers, val_speakers, val_takes), types checked."""
         lists = {}
         for name in ("test_speakers", "val_speakers"):
-            value = cfg.get(name) or []
+            value = cfg[name]
             if isinstance(value, str) or not all(isinstance(s, str) for s in value):
                 raise DataConfigError(f"data.{name}: {value!r}, expected a list of FSDD speaker names")
             lists[name] = tuple(value)
-        takes = cfg.get("val_takes", DEFAULT_VAL_TAKES)
-        takes = DEFAULT_VAL_TAKES if takes is None else takes
+        takes = cfg["val_takes"]
         if isinstance(takes, str) or not all(isinstance(t, int) and not isinstance(t, bool) for t in takes):
             raise DataConfigError(f"data.val_takes: {takes!r}, expected a list of FSDD take indices >= 5")
         return cls(str(cfg["split"]), lists["test_speakers"], lists["val_speakers"], tuple(int(t) for t in takes))
@@ -142,8 +141,8 @@ def fsdd_split_of(files, split: str, settings: FsddSplit) -> list[tuple[int, str
 
 
 def vision_test_source(cfg) -> str:
-    """``data.vision_test_source`` checked (absent, as in an older config: the default, mnist5k)."""
-    value = cfg.get("vision_test_source", DEFAULT_VISION_TEST_SOURCE)
+    """``data.vision_test_source`` checked."""
+    value = cfg["vision_test_source"]
     if value not in VISION_SOURCES:
         raise DataConfigError(f"data.vision_test_source: {value!r}, expected one of {list(VISION_SOURCES)} "
                               "(mnist_test: MNIST's official test set, writers absent from training)")

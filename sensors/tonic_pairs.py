@@ -42,7 +42,7 @@ AUDIO_SETS = ("shd", "ntidigits18")
 
 def class_map(section, where: str, n_classes: int) -> list[int | None]:
     """``section.classes`` checked: a list whose entry ``target`` is a class in 0..n_classes-1 or None."""
-    classes = section.get("classes")
+    classes = section["classes"]
     if classes is None or isinstance(classes, str) or not len(classes):
         raise DataConfigError(f"{where}.classes must be a list mapping each Tonic target to a class or null")
     out = []
@@ -60,7 +60,7 @@ def modality_sections(cfg) -> dict[str, object]:
         raise DataConfigError(f"data.modalities={modalities!r}; expected [vision], [audio] or [audio, vision]")
     out = {}
     for m in modalities:
-        section = cfg.get(m)
+        section = cfg[m]
         if section is None or "dataset" not in section:
             raise DataConfigError(f"data.modalities lists {m} but data.{m}.dataset is not set")
         allowed = VISION_SETS if m == "vision" else AUDIO_SETS
@@ -110,7 +110,7 @@ def encode_modality(dataset, rows: np.ndarray, kind: str, section, t_bins: int, 
 
     The window of each sample is [0, window_us) when ``window_us`` is set, else [0, its last time stamp]."""
     size = tuple(DATASETS[section["dataset"]].sensor_size)   # Tonic's (W, H, P)
-    window = section.get("window_us")
+    window = section["window_us"]
     shape = (size[2], size[1], size[0]) if kind == "vision" else (size[0],)
     out = np.zeros((rows.size, t_bins, *shape), np.uint8)
     for i, row in enumerate(tqdm(rows, desc=desc, unit="sample", leave=False)):
@@ -125,7 +125,7 @@ def encode_modality(dataset, rows: np.ndarray, kind: str, section, t_bins: int, 
 
 def val_fraction(cfg) -> float:
     """``data.val_fraction`` checked: the share of each class's training samples carved off as val."""
-    value = cfg.get("val_fraction")
+    value = cfg["val_fraction"]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
         raise DataConfigError(f"data.val_fraction={value!r}; expected a fraction in (0, 1) of each class's "
                               "training samples (the val split carved from Tonic's train split)")
@@ -177,8 +177,8 @@ def build_tonic(cfg, split: str) -> PairedSpikes:
     t_bins, n_classes, pair_seed = int(cfg["T"]), int(cfg["n_classes"]), int(cfg["pair_seed"])
     if t_bins < 1:
         raise DataConfigError(f"data.T must be >= 1, got {t_bins}")
-    root = data_root(cfg.get("root"))
-    clip = {"vision": int(cfg["clip"]), "audio": int(cfg.get("clip_audio", cfg["clip"]))}
+    root = data_root(cfg["root"])
+    clip = {"vision": int(cfg["clip"]), "audio": int(cfg["clip_audio"])}
     for m, value in clip.items():
         if not 1 <= value <= 255:
             raise DataConfigError(f"data.{'clip' if m == 'vision' else 'clip_audio'}={value}; expected 1..255")
@@ -195,8 +195,8 @@ def build_tonic(cfg, split: str) -> PairedSpikes:
     def build() -> dict:
         encoded, classes = {}, {}
         for m, s in sections.items():
-            ds = load_tonic_dataset(s["dataset"], root, train=tonic_train, **dict(s.get("options") or {}))
-            per_class = s.get("max_per_class")
+            ds = load_tonic_dataset(s["dataset"], root, train=tonic_train, **dict(s["options"] or {}))
+            per_class = s["max_per_class"]
             draw = PAIR_SEED_IDS["train" if tonic_train else "test"]
             rows, classes[m] = select_rows(tonic_targets(ds), maps[m], per_class, [pair_seed, draw, 3], f"data.{m}")
             if tonic_train:

@@ -260,7 +260,7 @@ def test_unknown_config_group_option_names_the_group(tiny_train_cfg):
 
 
 @pytest.mark.parametrize("app, override, message", [
-    ("edge-taaf-train", "trainer.lr=-1", "trainer.lr=-1.0 is invalid"),        # a range: edge_taaf/config.py
+    ("edge-taaf-train", "trainer.lr=-1", "trainer.lr=-1.0; expected a number > 0"),        # a range: edge_taaf/config.py
     ("edge-taaf-train", "trainer.lr=abc", "full_key: trainer.lr"),             # a type: the schema, at composition
     ("edge-taaf-train", "trainer.no_such_key=1", "Key 'no_such_key' not in 'TrainerSchema'"),
     ("edge-taaf-pipeline", "data.T=0", "data.T must be >= 1, got 0"),

@@ -24,7 +24,6 @@ T10K_LABELS = np.repeat(np.arange(10), T10K_COUNTS)[np.random.default_rng(1).per
 
 
 def test_vision_test_source_option_is_checked():
-    assert vision_test_source({}) == "mnist5k"                                 # an older config: the default
     assert vision_test_source({"vision_test_source": "mnist_test"}) == "mnist_test"
     with pytest.raises(DataConfigError, match=r"data.vision_test_source: 't10k', expected one of \['mnist5k', "
                                               r"'mnist_test'\]"):

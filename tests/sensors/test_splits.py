@@ -59,7 +59,6 @@ def test_split_options_are_read_and_type_checked():
     settings = FsddSplit.from_config(cfg)
     assert settings == FsddSplit("speaker", ("lucas",), ("theo",), (7,))
     assert {s for _, s, _, _ in fsdd_split_of(FILES, "val", settings)} == {"theo"}
-    assert FsddSplit.from_config({"split": "official"}).val_takes == (5, 6, 7, 8, 9)   # an older config: the default
     with pytest.raises(DataConfigError, match="data.val_speakers: 'theo', expected a list"):
         FsddSplit.from_config({**cfg, "val_speakers": "theo"})
     with pytest.raises(DataConfigError, match="data.val_takes: .*expected a list of FSDD take indices"):
