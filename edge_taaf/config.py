@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from edge_taaf.corrupt import CorruptSettings
 from edge_taaf.losses import LOSSES, check_fused_weights, check_label_smoothing, check_window
 from edge_taaf.model import FUSIONS, model_modalities
-from edge_taaf.model_config import parse_modality_logits
+from edge_taaf.model_config import ATTENTION_FUSIONS, TAAF_MODAL, parse_modality_logits
 from sensors.options import OptionError, check_choice, check_number
 
 
@@ -37,7 +37,7 @@ def check_train_config(cfg) -> None:
         raise ConfigError(f"model.fusion={fusion!r} is unknown; expected one of {FUSIONS}")
     if loss not in LOSSES:
         raise ConfigError(f"loss={loss!r} is unknown; expected one of {LOSSES}")
-    if loss == "taaf_balanced" and fusion not in ("taaf", "taaf_modal"):
+    if loss == "taaf_balanced" and fusion not in ATTENTION_FUSIONS:
         raise ConfigError("loss=taaf_balanced needs model.fusion=taaf or taaf_modal (it reads TAAF's attention shares)")
     try:
         if loss == "taaf_balanced":
@@ -68,7 +68,7 @@ def check_train_config(cfg) -> None:
     for name in ("weight_decay", "spike_penalty", "rate_penalty", "modal_balance"):
         check_number(f"trainer.{name}", tr[name], 0)
     check_choice("trainer.device", tr.device, DEVICES)
-    if tr.modal_balance and (fusion != "taaf_modal" or len(wanted) < 2):
+    if tr.modal_balance and (fusion != TAAF_MODAL or len(wanted) < 2):
         raise ConfigError(f"trainer.modal_balance={tr.modal_balance} balances taaf_modal's attention mass between two "
                           f"sensors; model.fusion={fusion} with model.modalities={list(wanted)} has none (set it to 0)")
     settings = corrupt_settings(cfg)

@@ -21,7 +21,7 @@ from edge_taaf.blocks import SpikingConv, SpikingDense
 from edge_taaf.encoders import AudioEncoder, VisionEncoder
 from edge_taaf.frontend import SensorFrontEnd
 from edge_taaf.fusion import ConcatFusion, FusionOut, TAAFFusion, TAAFModalFusion
-from edge_taaf.model_config import FUSIONS, MODALITIES, ModelConfig, parse_modalities
+from edge_taaf.model_config import FUSIONS, MODALITIES, TAAF, TAAF_MODAL, ModelConfig, parse_modalities
 from edge_taaf.neurons import LIFParams
 from edge_taaf.timewarp import CausalDelayWarp
 
@@ -52,9 +52,9 @@ class FloatLayers:
         return {m: CausalDelayWarp(max_delay) for m in modalities}
 
     def fusion(self, config: ModelConfig) -> nn.Module:
-        if config.fusion == "taaf":
+        if config.fusion == TAAF:
             return TAAFFusion(config.d_audio, config.d_vision, config.n_classes, config.score_hidden)
-        if config.fusion == "taaf_modal":
+        if config.fusion == TAAF_MODAL:
             return TAAFModalFusion(config.modalities, config.d_audio, config.d_vision, config.n_classes, config.score_hidden)
         return ConcatFusion(config.d_audio, config.d_vision, config.n_classes)
 

@@ -15,7 +15,9 @@ from edge_taaf.frontend import FrontEndConfig
 from edge_taaf.neurons import LIFParams
 from sensors.options import MODALITIES, check_ints, check_modalities, check_number  # noqa: F401 (MODALITIES re-exported)
 
-FUSIONS = ("taaf", "concat", "taaf_modal")
+TAAF, CONCAT, TAAF_MODAL = "taaf", "concat", "taaf_modal"   # model.fusion (docs/taaf.md)
+FUSIONS = (TAAF, CONCAT, TAAF_MODAL)
+ATTENTION_FUSIONS = (TAAF, TAAF_MODAL)   # the fusions with TAAF attention (what loss=taaf_balanced reads)
 
 
 def conv_out(size: int, kernel: int, stride: int) -> int:
@@ -120,10 +122,10 @@ class ModelConfig:
 def parse_modality_logits(value, fusion: str) -> bool:
     """model.modality_logits: null (default: on for taaf_modal, off otherwise), true (taaf_modal only) or false."""
     if value is None:
-        return fusion == "taaf_modal"
+        return fusion == TAAF_MODAL
     if not isinstance(value, bool):
         raise ValueError(f"model.modality_logits must be true, false or null, got {value!r}")
-    if value and fusion != "taaf_modal":
+    if value and fusion != TAAF_MODAL:
         raise ValueError(f"model.modality_logits=true needs model.fusion=taaf_modal (only it has per-modality "
                          f"predictions), got model.fusion={fusion}")
     return value

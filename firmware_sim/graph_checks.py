@@ -22,7 +22,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from firmware_sim import spec
-from firmware_sim.program import ContractError, Layer, Program
+from firmware_sim.program import CONCAT, TAAF_MODAL, ContractError, Layer, Program
 from firmware_sim.program_io import MODALITY_LOGITS
 from firmware_sim.weight_chains import WeightChains
 
@@ -43,7 +43,7 @@ def check_io(graph: onnx.GraphProto, program: Program, source: str) -> None:
     for name, (shape, _) in program.inputs.items():
         _check_value(inputs[name], [None, None, *shape], source, "graph input")
     k, r = program.n_classes, program.readout
-    per_step = [len(r.modalities)] if r.fusion == "taaf_modal" else []   # taaf_modal: one term per modality
+    per_step = [len(r.modalities)] if r.fusion == TAAF_MODAL else []   # taaf_modal: one term per modality
     expected = {"logits": [None, k], "step_logits": [None, None, *per_step, k], "attention": [None, None, *per_step]}
     if r.n_branches:
         expected["scores"] = [None, None, *per_step]
@@ -351,7 +351,7 @@ def _check_readout(g: _Graph, program: Program, chain: WeightChains) -> None:
     node, transposed, value = _weight_use(g, chain.int_value[names["readout_weight"]], f"{where}.readout_weight")
     _check_dense(g, node, transposed, value, f"{where}.readout_weight", bias_ok=True)
     _check_shift(g, node, ("Add",), r.logit_shift, f"{where}: step logits", f"{where}.logit_shift")
-    if r.fusion == "concat":
+    if r.fusion == CONCAT:
         att = g.producers.get("attention")
         if att is None or att.op_type != "ConstantOfShape":
             g.fail(f"{where}: fusion 'concat' has attention 1 at every step (a ConstantOfShape of 1); 'attention' comes from "
@@ -361,7 +361,7 @@ def _check_readout(g: _Graph, program: Program, chain: WeightChains) -> None:
         if one is None or one.size != 1 or float(one.reshape(())) != 1.0:
             g.fail(f"{where}: fusion 'concat' needs attention 1; {g.label(att)} fills {None if one is None else one.tolist()}")
         return
-    prefixes = [f"{m}_" for m in r.modalities] if r.fusion == "taaf_modal" else [""]   # one score MLP per branch
+    prefixes = [f"{m}_" for m in r.modalities] if r.fusion == TAAF_MODAL else [""]   # one score MLP per branch
     for p in prefixes:
         branch = f" ({p[:-1]} branch)" if p else ""
         node, transposed, value = _weight_use(g, chain.int_value[names[f"{p}score_hidden_weight"]],
@@ -370,7 +370,7 @@ def _check_readout(g: _Graph, program: Program, chain: WeightChains) -> None:
         _check_shift(g, node, ("Add", "Relu"), r.hidden_shift, f"{where}: score hidden layer{branch}", f"{where}.hidden_shift")
         node, transposed, value = _weight_use(g, chain.int_value[names[f"{p}score_out_weight"]], f"{where}.{p}score_out_weight")
         _check_dense(g, node, transposed, value, f"{where}.{p}score_out_weight", bias_ok=True)
-    if r.fusion == "taaf_modal":   # the joint lookup over time and modality; each modality's own over time
+    if r.fusion == TAAF_MODAL:   # the joint lookup over time and modality; each modality's own over time
         _check_attention(g, r.score_log2, where, "attention", [0, 2])
         if r.modality_logits:
             _check_attention(g, r.score_log2, where, "attention_own", [0])

@@ -15,7 +15,8 @@ from firmware_sim import spec
 from firmware_sim.frontend import FrontEnd, FrontEndError
 
 KINDS = ("conv", "dense")
-FUSIONS = ("taaf", "concat", "taaf_modal")
+TAAF, CONCAT, TAAF_MODAL = "taaf", "concat", "taaf_modal"   # the readouts (docs/accelerator.md)
+FUSIONS = (TAAF, CONCAT, TAAF_MODAL)
 MODALITIES = ("audio", "vision")   # z_t = [audio ; vision]: audio's features first
 
 
@@ -114,21 +115,21 @@ class Readout:
     @property
     def n_branches(self) -> int:
         """Score MLPs (and attention terms per step): one per modality (taaf_modal), 1 (taaf), 0 (concat)."""
-        return len(self.branches) if self.fusion == "taaf_modal" else int(self.fusion == "taaf")
+        return len(self.branches) if self.fusion == TAAF_MODAL else int(self.fusion == TAAF)
 
     @property
     def n_hidden(self) -> int:
         """H: hidden units of the score MLP (of each branch, for taaf_modal); 0 for concat."""
-        if self.fusion == "taaf_modal":
+        if self.fusion == TAAF_MODAL:
             return int(next(iter(self.branches.values())).hidden_weight.shape[0]) if self.branches else 0
         return 0 if self.hidden_weight is None else int(self.hidden_weight.shape[0])
 
     @property
     def score_weights(self) -> int:
         """Weights of the score MLP(s): U and s of every branch."""
-        if self.fusion == "taaf_modal":
+        if self.fusion == TAAF_MODAL:
             return sum(int(br.hidden_weight.size + br.out_weight.size) for br in self.branches.values())
-        return int(self.hidden_weight.size + self.out_weight.size) if self.fusion == "taaf" else 0
+        return int(self.hidden_weight.size + self.out_weight.size) if self.fusion == TAAF else 0
 
     def columns(self, modality: str, d_audio: int) -> slice:
         """The columns of z_t (and of ``weight``) holding ``modality``'s features, given D_a."""
@@ -139,8 +140,8 @@ def readout_max_T(fusion: str, n_modalities: int) -> int:
     """Longest T whose readout sum |y| stays below 2^24 (EXACT_LIMIT): y adds T x (terms per step) products
     u l' with |l'| <= 2^READOUT_MAX_BITS - 1 and u <= 2^EXP2_ONE_BITS (1 for concat); a step has one term per
     modality for taaf_modal, one for taaf and concat. 32 (taaf), 8196 (concat), 16 (taaf_modal, two sensors)."""
-    u_max = 1 if fusion == "concat" else 2 ** spec.EXP2_ONE_BITS
-    terms = n_modalities if fusion == "taaf_modal" else 1
+    u_max = 1 if fusion == CONCAT else 2 ** spec.EXP2_ONE_BITS
+    terms = n_modalities if fusion == TAAF_MODAL else 1
     return (spec.EXACT_LIMIT - 1) // (terms * u_max * (2 ** spec.READOUT_MAX_BITS - 1))
 
 
@@ -262,16 +263,16 @@ class Program:
         bound = readout_max_T(r.fusion, len(r.modalities))
         _require(self.max_T <= bound, "max_T", self.max_T,
                  f"<= {bound} (fusion {r.fusion!r} with {len(r.modalities)} modalities keeps |y| below 2^24)")
-        _require(isinstance(r.modality_logits, bool) and (not r.modality_logits or r.fusion == "taaf_modal"),
+        _require(isinstance(r.modality_logits, bool) and (not r.modality_logits or r.fusion == TAAF_MODAL),
                  "readout.modality_logits", r.modality_logits, "false, or true with fusion 'taaf_modal'")
-        if r.fusion == "taaf_modal":
+        if r.fusion == TAAF_MODAL:
             self._check_branches(limit, bias_limit)
         else:
             if r.bias is None:
                 raise ContractError(f"program: fusion {r.fusion!r} needs readout.bias")
             _check_int(r.bias, "readout.bias", (self.n_classes,), bias_limit)
         _require(0 <= r.logit_shift <= 62, "readout.logit_shift", r.logit_shift, "0..62")
-        if r.fusion == "taaf":
+        if r.fusion == TAAF:
             self._check_score_mlp(d, limit, bias_limit)
 
     def _check_readout_input(self, m: str, names: set, limit: int) -> None:
@@ -336,7 +337,7 @@ class Program:
                                     f"reaches 2^24 (EXACT_LIMIT)")
         r = self.readout
         ranges = {m: warp_range(getattr(r, f"warp_{m}")) for m in r.modalities}
-        if r.fusion == "taaf_modal":
+        if r.fusion == TAAF_MODAL:
             self._check_branch_bounds(ranges)
             return
         z_lo = np.concatenate([np.full(self.feature_width(m), ranges[m][0], np.int64) for m in r.modalities])
@@ -345,7 +346,7 @@ class Program:
         if logits >> r.logit_shift >= 2 ** spec.READOUT_MAX_BITS:
             raise ContractError(f"program: logit_shift={r.logit_shift} leaves worst-case |l_t| >> shift = "
                                 f"{logits >> r.logit_shift} >= 2^{spec.READOUT_MAX_BITS} (READOUT_MAX_BITS)")
-        if r.fusion == "taaf":
+        if r.fusion == TAAF:
             hidden = affine_bound(r.hidden_weight, r.hidden_bias, z_lo, z_hi)
             h_hi = np.maximum(affine_upper(r.hidden_weight, r.hidden_bias, z_lo, z_hi), 0) >> r.hidden_shift
             score = affine_bound(r.out_weight, r.out_bias, np.zeros_like(h_hi), h_hi)

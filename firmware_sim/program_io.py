@@ -15,7 +15,8 @@ import numpy as np
 
 from firmware_sim import spec
 from firmware_sim.frontend import FrontEnd
-from firmware_sim.program import FUSIONS, MODALITIES, ContractError, Layer, ModalBranch, Program, Readout
+from firmware_sim.program import (CONCAT, FUSIONS, MODALITIES, TAAF, TAAF_MODAL, ContractError, Layer, ModalBranch, Program,
+                                  Readout)
 
 PROGRAM_FIELDS = ("contract", "T", "max_T", "weight_bits", "state_bits", "leak_shift", "reset", "n_classes", "fusion",
                   "inputs", "frontends", "layers", "readout")
@@ -29,8 +30,8 @@ TAAF_FIELDS = ("score_hidden_weight", "score_hidden_log2", "score_hidden_bias", 
 # taaf_modal: per modality m, "<m>_<field>" (null when m does not reach the readout), and the shared scales
 BRANCH_FIELDS = ("readout_bias", "score_hidden_weight", "score_hidden_bias", "score_out_weight", "score_out_bias")
 MODAL_FIELDS = ("score_hidden_log2", "hidden_shift", "score_out_log2", "score_log2", "modality_logits")
-FUSION_FIELDS = {"taaf": ("readout_bias",) + TAAF_FIELDS, "concat": ("readout_bias",),
-                 "taaf_modal": tuple(f"{m}_{f}" for m in MODALITIES for f in BRANCH_FIELDS) + MODAL_FIELDS}
+FUSION_FIELDS = {TAAF: ("readout_bias",) + TAAF_FIELDS, CONCAT: ("readout_bias",),
+                 TAAF_MODAL: tuple(f"{m}_{f}" for m in MODALITIES for f in BRANCH_FIELDS) + MODAL_FIELDS}
 # The readout's tensors: JSON field -> the initializer name it holds.
 READOUT_TENSORS = {"warp_audio": "warp.audio", "warp_vision": "warp.vision", "readout_weight": "readout.weight",
                    "readout_bias": "readout.bias", "score_hidden_weight": "score.hidden.weight",
@@ -74,7 +75,7 @@ def to_metadata(program: Program) -> tuple[dict, dict[str, np.ndarray]]:
     r = program.readout
     readout = {"audio_input": r.audio_input, "vision_input": r.vision_input}
     arrays = {"warp_audio": r.warp_audio, "warp_vision": r.warp_vision, "readout_weight": r.weight}
-    if r.fusion == "taaf_modal":
+    if r.fusion == TAAF_MODAL:
         for m in MODALITIES:
             br = r.branches.get(m)
             values = (None,) * len(BRANCH_FIELDS) if br is None else \
@@ -82,7 +83,7 @@ def to_metadata(program: Program) -> tuple[dict, dict[str, np.ndarray]]:
             arrays.update({f"{m}_{f}": v for f, v in zip(BRANCH_FIELDS, values)})
     else:
         arrays["readout_bias"] = r.bias
-    if r.fusion == "taaf":
+    if r.fusion == TAAF:
         arrays.update(score_hidden_weight=r.hidden_weight, score_hidden_bias=r.hidden_bias,
                       score_out_weight=r.out_weight, score_out_bias=r.out_bias)
     for field, value in arrays.items():
@@ -91,10 +92,10 @@ def to_metadata(program: Program) -> tuple[dict, dict[str, np.ndarray]]:
             tensors[READOUT_TENSORS[field]] = np.asarray(value, np.int64)
     readout.update(warp_log2=int(r.log2["warp_log2"]), readout_log2=int(r.log2["readout_log2"]),
                    logit_shift=int(r.logit_shift))
-    if r.fusion in ("taaf", "taaf_modal"):
+    if r.fusion in (TAAF, TAAF_MODAL):
         readout.update(score_hidden_log2=int(r.log2["score_hidden_log2"]), hidden_shift=int(r.hidden_shift),
                        score_out_log2=int(r.log2["score_out_log2"]), score_log2=int(r.score_log2))
-    if r.fusion == "taaf_modal":
+    if r.fusion == TAAF_MODAL:
         readout["modality_logits"] = bool(r.modality_logits)
     meta = {"contract": spec.CONTRACT_VERSION, "T": int(program.T), "max_T": int(program.max_T),
             "weight_bits": int(program.weight_bits), "state_bits": int(program.state_bits),
@@ -260,19 +261,19 @@ def _readout(meta: dict, weight, bias, source: str) -> Readout:
                   optional("warp_audio", lambda n: weight(n, warp, f"{where}.warp_audio")),
                   optional("warp_vision", lambda n: weight(n, warp, f"{where}.warp_vision")),
                   weight(r["readout_weight"], lg["readout_log2"], f"{where}.readout_weight"),
-                  None if fusion == "taaf_modal" else bias(r["readout_bias"], f"{where}.readout_bias"),
+                  None if fusion == TAAF_MODAL else bias(r["readout_bias"], f"{where}.readout_bias"),
                   _int(r, "logit_shift", source, where), log2=lg)
-    if fusion != "taaf_modal" and r.get("modality_logits", False) is not False:
+    if fusion != TAAF_MODAL and r.get("modality_logits", False) is not False:
         raise ContractError(f"{source}: {where}.modality_logits={r['modality_logits']!r}: only fusion 'taaf_modal' "
                             "has per-modality predictions")
-    if fusion == "taaf_modal":
+    if fusion == TAAF_MODAL:
         out.branches = _branches(r, out.modalities, lg, weight, bias, source)
         out.hidden_shift = _int(r, "hidden_shift", source, where)
         out.score_log2 = lg["score_log2"]
         out.modality_logits = r["modality_logits"]
         if not isinstance(out.modality_logits, bool):
             raise ContractError(f"{source}: {where}.modality_logits={out.modality_logits!r}, expected true or false")
-    if fusion == "taaf":
+    if fusion == TAAF:
         out.hidden_weight = weight(r["score_hidden_weight"], lg["score_hidden_log2"], f"{where}.score_hidden_weight")
         out.hidden_bias = bias(r["score_hidden_bias"], f"{where}.score_hidden_bias")
         out.hidden_shift = _int(r, "hidden_shift", source, where)

@@ -21,7 +21,7 @@ import numpy as np
 from firmware_sim import layer_kernels, readout_kernels, spec
 from firmware_sim.counters import Counts, Unit
 from firmware_sim.frontend import FRONTEND_COLUMNS
-from firmware_sim.program import ContractError, Layer, Program
+from firmware_sim.program import TAAF, TAAF_MODAL, ContractError, Layer, Program
 from firmware_sim.program_io import MODALITY_LOGITS
 
 
@@ -190,14 +190,14 @@ class Runner:
         self.fanout = {layer.name: fanout(layer) for layer in program.layers}
         r = program.readout
         i64 = lambda a: np.ascontiguousarray(a, dtype=np.int64)  # noqa: E731
-        taaf = r.fusion == "taaf"
+        taaf = r.fusion == TAAF
         n_z = r.weight.shape[1]
         # A missing modality reaches the kernel as zero features (D = 0) under a zero one-tap warp.
         no_warp = np.zeros(1, np.int64)
         warps = tuple(i64(w) if w is not None else no_warp for w in (r.warp_audio, r.warp_vision))
         lut = np.asarray(spec.EXP2_LUT, np.int64)
         score_shift = -r.score_log2 - spec.EXP2_FRAC_BITS
-        if r.fusion == "taaf_modal":
+        if r.fusion == TAAF_MODAL:
             br = [r.branches[m] for m in r.modalities]   # z order: U_m^T rows stacked as the features are
             self.readout_args = (
                 *warps, i64(r.weight.T), i64([b.bias for b in br]), i64(np.concatenate([b.hidden_weight.T for b in br])),
@@ -240,7 +240,7 @@ class Runner:
         a = acts[r.audio_input].reshape(n_t, n_b, -1) if r.audio_input is not None else no_features
         v = acts[r.vision_input].reshape(n_t, n_b, -1) if r.vision_input is not None else no_features
         k = r.n_classes
-        modal = r.fusion == "taaf_modal"
+        modal = r.fusion == TAAF_MODAL
         per_step = (len(r.modalities),) if modal else ()       # taaf_modal: one term per modality and step
         step_logits = np.zeros((n_t, n_b, *per_step, k), np.int64)
         scores = np.zeros((n_t, n_b, *per_step), np.int64)

@@ -19,7 +19,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from firmware_sim import spec
-from firmware_sim.program import ContractError, Program
+from firmware_sim.program import TAAF, TAAF_MODAL, ContractError, Program
 from firmware_sim.program_io import MODALITY_LOGITS, to_metadata
 from quant.int_readout import EXP2_TABLE, Q_CAP
 from quant.qmodel import QuantTwoModalitySNN
@@ -192,8 +192,8 @@ class _Export:
     def __post_init__(self):
         p, r = self.program, self.program["readout"]
         self.bits, self.layers, self.r = p["weight_bits"], p["layers"], r
-        self.taaf = p["fusion"] == "taaf"
-        self.modal = p["fusion"] == "taaf_modal"   # per-modality branches (docs/accelerator.md, "taaf_modal readout")
+        self.taaf = p["fusion"] == TAAF
+        self.modal = p["fusion"] == TAAF_MODAL   # per-modality branches (docs/accelerator.md, "taaf_modal readout")
         self.own = self.modal and r["modality_logits"]
         self.present = [m for m in ("audio", "vision") if r[f"{m}_input"] is not None]   # z = [audio ; vision]
         self.inputs = [m for m in ("vision", "audio") if m in p["inputs"]]               # graph and Scan input order

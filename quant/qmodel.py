@@ -22,7 +22,7 @@ from torch import nn
 from edge_taaf.fusion import FusionOut, evidence_shares, modal_fusion_out
 from edge_taaf.model import ModelOut, TwoModalitySNN, absent_features, check_modality_inputs
 from edge_taaf.frontend import FrontEndConfig
-from edge_taaf.model_config import ModelConfig
+from edge_taaf.model_config import TAAF, TAAF_MODAL, ModelConfig
 from edge_taaf.neurons import LIFParams
 from firmware_sim import spec
 from firmware_sim.frontend import FrontEnd, FrontEndError
@@ -179,10 +179,10 @@ class IntegerLayers:
         return out
 
     def fusion(self, config: ModelConfig) -> nn.Module:
-        if config.fusion == "taaf_modal":
+        if config.fusion == TAAF_MODAL:
             return QuantModalReadout(config.modalities, config.d_audio, config.d_vision, config.n_classes,
                                      config.score_hidden, self.bits, config.modality_logits)
-        hidden = config.score_hidden if config.fusion == "taaf" else None
+        hidden = config.score_hidden if config.fusion == TAAF else None
         return QuantReadout(config.d_audio, config.d_vision, config.n_classes, hidden, self.bits)
 
 
@@ -349,7 +349,7 @@ class QuantTwoModalitySNN(TwoModalitySNN):
             record.extend(spikes.values())
         a, v = a * 2.0 ** z_log2, v * 2.0 ** z_log2
         step_logits = r.step_logits * 2.0 ** r.logit_log2
-        if self.fusion_kind == "taaf_modal":
+        if self.fusion_kind == TAAF_MODAL:
             fused = modal_fusion_out(step_logits, r.alpha, r.mix, r.beta, p["W"] * 2.0 ** p["readout_log2"],
                                      self.modalities, a, v)
             return ModelOut(fused, *self.heads(a, v), a, v)
