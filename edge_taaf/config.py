@@ -1,12 +1,16 @@
-"""Start-up checks of a training config: every error names the option and what was expected."""
+"""Start-up checks of a training config, which parse it once: every error names the option and what was
+expected; the parsed model and corruption settings go down to the training (edge_taaf/apps/options.py)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+
+from omegaconf import OmegaConf
 
 from edge_taaf.corrupt import CorruptSettings
 from edge_taaf.losses import LOSSES, check_fused_weights, check_label_smoothing, check_window
 from edge_taaf.model import FUSIONS, model_modalities
-from edge_taaf.model_config import ATTENTION_FUSIONS, TAAF_MODAL, parse_modality_logits
+from edge_taaf.model_config import ATTENTION_FUSIONS, TAAF_MODAL, ModelConfig, parse_modality_logits
 from sensors.options import OptionError, check_choice, check_number
 
 
@@ -29,9 +33,18 @@ def check_select_on(cfg) -> str:
     return value
 
 
-def check_train_config(cfg) -> None:
+@dataclass(frozen=True)
+class TrainingOptions:
+    """A training config's parts parsed once, at the app's boundary, and handed down: the model (both the float
+    network and its quantized form are built from it) and the sensor corruption of training batches."""
+    model: ModelConfig
+    corruption: CorruptSettings
+
+
+def check_train_config(cfg) -> TrainingOptions:
     """The training's ranges and cross-field rules (model, loss, trainer, the data's sensors); the apps run it
-    once per config (edge_taaf/apps/options.py), with the data's and the accelerator's checks."""
+    once per config (edge_taaf/apps/options.py), with the data's and the accelerator's checks, and pass the
+    parsed TrainingOptions down."""
     fusion, loss = cfg.model.fusion, cfg.loss.name
     if fusion not in FUSIONS:
         raise ConfigError(f"model.fusion={fusion!r} is unknown; expected one of {FUSIONS}")
@@ -77,6 +90,12 @@ def check_train_config(cfg) -> None:
         if getattr(settings, name) and len(wanted) < 2:
             raise ConfigError(f"trainer.corrupt.{name}={getattr(settings, name)} {what}; "
                               f"model.modalities={list(wanted)} has one (set it to 0)")
+    try:
+        model = ModelConfig.parse(OmegaConf.to_container(cfg.model, resolve=True) if OmegaConf.is_config(cfg.model)
+                                  else cfg.model)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return TrainingOptions(model, settings)
 
 
 CORRUPT_PROBABILITIES = ("silence_prob", "silence_audio_share", "noise_prob", "shift_prob", "crosstalk_prob",

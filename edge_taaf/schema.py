@@ -145,7 +145,44 @@ class TrainerSchema:
     corrupt: CorruptSchema = field(default_factory=CorruptSchema)
 
 
-SCHEMAS = (*SENSOR_SCHEMAS, ("model", "base_model", ModelSchema), ("frontend", "base_frontend", FrontEndSchema),
+# --- hardware group: one schema per kind -----------------------------------------------------------------
+# Types and keys only: every value is the preset's own (configs/hardware/*.yaml), and firmware_sim/hardware.py,
+# which also reads these files without Hydra, checks the ranges (firmware_sim imports nothing of ours).
+
+@dataclass
+class ComponentHardwareSchema:
+    """kind: component: every operation, memory word, register access and static power priced."""
+    name: str = MISSING
+    kind: str = MISSING
+    note: str = MISSING
+    energy_pj: Dict[str, float] = MISSING                # add8, add32, mult8, mult32 (pJ)
+    sram_word_bits: int = MISSING
+    sram_read_pj: Dict[int, float] = MISSING             # SRAM size (bytes) -> pJ per word read
+    sram_write_factor: float = MISSING
+    event_fifo_bytes: int = MISSING
+    register_file: Dict[str, float] = MISSING           # bytes, pj_per_access
+    dataflow: str = MISSING                              # scatter, gather or auto
+    static_power_mw: float = MISSING
+    clock_mhz: float = MISSING
+    parallel: Dict[str, int] = MISSING                   # syn_units, neuron_units, mac_units
+    sensor_frontend: Dict[str, Dict[str, Any]] = MISSING  # the rows both sides pay (firmware_sim/energy.py)
+
+
+@dataclass
+class OperationCountHardwareSchema:
+    """kind: operation_count: a published energy per operation (per_op_pj) prices everything."""
+    name: str = MISSING
+    kind: str = MISSING
+    note: str = MISSING
+    per_op_pj: Dict[str, float] = MISSING               # synaptic_op, neuron_update, mac (pJ)
+    static_power_mw: float = MISSING
+    clock_mhz: float = MISSING
+    parallel: Dict[str, int] = MISSING
+    sensor_frontend: Dict[str, Dict[str, Any]] = MISSING
+
+
+SCHEMAS = (*SENSOR_SCHEMAS, ("hardware", "base_hardware_component", ComponentHardwareSchema),
+           ("hardware", "base_hardware_operation_count", OperationCountHardwareSchema), ("model", "base_model", ModelSchema), ("frontend", "base_frontend", FrontEndSchema),
            ("loss", "base_loss_ce", CeLossSchema), ("loss", "base_loss_ogm_ge", OgmGeLossSchema),
            ("loss", "base_loss_taaf_balanced", TaafBalancedLossSchema), ("trainer", "base_trainer", TrainerSchema))
 

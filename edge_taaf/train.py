@@ -28,9 +28,9 @@ from tqdm import tqdm
 from edge_taaf import distributed
 from edge_taaf.checkpoint import atomic_torch_save, check_state_matches, load_checkpoint
 from sensors.atomic import atomic_write_text
-from edge_taaf.config import ConfigError, corrupt_settings
+from edge_taaf.config import ConfigError
 from edge_taaf.augment import random_shift
-from edge_taaf.corrupt import corrupt_batch, failing
+from edge_taaf.corrupt import CorruptSettings, corrupt_batch, failing
 from edge_taaf.fusion import balance_loss
 from edge_taaf.firing_rate_init import scale_to_firing_rate
 from edge_taaf.losses import build_loss
@@ -152,18 +152,18 @@ class _Penalties:
     rate: float
     modal_balance: float
     targets: dict[int, float]
-    corruption: object
+    corruption: CorruptSettings
     clips: dict[str, int]
 
     @classmethod
-    def of(cls, cfg: DictConfig, model) -> "_Penalties":
+    def of(cls, cfg: DictConfig, model, corruption: CorruptSettings) -> "_Penalties":
         rate_penalty = float(cfg.trainer.rate_penalty)
         return cls(spike=float(cfg.trainer.spike_penalty), rate=rate_penalty,
                    # taaf_modal: equal attention mass when healthy
                    modal_balance=float(cfg.trainer.modal_balance),
                    targets=rate_targets(cfg, model) if rate_penalty else {},
                    # trainer.corrupt: all off by default (batches untouched, nothing drawn)
-                   corruption=corrupt_settings(cfg),
+                   corruption=corruption,
                    clips={"vision": int(cfg.data.clip), "audio": int(cfg.data.clip_audio)})
 
 
@@ -338,17 +338,19 @@ def _save_epoch(run: _Run, epoch: int) -> None:
               f"({metrics['seconds']:.1f} s)", flush=True)
 
 
-def train(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, hooks: dict | None = None) -> dict:
+def train(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, corruption: CorruptSettings,
+          hooks: dict | None = None) -> dict:
     """Run (or resume) a training run of ``model`` in ``run_dir``; return the last epoch's metrics.
 
     ``model`` maps (vision, audio) time-major spike batches to an edge_taaf.model.ModelOut and has
     ``modalities`` and ``param_groups()`` (edge_taaf.model.TwoModalitySNN, or its quantized form).
+    ``corruption``: trainer.corrupt as the app parsed it (edge_taaf.config.TrainingOptions).
     ``hooks`` (tests): "loss"(epoch, step, loss) -> loss, "epoch_end"(epoch)."""
     hooks = hooks or {}
     run = _setup(cfg, run_dir, model)
     _resume(run)
     run.net = DistributedDataParallel(run.model) if run.world > 1 else run.model
-    run.penalties = _Penalties.of(cfg, run.model)
+    run.penalties = _Penalties.of(cfg, run.model, corruption)
     for epoch in range(run.start_epoch, cfg.trainer.epochs):
         t0 = time.time()
         metrics = _train_epoch(run, epoch, hooks)

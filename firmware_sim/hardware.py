@@ -139,6 +139,7 @@ def load_hardware(source, folder: str | os.PathLike | None = None) -> Hardware:
         data = yaml.safe_load(f)
     if not isinstance(data, dict):
         raise HardwareConfigError(f"hardware config {path}: expected a YAML mapping")
+    data.pop("defaults", None)     # a Hydra preset's defaults list (the name of its typed schema), not a constant
     return hardware_from_dict(data, str(path))
 
 

@@ -449,20 +449,21 @@ def input_max(cfg) -> tuple[int, int]:
     return int(cfg.data.clip), int(cfg.data.clip_audio)
 
 
-def check_frontends(cfg) -> dict[str, FrontEnd]:
-    """Check a train config's sensor front-ends against the accelerator before any training (float runs
-    too: the front-end shapes what the network learns from); ContractError naming model.frontend.<m>.<field>."""
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True) if OmegaConf.is_config(cfg.model) else cfg.model
-    config = ModelConfig.parse(model_cfg)
+def check_frontends(cfg, config: ModelConfig) -> dict[str, FrontEnd]:
+    """Check a train config's sensor front-ends (its parsed model ``config``) against the accelerator before any
+    training (float runs too: the front-end shapes what the network learns from); ContractError naming
+    model.frontend.<m>.<field>."""
     top = dict(zip(("vision", "audio"), input_max(cfg)))
     return {m: contract_frontend(config.frontends[m], config.sensor_shapes[m], top[m], f"model.frontend.{m}")
             for m in config.modalities}
 
 
-def build_quant_model(cfg) -> QuantTwoModalitySNN:
-    """From a full train config: model group, quant.weight_bits, data.clip / data.clip_audio."""
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True) if OmegaConf.is_config(cfg.model) else cfg.model
-    return QuantTwoModalitySNN(model_cfg, int(cfg.quant.weight_bits), input_max(cfg))
+def build_quant_model(cfg, config: ModelConfig | None = None) -> QuantTwoModalitySNN:
+    """From a full train config: its parsed model ``config`` (None: parsed here from the model group, as for a
+    checkpoint's config), quant.weight_bits, data.clip / data.clip_audio."""
+    if config is None:
+        config = OmegaConf.to_container(cfg.model, resolve=True) if OmegaConf.is_config(cfg.model) else cfg.model
+    return QuantTwoModalitySNN(config, int(cfg.quant.weight_bits), input_max(cfg))
 
 
 @torch.no_grad()

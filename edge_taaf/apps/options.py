@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from omegaconf import OmegaConf
 
-from edge_taaf.config import ConfigError, check_select_on, check_train_config
+from edge_taaf.config import ConfigError, TrainingOptions, check_select_on, check_train_config
 from firmware_sim import spec
 from firmware_sim.hardware import HardwareConfigError, hardware_from_dict
 from firmware_sim.program import ContractError
@@ -29,23 +29,24 @@ def weight_bits(cfg) -> int | None:
     return int(bits)
 
 
-def check_training_options(cfg) -> None:
-    """A train config (edge-taaf-train, and each training stage of the pipeline): data, quantization,
-    training and the front-ends the accelerator must run."""
+def check_training_options(cfg) -> TrainingOptions:
+    """A train config (edge-taaf-train, and the pipeline's training stages): data, quantization, training and
+    the front-ends the accelerator must run; returns the config's parsed parts, for the training."""
     check_data_config(cfg.data)
     weight_bits(cfg)
-    check_train_config(cfg)
+    options = check_train_config(cfg)
     try:
-        check_frontends(cfg)      # the accelerator must run the front-end the network learns from
+        check_frontends(cfg, options.model)      # the accelerator must run the front-end the network learns from
     except (ContractError, ValueError) as err:
         raise ConfigError(str(err)) from None
+    return options
 
 
-def check_pipeline_options(cfg) -> None:
+def check_pipeline_options(cfg) -> TrainingOptions:
     """A pipeline config (edge-taaf-pipeline, each LOSO fold, each sweep point): the training's options, the
-    stage options and the hardware config the simulator prices with."""
+    stage options and the hardware config the simulator prices with; returns the parsed training parts."""
     check_select_on(cfg)
-    check_training_options(cfg)
+    options = check_training_options(cfg)
     check_number("float_epochs", cfg.float_epochs, 1, integer=True)
     check_number("qat_epochs", cfg.qat_epochs, 1, integer=True)
     check_number("qat_lr", cfg.qat_lr, 0, low_open=True)
@@ -53,3 +54,4 @@ def check_pipeline_options(cfg) -> None:
         hardware_from_dict(OmegaConf.to_container(cfg.hardware, resolve=True), "hardware")
     except HardwareConfigError as err:
         raise ConfigError(str(err)) from None
+    return options

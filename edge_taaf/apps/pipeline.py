@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from edge_taaf import CONFIG_DIR
 from edge_taaf.checkpoint import CheckpointError
 from sensors.atomic import atomic_write, atomic_write_text
-from edge_taaf.config import ConfigError, check_select_on
+from edge_taaf.config import ConfigError, TrainingOptions, check_select_on
 from edge_taaf.apps.stages import StageResult, code_version, run_stage, stage_options
 from edge_taaf.apps.options import check_pipeline_options
 from edge_taaf.apps.train import train_model
@@ -66,7 +66,7 @@ def file_digest(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def stage_float(cfg, workdir, data: StageResult) -> StageResult:
+def stage_float(cfg, workdir, data: StageResult, options: TrainingOptions) -> StageResult:
     warm = cfg.float_init
     scfg = _stage_cfg(cfg, **{"quant": {"weight_bits": None}, "trainer.epochs": cfg.float_epochs, "resume": True,
                               "init_from": warm})
@@ -75,15 +75,15 @@ def stage_float(cfg, workdir, data: StageResult) -> StageResult:
         params["float_init"] = file_digest(warm)
 
     def work(folder: Path) -> dict:
-        return train_model(scfg, folder)  # resume=true: a killed stage continues from folder/checkpoint.pt
+        return train_model(scfg, folder, options)  # resume=true: a killed stage continues from folder/checkpoint.pt
     return run_stage(workdir, "float", params, [data], work)
 
 
-def stage_qat(cfg, workdir, flt: StageResult) -> StageResult:
+def stage_qat(cfg, workdir, flt: StageResult, options: TrainingOptions) -> StageResult:
     scfg = _stage_cfg(cfg, **{"trainer.epochs": cfg.qat_epochs, "trainer.lr": cfg.qat_lr, "resume": True,
                               "init_from": str(flt.folder / "checkpoint.pt")})
     params = stage_options(cfg, "qat")
-    return run_stage(workdir, "qat", params, [flt], lambda folder: train_model(scfg, folder))
+    return run_stage(workdir, "qat", params, [flt], lambda folder: train_model(scfg, folder, options))
 
 
 def stage_export(cfg, workdir, qat: StageResult) -> StageResult:
@@ -217,11 +217,11 @@ def write_report(report: dict, stages: dict[str, StageResult], run_dir: Path) ->
 
 
 def run_pipeline(cfg: DictConfig, run_dir: Path) -> dict:
-    check_pipeline_options(cfg)       # every option, before any data is built
+    options = check_pipeline_options(cfg)   # every option, before any data is built; parsed once
     workdir = Path(cfg.workdir).expanduser()
     stages = {"data": stage_data(cfg, workdir)}
-    stages["float"] = stage_float(cfg, workdir, stages["data"])
-    stages["qat"] = stage_qat(cfg, workdir, stages["float"])
+    stages["float"] = stage_float(cfg, workdir, stages["data"], options)
+    stages["qat"] = stage_qat(cfg, workdir, stages["float"], options)
     stages["export"] = stage_export(cfg, workdir, stages["qat"])
     stages["simulate"] = stage_simulate(cfg, workdir, stages["export"], stages["data"])
     report = summarise(cfg, stages)

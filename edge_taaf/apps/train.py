@@ -13,36 +13,36 @@ from __future__ import annotations
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
 from edge_taaf import CONFIG_DIR
 from edge_taaf.checkpoint import CheckpointError
 from edge_taaf.apps.options import check_training_options, weight_bits
-from edge_taaf.config import ConfigError
+from edge_taaf.config import ConfigError, TrainingOptions
 from edge_taaf.model import TwoModalitySNN
 from edge_taaf.train import TrainingDiverged, seed_everything, train
 from quant.qmodel import build_quant_model
 
 
-def build_model(cfg) -> nn.Module:
+def build_model(cfg, options: TrainingOptions) -> nn.Module:
     """The float TwoModalitySNN, or its quantization-aware form (quant/) when the config sets a weight
-    width; weights drawn after seeding with cfg.seed. The config was checked (check_training_options)."""
+    width, both from the parsed ``options.model``; weights drawn after seeding with cfg.seed."""
     seed_everything(cfg.seed)
     if weight_bits(cfg) is not None:
-        return build_quant_model(cfg)
-    return TwoModalitySNN(OmegaConf.to_container(cfg.model, resolve=True))
+        return build_quant_model(cfg, options.model)
+    return TwoModalitySNN(options.model)
 
 
 def run_training(cfg: DictConfig, run_dir: str | Path, hooks: dict | None = None) -> dict:
     """Check every option (before anything is built), then :func:`train_model`; the last epoch's metrics."""
-    check_training_options(cfg)
-    return train_model(cfg, run_dir, hooks)
+    return train_model(cfg, run_dir, check_training_options(cfg), hooks)
 
 
-def train_model(cfg: DictConfig, run_dir: str | Path, hooks: dict | None = None) -> dict:
-    """Build the model a checked config asks for and train it in ``run_dir``; the last epoch's metrics."""
-    return train(cfg, Path(run_dir), build_model(cfg), hooks)
+def train_model(cfg: DictConfig, run_dir: str | Path, options: TrainingOptions, hooks: dict | None = None) -> dict:
+    """Build the model a checked config asks for (its parsed ``options``) and train it in ``run_dir``; the last
+    epoch's metrics."""
+    return train(cfg, Path(run_dir), build_model(cfg, options), options.corruption, hooks)
 
 
 # CONFIG_DIR is an absolute path (the shipped edge_taaf.configs package): a relative one would be read

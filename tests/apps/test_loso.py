@@ -59,9 +59,9 @@ def study(tmp_path_factory):
     trainings, measured = [], []
     real_training, real_measure = pipeline.train_model, loso.modality_accuracies
 
-    def counting(scfg, folder):
+    def counting(scfg, folder, options):
         trainings.append((list(scfg.data.test_speakers), list(scfg.data.val_speakers), scfg.seed, scfg.quant.weight_bits))
-        return real_training(scfg, folder)
+        return real_training(scfg, folder, options)
 
     def measuring(*args, **kwargs):
         measured.append(1)

@@ -69,7 +69,7 @@ def test_settings_the_accelerator_cannot_run_fail_at_training_time(override, fra
     """When the config is checked, before anything is built, float training included (quant.weight_bits=null)."""
     cfg = compose_config("train", [*TINY, override])
     if not fragments:
-        assert build_model(cfg).config.vision.in_shape == (1, 17, 17)
+        assert build_model(cfg, check_training_options(cfg)).config.vision.in_shape == (1, 17, 17)
         return
     with pytest.raises(ConfigError) as err:
         check_training_options(cfg)           # the apps' one check (edge_taaf/apps/options.py), before build_model

@@ -341,11 +341,12 @@ def test_frozen_integer_mode_equals_the_per_call_one():
 def test_qat_from_fresh_weights_scales_every_integer_layer_to_fire(tmp_path):
     """The firing-rate init (edge_taaf.firing_rate_init) serves both modes of the blocks: a quantization-aware run
     from fresh weights starts with every integer layer spiking."""
+    from edge_taaf.apps.options import check_training_options
     from edge_taaf.apps.train import build_model
     from edge_taaf.firing_rate_init import scale_to_firing_rate
 
     cfg = compose_config("train", [*TINY, "quant.weight_bits=8", f"data.cache_dir={tmp_path}"])
-    model = build_model(cfg)
+    model = build_model(cfg, check_training_options(cfg))
     v, a = random_spikes(0, T=6, B=8)
     rates = scale_to_firing_rate(model, v, a, target=0.1)
     assert len(rates) == len(model.spiking_layers()) and all(r > 0.02 for r in rates), rates
