@@ -50,7 +50,7 @@ class FrontEndConfig:
         unknown = sorted(set(cfg) - set(FIELDS))
         if unknown:
             raise ValueError(f"{where}: unknown field(s) {unknown}; known: {list(FIELDS)}")
-        pool = cfg.get("pool", [1] * len(sensor_shape))
+        pool = cfg["pool"]
         if isinstance(pool, (str, int)) or pool is None or not all(is_int(f) and f >= 1 for f in pool):
             raise ValueError(f"{where}.pool={pool!r}, expected a list of integers >= 1, one per sensor axis")
         pool = tuple(int(f) for f in pool)
@@ -61,17 +61,17 @@ class FrontEndConfig:
             if d % f:
                 raise ValueError(f"{where}.pool={list(pool)}: factor {f} does not divide the sensor's axis {axis} "
                                  f"(size {d}; sensor shape {list(sensor_shape)})")
-        mode = cfg.get("mode", "count")
+        mode = cfg["mode"]
         if mode not in MODES:
             raise ValueError(f"{where}.mode={mode!r}, expected one of {list(MODES)}")
         out = cls(pool, mode)
         values = {}
         for name, low in (("min_count", 1), ("refractory", 0), ("leak_shift", 0), ("gain_shift", 0)):
-            value = cfg.get(name, getattr(out, name))
+            value = cfg[name]
             if not is_int(value) or value < low:
                 raise ValueError(f"{where}.{name}={value!r}, expected an integer >= {low}")
             values[name] = int(value)
-        clip = cfg.get("clip")
+        clip = cfg["clip"]
         if clip is not None and (not is_int(clip) or clip < 1):
             raise ValueError(f"{where}.clip={clip!r}, expected null (no clipping) or an integer >= 1")
         return cls(pool, mode, clip=None if clip is None else int(clip), **values)

@@ -4,8 +4,9 @@ Each YAML preset of a group names its schema first in its defaults list (``defau
 _self_]``); :func:`register_schemas` stores these and sensors/schema.py's (data, sensor) in Hydra's
 ConfigStore. OmegaConf then checks every value's type and rejects unknown keys when the config is composed,
 naming the full key: ``edge-taaf-train trainer.lr=abc`` fails with ``Value 'abc' ... full_key: trainer.lr``
-before anything is built. Types and defaults live here, once; ranges and cross-field rules live in
-edge_taaf/config.py (the training boundary's one checker).
+before anything is built. Types and defaults live here, once (where a runtime dataclass exists, the neuron's,
+the front-end's and the corruption's, the schema takes that class's default instead of writing it again);
+ranges and cross-field rules live in edge_taaf/config.py (the training boundary's one checker).
 """
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import II, MISSING
 
+from edge_taaf.corrupt import CorruptSettings
+from edge_taaf.frontend import FrontEndConfig
+from edge_taaf.neurons import LIFParams
 from sensors.schema import SCHEMAS as SENSOR_SCHEMAS
 
 
@@ -22,11 +26,11 @@ from sensors.schema import SCHEMAS as SENSOR_SCHEMAS
 @dataclass
 class NeuronSchema:
     """The LIF neuron (edge_taaf/neurons.py): v <- v - (v >> leak_shift) + input; spike at theta."""
-    leak_shift: int = 2
-    theta: float = 1.0
-    reset: str = "subtract"
-    surrogate: str = "atan"
-    slope: float = 2.0
+    leak_shift: int = LIFParams.leak_shift           # the defaults are the neuron's own (edge_taaf/neurons.py)
+    theta: float = LIFParams.theta
+    reset: str = LIFParams.reset
+    surrogate: str = LIFParams.surrogate
+    slope: float = LIFParams.slope
 
 
 @dataclass
@@ -67,12 +71,12 @@ class ModelSchema:
 class FrontEndSideSchema:
     """One sensor's front-end (edge_taaf/frontend.py, firmware_sim/frontend.py)."""
     pool: List[int] = MISSING
-    mode: str = "count"
-    min_count: int = 1
-    clip: Optional[int] = None
-    refractory: int = 0
-    leak_shift: int = 3
-    gain_shift: int = 3
+    mode: str = FrontEndConfig.mode                  # the defaults are the front-end's own (edge_taaf/frontend.py)
+    min_count: int = FrontEndConfig.min_count
+    clip: Optional[int] = FrontEndConfig.clip
+    refractory: int = FrontEndConfig.refractory
+    leak_shift: int = FrontEndConfig.leak_shift
+    gain_shift: int = FrontEndConfig.gain_shift
 
 
 @dataclass
@@ -112,16 +116,16 @@ class TaafBalancedLossSchema:
 class CorruptSchema:
     """trainer.corrupt (edge_taaf/corrupt.py); a noise level is k x the sample's own event rate, or a range
     [k_min, k_max] drawn log-uniformly (hence Any: a number or a pair, checked in edge_taaf/config.py)."""
-    silence_prob: float = 0.0
-    silence_audio_share: float = 0.5
-    noise_prob: float = 0.0
-    vision_noise: Any = 1.0
-    audio_noise: Any = 1.0
-    vision_noise_on_share: float = 0.5
-    shift_prob: float = 0.0
-    max_shift: int = 2
-    crosstalk_prob: float = 0.0
-    crosstalk_audio_share: float = 0.5
+    silence_prob: float = CorruptSettings.silence_prob   # the defaults are the corruption's own (edge_taaf/corrupt.py)
+    silence_audio_share: float = CorruptSettings.silence_audio_share
+    noise_prob: float = CorruptSettings.noise_prob
+    vision_noise: Any = CorruptSettings.vision_noise
+    audio_noise: Any = CorruptSettings.audio_noise
+    vision_noise_on_share: float = CorruptSettings.vision_noise_on_share
+    shift_prob: float = CorruptSettings.shift_prob
+    max_shift: int = CorruptSettings.max_shift
+    crosstalk_prob: float = CorruptSettings.crosstalk_prob
+    crosstalk_audio_share: float = CorruptSettings.crosstalk_audio_share
 
 
 @dataclass

@@ -1,17 +1,33 @@
 """Tiny quantized models with random weights, and random spike inputs, for the quant/ and simulator tests."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 from omegaconf import OmegaConf
 
+from edge_taaf.frontend import FrontEndConfig
 from quant.qmodel import QuantTwoModalitySNN
 from tests.support.configs import CONFIGS, TINY, compose_config
 
 
+SENSOR_AXES = {"vision": 3, "audio": 1}    # (P, H, W) and (C,)
+
+
+def full_frontend(frontend: dict | None) -> dict | None:
+    """A test's partial model.frontend mapping completed as the frontend schema completes a preset: every
+    field a section leaves out takes FrontEndConfig's default (the identity pool for a missing pool)."""
+    if frontend is None:
+        return None
+    defaults = {f.name: f.default for f in dataclasses.fields(FrontEndConfig) if f.name != "pool"}
+    return {m: {"pool": [1] * SENSOR_AXES[m], **defaults, **section} for m, section in frontend.items()}
+
+
 def tiny_model_cfg(**changes) -> dict:
     cfg = OmegaConf.to_container(compose_config("train", TINY).model, resolve=True)
+    if "frontend" in changes:
+        changes["frontend"] = full_frontend(changes["frontend"])
     cfg.update(changes)
     return cfg
 
@@ -41,7 +57,7 @@ def tiny_model(fusion: str, bits: int, scale: float, seed: int, T: int = 8, fron
     makes them all negative; frontend: the model.frontend mapping (None: the identity); modality_logits:
     model.modality_logits (taaf_modal)."""
     cfg = OmegaConf.to_container(OmegaConf.load(CONFIGS / "model" / "snn.yaml"), resolve=False)
-    cfg.update(T=T, fusion=fusion, score_hidden=8, modalities=list(modalities), frontend=frontend,
+    cfg.update(T=T, fusion=fusion, score_hidden=8, modalities=list(modalities), frontend=full_frontend(frontend),
                modality_logits=modality_logits)
     cfg["vision"].update(in_shape=[2, 34, 34], channels=[4, 6], kernels=[5, 3], strides=[2, 2], features=16)
     cfg["audio"].update(in_channels=64, hidden=[16], features=12)
