@@ -30,10 +30,11 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import to_absolute_path
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from edge_taaf import CONFIG_DIR
-from edge_taaf.apps.pipeline import _plain, _stage_cfg, run_pipeline
+from edge_taaf.apps.options import frozen
+from edge_taaf.apps.pipeline import _plain, run_pipeline
 from edge_taaf.apps.robustness import modality_accuracies
 from edge_taaf.apps.stages import code_version, run_stage
 from edge_taaf.checkpoint import CheckpointError
@@ -85,11 +86,8 @@ def val_speaker(speaker: str, speakers: list[str]) -> str:
 def fold_config(cfg, speaker: str, seed: int, validation: str) -> DictConfig:
     """The pipeline config of one fold: the study's config with the speaker split holding ``speaker`` out for
     test and ``validation`` out for val, trained with ``seed``."""
-    fold = _stage_cfg(cfg, **{"data.split": "speaker", "data.test_speakers": [speaker],
-                              "data.val_speakers": [validation], "seed": seed})
-    OmegaConf.set_struct(fold, False)
-    fold.pop("loso", None)
-    return fold
+    return frozen(cfg, drop=("loso",), **{"data.split": "speaker", "data.test_speakers": [speaker],
+                                          "data.val_speakers": [validation], "seed": seed})
 
 
 def run_fold(cfg, speaker: str, seed: int, validation: str, run_dir: Path) -> dict:

@@ -9,6 +9,8 @@ hardware config's (firmware_sim.hardware). Every error names the option; the app
 """
 from __future__ import annotations
 
+import copy
+
 from omegaconf import OmegaConf
 
 from edge_taaf.config import ConfigError, TrainingOptions, check_select_on, check_train_config
@@ -18,6 +20,21 @@ from firmware_sim.program import ContractError
 from quant.qmodel import check_frontends
 from sensors.datasets import check_data_config
 from sensors.options import check_number
+
+
+def frozen(cfg, drop: tuple[str, ...] = (), **changes):
+    """A read-only copy of a checked config, its schema types kept: what an app hands down (nothing below it
+    can change an option). ``changes`` (dotted keys) are set first, ``drop`` (top-level keys) removed."""
+    out = copy.deepcopy(cfg)
+    OmegaConf.set_readonly(out, False)
+    OmegaConf.set_struct(out, False)
+    for key in drop:
+        out.pop(key, None)
+    for key, value in changes.items():
+        OmegaConf.update(out, key, value, force_add=True)
+    OmegaConf.set_struct(out, True)
+    OmegaConf.set_readonly(out, True)
+    return out
 
 
 def weight_bits(cfg) -> int | None:

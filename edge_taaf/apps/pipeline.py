@@ -30,7 +30,7 @@ from edge_taaf.checkpoint import CheckpointError
 from sensors.atomic import atomic_write, atomic_write_text
 from edge_taaf.config import ConfigError, TrainingOptions, check_select_on
 from edge_taaf.apps.stages import StageResult, code_version, run_stage, stage_options
-from edge_taaf.apps.options import check_pipeline_options
+from edge_taaf.apps.options import check_pipeline_options, frozen
 from edge_taaf.apps.train import train_model
 from edge_taaf.train import TrainingDiverged
 from sensors.datasets import DataConfigError, build_dataset
@@ -45,11 +45,8 @@ def _plain(node) -> dict:
 
 
 def _stage_cfg(cfg: DictConfig, **overrides) -> DictConfig:
-    """A train config for one stage: the pipeline's config plus stage values."""
-    out = OmegaConf.create(_plain(cfg))
-    for key, value in overrides.items():
-        OmegaConf.update(out, key, value, force_add=True)
-    return out
+    """A train config for one stage: the pipeline's config plus stage values, typed and read-only."""
+    return frozen(cfg, **overrides)
 
 
 def stage_data(cfg, workdir) -> StageResult:
@@ -218,6 +215,7 @@ def write_report(report: dict, stages: dict[str, StageResult], run_dir: Path) ->
 
 def run_pipeline(cfg: DictConfig, run_dir: Path) -> dict:
     options = check_pipeline_options(cfg)   # every option, before any data is built; parsed once
+    cfg = frozen(cfg)                        # handed down read-only
     workdir = Path(cfg.workdir).expanduser()
     stages = {"data": stage_data(cfg, workdir)}
     stages["float"] = stage_float(cfg, workdir, stages["data"], options)

@@ -18,7 +18,7 @@ from torch import nn
 
 from edge_taaf import CONFIG_DIR
 from edge_taaf.checkpoint import CheckpointError
-from edge_taaf.apps.options import check_training_options, weight_bits
+from edge_taaf.apps.options import check_training_options, frozen, weight_bits
 from edge_taaf.config import ConfigError, TrainingOptions
 from edge_taaf.model import TwoModalitySNN
 from edge_taaf.train import TrainingDiverged, seed_everything, train
@@ -36,7 +36,8 @@ def build_model(cfg, options: TrainingOptions) -> nn.Module:
 
 def run_training(cfg: DictConfig, run_dir: str | Path, hooks: dict | None = None) -> dict:
     """Check every option (before anything is built), then :func:`train_model`; the last epoch's metrics."""
-    return train_model(cfg, run_dir, check_training_options(cfg), hooks)
+    options = check_training_options(cfg)
+    return train_model(frozen(cfg), run_dir, options, hooks)
 
 
 def train_model(cfg: DictConfig, run_dir: str | Path, options: TrainingOptions, hooks: dict | None = None) -> dict:
