@@ -11,6 +11,7 @@ from edge_taaf.corrupt import CorruptSettings
 from edge_taaf.losses import LOSSES, check_fused_weights, check_label_smoothing, check_window
 from edge_taaf.model import FUSIONS, model_modalities
 from edge_taaf.model_config import ATTENTION_FUSIONS, TAAF_MODAL, ModelConfig, parse_modality_logits
+from sensors.data_options import DataSettings, parse_data_config
 from sensors.options import OptionError, check_choice, check_number
 
 
@@ -36,12 +37,14 @@ def check_select_on(cfg) -> str:
 @dataclass(frozen=True)
 class TrainingOptions:
     """A training config's parts parsed once, at the app's boundary, and handed down: the model (both the float
-    network and its quantized form are built from it) and the sensor corruption of training batches."""
+    network and its quantized form are built from it), the sensor corruption of training batches and the data
+    set's parsed settings (sensors/data_options.py)."""
     model: ModelConfig
     corruption: CorruptSettings
+    data: DataSettings
 
 
-def check_train_config(cfg) -> TrainingOptions:
+def check_train_config(cfg, data: DataSettings | None = None) -> TrainingOptions:
     """The training's ranges and cross-field rules (model, loss, trainer, the data's sensors); the apps run it
     once per config (edge_taaf/apps/options.py), with the data's and the accelerator's checks, and pass the
     parsed TrainingOptions down."""
@@ -95,7 +98,7 @@ def check_train_config(cfg) -> TrainingOptions:
                                   else cfg.model)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    return TrainingOptions(model, settings)
+    return TrainingOptions(model, settings, parse_data_config(cfg.data) if data is None else data)
 
 
 CORRUPT_PROBABILITIES = ("silence_prob", "silence_audio_share", "noise_prob", "shift_prob", "crosstalk_prob",

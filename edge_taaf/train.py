@@ -28,7 +28,7 @@ from tqdm import tqdm
 from edge_taaf import distributed
 from edge_taaf.checkpoint import atomic_torch_save, check_state_matches, load_checkpoint
 from sensors.atomic import atomic_write_text
-from edge_taaf.config import ConfigError
+from edge_taaf.config import ConfigError, TrainingOptions
 from edge_taaf.augment import random_shift
 from edge_taaf.corrupt import CorruptSettings, corrupt_batch, failing
 from edge_taaf.fusion import balance_loss
@@ -37,6 +37,7 @@ from edge_taaf.losses import build_loss
 from edge_taaf.model import model_modalities
 from edge_taaf.plots import plot_training
 from edge_taaf.dataset import PairedSpikeDataset
+from sensors.data_options import DataSettings
 from sensors.datasets import build_dataset
 from sensors.paired import PairedSpikes
 
@@ -95,10 +96,10 @@ def evaluate(model, dataset, batch_size: int, device) -> dict:
             "attention_per_step": (alpha_sum / n).tolist(), "share_audio": float(share_sum[0] / n)}
 
 
-def model_data(cfg, split: str, modalities) -> PairedSpikes:
-    """The ``split`` of cfg.data holding the model's modalities only; a ConfigError names
-    model.modalities when the data set lacks one of them."""
-    data = build_dataset(cfg.data, split)
+def model_data(cfg, split: str, modalities, settings: DataSettings | None = None) -> PairedSpikes:
+    """The ``split`` of cfg.data holding the model's modalities only (``settings``: cfg.data parsed once by the
+    app; None parses it); a ConfigError names model.modalities when the data set lacks one of them."""
+    data = build_dataset(cfg.data, split, settings)
     try:
         return data.only(modalities)
     except ValueError as exc:
@@ -192,7 +193,7 @@ class _Run:
         return self.run_dir / "checkpoint.pt"
 
 
-def _setup(cfg: DictConfig, run_dir: Path, model: torch.nn.Module) -> _Run:
+def _setup(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, data: DataSettings) -> _Run:
     """Device, process group and seeds; the train and validation sets of the model's modalities; the model on
     the device (fresh weights scaled to trainer.init_firing_rate); the objective and one Adam group per modality."""
     device = pick_device(cfg.trainer.device)
@@ -203,8 +204,8 @@ def _setup(cfg: DictConfig, run_dir: Path, model: torch.nn.Module) -> _Run:
     seed_everything(cfg.seed)
 
     modalities = model_modalities(cfg.model)
-    train_set = PairedSpikeDataset(model_data(cfg, "train", modalities))
-    val_set = PairedSpikeDataset(model_data(cfg, "val", modalities))   # choices and the log read val, never test
+    train_set = PairedSpikeDataset(model_data(cfg, "train", modalities, data))
+    val_set = PairedSpikeDataset(model_data(cfg, "val", modalities, data))   # choices and the log read val, never test
     model = model.to(device)
     if cfg.trainer.init_firing_rate and not cfg.init_from:  # fresh weights only
         vision, audio, _ = train_set[torch.arange(min(128, len(train_set)))]
@@ -338,19 +339,20 @@ def _save_epoch(run: _Run, epoch: int) -> None:
               f"({metrics['seconds']:.1f} s)", flush=True)
 
 
-def train(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, corruption: CorruptSettings,
+def train(cfg: DictConfig, run_dir: Path, model: torch.nn.Module, options: TrainingOptions,
           hooks: dict | None = None) -> dict:
     """Run (or resume) a training run of ``model`` in ``run_dir``; return the last epoch's metrics.
 
     ``model`` maps (vision, audio) time-major spike batches to an edge_taaf.model.ModelOut and has
     ``modalities`` and ``param_groups()`` (edge_taaf.model.TwoModalitySNN, or its quantized form).
-    ``corruption``: trainer.corrupt as the app parsed it (edge_taaf.config.TrainingOptions).
+    ``options``: the config's parts the app parsed once (edge_taaf.config.TrainingOptions: the corruption, the
+    data set's settings).
     ``hooks`` (tests): "loss"(epoch, step, loss) -> loss, "epoch_end"(epoch)."""
     hooks = hooks or {}
-    run = _setup(cfg, run_dir, model)
+    run = _setup(cfg, run_dir, model, options.data)
     _resume(run)
     run.net = DistributedDataParallel(run.model) if run.world > 1 else run.model
-    run.penalties = _Penalties.of(cfg, run.model, corruption)
+    run.penalties = _Penalties.of(cfg, run.model, options.corruption)
     for epoch in range(run.start_epoch, cfg.trainer.epochs):
         t0 = time.time()
         metrics = _train_epoch(run, epoch, hooks)

@@ -12,7 +12,7 @@ that shaped the tensors, so a changed parameter never returns stale tensors.
 fsdd_mnist's train split can grow by ``data.augment.copies`` augmented copies (audio:
 sensors/audio_augment.py, vision: sensors/image_augment.py), each cached on its own beside the
 originals, which stay in the set; the val and test splits are never augmented (see
-:func:`augment_settings`).
+:func:`sensors.data_options.augment_settings`).
 
 Every builder has the splits ``SPLITS`` = train, val, test; fsdd_mnist's rules (which FSDD clips and
 which MNIST digits each split holds) are in sensors/splits.py, synth's val split is ``data.n_val``
@@ -25,34 +25,31 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from sensors.audio_augment import AudioAugmentParams, add_noise, augment_waveform, draw_audio, vtlp_centres, white_noise
+from sensors.audio_augment import add_noise, augment_waveform, draw_audio, vtlp_centres, white_noise
 from sensors.audio_io import read_wav
 from sensors.binning import bin_audio_events, bin_camera_events
 from sensors.cache import load_or_build
 from sensors.cochlea import CochleaParams, centre_frequencies, cochlea_encode
 from sensors.dvs_emulator import DVSParams, add_background_events, emulate_saccades
-from sensors.image_augment import ImageAugmentParams, augment_image, draw_image
+from sensors.data_options import AugmentSettings, DataSettings, parse_data_config
+from sensors.image_augment import augment_image, draw_image
 from sensors.mnist import MNIST_TEST_IMAGES, MNIST_TEST_LABELS, load_mnist5k, load_mnist_test
-from sensors.options import check_number
 from sensors.paired import PairedSpikes
 from sensors.paths import FETCH_HINT, data_root, require_files
 from sensors.splits import (DEFAULT_VISION_TEST_SOURCE, FSDD_SPLITS, PAIR_SEED_IDS, SPLITS,  # noqa: F401 (re-exported)
                             VISION_SOURCES, DataConfigError, FsddSplit, check_split, fsdd_split, fsdd_split_of,
-                            held_out_slots, mnist_pool, mnist_test_pool, slice_pool, vision_test_source)
-from sensors.synth import ModalityKnobs, SynthParams, synth_labels, synth_sample
-from sensors.tonic_pairs import build_tonic, modality_sections, val_fraction
+                            held_out_slots, mnist_pool, mnist_test_pool, slice_pool)
+from sensors.synth import synth_labels, synth_sample
+from sensors.tonic_pairs import build_tonic
 
 CODE_VERSION = "ead-3"  # bump when the encoding code changes what it produces (3: the val split, per-fold test digits)
 AUGMENT_CODE_VERSION = "ead-augment-1"  # bump when the augmentation code changes what it produces
 NOISY_CODE_VERSION = "ead-noisy-1"  # bump when fsdd_noisy_audio changes what it produces
-AUGMENT_KEYS = ("enabled", "copies", "seed", "audio", "vision")
 FSDD_NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
 VISION_SENSOR = (34, 34, 2)
 MNIST_TEST_FETCH = ("get it with: edge-taaf-data fetch --source mnist_test --root DIR, then set data.mnist_test_root=DIR "
@@ -60,40 +57,12 @@ MNIST_TEST_FETCH = ("get it with: edge-taaf-data fetch --source mnist_test --roo
 # A digit's DVS emulator seed is its MNIST 5k row index (< 5,000); t10k row i gets this offset plus i, so no
 # t10k digit reuses a 5k digit's sensor mismatch and noise.
 MNIST_TEST_DVS_SEED_OFFSET = 1 << 20
-_check_split = check_split
 
 
-def _check_common(cfg) -> tuple[int, int, int]:
-    """(T, vision clip, audio clip) from the data config."""
-    t, clip, clip_audio = int(cfg["T"]), int(cfg["clip"]), int(cfg["clip_audio"])
-    if t < 1:
-        raise DataConfigError(f"data.T must be >= 1, got {t}")
-    for name, value in (("data.clip", clip), ("data.clip_audio", clip_audio)):
-        if not 1 <= value <= 255:
-            raise DataConfigError(f"{name} must lie in 1..255, got {value}")
-    return t, clip, clip_audio
-
-
-def synth_params(cfg) -> SynthParams:
-    return SynthParams(
-        vision=ModalityKnobs(**dict(cfg["vision"])),
-        audio=ModalityKnobs(**dict(cfg["audio"])),
-        n_channels=int(cfg["n_channels"]),
-        window_us=int(cfg["window_us"]),
-        active_us=int(cfg["active_us"]),
-        jitter_us=int(cfg["jitter_us"]),
-        pattern_seed=int(cfg["pattern_seed"]),
-    )
-
-
-def build_synth(cfg, split: str) -> PairedSpikes:
+def build_synth(cfg, split: str, settings: DataSettings) -> PairedSpikes:
     """SYNTHETIC paired data (sensors/synth.py) binned to T steps over the fixed window."""
-    _check_split(split)
-    t_bins, clip, clip_audio = _check_common(cfg)
-    params = synth_params(cfg)
+    t_bins, clip, clip_audio, params = settings.t_bins, settings.clip, settings.clip_audio, settings.synth
     n = int(cfg[f"n_{split}"])
-    if n < 1:
-        raise DataConfigError(f"data.n_{split} must be >= 1, got {n}")
     key = {"dataset": "synth", "split": split, "n": n, "T": t_bins, "clip": clip, "clip_audio": clip_audio, "params": params.as_dict(),
            "code": CODE_VERSION}
 
@@ -123,60 +92,6 @@ def fsdd_files(root: Path) -> list[tuple[int, str, int, str]]:
     if not out:
         raise FileNotFoundError(f"fsdd_mnist: {folder} holds no FSDD recordings named {{digit}}_{{speaker}}_{{take}}.wav")
     return out
-
-
-@dataclass(frozen=True)
-class AugmentSettings:
-    """``data.augment`` of fsdd_mnist, checked.
-
-    enabled: augment the train split. copies: augmented copies of the train split added to the
-    originals (0 = none). seed: the augmentation seed; copy k of a clip (an MNIST digit) draws from
-    ``default_rng([seed, k, 0, crc32(file name)])`` (``[seed, k, 1, MNIST row]``), so one (seed, clip)
-    gives the same copy whatever split or file list it sits in. audio, vision: the transforms' settings.
-    """
-
-    enabled: bool = False
-    copies: int = 0
-    seed: int = 0
-    audio: AudioAugmentParams = AudioAugmentParams()
-    vision: ImageAugmentParams = ImageAugmentParams()
-
-
-def _plain(value):
-    """A config value (Hydra's DictConfig / ListConfig too) as plain dicts and lists."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return [_plain(v) for v in value]
-    return value
-
-
-def augment_settings(cfg, sample_rate: int) -> AugmentSettings:
-    """``cfg.augment`` checked. Raises DataConfigError naming the option,
-    e.g. ``data.augment.audio.speed=[1.2, 0.8]; expected min <= max``, for an unknown key or any value
-    out of range, enabled or not."""
-    section = _plain(cfg["augment"])
-    if not isinstance(section, dict):
-        raise DataConfigError(f"data.augment={section!r}; expected a mapping with keys {list(AUGMENT_KEYS)}")
-    unknown = sorted(set(section) - set(AUGMENT_KEYS))
-    if unknown:
-        raise DataConfigError(f"data.augment.{unknown[0]} is unknown; expected one of {list(AUGMENT_KEYS)}")
-    enabled = section["enabled"]
-    if not isinstance(enabled, bool):
-        raise DataConfigError(f"data.augment.enabled={enabled!r}; expected true or false")
-    counts = {name: check_number(f"data.augment.{name}", section[name], 0, integer=True) for name in ("copies", "seed")}
-    params = {}
-    for name, cls in (("audio", AudioAugmentParams), ("vision", ImageAugmentParams)):
-        sub = section[name]
-        if sub is not None and not isinstance(sub, dict):
-            raise DataConfigError(f"data.augment.{name}={sub!r}; expected a mapping of options")
-        try:
-            params[name] = cls.from_mapping(sub)
-            if name == "audio":
-                params[name].check_sample_rate(sample_rate)
-        except ValueError as exc:
-            raise DataConfigError(f"data.augment.{name}.{exc}") from None
-    return AugmentSettings(enabled, counts["copies"], counts["seed"], **params)
 
 
 def _encode_clip(wave: np.ndarray, fs: int, cochlea: CochleaParams, t_bins: int, clip_audio: int,
@@ -245,30 +160,26 @@ def _vision_key(cfg, split: str, source: str, test_folder: Path | None) -> dict:
     return key
 
 
-def build_fsdd_mnist(cfg, split: str) -> PairedSpikes:
+def build_fsdd_mnist(cfg, split: str, parsed: DataSettings) -> PairedSpikes:
     """Real FSDD audio + DVS-emulated MNIST, paired by class with a seeded permutation of the pool.
 
     Which clips and digits each split holds: sensors/splits.py. The train split holds the originals and,
     when ``data.augment`` is enabled, ``copies`` augmented copies of them (:func:`augmented_copy`): sample
     i of copy k is sample i of the originals augmented, paired with the same digit's copy k; the vision
     pool grows likewise, so the trainer's re-pairing draws from originals and copies alike. The val and
-    test splits are never augmented. ``data.augment`` is checked first, for every split.
+    test splits are never augmented. ``parsed``: the config's parsed parts (sensors/data_options.py).
     """
-    _check_split(split)
-    t_bins, clip, clip_audio = _check_common(cfg)
+    t_bins, clip, clip_audio, augment = parsed.t_bins, parsed.clip, parsed.clip_audio, parsed.augment
     fs = int(cfg["sample_rate"])
-    augment = augment_settings(cfg, fs)
     root = data_root(cfg["root"])
     require_files(root, ["fsdd/recordings", "mnist5k/mnist_5k.csv.gz"], "fsdd_mnist", FETCH_HINT)
     every = fsdd_files(root)
-    settings = FsddSplit.from_config(cfg)
-    source = vision_test_source(cfg)
+    settings, source = parsed.split, parsed.vision_test_source
     test_folder = mnist_test_folder(cfg, root) if source == "mnist_test" else None
     from_mnist_test = split == "test" and source == "mnist_test"
     speakers = sorted({s for _, s, _, _ in every})
     files = fsdd_split_of(every, split, settings)
-    cochlea = CochleaParams(**dict(cfg["cochlea"]))
-    dvs = DVSParams(**dict(cfg["dvs"]))
+    cochlea, dvs = parsed.cochlea, parsed.dvs
     key = {"dataset": "fsdd_mnist", "split": split, **settings.as_key(), "speakers": speakers,
            "T": t_bins, "clip": clip, "clip_audio": clip_audio, "files": [f[3] for f in files],
            "sizes": [(root / "fsdd" / "recordings" / f[3]).stat().st_size for f in files],
@@ -373,14 +284,14 @@ def fsdd_noisy_audio(cfg, split: str, snr_db: float | None, seed: int = 0) -> np
     ``snr_db=None`` re-encodes the clean clips (equal to build_fsdd_mnist's audio). The clips and their
     order are build_fsdd_mnist's (originals only, never augmented copies); clip ``name`` draws its noise
     from ``default_rng([seed, crc32(name)])``. Cached under the originals' settings plus snr_db and seed."""
-    _check_split(split)
-    t_bins, _, clip_audio = _check_common(cfg)
+    check_split(split)
+    parsed = parse_data_config(cfg)
+    t_bins, clip_audio, cochlea = parsed.t_bins, parsed.clip_audio, parsed.cochlea
     fs = int(cfg["sample_rate"])
     root = data_root(cfg["root"])
     require_files(root, ["fsdd/recordings"], "fsdd_mnist", FETCH_HINT)
-    files = fsdd_split_of(fsdd_files(root), split, FsddSplit.from_config(cfg))
+    files = fsdd_split_of(fsdd_files(root), split, parsed.split)
     names = [f[3] for f in files]
-    cochlea = CochleaParams(**dict(cfg["cochlea"]))
     if snr_db is not None and not np.isfinite(snr_db):
         raise ValueError(f"snr_db must be a finite number of dB or None, got {snr_db!r}")
     key = {"dataset": "fsdd_mnist_noisy_audio", "split": split, "files": names,
@@ -422,37 +333,11 @@ def noisy_vision(cfg, vision: np.ndarray, multiplier: float, seed: int = 0) -> n
 BUILDERS = {"synth": build_synth, "fsdd_mnist": build_fsdd_mnist, "tonic": build_tonic}
 
 
-def check_data_config(cfg) -> None:
-    """Every range and cross-field rule of a data config (``cfg.data``), checked without reading a file or
-    building anything: the apps call it when the config is composed. DataConfigError names the option."""
-    name = cfg.get("source") or cfg["name"]
-    if name not in BUILDERS:
-        raise DataConfigError(f"data.name={cfg['name']!r} has no builder; expected one of {tuple(BUILDERS)} "
-                              "or a config with source: tonic")
-    _check_common(cfg)
-    if name == "synth":
-        synth_params(cfg)
-        for split in SPLITS:
-            if int(cfg[f"n_{split}"]) < 1:
-                raise DataConfigError(f"data.n_{split} must be >= 1, got {cfg[f'n_{split}']}")
-    elif name == "fsdd_mnist":
-        augment_settings(cfg, int(cfg["sample_rate"]))
-        FsddSplit.from_config(cfg)
-        vision_test_source(cfg)
-        for section, params in (("cochlea", CochleaParams), ("dvs", DVSParams)):
-            try:
-                params(**dict(cfg[section]))
-            except (TypeError, ValueError) as exc:
-                raise DataConfigError(f"data.{section}: {exc}") from None
-    else:
-        modality_sections(cfg)
-        val_fraction(cfg)
-
-
-def build_dataset(cfg, split: str) -> PairedSpikes:
-    """Dispatch on data.source (tonic: any Tonic data set or pair, sensors/tonic_pairs.py), else data.name."""
-    name = cfg.get("source") or cfg["name"]
-    if name not in BUILDERS:
-        raise DataConfigError(f"data.name={cfg['name']!r} has no builder; expected one of {tuple(BUILDERS)} "
-                         "or a config with source: tonic")
-    return BUILDERS[name](cfg, split)
+def build_dataset(cfg, split: str, settings: DataSettings | None = None) -> PairedSpikes:
+    """The ``split`` of the data set ``cfg`` (``cfg.data``) describes, built or read from the cache. ``settings``:
+    the config parsed once by the app (sensors.data_options.parse_data_config); None parses it here (a test,
+    a bench script). Dispatch on data.source (tonic: any Tonic data set or pair, sensors/tonic_pairs.py),
+    else data.name."""
+    check_split(split)
+    settings = parse_data_config(cfg) if settings is None else settings
+    return BUILDERS[settings.kind](cfg, split, settings)

@@ -36,9 +36,10 @@ from tqdm import tqdm
 from sensors.audio_augment import add_noise, babble_noise
 from sensors.audio_io import read_wav
 from sensors.cache import load_or_build
-from sensors.cochlea import CochleaParams
-from sensors.datasets import CODE_VERSION, FsddSplit, _check_common, _check_split, _encode_clip, fsdd_files, fsdd_split_of
+from sensors.data_options import parse_data_config
+from sensors.datasets import CODE_VERSION, _encode_clip, fsdd_files, fsdd_split_of
 from sensors.paths import FETCH_HINT, data_root, require_files
+from sensors.splits import check_split
 
 OOD_CODE_VERSION = "ood-1"   # bump when a failure below changes what it produces
 # seed streams: the pixel / channel sets of one seed are drawn from default_rng([seed, STREAM])
@@ -205,13 +206,13 @@ def fsdd_failed_audio(cfg, split: str, failure: WaveformFailure | None, seed: in
     then encoded as build_fsdd_mnist encodes (``None``: the clean clips, equal to its audio). The clips and their
     order are sensors.datasets.fsdd_noisy_audio's; clip ``name`` draws from default_rng([seed, crc32(name)]); babble
     is made of the split's other clips. Cached under the clips, the encoding settings, the failure and the seed."""
-    _check_split(split)
-    t_bins, _, clip_audio = _check_common(cfg)
+    check_split(split)
+    parsed = parse_data_config(cfg)
+    t_bins, clip_audio, cochlea = parsed.t_bins, parsed.clip_audio, parsed.cochlea
     fs = int(cfg["sample_rate"])
     root = data_root(cfg["root"])
     require_files(root, ["fsdd/recordings"], "fsdd_mnist", FETCH_HINT)
-    names = [f[3] for f in fsdd_split_of(fsdd_files(root), split, FsddSplit.from_config(cfg))]
-    cochlea = CochleaParams(**dict(cfg["cochlea"]))
+    names = [f[3] for f in fsdd_split_of(fsdd_files(root), split, parsed.split)]
     key = {"dataset": "fsdd_mnist_failed_audio", "split": split, "files": names,
            "sizes": [(root / "fsdd" / "recordings" / n).stat().st_size for n in names], "T": t_bins,
            "clip_audio": clip_audio, "sample_rate": fs, "cochlea": cochlea.cache_fields(),

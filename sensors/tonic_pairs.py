@@ -32,7 +32,7 @@ from sensors.binning import bin_audio_events, bin_camera_events
 from sensors.cache import load_or_build
 from sensors.paired import PairedSpikes
 from sensors.paths import data_root
-from sensors.splits import PAIR_SEED_IDS, DataConfigError, check_split
+from sensors.splits import PAIR_SEED_IDS, DataConfigError
 from sensors.tonic_datasets import DATASETS, check_tonic_folder, load_tonic_dataset
 
 CODE_VERSION = "tonic-pairs-2"  # bump when the encoding below changes what it produces
@@ -169,19 +169,13 @@ def check_paired_classes(classes: dict[str, np.ndarray], split: str) -> None:
                                   f"(data.{other}.classes maps no target there): every class needs both modalities")
 
 
-def build_tonic(cfg, split: str) -> PairedSpikes:
-    """Encode (and cache) a Tonic data set or pair of data sets as PairedSpikes."""
-    check_split(split)
-    fraction = val_fraction(cfg)
-    sections = modality_sections(cfg)
-    t_bins, n_classes, pair_seed = int(cfg["T"]), int(cfg["n_classes"]), int(cfg["pair_seed"])
-    if t_bins < 1:
-        raise DataConfigError(f"data.T must be >= 1, got {t_bins}")
+def build_tonic(cfg, split: str, settings) -> PairedSpikes:
+    """Encode (and cache) a Tonic data set or pair of data sets as PairedSpikes; ``settings``: the config's
+    parsed parts (sensors.data_options.DataSettings: T, clips, sensor sections, validation share)."""
+    fraction, sections, t_bins = settings.val_fraction, settings.tonic_sections, settings.t_bins
+    n_classes, pair_seed = int(cfg["n_classes"]), int(cfg["pair_seed"])
     root = data_root(cfg["root"])
-    clip = {"vision": int(cfg["clip"]), "audio": int(cfg["clip_audio"])}
-    for m, value in clip.items():
-        if not 1 <= value <= 255:
-            raise DataConfigError(f"data.{'clip' if m == 'vision' else 'clip_audio'}={value}; expected 1..255")
+    clip = {"vision": settings.clip, "audio": settings.clip_audio}
     train = split == "train"
     tonic_train = split != "test"       # val is carved from Tonic's train split
     folders = {m: check_tonic_folder(s["dataset"], root, tonic_train) for m, s in sections.items()}

@@ -52,7 +52,7 @@ from quant.ann_competitor import AnnArchError, AnnCompetitor, arch_from_dict, me
 from quant.ann_int import ann_program, reference_logits
 from quant.ann_onnx import AnnOrt, save_ann_onnx
 from sensors.atomic import atomic_write_text
-from sensors.datasets import check_data_config
+from sensors.data_options import DataSettings, parse_data_config
 from sensors.options import MODALITIES, check_choice, check_number
 
 RESULT = "ann_result.json"
@@ -94,8 +94,9 @@ def candidate_archs(cfg) -> dict:
     return out
 
 
-def check_ann_config(cfg) -> None:
-    """ConfigError naming the option for any invalid size, selection, trainer or data value."""
+def check_ann_config(cfg) -> DataSettings:
+    """ConfigError naming the option for any invalid size, selection, trainer or data value; returns the data
+    config parsed once, for the builders."""
     candidate_archs(cfg)
     check_select_on(cfg)                  # sizes are chosen on val; anything else names select_on
     check_number("select_tolerance", cfg.select_tolerance, 0, 1)     # an accuracy difference
@@ -110,11 +111,12 @@ def check_ann_config(cfg) -> None:
     check_number("eval_batch_size", cfg.eval_batch_size, 1, integer=True)
     check_number("trainer.grad_clip", tr.grad_clip, 0, low_open=True, optional=True)
     check_choice("trainer.device", tr.device, DEVICES)
-    check_data_config(cfg.data)           # T, clips, splits, sensors: the data set's own rules
+    data = parse_data_config(cfg.data)    # T, clips, splits, sensors: the data set's own rules
     held = list(cfg.data.modalities)
     if sorted(held) != sorted(MODALITIES):
         raise ConfigError(f"data={cfg.data.name} holds {held}; the ANN competitor needs both audio and vision")
     corrupt_settings(cfg)                 # trainer.corrupt, checked as the SNN's trainer checks it
+    return data
 
 
 def ignored_options(cfg) -> dict[str, str]:
@@ -295,19 +297,19 @@ def run_ann(cfg: DictConfig, run_dir: str | Path) -> dict:
     """Choose the size on val, read the chosen one on test once (integer run), price it; write
     run_dir/ann_result.json; return its content."""
     run_dir = Path(run_dir)
-    check_ann_config(cfg)
+    data = check_ann_config(cfg)
     ignored = ignored_options(cfg)
     for key, why in ignored.items():
         print(f"edge-taaf-ann: ignoring {key}: {why}", flush=True)
     device = pick_device(cfg.trainer.device)
-    train_set = PairedSpikeDataset(model_data(cfg, "train", MODALITIES))
-    val_set = PairedSpikeDataset(model_data(cfg, "val", MODALITIES))
+    train_set = PairedSpikeDataset(model_data(cfg, "train", MODALITIES, data))
+    val_set = PairedSpikeDataset(model_data(cfg, "val", MODALITIES, data))
     pick = select_size(cfg, run_dir, train_set, val_set, device)
     model, program, chosen = pick["model"], pick["program"], pick["chosen"]
     save_ann_onnx(program, run_dir / ONNX_FILE)
     atomic_torch_save({"model": model.state_dict(), "config": OmegaConf.to_yaml(cfg), "size": chosen},
                       run_dir / "ann_model.pt")
-    test_set = PairedSpikeDataset(model_data(cfg, "test", MODALITIES))          # read once, for the chosen size
+    test_set = PairedSpikeDataset(model_data(cfg, "test", MODALITIES, data))          # read once, for the chosen size
     acc, logits = integer_accuracy(AnnOrt(run_dir / ONNX_FILE), test_set.data, cfg.eval_batch_size)
     exact = exactness(program, logits, test_set.data, cfg.eval_batch_size)
     shapes, energy = _price(model, test_set, cfg, device)

@@ -3,7 +3,7 @@ data, model or cache folder is built.
 
 Types and unknown keys were checked when Hydra composed the config (the schemas: sensors/schema.py,
 edge_taaf/schema.py). What a type cannot say is checked here by each package's own checker, once per app
-run: the data set's (sensors.datasets.check_data_config), the training's (edge_taaf.config), the
+run: the data set's (sensors.data_options.parse_data_config), the training's (edge_taaf.config), the
 accelerator's weight widths (firmware_sim.spec, through quant) and front-ends (quant.qmodel), and the
 hardware config's (firmware_sim.hardware). Every error names the option; the apps print it as one line.
 """
@@ -18,7 +18,7 @@ from firmware_sim import spec
 from firmware_sim.hardware import HardwareConfigError, hardware_from_dict
 from firmware_sim.program import ContractError
 from quant.qmodel import check_frontends
-from sensors.datasets import check_data_config
+from sensors.data_options import parse_data_config
 from sensors.options import check_number
 
 
@@ -49,9 +49,9 @@ def weight_bits(cfg) -> int | None:
 def check_training_options(cfg) -> TrainingOptions:
     """A train config (edge-taaf-train, and the pipeline's training stages): data, quantization, training and
     the front-ends the accelerator must run; returns the config's parsed parts, for the training."""
-    check_data_config(cfg.data)
+    data = parse_data_config(cfg.data)
     weight_bits(cfg)
-    options = check_train_config(cfg)
+    options = check_train_config(cfg, data)
     try:
         check_frontends(cfg, options.model)      # the accelerator must run the front-end the network learns from
     except (ContractError, ValueError) as err:

@@ -49,9 +49,9 @@ def _stage_cfg(cfg: DictConfig, **overrides) -> DictConfig:
     return frozen(cfg, **overrides)
 
 
-def stage_data(cfg, workdir) -> StageResult:
+def stage_data(cfg, workdir, options: TrainingOptions) -> StageResult:
     def work(folder: Path) -> dict:
-        return {split: build_dataset(cfg.data, split).summary() for split in ("train", "val", "test")}
+        return {split: build_dataset(cfg.data, split, options.data).summary() for split in ("train", "val", "test")}
     # cfg.data already holds (interpolated) the sensor settings it uses: a data set is keyed by those only
     return run_stage(workdir, "data", stage_options(cfg, "data"), [], work)
 
@@ -83,7 +83,7 @@ def stage_qat(cfg, workdir, flt: StageResult, options: TrainingOptions) -> Stage
     return run_stage(workdir, "qat", params, [flt], lambda folder: train_model(scfg, folder, options))
 
 
-def stage_export(cfg, workdir, qat: StageResult) -> StageResult:
+def stage_export(cfg, workdir, qat: StageResult, options: TrainingOptions) -> StageResult:
     """ONNX file; the int8 program's integer-mode accuracy on val (``val_acc``, what choices read) and on
     test (``int_acc``); onnxruntime == integer mode on the whole test split."""
     from edge_taaf.apps.export import export_model, quant_model_from_checkpoint
@@ -93,9 +93,9 @@ def stage_export(cfg, workdir, qat: StageResult) -> StageResult:
     def work(folder: Path) -> dict:
         model, _, _ = quant_model_from_checkpoint(qat.folder / "checkpoint.pt")
         proto, summary = export_model(model, folder / "model.onnx")
-        val = build_dataset(cfg.data, "val").only(model.modalities)
+        val = build_dataset(cfg.data, "val", options.data).only(model.modalities)
         val_acc = float((run_integer(model, val.vision, val.audio)["logits"].argmax(1) == val.labels).mean())
-        test = build_dataset(cfg.data, "test").only(model.modalities)
+        test = build_dataset(cfg.data, "test", options.data).only(model.modalities)
         ours = run_integer(model, test.vision, test.audio)
         diff = compare(OrtModel(proto).run(test.vision, test.audio), ours)
         int_acc = float((ours["logits"].argmax(1) == test.labels).mean())
@@ -106,7 +106,7 @@ def stage_export(cfg, workdir, qat: StageResult) -> StageResult:
                      [qat], work)
 
 
-def stage_simulate(cfg, workdir, exp: StageResult, data: StageResult) -> StageResult:
+def stage_simulate(cfg, workdir, exp: StageResult, data: StageResult, options: TrainingOptions) -> StageResult:
     from firmware_sim.energy import hardware_from_dict, load_hardware
     from firmware_sim.evaluate import evaluate
     from firmware_sim.loader import load_program
@@ -114,7 +114,7 @@ def stage_simulate(cfg, workdir, exp: StageResult, data: StageResult) -> StageRe
     from quant.ort_runner import compare
 
     def work(folder: Path) -> dict:
-        test = build_dataset(cfg.data, "test")
+        test = build_dataset(cfg.data, "test", options.data)
         program = load_program(exp.folder / "model.onnx")
         hw = hardware_from_dict(_plain(cfg.hardware), "hardware")
         others = tuple(h for h in (load_hardware(p) for p in sorted((Path(CONFIG_DIR) / "hardware").glob("*.yaml")))
@@ -217,11 +217,11 @@ def run_pipeline(cfg: DictConfig, run_dir: Path) -> dict:
     options = check_pipeline_options(cfg)   # every option, before any data is built; parsed once
     cfg = frozen(cfg)                        # handed down read-only
     workdir = Path(cfg.workdir).expanduser()
-    stages = {"data": stage_data(cfg, workdir)}
+    stages = {"data": stage_data(cfg, workdir, options)}
     stages["float"] = stage_float(cfg, workdir, stages["data"], options)
     stages["qat"] = stage_qat(cfg, workdir, stages["float"], options)
-    stages["export"] = stage_export(cfg, workdir, stages["qat"])
-    stages["simulate"] = stage_simulate(cfg, workdir, stages["export"], stages["data"])
+    stages["export"] = stage_export(cfg, workdir, stages["qat"], options)
+    stages["simulate"] = stage_simulate(cfg, workdir, stages["export"], stages["data"], options)
     report = summarise(cfg, stages)
     write_report(report, stages, Path(run_dir))
     return report

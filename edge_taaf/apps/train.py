@@ -43,7 +43,7 @@ def run_training(cfg: DictConfig, run_dir: str | Path, hooks: dict | None = None
 def train_model(cfg: DictConfig, run_dir: str | Path, options: TrainingOptions, hooks: dict | None = None) -> dict:
     """Build the model a checked config asks for (its parsed ``options``) and train it in ``run_dir``; the last
     epoch's metrics."""
-    return train(cfg, Path(run_dir), build_model(cfg, options), options.corruption, hooks)
+    return train(cfg, Path(run_dir), build_model(cfg, options), options, hooks)
 
 
 # CONFIG_DIR is an absolute path (the shipped edge_taaf.configs package): a relative one would be read

@@ -99,9 +99,9 @@ def fake_scores(monkeypatch):
     seen = {"splits": [], "runs": []}
     real_acc, real_data = ann_app.integer_accuracy, ann_app.model_data
 
-    def data(cfg, split, modalities):
+    def data(cfg, split, modalities, settings):
         seen["splits"].append(split)
-        return real_data(cfg, split, modalities)
+        return real_data(cfg, split, modalities, settings)
 
     def install(val: dict, test: dict):
         def scored(runner, data, batch_size):

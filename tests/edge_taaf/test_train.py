@@ -79,9 +79,10 @@ def test_training_evaluates_on_val_and_never_builds_the_test_split(tiny_train_cf
     built, evaluated = [], []
     real_build, real_evaluate = train_module.build_dataset, train_module.evaluate
 
-    def recording_build(data_cfg, split):
+    def recording_build(data_cfg, split, settings=None):
         built.append(split)
-        return real_build(data_cfg, split)
+        assert settings is not None           # the data config the app parsed once, not parsed again here
+        return real_build(data_cfg, split, settings)
 
     def recording_evaluate(model, dataset, batch_size, device):
         evaluated.append(len(dataset))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sensors.datasets import AugmentSettings, augment_settings, build_dataset
+from sensors.data_options import augment_settings
+from sensors.datasets import build_dataset
 from sensors.tonic_pairs import DataConfigError
 from tests.support.configs import compose_config, composition_error
 
