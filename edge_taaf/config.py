@@ -145,7 +145,7 @@ def corrupt_settings(cfg) -> CorruptSettings:
         if isinstance(shift, bool) or not isinstance(shift, int) or not 0 <= shift < steps:
             raise ConfigError(f"trainer.corrupt.max_shift={shift!r}, expected a whole number of steps in 0..{steps - 1} "
                               f"(below data.T={steps})")
-    share = values.get("vision_noise_on_share", 0.5)
+    share = values.get("vision_noise_on_share", CorruptSettings.vision_noise_on_share)   # the ANN's section may omit it
     shape = list((cfg.get("data") or {}).get("vision_shape") or [])
     if share != 0.5 and shape and shape[0] != 2:
         raise ConfigError(f"trainer.corrupt.vision_noise_on_share={share} splits the flood between ON and OFF events; "

@@ -81,10 +81,10 @@ def arch_from_dict(d) -> AnnArch:
         if len(set(lengths.values())) != 1:
             raise AnnArchError(f"ann.{m}: channels, kernels and strides need one entry per layer; got lengths {lengths}")
         branches[m] = Branch(**lists)
-    hidden = check_number("ann.hidden", d.get("hidden", 32), 0, integer=True)     # 0: no hidden layer
-    bits = check_number("ann.weight_bits", d.get("weight_bits", 8), spec.WEIGHT_BITS_MIN, spec.WEIGHT_BITS_MAX,
+    hidden = check_number("ann.hidden", d["hidden"], 0, integer=True)     # 0: no hidden layer
+    bits = check_number("ann.weight_bits", d["weight_bits"], spec.WEIGHT_BITS_MIN, spec.WEIGHT_BITS_MAX,
                         integer=True)                                             # the accelerator's weight widths
-    act = check_number("ann.act_bits", d.get("act_bits", 8), 2, 8, integer=True)
+    act = check_number("ann.act_bits", d["act_bits"], 2, 8, integer=True)
     return AnnArch(branches["vision"], branches["audio"], hidden, bits, act)
 
 

@@ -47,7 +47,8 @@ def ann_run(folder: Path, cache: Path, split: str) -> Path:
 
     torch.manual_seed(0)
     arch = arch_from_dict({"vision": {"channels": [4, 4], "kernels": [5, 3], "strides": [2, 2]},
-                           "audio": {"channels": [4], "kernels": [3], "strides": [2]}, "hidden": 8})
+                           "audio": {"channels": [4], "kernels": [3], "strides": [2]}, "hidden": 8,
+                           "weight_bits": 8, "act_bits": 8})
     model = AnnCompetitor(arch, (2, 34, 34), (8, 64), vision_max=8, audio_max=64)
     opt = torch.optim.Adam(model.parameters(), 1e-2)
     for step in range(12):                      # past the activation quantizers' statistics steps

@@ -14,7 +14,7 @@ from quant.ann_competitor import ACT_STATS_STEPS, AnnArchError, AnnCompetitor, a
 
 T, C = 6, 16
 ARCH = {"vision": {"channels": [4, 4], "kernels": [5, 3], "strides": [2, 2]},
-        "audio": {"channels": [4], "kernels": [3], "strides": [2]}, "hidden": 8}
+        "audio": {"channels": [4], "kernels": [3], "strides": [2]}, "hidden": 8, "weight_bits": 8, "act_bits": 8}
 
 
 def make(arch=None, **kw) -> AnnCompetitor:
