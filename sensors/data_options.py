@@ -121,6 +121,7 @@ class DataSettings:
     vision_test_source: str | None = None
     cochlea: CochleaParams | None = None
     dvs: DVSParams | None = None
+    step_us: int | None = None      # data.step_ms in microseconds; None: each clip binned over its own duration
     tonic_sections: Mapping | None = None
     val_fraction: float | None = None
 
@@ -151,6 +152,29 @@ def parse_data_config(cfg) -> DataSettings:
             except (TypeError, ValueError) as exc:
                 raise DataConfigError(f"data.{section}: {exc}") from None
         return DataSettings(kind, t_bins, clip, clip_audio, augment=augment_settings(cfg, int(cfg["sample_rate"])),
-                            split=FsddSplit.from_config(cfg), vision_test_source=vision_test_source(cfg), **encoders)
+                            split=FsddSplit.from_config(cfg), vision_test_source=vision_test_source(cfg),
+                            step_us=fixed_step_us(cfg["step_ms"], int(cfg["sample_rate"]), encoders["dvs"]), **encoders)
     return DataSettings(kind, t_bins, clip, clip_audio, tonic_sections=modality_sections(cfg),
                         val_fraction=val_fraction(cfg))
+
+
+def fixed_step_us(step_ms, sample_rate: int, dvs: DVSParams) -> int | None:
+    """``data.step_ms`` as whole microseconds (None: clip-normalised binning). A fixed step must be a step both
+    sensors produce: a whole number of the DVS emulator's time steps (dvs.dt_us) and of audio samples at
+    ``sample_rate``; anything else (zero, negative, a fraction of a sample) is a DataConfigError naming it."""
+    if step_ms is None:
+        return None
+    step = check_number("data.step_ms", step_ms, 0, low_open=True)
+    step_us = round(step * 1000)
+    samples = step_us * sample_rate / 1e6
+    if abs(step * 1000 - step_us) > 1e-9 or step_us % dvs.dt_us or samples != int(samples):
+        raise DataConfigError(f"data.step_ms={step_ms!r}; expected a whole number of the DVS emulator's "
+                              f"{dvs.dt_us} us steps (data.dvs.dt_us) and of audio samples at {sample_rate} Hz "
+                              f"(e.g. {dvs.dt_us * 10 / 1000:g} ms)")
+    return step_us
+
+
+def step_key(settings: DataSettings) -> dict:
+    """The fixed step in an encoded set's cache key; empty for clip-normalised binning, so the caches made
+    before the option existed stay valid."""
+    return {"step_us": settings.step_us} if settings.step_us else {}

@@ -36,7 +36,7 @@ from sensors.binning import bin_audio_events, bin_camera_events
 from sensors.cache import load_or_build
 from sensors.cochlea import CochleaParams, centre_frequencies, cochlea_encode
 from sensors.dvs_emulator import DVSParams, add_background_events, emulate_saccades
-from sensors.data_options import AugmentSettings, DataSettings, parse_data_config
+from sensors.data_options import AugmentSettings, DataSettings, parse_data_config, step_key
 from sensors.image_augment import augment_image, draw_image
 from sensors.mnist import MNIST_TEST_IMAGES, MNIST_TEST_LABELS, load_mnist5k, load_mnist_test
 from sensors.paired import PairedSpikes
@@ -95,17 +95,22 @@ def fsdd_files(root: Path) -> list[tuple[int, str, int, str]]:
 
 
 def _encode_clip(wave: np.ndarray, fs: int, cochlea: CochleaParams, t_bins: int, clip_audio: int,
-                 centre_freqs: np.ndarray | None = None) -> np.ndarray:
-    """A waveform (N,) at fs Hz -> (T, C) uint8 cochlea spike counts, binned over the clip's duration."""
+                 centre_freqs: np.ndarray | None = None, step_us: int | None = None) -> np.ndarray:
+    """A waveform (N,) at fs Hz -> (T, C) uint8 cochlea spike counts: binned over the clip's duration, or at a
+    fixed step of ``step_us`` microseconds from the clip's start (T x step_us: a longer clip is cut, a shorter
+    one ends in silent bins)."""
     spikes = cochlea_encode(wave, fs, cochlea, centre_freqs)
-    duration_us = int(round(wave.size * 1e6 / fs))
-    return bin_audio_events(spikes, cochlea.n_channels, t_bins, clip_audio, 0, max(duration_us, 1))
+    window_us = t_bins * step_us if step_us else max(int(round(wave.size * 1e6 / fs)), 1)
+    return bin_audio_events(spikes, cochlea.n_channels, t_bins, clip_audio, 0, window_us)
 
 
-def _encode_digit(image: np.ndarray, dvs: DVSParams, seed: int, t_bins: int, clip: int) -> np.ndarray:
-    """A digit image (28, 28) -> (T, 2, 34, 34) uint8 DVS spike counts over the saccades' window."""
+def _encode_digit(image: np.ndarray, dvs: DVSParams, seed: int, t_bins: int, clip: int,
+                  step_us: int | None = None) -> np.ndarray:
+    """A digit image (28, 28) -> (T, 2, 34, 34) uint8 DVS spike counts over the saccades' window, or at a fixed
+    step of ``step_us`` microseconds from the first saccade's start."""
     cam = emulate_saccades(image, dvs, seed=seed)
-    return bin_camera_events(cam, VISION_SENSOR, t_bins, clip, 0, dvs.saccade_us * len(dvs.saccade_vertices_px))
+    window_us = t_bins * step_us if step_us else dvs.saccade_us * len(dvs.saccade_vertices_px)
+    return bin_camera_events(cam, VISION_SENSOR, t_bins, clip, 0, window_us)
 
 
 def dvs_seed(row: int, from_mnist_test: bool) -> int:
@@ -186,6 +191,7 @@ def build_fsdd_mnist(cfg, split: str, parsed: DataSettings) -> PairedSpikes:
            "mnist_test_per_class": int(cfg["mnist_test_per_class"]),
            "mnist_val_per_class": int(cfg["mnist_val_per_class"]), "pair_seed": int(cfg["pair_seed"]),
            "sample_rate": fs, "cochlea": cochlea.cache_fields(), "dvs": vars(dvs), "code": CODE_VERSION,
+           **step_key(parsed),
            **_vision_key(cfg, split, source, test_folder)}
 
     def build() -> dict:
@@ -202,14 +208,14 @@ def build_fsdd_mnist(cfg, split: str, parsed: DataSettings) -> PairedSpikes:
         position = {int(r): i for i, r in enumerate(pool_rows)}
         pool = np.zeros((pool_rows.size, t_bins, 2, 34, 34), np.uint8)
         for i, row in enumerate(tqdm(pool_rows, desc=f"DVS {split}", unit="digit", leave=False)):
-            pool[i] = _encode_digit(images[row], dvs, dvs_seed(row, from_mnist_test), t_bins, clip)
+            pool[i] = _encode_digit(images[row], dvs, dvs_seed(row, from_mnist_test), t_bins, clip, parsed.step_us)
         audio = np.zeros((n, t_bins, cochlea.n_channels), np.uint8)
         labels = np.zeros(n, np.int64)
         vision_index = np.zeros(n, np.int64)
         used = {c: 0 for c in range(10)}
         for i, (digit, _, _, name) in enumerate(tqdm(files, desc=f"cochlea {split}", unit="clip", leave=False)):
             audio[i] = _encode_clip(read_wav(root / "fsdd" / "recordings" / name, sample_rate=fs), fs, cochlea,
-                                    t_bins, clip_audio)
+                                    t_bins, clip_audio, step_us=parsed.step_us)
             row = order[digit][used[digit] % order[digit].size]
             used[digit] += 1
             labels[i], vision_index[i] = digit, position[int(row)]
@@ -220,7 +226,7 @@ def build_fsdd_mnist(cfg, split: str, parsed: DataSettings) -> PairedSpikes:
     arrays = load_or_build(cache_dir, key, build)
     if split == "train" and augment.enabled and augment.copies:
         copies = [augmented_copy(cache_dir, key, augment, k, root, [f[3] for f in files], arrays["pool_rows"],
-                                 cochlea, dvs, fs, t_bins, clip, clip_audio) for k in range(augment.copies)]
+                                 cochlea, dvs, fs, t_bins, clip, clip_audio, parsed.step_us) for k in range(augment.copies)]
         n_pool, reps = arrays["vision_pool"].shape[0], augment.copies + 1
         arrays = {"audio": np.concatenate([arrays["audio"], *(c["audio"] for c in copies)]),
                   "labels": np.tile(arrays["labels"], reps),
@@ -234,7 +240,7 @@ def build_fsdd_mnist(cfg, split: str, parsed: DataSettings) -> PairedSpikes:
 
 def augmented_copy(cache_dir: Path, base_key: dict, augment: AugmentSettings, k: int, root: Path, names: list[str],
                    pool_rows: np.ndarray, cochlea: CochleaParams, dvs: DVSParams, fs: int, t_bins: int, clip: int,
-                   clip_audio: int) -> dict[str, np.ndarray]:
+                   clip_audio: int, step_us: int | None = None) -> dict[str, np.ndarray]:
     """Copy ``k`` of the train split, cached on its own: {"audio": (N, T, C), "vision_pool": (P, T, 2, 34, 34)}
     uint8, row for row the originals' clips ``names`` and MNIST rows ``pool_rows``, augmented.
 
@@ -262,12 +268,12 @@ def augmented_copy(cache_dir: Path, base_key: dict, augment: AugmentSettings, k:
             wave = augment_waveform(waves[i], fs, draw, rng, others, a.babble_talkers)
             warped = None if draw.vtlp_alpha is None else vtlp_centres(centres, draw.vtlp_alpha, a.vtlp_boundary_hz,
                                                                         fs / 2)
-            audio[i] = _encode_clip(wave, fs, cochlea, t_bins, clip_audio, warped)
+            audio[i] = _encode_clip(wave, fs, cochlea, t_bins, clip_audio, warped, step_us)
         pool = np.zeros((len(pool_rows), t_bins, 2, 34, 34), np.uint8)
         for j, row in enumerate(tqdm(pool_rows, desc=f"augment {k} DVS", unit="digit", leave=False)):
             rng = np.random.default_rng([augment.seed, k, 1, int(row)])
             image = augment_image(images[row], draw_image(v, rng))
-            pool[j] = _encode_digit(image, dvs, int(rng.integers(2**31)), t_bins, clip)
+            pool[j] = _encode_digit(image, dvs, int(rng.integers(2**31)), t_bins, clip, step_us)
         return {"audio": audio, "vision_pool": pool}
 
     return load_or_build(cache_dir, key, build)
@@ -296,7 +302,7 @@ def fsdd_noisy_audio(cfg, split: str, snr_db: float | None, seed: int = 0) -> np
         raise ValueError(f"snr_db must be a finite number of dB or None, got {snr_db!r}")
     key = {"dataset": "fsdd_mnist_noisy_audio", "split": split, "files": names,
            "sizes": [(root / "fsdd" / "recordings" / n).stat().st_size for n in names], "T": t_bins,
-           "clip_audio": clip_audio, "sample_rate": fs, "cochlea": cochlea.cache_fields(),
+           "clip_audio": clip_audio, "sample_rate": fs, "cochlea": cochlea.cache_fields(), **step_key(parsed),
            "snr_db": None if snr_db is None else float(snr_db), "seed": int(seed), "noise": "white",
            "code": [CODE_VERSION, NOISY_CODE_VERSION]}
 
@@ -307,7 +313,7 @@ def fsdd_noisy_audio(cfg, split: str, snr_db: float | None, seed: int = 0) -> np
             if snr_db is not None:
                 rng = np.random.default_rng([int(seed), zlib.crc32(name.encode())])
                 wave = add_noise(wave, white_noise(wave.size, rng), float(snr_db))
-            audio[i] = _encode_clip(wave, fs, cochlea, t_bins, clip_audio)
+            audio[i] = _encode_clip(wave, fs, cochlea, t_bins, clip_audio, step_us=parsed.step_us)
         return {"audio": audio}
 
     return load_or_build(Path(cfg["cache_dir"]).expanduser(), key, build)["audio"]

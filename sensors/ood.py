@@ -36,7 +36,7 @@ from tqdm import tqdm
 from sensors.audio_augment import add_noise, babble_noise
 from sensors.audio_io import read_wav
 from sensors.cache import load_or_build
-from sensors.data_options import parse_data_config
+from sensors.data_options import parse_data_config, step_key
 from sensors.datasets import CODE_VERSION, _encode_clip, fsdd_files, fsdd_split_of
 from sensors.paths import FETCH_HINT, data_root, require_files
 from sensors.splits import check_split
@@ -215,7 +215,7 @@ def fsdd_failed_audio(cfg, split: str, failure: WaveformFailure | None, seed: in
     names = [f[3] for f in fsdd_split_of(fsdd_files(root), split, parsed.split)]
     key = {"dataset": "fsdd_mnist_failed_audio", "split": split, "files": names,
            "sizes": [(root / "fsdd" / "recordings" / n).stat().st_size for n in names], "T": t_bins,
-           "clip_audio": clip_audio, "sample_rate": fs, "cochlea": cochlea.cache_fields(),
+           "clip_audio": clip_audio, "sample_rate": fs, "cochlea": cochlea.cache_fields(), **step_key(parsed),
            "failure": None if failure is None else failure.as_dict(), "seed": int(seed),
            "code": [CODE_VERSION, OOD_CODE_VERSION]}
 
@@ -228,7 +228,7 @@ def fsdd_failed_audio(cfg, split: str, failure: WaveformFailure | None, seed: in
             if failure is not None:
                 rng = np.random.default_rng([int(seed), zlib.crc32(name.encode())])
                 wave = failure.apply(wave, fs, rng, waves[:i] + waves[i + 1:])
-            audio[i] = _encode_clip(wave, fs, cochlea, t_bins, clip_audio)
+            audio[i] = _encode_clip(wave, fs, cochlea, t_bins, clip_audio, step_us=parsed.step_us)
         return {"audio": audio}
 
     return load_or_build(Path(cfg["cache_dir"]).expanduser(), key, build)["audio"]

@@ -122,6 +122,8 @@ class FsddMnistSchema:
     audio_channels: int = II(".cochlea.n_channels")
     clip: int = 1
     clip_audio: int = 8
+    step_ms: Optional[float] = None     # null: each clip (saccade sequence) binned over its own duration into T
+                                        # bins; a number: a fixed real-time step, T bins of step_ms from the start
     split: str = "official"
     test_speakers: List[str] = field(default_factory=lambda: ["lucas", "george"])
     val_speakers: List[str] = field(default_factory=lambda: ["nicolas"])
