@@ -112,6 +112,18 @@ class AugmentSchema:
 
 
 @dataclass
+class StreamSchema:
+    """data.stream: how a split's always-on streams are made (sensors/streams.py); used with data.step_ms."""
+    duration_s: float = 60.0                 # each stream's length, s
+    gap_s: List[float] = field(default_factory=lambda: [0.5, 2.5])    # idle before each utterance, s (uniform)
+    snr_db: Optional[float] = 20.0           # noise floor under the whole stream vs the utterances' power; null: none
+    noise: str = "pink"                      # white | pink
+    jitter_ms: List[float] = field(default_factory=lambda: [-50.0, 50.0])   # the digit's start vs the word's, ms
+    dvs_background: float = 1.0              # x the real N-MNIST recording's background (sensors/dvs_background.json)
+    seed: int = 0
+
+
+@dataclass
 class FsddMnistSchema:
     """data=fsdd_mnist: FSDD spoken digits paired with DVS-emulated MNIST digits of the same class."""
     name: str = "fsdd_mnist"
@@ -139,6 +151,7 @@ class FsddMnistSchema:
     cochlea: CochleaSchema = II("sensor.cochlea")
     dvs: DvsSchema = II("sensor.dvs")
     augment: AugmentSchema = field(default_factory=AugmentSchema)
+    stream: StreamSchema = field(default_factory=StreamSchema)
 
 
 @dataclass

@@ -28,9 +28,10 @@ STAGE_OPTIONS = {
     "float": ("model", "loss", "trainer", "seed", "float_epochs"),
     "qat": ("quant", "qat_epochs", "qat_lr"),
 }
-#: Options under those that change where a run writes or what it prints, never what it computes: no key holds
-#: them, so switching a progress bar off or moving the encoded-data cache re-runs nothing.
-NOT_SHAPING = ("data.cache_dir", "trainer.progress", "trainer.log_epochs", "trainer.save_rank_weights")
+#: Options under those that change where a run writes or what it prints, or that only another product reads
+#: (data.stream: the always-on streams, sensors/streams.py), never what the stage computes: no key holds them,
+#: so switching a progress bar off or moving the encoded-data cache re-runs nothing.
+NOT_SHAPING = ("data.cache_dir", "data.stream", "trainer.progress", "trainer.log_epochs", "trainer.save_rank_weights")
 
 
 def stage_key(name: str, params: dict, depends: list[str]) -> str:
