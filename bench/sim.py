@@ -40,7 +40,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numba
 import numpy as np
 import torch
 
@@ -54,7 +53,7 @@ from firmware_sim.hardware import load_hardware
 from firmware_sim.evaluate import evaluate
 from firmware_sim.loader import load_program
 from firmware_sim.program_io import batch_axis
-from firmware_sim.run import Runner
+from firmware_sim.run import Runner, get_threads, set_threads
 from quant.export import export_onnx
 from quant.ort_runner import OrtModel, compare
 from quant.qmodel import run_integer
@@ -84,9 +83,8 @@ def bench_vs_torch(model, onnx_path: Path, test, n: int) -> dict:
     v = torch.as_tensor(test.vision[:n], dtype=torch.float32).transpose(0, 1)
     a = torch.as_tensor(test.audio[:n], dtype=torch.float32).transpose(0, 1)
     vn, an = np.swapaxes(test.vision[:n], 0, 1), np.swapaxes(test.audio[:n], 0, 1)
-    threads, numba_threads = torch.get_num_threads(), numba.get_num_threads()
+    threads, sim_threads = torch.get_num_threads(), set_threads(1)   # one thread each
     torch.set_num_threads(1)
-    numba.set_num_threads(1)
     times = {"sim": [], "torch_frozen": [], "torch_per_call": []}
     try:
         with model.frozen():
@@ -102,7 +100,7 @@ def bench_vs_torch(model, onnx_path: Path, test, n: int) -> dict:
                     times[name].append(time.perf_counter() - start)
     finally:
         torch.set_num_threads(threads)
-        numba.set_num_threads(numba_threads)
+        set_threads(sim_threads)
     sim = np.array(times["sim"])
     out = {"samples": n, "threads": 1, "sim_ms_per_sample": 1e3 * float(np.median(sim))}
     for name in ("torch_frozen", "torch_per_call"):
@@ -137,9 +135,8 @@ def bench_best_batch(model, onnx_path: Path, test, rounds: int = 10) -> dict:
     a = torch.as_tensor(test.audio[:n], dtype=torch.float32).transpose(0, 1)
     vn, an = np.swapaxes(test.vision[:n], 0, 1), np.swapaxes(test.audio[:n], 0, 1)
     batches = [b for b in TORCH_BATCHES if b <= n]
-    threads, numba_threads = torch.get_num_threads(), numba.get_num_threads()
+    threads, sim_threads = torch.get_num_threads(), set_threads(1)   # one thread each
     torch.set_num_threads(1)
-    numba.set_num_threads(1)
     try:
         with model.frozen():
             def calls(b):
@@ -155,7 +152,7 @@ def bench_best_batch(model, onnx_path: Path, test, rounds: int = 10) -> dict:
             times = interleaved_times(fns, rounds, warmup=1, repeats=repeats_for(fns, XYLO_UNIT_S))
     finally:
         torch.set_num_threads(threads)
-        numba.set_num_threads(numba_threads)
+        set_threads(sim_threads)
     per_sample = {name: [t / best[name] for t in times[name]] for name in times}
     speedup = ratio_stats(per_sample["torch_frozen"], per_sample["sim"])
     return {"batches_tried": batches, "ms_per_sample_by_batch": ms, "best_batch": best,
@@ -199,18 +196,14 @@ def bench_vs_xylosim(n_samples: int = 40, steps: int = 100, rate: float = 0.1, s
     for b in range(n_samples):
         ref_out.append(np.array(xylosim_run(layer, x[:, b:b + 1])[0]))
         ref_hidden.append(np.array(layer.rec_recurrent_spikes))
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        hidden, out, events = run_ff_xylo(w_in, w_out, th_h, th_o, dash_mem, dash_syn, x)
-        _, syn_edge = run_ff([w_in, w_out], [th_h, th_o], dash_mem, x)
-        fns = {"xylosim": lambda: xylosim_run(layer, x),
-               "ours_xylo_model": lambda: run_ff_xylo(w_in, w_out, th_h, th_o, dash_mem, dash_syn, x),
-               "ours_accelerator_neuron": lambda: run_ff([w_in, w_out], [th_h, th_o], dash_mem, x)}
-        reps = repeats_for(fns, XYLO_UNIT_S)                       # also the warm-up calls
-        times = interleaved_times(fns, rounds, warmup=1, repeats=reps)
-    finally:
-        numba.set_num_threads(threads)
+    # the Xylo kernels are single-threaded Numba (no threading layer): nothing to pin
+    hidden, out, events = run_ff_xylo(w_in, w_out, th_h, th_o, dash_mem, dash_syn, x)
+    _, syn_edge = run_ff([w_in, w_out], [th_h, th_o], dash_mem, x)
+    fns = {"xylosim": lambda: xylosim_run(layer, x),
+           "ours_xylo_model": lambda: run_ff_xylo(w_in, w_out, th_h, th_o, dash_mem, dash_syn, x),
+           "ours_accelerator_neuron": lambda: run_ff([w_in, w_out], [th_h, th_o], dash_mem, x)}
+    reps = repeats_for(fns, XYLO_UNIT_S)                       # also the warm-up calls
+    times = interleaved_times(fns, rounds, warmup=1, repeats=reps)
     same = bool(np.array_equal(np.stack(ref_hidden, 1), hidden) and np.array_equal(np.stack(ref_out, 1), out))
     speedup = ratio_stats(times["xylosim"], times["ours_xylo_model"])
     sec = {k: float(np.median(v)) for k, v in times.items()}
@@ -381,7 +374,7 @@ def main() -> None:
         "xylo_neuron_kernel_speedup_vs_xylosim": xylo["speedup_per_event"] if xylo["same_spikes"] else 0.0,
         "sim_samples_per_s": first["sim_samples_per_s"],
         "model": label, "data": str(data_cfg.name), "test_samples": int(len(test.labels)), "differing_outputs": diff,
-        "by_hardware": by_hw, "torch": torch_cmp, "torch_best_batch": best_batch, "xylosim": xylo, "numba_threads": numba.get_num_threads(),
+        "by_hardware": by_hw, "torch": torch_cmp, "torch_best_batch": best_batch, "xylosim": xylo, "sim_threads": get_threads(),
     }))
 
 

@@ -26,6 +26,25 @@ from firmware_sim.program_io import MODALITY_LOGITS
 
 
 PARALLEL_MIN_BATCH = 8
+# The threads a batch is split over (Python threads running the nogil kernels; Numba's own threading layer is
+# never used). Read from Numba's configuration, not numba.get_num_threads(): that call launches Numba's OpenMP
+# pool, which sets the process's OpenMP thread count (torch's too) to every core, so a process that simulates
+# and then trains (a LOSO study, a sweep) would train with oversubscribed threads, several times slower.
+_threads = max(1, int(numba.config.NUMBA_NUM_THREADS))
+
+
+def set_threads(n: int) -> int:
+    """Split batches over at most ``n`` threads from now on (1: the calling thread alone); returns the old count."""
+    global _threads
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_threads: n={n!r}, expected a whole number >= 1")
+    old, _threads = _threads, n
+    return old
+
+
+def get_threads() -> int:
+    """The most threads a batch is split over."""
+    return _threads
 
 
 @dataclass
@@ -122,7 +141,7 @@ def check_inputs(program: Program, inputs: Mapping[str, np.ndarray],
 
 def batch_slices(batch: int) -> list[tuple[int, int]]:
     """(b0, b1) chunks of a batch, one per thread; one chunk for small batches or a single thread."""
-    n = min(numba.get_num_threads(), batch // PARALLEL_MIN_BATCH)
+    n = min(_threads, batch // PARALLEL_MIN_BATCH)
     if n < 2:
         return [(0, batch)]
     edges = [batch * i // n for i in range(n + 1)]

@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numba
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,7 +14,7 @@ from hypothesis import strategies as st
 from firmware_sim import spec
 from firmware_sim.energy import READOUT_MAC_BITS, energy_report, load_hardware
 from firmware_sim.program import Layer, Program, Readout
-from firmware_sim.run import Runner, batch_slices, simulate, simulate_sample
+from firmware_sim.run import Runner, batch_slices, get_threads, set_threads, simulate, simulate_sample
 from tests.support.sim_programs import (MIN_RANDOM_NETWORKS, RANDOM_NETWORKS, ActivityLog, random_inputs, random_program,
                                     reference_current, reference_run)
 
@@ -315,7 +314,7 @@ def test_batch_equals_single_samples_and_runner_is_reusable():
     rng = np.random.default_rng(5)
     program = random_program(rng, n_convs=2)
     x = random_inputs(rng, program, 9, 17, 0.5)
-    assert batch_slices(17)[-1][1] == 17 and (len(batch_slices(17)) > 1) == (numba.get_num_threads() > 1)
+    assert batch_slices(17)[-1][1] == 17 and (len(batch_slices(17)) > 1) == (get_threads() > 1)
     runner = Runner(program)
     batch = runner(x, allow_other_T=True)
     assert_same(batch, reference_run(program, x))
@@ -339,3 +338,31 @@ def test_firmware_sim_imports_neither_torch_nor_brevitas():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.strip()) >= 8
+
+
+def test_the_simulator_leaves_the_processs_openmp_threads_alone():
+    """Simulating a batch must not launch Numba's OpenMP pool, which would reset the process's OpenMP thread
+    count (and torch's) to every core: a LOSO study trained its second fold several times slower after it."""
+    import subprocess
+    import sys
+
+    code = ("import torch; torch.set_num_threads(1); import numpy as np; "
+            "from tests.firmware_sim.test_kernels import random_program, random_inputs; from firmware_sim.run import Runner; "
+            "rng = np.random.default_rng(5); p = random_program(rng, n_convs=2); Runner(p)(random_inputs(rng, p, 9, 17, 0.5), "
+            "allow_other_T=True); import numba.np.ufunc.parallel as par; print(torch.get_num_threads(), par._is_initialized)")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True,
+                         cwd=root).stdout.split()
+    assert out == ["1", "False"], out
+
+
+def test_set_threads_splits_batches_over_that_many_threads():
+    old = set_threads(1)
+    try:
+        assert batch_slices(64) == [(0, 64)]
+        set_threads(2)
+        assert batch_slices(64) == [(0, 32), (32, 64)]
+        with pytest.raises(ValueError, match="set_threads: n=0"):
+            set_threads(0)
+    finally:
+        set_threads(old)
