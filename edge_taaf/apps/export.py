@@ -18,8 +18,10 @@ from edge_taaf import CONFIG_DIR
 from edge_taaf.checkpoint import CheckpointError, load_checkpoint
 from edge_taaf.apps.options import weight_bits
 from firmware_sim import spec
+from firmware_sim.program import ContractError
 from quant.export import export_onnx
 from quant.qmodel import build_quant_model, run_integer
+from sensors.atomic import atomic_write
 
 
 def quant_model_from_checkpoint(checkpoint: str | Path, quant_cfg=None):
@@ -44,10 +46,14 @@ def export_model(model, out: str | Path, post_training: bool = False):
                    "post_training": post_training, "layers": [e["name"] for e in model.program()["layers"]]}
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path, quant_cfg=None, verify: int = 0) -> dict:
-    """Build the quantized model of a checkpoint, write ``out`` and return a summary dict."""
+def export_checkpoint(checkpoint: str | Path, out: str | Path, quant_cfg=None, verify: int = 0,
+                      image: str | Path | None = None) -> dict:
+    """Build the quantized model of a checkpoint, write ``out`` (and the chip image at ``image``) and return a
+    summary dict."""
     model, cfg, post_training = quant_model_from_checkpoint(checkpoint, quant_cfg)
     proto, summary = export_model(model, out, post_training)
+    if image is not None:
+        summary |= write_chip_image(out, image)
     if verify:
         from quant.ort_runner import OrtModel, compare
         from sensors.datasets import build_dataset
@@ -61,10 +67,23 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, quant_cfg=None, v
     return summary
 
 
+def write_chip_image(onnx_path: str | Path, image_path: str | Path) -> dict:
+    """The chip image of the program an exported ONNX file holds, written atomically; the image booted back
+    must be that program (firmware_sim.image.read_image), else a ContractError."""
+    from firmware_sim.image import read_image, write_image
+    from firmware_sim.loader import load_program
+
+    data = write_image(load_program(onnx_path))
+    if write_image(read_image(data, str(image_path))) != data:
+        raise ContractError(f"{image_path}: the chip image does not boot back to the program it was written from")
+    atomic_write(image_path, lambda f: f.write(data))
+    return {"image": str(image_path), "image_bytes": len(data)}
+
+
 @hydra.main(config_path=CONFIG_DIR, config_name="export", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     try:
-        summary = export_checkpoint(cfg.checkpoint, cfg.out, cfg.quant, int(cfg.verify))
+        summary = export_checkpoint(cfg.checkpoint, cfg.out, cfg.quant, int(cfg.verify), cfg.image)
     except (CheckpointError, ValueError) as exc:  # contract, range and exactness errors are ValueErrors
         raise SystemExit(f"edge-taaf-export: {exc}") from None
     print(json.dumps(summary))

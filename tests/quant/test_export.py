@@ -82,6 +82,23 @@ def test_ort_equals_integer_mode_on_a_trained_model(trained, tmp_path):
     assert len(np.unique(theirs["attention"])) > 1
 
 
+def test_the_chip_image_of_a_trained_model_boots_to_the_onnx_run(trained, tmp_path):
+    """edge-taaf-export image=...: the simulator booted from the image alone equals the ONNX file's run exactly."""
+    from edge_taaf.apps.export import export_checkpoint
+    from firmware_sim.image import read_image
+    from firmware_sim.loader import load_program
+    from firmware_sim.run import simulate
+    from sensors.datasets import build_dataset
+    run, cfg = trained
+    summary = export_checkpoint(run / "qat" / "checkpoint.pt", tmp_path / "m.onnx", image=tmp_path / "m.img")
+    assert summary["image_bytes"] == (tmp_path / "m.img").stat().st_size
+    test = build_dataset(cfg.data, "test")
+    x = {"vision": np.swapaxes(test.vision, 0, 1), "audio": np.swapaxes(test.audio, 0, 1)}
+    want = simulate(load_program(tmp_path / "m.onnx"), x).outputs()
+    got = simulate(read_image((tmp_path / "m.img").read_bytes(), "m.img"), x).outputs()
+    assert set(want) == set(got) and all(np.array_equal(want[k], got[k]) for k in want)
+
+
 @settings(max_examples=8, deadline=None)
 @given(seed=st.integers(0, 10_000), bits=st.integers(4, 8), fusion=st.sampled_from(["taaf", "concat", "taaf_modal"]),
        delay=st.integers(0, 3), T=st.integers(1, 9), sigma=st.floats(0.1, 1.5),
