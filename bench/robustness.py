@@ -83,6 +83,7 @@ from firmware_sim.loader import load_program
 from firmware_sim.run import Runner
 from sensors.atomic import atomic_write
 from sensors.datasets import build_dataset, fsdd_noisy_audio, noisy_vision
+from sensors.schema import upgrade_data_config
 
 ROOT = Path(__file__).resolve().parents[1]   # the repository: default output paths
 
@@ -110,6 +111,7 @@ def config_of_run(run: Path):
     else:
         from edge_taaf.checkpoint import load_checkpoint
         cfg = OmegaConf.create(load_checkpoint(Path(report["stages"]["float"]["folder"]) / "checkpoint.pt")["config"])
+    cfg.data = upgrade_data_config(cfg.data)      # a run made by an older version: options added since, at their defaults
     return onnx_path, cfg
 
 

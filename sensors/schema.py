@@ -221,3 +221,19 @@ class TonicSchema:
 SCHEMAS = (("data", "base_data_fsdd_mnist", FsddMnistSchema), ("data", "base_data_synth", SynthSchema),
            ("data", "base_data_tonic", TonicSchema), ("data/tonic", "base_tonic_source", TonicSourceSchema),
            ("sensor", "base_sensor", SensorSchema))
+
+
+def upgrade_data_config(data):
+    """A data section written by an older version (a checkpoint's or a run folder's config) merged onto its
+    schema: options added since take their defaults from the schema, an option that no longer exists is an
+    error naming it. Returns a typed DictConfig (plain values resolved)."""
+    from omegaconf import OmegaConf
+
+    plain = OmegaConf.to_container(data, resolve=True) if OmegaConf.is_config(data) else dict(data)
+    kind = plain.get("source") or plain.get("name")
+    schema = {"fsdd_mnist": FsddMnistSchema, "synth": SynthSchema, "tonic": TonicSchema}.get(kind)
+    if schema is None:
+        raise ValueError(f"data.name={plain.get('name')!r}: no schema to read this data config with")
+    concrete = {"cochlea": CochleaSchema(), "dvs": DvsSchema()} if schema is FsddMnistSchema else {}
+    base = OmegaConf.structured(schema(**concrete))            # no reference to a sensor group outside it
+    return OmegaConf.merge(base, plain)

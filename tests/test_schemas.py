@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
-from omegaconf.errors import ConfigAttributeError
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from edge_taaf import CONFIG_DIR
 from edge_taaf.schema import SCHEMAS
@@ -39,3 +39,17 @@ def test_every_preset_composes_onto_its_schema(group, preset):
 ])
 def test_a_wrong_type_or_unknown_key_fails_at_composition_naming_the_key(override, key):
     assert f"full_key: {key}" in composition_error("pipeline", [override])
+
+
+def test_an_older_data_config_reads_with_the_options_added_since_at_their_defaults():
+    from sensors.schema import upgrade_data_config
+
+    old = OmegaConf.to_container(compose_config("data_app", ["data=fsdd_mnist", "sensor.cochlea.n_channels=32"]).data,
+                                 resolve=True)
+    for added in ("step_ms", "stream"):
+        old.pop(added)
+    upgraded = upgrade_data_config(old)
+    assert upgraded.step_ms is None and upgraded.stream.duration_s == 60.0
+    assert upgraded.cochlea.n_channels == 32 and upgraded.audio_channels == 32       # the old values kept
+    with pytest.raises(ConfigKeyError, match="gone"):
+        upgrade_data_config({**old, "gone": 1})                                      # an option that no longer exists

@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 
 from edge_taaf import CONFIG_DIR
 from quant.qmodel import build_quant_model
+from sensors.schema import upgrade_data_config
 
 CONFIGS = Path(CONFIG_DIR)
 
@@ -23,7 +24,7 @@ def load_model(checkpoint: str | None):
             cfg.quant = {"weight_bits": 8}   # post-training quantization of a float run
         model = build_quant_model(cfg)
         model.load_init_state(ckpt["model"])
-        return model.eval(), cfg.data, f"checkpoint {checkpoint}"
+        return model.eval(), upgrade_data_config(cfg.data), f"checkpoint {checkpoint}"   # an older one: new options' defaults
     # the train app's composed config (data=fsdd_mnist, int8): every interpolation resolved as the apps resolve it
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose(config_name="train", overrides=["data=fsdd_mnist", "quant.weight_bits=8"])

@@ -22,12 +22,14 @@ from firmware_sim.program import ContractError
 from quant.export import export_onnx
 from quant.qmodel import build_quant_model, run_integer
 from sensors.atomic import atomic_write
+from sensors.schema import upgrade_data_config
 
 
 def quant_model_from_checkpoint(checkpoint: str | Path, quant_cfg=None):
     """(integer model, its config, post_training) for a QAT checkpoint, or a float one plus ``quant_cfg``."""
     ckpt = load_checkpoint(checkpoint)
     cfg = OmegaConf.create(ckpt["config"])
+    cfg.data = upgrade_data_config(cfg.data)      # a checkpoint of an older version: options added since, at their defaults
     trained_quant = weight_bits(cfg) is not None
     if not trained_quant:
         if quant_cfg is None or weight_bits({"quant": quant_cfg}) is None:
