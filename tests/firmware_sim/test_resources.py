@@ -38,7 +38,10 @@ def test_needs_per_layer_follow_the_weights_and_speck_sizing(program):
 
 def test_our_accelerator_fits_and_a_smaller_memory_is_a_design_rule_error(program):
     hw = load_hardware(CONFIGS / "hardware" / "horowitz45nm.yaml")
-    assert check_resources(program, hardware_profile(hw))["fits"] == 1
+    report = check_resources(program, hardware_profile(hw))
+    assert report["fits"] == 1 and report["event_buffer"]["fifo_bytes"] == hw.event_fifo_bytes
+    sne = load_hardware(CONFIGS / "hardware" / "sne22nm.yaml")          # an operation-count model: no memories
+    assert check_resources(program, hardware_profile(sne))["fits"] == 1
     small = dataclasses.replace(hw, sram=((1024, 10.0),))
     need = sum(n.weight_bytes for n in layer_needs(program))
     with pytest.raises(DesignRuleError, match=rf"every layer needs {need} weight memory, the limit is 1024"):
