@@ -48,12 +48,31 @@ def export_model(model, out: str | Path, post_training: bool = False):
                    "post_training": post_training, "layers": [e["name"] for e in model.program()["layers"]]}
 
 
+def resource_profile(name: str):
+    """A chip profile by name: a shipped hardware config (configs/hardware/<name>.yaml) or speck / xylo."""
+    from firmware_sim.hardware import load_hardware
+    from firmware_sim.resources import PROFILES, hardware_profile
+
+    if name in PROFILES:
+        return PROFILES[name]
+    known = sorted([*PROFILES, *(p.stem for p in (Path(CONFIG_DIR) / "hardware").glob("*.yaml"))])
+    if not (Path(CONFIG_DIR) / "hardware" / f"{name}.yaml").is_file():
+        raise ContractError(f"profile={name!r} is unknown; expected one of {known}")
+    return hardware_profile(load_hardware(name, Path(CONFIG_DIR) / "hardware"))
+
+
 def export_checkpoint(checkpoint: str | Path, out: str | Path, quant_cfg=None, verify: int = 0,
-                      image: str | Path | None = None) -> dict:
-    """Build the quantized model of a checkpoint, write ``out`` (and the chip image at ``image``) and return a
-    summary dict."""
+                      image: str | Path | None = None, profile: str | None = None) -> dict:
+    """Build the quantized model of a checkpoint, check it against ``profile`` (a DesignRuleError before any
+    file is written), write ``out`` (and the chip image at ``image``) and return a summary dict."""
     model, cfg, post_training = quant_model_from_checkpoint(checkpoint, quant_cfg)
+    resources = None
+    if profile is not None:
+        from firmware_sim.resources import check_resources
+        resources = check_resources(model.to_program(), resource_profile(profile))
     proto, summary = export_model(model, out, post_training)
+    if resources is not None:
+        summary["resources"] = {"profile": profile, "fits": resources["fits"]}
     if image is not None:
         summary |= write_chip_image(out, image)
     if verify:
@@ -85,7 +104,7 @@ def write_chip_image(onnx_path: str | Path, image_path: str | Path) -> dict:
 @hydra.main(config_path=CONFIG_DIR, config_name="export", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     try:
-        summary = export_checkpoint(cfg.checkpoint, cfg.out, cfg.quant, int(cfg.verify), cfg.image)
+        summary = export_checkpoint(cfg.checkpoint, cfg.out, cfg.quant, int(cfg.verify), cfg.image, cfg.profile)
     except (CheckpointError, ValueError) as exc:  # contract, range and exactness errors are ValueErrors
         raise SystemExit(f"edge-taaf-export: {exc}") from None
     print(json.dumps(summary))

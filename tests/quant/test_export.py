@@ -184,3 +184,18 @@ def test_export_of_a_missing_or_float_only_checkpoint_is_refused(trained, tmp_pa
         export_checkpoint(tmp_path / "missing.pt", tmp_path / "m.onnx")
     with pytest.raises(ValueError, match="float model: choose a bit width"):
         export_checkpoint(run / "float" / "checkpoint.pt", tmp_path / "m.onnx", {"weight_bits": None})
+
+
+def test_a_model_over_a_profiles_limit_is_a_design_rule_error_before_any_file_is_written(trained, tmp_path):
+    from edge_taaf.apps.export import export_checkpoint
+    from firmware_sim.program import ContractError
+    from firmware_sim.resources import DesignRuleError
+    run, _ = trained
+    with pytest.raises(DesignRuleError, match=r"design rule \(xylo, .*\): input vision needs 2312 input channels, "
+                                              r"the limit is 16"):
+        export_checkpoint(run / "qat" / "checkpoint.pt", tmp_path / "m.onnx", profile="xylo")
+    assert not (tmp_path / "m.onnx").exists()
+    with pytest.raises(ContractError, match=r"profile='loihi' is unknown; expected one of \["):
+        export_checkpoint(run / "qat" / "checkpoint.pt", tmp_path / "m.onnx", profile="loihi")
+    summary = export_checkpoint(run / "qat" / "checkpoint.pt", tmp_path / "m.onnx", profile="horowitz45nm")
+    assert summary["resources"] == {"profile": "horowitz45nm", "fits": 1} and (tmp_path / "m.onnx").exists()
