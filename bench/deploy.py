@@ -43,10 +43,17 @@ def image_section(program, inputs: dict) -> dict:
     return {"image_boot_exact": int(not differing), "image_bytes": len(data), "image_differing_outputs": differing}
 
 
-def resources_section(program) -> dict:
+def resources_section(program, synops_per_s: float | None = None) -> dict:
     """Every profile's report: our hardware configs, then the Speck-like and Xylo-like ones."""
     profiles = [hardware_profile(load_hardware(p)) for p in sorted((Path(CONFIG_DIR) / "hardware").glob("*.yaml"))]
-    return {p.name: resource_report(program, p) for p in [*profiles, *PROFILES.values()]}
+    return {p.name: resource_report(program, p, synops_per_s) for p in [*profiles, *PROFILES.values()]}
+
+
+def synops_per_s(program, inputs: dict, rate_hz: float) -> float:
+    """The synaptic operations per second the model needs at ``rate_hz`` inferences per second: the simulator's
+    syn_ops counter per inference over ``inputs`` (T, B, ...) times the rate."""
+    batch = next(iter(inputs.values())).shape[1]
+    return simulate(program, inputs).counts.total("syn_ops") / batch * rate_hz
 
 
 def markdown(result: dict) -> str:
@@ -65,7 +72,11 @@ def markdown(result: dict) -> str:
             lines += ["", f"{name}: the event FIFO ({e['fifo_bytes']} bytes) holds one step's events unless more than "
                           f"{100 * e['spike_share_that_fills_it']:.0f} % of the largest layer fires in that step "
                           f"(worst case {e['worst_case_bytes']} bytes)."]
-    lines += ["", "NIR export and NeuroBench metrics: not built yet (issue #26).", ""]
+    lines += ["", f"Throughput: {result['synops_per_s']:,.0f} synaptic operations per second at {result['rate_hz']:g} "
+                  "inferences per second (the simulator's counters); against each hardware config's clock x syn_units:",
+              *(f"- {n}: limit {r['throughput']['limit']:,.0f} per second" for n, r in result["resources"].items()
+                if r.get("throughput", {}).get("limit")),
+              "", "NIR export and NeuroBench metrics: not built yet (issue #26).", ""]
     return "\n".join(lines)
 
 
@@ -73,6 +84,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="an edge-taaf-pipeline run folder (its report.json and config)")
     parser.add_argument("--label", help="what the run is, for the report (default: the run folder's last two parts)")
+    parser.add_argument("--rate-hz", type=float, default=2.0, help="inferences per second the device must sustain "
+                        "(default 2: one 0.5 s window each, the cochlea front-end's window)")
     parser.add_argument("--json", help="also write the result here")
     parser.add_argument("--markdown", help="also write the report here (e.g. docs/deploy.md)")
     args = parser.parse_args()
@@ -80,10 +93,12 @@ def main() -> None:
     program = load_program(onnx_path)
     test = build_dataset(cfg.data, "test").only(program.inputs)
     inputs = {m: np.swapaxes(x, 0, 1) for m, x in test.inputs().items()}
-    resources = resources_section(program)
+    rate = synops_per_s(program, inputs, args.rate_hz)
+    resources = resources_section(program, rate)
     label = args.label or f"pipeline run {short(args.run)}"
     result = {"model": label, "test_samples": int(test.labels.size),
-              "command": f"python -m bench.deploy --run <{label}>", **image_section(program, inputs),
+              "command": f"python -m bench.deploy --run <{label}> --rate-hz {args.rate_hz:g}", "rate_hz": args.rate_hz,
+              "synops_per_s": rate, **image_section(program, inputs),
               "resources": resources, "resources_fit": {k: r["fits"] for k, r in resources.items()},
               "resources_first_violation": {k: r["first_violation"] for k, r in resources.items()},
               "nir_roundtrip_argmax_agreement": None, "nir_importers": [], "neurobench_synops_vs_counters": None,

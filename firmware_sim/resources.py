@@ -94,6 +94,7 @@ class Profile:
     weight_memory_bytes: int | None = None
     state_memory_bytes: int | None = None
     event_buffer_bytes: int | None = None
+    max_synops_per_s: float | None = None                    # synaptic operations the chip completes per second
 
 
 PROFILES = {
@@ -114,11 +115,13 @@ def hardware_profile(hw) -> Profile:
     reported against the worst case; an operation-count config (per_op_pj) declares no memories, so none is
     checked."""
     source = f"hardware config {hw.name} (firmware_sim/hardware.py)"
+    throughput = hw.clock_mhz * 1e6 * hw.syn_units     # parallel.syn_units synaptic adds per clock
     if hw.kind == "operation_count":
-        return Profile(name=hw.name, source=source + ", an operation-count model: no memory sizes")
+        return Profile(name=hw.name, source=source + ", an operation-count model: no memory sizes",
+                       max_synops_per_s=throughput)
     largest = max(size for size, _ in hw.sram)
     return Profile(name=hw.name, source=source, weight_memory_bytes=largest, state_memory_bytes=largest,
-                   event_buffer_bytes=hw.event_fifo_bytes)
+                   event_buffer_bytes=hw.event_fifo_bytes, max_synops_per_s=throughput)
 
 
 def _violation(layer: str, resource: str, need, limit) -> dict:
@@ -150,7 +153,7 @@ def _core_assignment(needs: list[LayerNeeds], cores) -> tuple[list[int] | None, 
     return [by_layer[i] for i in range(len(needs))], []
 
 
-def _chip_violations(program: Program, needs: list[LayerNeeds], p: Profile) -> list[dict]:
+def _chip_violations(program: Program, needs: list[LayerNeeds], p: Profile, synops_per_s: float | None) -> list[dict]:
     """Every limit of ``p`` the program breaks, in the order a user meets them: inputs, layers, readout."""
     found = []
     for name, (shape, _) in program.inputs.items():
@@ -171,6 +174,8 @@ def _chip_violations(program: Program, needs: list[LayerNeeds], p: Profile) -> l
             found.append(_violation("every layer", what, need, limit))
     if p.cores is not None:
         found += _core_assignment(needs, p.cores)[1]
+    if synops_per_s is not None and p.max_synops_per_s is not None and synops_per_s > p.max_synops_per_s:
+        found.append(_violation("every layer", "synaptic operations per second", synops_per_s, p.max_synops_per_s))
     r = program.readout
     if p.max_outputs is not None and program.n_classes > p.max_outputs:
         found.append(_violation("readout", "outputs", program.n_classes, p.max_outputs))
@@ -182,11 +187,13 @@ def _chip_violations(program: Program, needs: list[LayerNeeds], p: Profile) -> l
     return found
 
 
-def resource_report(program: Program, profile: Profile) -> dict:
+def resource_report(program: Program, profile: Profile, synops_per_s: float | None = None) -> dict:
     """The program's needs per layer against ``profile``; ``fits`` 1 when no limit is broken, else
-    ``first_violation`` (layer, resource, need, limit) and every violation in order."""
+    ``first_violation`` (layer, resource, need, limit) and every violation in order. ``synops_per_s``: the
+    synaptic operations per second the model needs at its input rate (measured by the simulator's counters),
+    checked against the profile's throughput when both are known."""
     needs = layer_needs(program)
-    violations = _chip_violations(program, needs, profile)
+    violations = _chip_violations(program, needs, profile, synops_per_s)
     report = {"profile": profile.name, "source": profile.source, "layers": [asdict(nd) for nd in needs],
               "fits": int(not violations), "violations": violations,
               "first_violation": violations[0] if violations else None}
@@ -195,14 +202,16 @@ def resource_report(program: Program, profile: Profile) -> dict:
         worst = max(nd.neurons for nd in needs) * spec.EVENT_BITS // 8
         report["event_buffer"] = {"fifo_bytes": profile.event_buffer_bytes, "worst_case_bytes": worst,
                                   "spike_share_that_fills_it": min(1.0, profile.event_buffer_bytes / worst)}
+    if synops_per_s is not None:
+        report["throughput"] = {"synops_per_s": synops_per_s, "limit": profile.max_synops_per_s}
     if profile.cores is not None and not violations:
         report["cores"] = _core_assignment(needs, profile.cores)[0]
     return report
 
 
-def check_resources(program: Program, profile: Profile) -> dict:
+def check_resources(program: Program, profile: Profile, synops_per_s: float | None = None) -> dict:
     """:func:`resource_report`, raising a DesignRuleError for the first limit the program breaks."""
-    report = resource_report(program, profile)
+    report = resource_report(program, profile, synops_per_s)
     v = report["first_violation"]
     if v is not None:
         raise DesignRuleError(f"design rule ({profile.name}, {profile.source}): {v['layer']} needs {v['need']} "

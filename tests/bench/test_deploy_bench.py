@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.deploy import image_section, markdown, resources_section
+from bench.deploy import image_section, markdown, resources_section, synops_per_s
 from firmware_sim.loader import load_program
 from quant import export
 from tests.support.quant_models import tiny_model
@@ -20,5 +20,8 @@ def test_the_image_boots_exactly_and_every_profile_is_reported(tmp_path):
     resources = resources_section(program)
     assert set(resources) == {"horowitz45nm", "sne22nm", "speck", "xylo"}
     assert resources["horowitz45nm"]["fits"] == 1 and resources["xylo"]["fits"] == 0
-    text = markdown({"model": "tiny", "test_samples": 3, "command": "c", **image, "resources": resources})
+    text = markdown({"model": "tiny", "test_samples": 3, "command": "c", **image, "resources": resources,
+                     "synops_per_s": 1e6, "rate_hz": 2.0})
     assert "| xylo |" in text and "input vision, input channels: 2312 vs 16" in text
+
+    assert synops_per_s(program, inputs, 2.0) > 0

@@ -79,3 +79,12 @@ def test_speck_cores_are_matched_like_sinabs_max_flow():
     assert violations == [{"layer": "l2", "resource": "cores", "need": 3, "limit": 9}]
     _, violations = _core_assignment([needs("huge", 128 * 1024, 1024)], cores)
     assert violations[0]["resource"] == "kernel/neuron memory of any core" and violations[0]["limit"] == (65536, 65536)
+
+
+def test_the_throughput_need_is_checked_against_clock_times_synaptic_units(program):
+    hw = load_hardware(CONFIGS / "hardware" / "horowitz45nm.yaml")
+    limit = hw.clock_mhz * 1e6 * hw.syn_units
+    assert resource_report(program, hardware_profile(hw), synops_per_s=limit)["fits"] == 1
+    with pytest.raises(DesignRuleError, match=rf"every layer needs {2 * limit} synaptic operations per second, "
+                                              rf"the limit is {limit}"):
+        check_resources(program, hardware_profile(hw), synops_per_s=2 * limit)
