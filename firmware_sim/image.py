@@ -19,11 +19,11 @@ Layout (little-endian; offsets in bytes):
     ... sections       the descriptors (kind 0, UTF-8 JSON: the program's layer descriptors and neuron constants
                        as program_io.to_metadata writes them, each tensor's shape and packing width, and the
                        memory map) and one section per integer tensor (kind 1), packed two's complement at its
-                       width, little-endian bit order: the layers' and the readout's weights at the program's
-                       weight width, every other tensor (biases, score MLP) at 32 bits.
+                       width, little-endian bit order: every weight tensor at the program's weight width, the
+                       rest (biases, warps) at 32 bits.
 
-The memory map gives each memory's contents with addresses: ``weight`` (the packed weights, in the order of the
-layers and the readout), ``constants`` (biases and score parameters, 32-bit words) and ``state`` (one membrane of
+The memory map gives each memory's contents with addresses: ``weight`` (the packed weights of the layers, the
+readout and the score MLP, in that order), ``constants`` (biases and warps, 32-bit words) and ``state`` (one membrane of
 ``state_bits`` per neuron of every spiking layer). Every problem is a ContractError naming the offset and the
 field; nothing of a refused image is used.
 """
