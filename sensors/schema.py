@@ -15,6 +15,9 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import II, MISSING
 
+from sensors.cochlea import CochleaParams
+from sensors.dvs_emulator import DVSParams
+
 DATA_CACHE = II("oc.env:EDGE_TAAF_CACHE,${oc.env:HOME}/.cache/edge_taaf")
 DATA_ROOT = II("oc.env:EDGE_TAAF_DATA,null")
 
@@ -23,41 +26,41 @@ DATA_ROOT = II("oc.env:EDGE_TAAF_DATA,null")
 
 @dataclass
 class CochleaSchema:
-    """Gammatone filterbank + LIF (sensors/cochlea.py)."""
-    n_channels: int = 64
-    f_min: float = 100.0             # Hz
-    f_max: float = 3800.0            # Hz
-    spacing: str = "erb"
-    normalize: bool = True
-    gain: float = 1.0
-    compression: str = "power"
-    exponent: float = 0.25
-    threshold: float = 0.11
-    tau: float = 0.005               # s
-    refractory: float = 0.002        # s
-    channel_norm: str = "none"
-    channel_level: float = 0.02
-    channel_floor_db: float = -30.0  # dB
+    """Gammatone filterbank + LIF (sensors/cochlea.py); the defaults are CochleaParams' own."""
+    n_channels: int = CochleaParams.n_channels
+    f_min: float = CochleaParams.f_min             # Hz
+    f_max: float = CochleaParams.f_max            # Hz
+    spacing: str = CochleaParams.spacing
+    normalize: bool = CochleaParams.normalize
+    gain: float = CochleaParams.gain
+    compression: str = CochleaParams.compression
+    exponent: float = CochleaParams.exponent
+    threshold: float = CochleaParams.threshold
+    tau: float = CochleaParams.tau               # s
+    refractory: float = CochleaParams.refractory        # s
+    channel_norm: str = CochleaParams.channel_norm
+    channel_level: float = CochleaParams.channel_level
+    channel_floor_db: float = CochleaParams.channel_floor_db  # dB
 
 
 @dataclass
 class DvsSchema:
-    """The DVS emulator and its saccades (sensors/dvs_emulator.py)."""
-    theta_on: float = 0.52
-    theta_off: float = 0.52
-    mismatch_sigma: float = 0.03
-    refractory_us: int = 1000
-    noise_rate_hz: float = 0.38
-    noise_on_fraction: float = 0.9
-    eps: float = 0.1
-    dt_us: int = 1000
-    interpolate_time: bool = True
-    saccade_us: int = 100_000
-    saccade_vertices_px: List[List[float]] = field(default_factory=lambda: [[0.0, 0.0], [3.5, 7.0], [7.0, 0.0]])
-    saccade_profile: str = "cosine"
-    origin_px: List[float] = field(default_factory=lambda: [3.0, 3.0])
-    canvas_size: List[int] = field(default_factory=lambda: [34, 34])
-    seed: int = 0
+    """The DVS emulator and its saccades (sensors/dvs_emulator.py); the defaults are DVSParams' own."""
+    theta_on: float = DVSParams.theta_on
+    theta_off: float = DVSParams.theta_off
+    mismatch_sigma: float = DVSParams.mismatch_sigma
+    refractory_us: int = DVSParams.refractory_us
+    noise_rate_hz: float = DVSParams.noise_rate_hz
+    noise_on_fraction: float = DVSParams.noise_on_fraction
+    eps: float = DVSParams.eps
+    dt_us: int = DVSParams.dt_us
+    interpolate_time: bool = DVSParams.interpolate_time
+    saccade_us: int = DVSParams.saccade_us
+    saccade_vertices_px: List[List[float]] = field(default_factory=lambda: [list(v) for v in DVSParams.saccade_vertices_px])
+    saccade_profile: str = DVSParams.saccade_profile
+    origin_px: List[float] = field(default_factory=lambda: list(DVSParams.origin_px))
+    canvas_size: List[int] = field(default_factory=lambda: list(DVSParams.canvas_size))
+    seed: int = DVSParams.seed
 
 
 @dataclass
