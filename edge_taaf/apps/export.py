@@ -62,19 +62,32 @@ def resource_profile(name: str):
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, quant_cfg=None, verify: int = 0,
-                      image: str | Path | None = None, profile: str | None = None) -> dict:
+                      image: str | Path | None = None, profile: str | None = None,
+                      nir: str | Path | None = None, nir_dt_s: float | None = None) -> dict:
     """Build the quantized model of a checkpoint, check it against ``profile`` (a DesignRuleError before any
-    file is written), write ``out`` (and the chip image at ``image``) and return a summary dict."""
+    file is written) and, with ``nir``, that NIR can carry it (quant.nir_export.NIRError, before any file is
+    written); write ``out`` (and the chip image at ``image``, the NIR graph at ``nir``, one step being ``nir_dt_s``
+    seconds) and return a summary dict."""
+    if nir is not None and not (isinstance(nir_dt_s, (int, float)) and not isinstance(nir_dt_s, bool) and nir_dt_s > 0):
+        raise ContractError(f"nir_dt_s={nir_dt_s!r}: writing nir={nir} needs the seconds of one accelerator step, a "
+                            "positive number (e.g. nir_dt_s=1e-4, the time base snnTorch's NIR importer assumes)")
     model, cfg, post_training = quant_model_from_checkpoint(checkpoint, quant_cfg)
     resources = None
     if profile is not None:
         from firmware_sim.resources import check_resources
         resources = check_resources(model.to_program(), resource_profile(profile))
+    if nir is not None:
+        from quant.nir_export import check_exportable
+        check_exportable(model.to_program())
     proto, summary = export_model(model, out, post_training)
     if resources is not None:
         summary["resources"] = {"profile": profile, "fits": resources["fits"]}
     if image is not None:
         summary |= write_chip_image(out, image)
+    if nir is not None:
+        from firmware_sim.loader import load_program
+        from quant.nir_export import write_nir
+        summary |= write_nir(load_program(out), nir, float(nir_dt_s))
     if verify:
         from quant.ort_runner import OrtModel, compare
         from sensors.datasets import build_dataset
@@ -104,7 +117,8 @@ def write_chip_image(onnx_path: str | Path, image_path: str | Path) -> dict:
 @hydra.main(config_path=CONFIG_DIR, config_name="export", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     try:
-        summary = export_checkpoint(cfg.checkpoint, cfg.out, cfg.quant, int(cfg.verify), cfg.image, cfg.profile)
+        summary = export_checkpoint(cfg.checkpoint, cfg.out, cfg.quant, int(cfg.verify), cfg.image, cfg.profile,
+                                    cfg.nir, cfg.nir_dt_s)
     except (CheckpointError, ValueError) as exc:  # contract, range and exactness errors are ValueErrors
         raise SystemExit(f"edge-taaf-export: {exc}") from None
     print(json.dumps(summary))

@@ -199,3 +199,42 @@ def test_a_model_over_a_profiles_limit_is_a_design_rule_error_before_any_file_is
         export_checkpoint(run / "qat" / "checkpoint.pt", tmp_path / "m.onnx", profile="loihi")
     summary = export_checkpoint(run / "qat" / "checkpoint.pt", tmp_path / "m.onnx", profile="horowitz45nm")
     assert summary["resources"] == {"profile": "horowitz45nm", "fits": 1} and (tmp_path / "m.onnx").exists()
+
+
+def test_nir_export_of_an_attention_model_is_refused_before_any_file_is_written(trained, tmp_path):
+    """edge-taaf-export nir=...: the trained TAAF model cannot be NIR; nothing is written, the node is named."""
+    from edge_taaf.apps.export import export_checkpoint
+    from firmware_sim.program import ContractError
+    from quant.nir_export import NIRError
+    run, _ = trained
+    with pytest.raises(NIRError, match=r"node 'readout' \(fusion 'taaf'\) cannot be written as NIR"):
+        export_checkpoint(run / "qat" / "checkpoint.pt", tmp_path / "m.onnx", nir=tmp_path / "m.nir", nir_dt_s=1e-4)
+    for dt in (None, 0, -1.0, "1ms", True):
+        with pytest.raises(ContractError, match=r"nir_dt_s=.*needs the seconds of one accelerator step"):
+            export_checkpoint(run / "qat" / "checkpoint.pt", tmp_path / "m.onnx", nir=tmp_path / "m.nir", nir_dt_s=dt)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_trained_concat_model_is_written_as_nir_and_reads_back_to_the_onnx_run(tmp_path):
+    """edge-taaf-export nir=... on a trained two-sensor concat model: the NIR file, read back by quant.nir_import,
+    gives the simulator's step logits and spikes on the test split."""
+    import nir
+    from edge_taaf.apps.export import export_checkpoint
+    from edge_taaf.apps.train import run_training
+    from firmware_sim.loader import load_program
+    from firmware_sim.run import simulate
+    from quant.nir_import import NIRIntegerNet, run_nir_integer
+    from sensors.datasets import build_dataset
+    cfg = compose_config("train", [*TINY, f"data.cache_dir={tmp_path / 'cache'}", "trainer.log_epochs=false",
+                                   "trainer.epochs=1", "quant.weight_bits=8", "model.fusion=concat", "loss=ce"])
+    run_training(cfg, tmp_path / "qat")
+    summary = export_checkpoint(tmp_path / "qat" / "checkpoint.pt", tmp_path / "m.onnx", nir=tmp_path / "m.nir",
+                                nir_dt_s=1e-3)
+    assert summary["nir_node_types"]["Input"] == 2 and summary["nir_node_types"]["LIF"] == 5
+    test = build_dataset(cfg.data, "test")
+    sim = simulate(load_program(tmp_path / "m.onnx"), {"vision": np.swapaxes(test.vision, 0, 1),
+                                                        "audio": np.swapaxes(test.audio, 0, 1)})
+    steps, spikes = run_nir_integer(NIRIntegerNet(nir.read(tmp_path / "m.nir")),
+                                    {f"input.{k}": v for k, v in sim.frontend.items()})
+    np.testing.assert_array_equal(steps, sim.step_logits)
+    assert all(np.array_equal(spikes[k], sim.spikes[k]) for k in sim.spikes) and sim.spikes["vision.dense"].any()
