@@ -29,13 +29,15 @@ from numba import njit
 
 SURROGATES = ("atan", "fast_sigmoid")
 RESETS = ("subtract", "zero")
+IF_LEAK_SHIFT = 16   # leak_shift with no leak (beta = 1, integrate-and-fire): the float reading of the accelerator's
+                     # LEAK_OFF (firmware_sim/spec.py; tests/test_contract_names.py checks that the two agree)
 
 
 @dataclass(frozen=True)
 class LIFParams:
     """Neuron constants.
 
-    leak_shift: k in beta = 1 - 2^-k (k >= 1).
+    leak_shift: k in beta = 1 - 2^-k, 1..16; 16 (IF_LEAK_SHIFT): no leak, beta = 1 (integrate-and-fire).
     theta: firing threshold (float units of the synaptic current).
     reset: 'subtract' (v -= theta on a spike) or 'zero'.
     surrogate: 'atan' or 'fast_sigmoid'; slope: its steepness.
@@ -48,8 +50,9 @@ class LIFParams:
     slope: float = 2.0
 
     def __post_init__(self):
-        if int(self.leak_shift) != self.leak_shift or self.leak_shift < 1:
-            raise ValueError(f"neuron.leak_shift must be an integer >= 1, got {self.leak_shift}")
+        if int(self.leak_shift) != self.leak_shift or not 1 <= self.leak_shift <= IF_LEAK_SHIFT:
+            raise ValueError(f"neuron.leak_shift must be an integer in 1..{IF_LEAK_SHIFT} ({IF_LEAK_SHIFT}: no leak, "
+                             f"integrate-and-fire), got {self.leak_shift}")
         if not self.theta > 0:
             raise ValueError(f"neuron.theta must be > 0, got {self.theta}")
         if self.reset not in RESETS:
@@ -61,7 +64,7 @@ class LIFParams:
 
     @property
     def beta(self) -> float:
-        return 1.0 - 2.0 ** (-self.leak_shift)
+        return 1.0 if self.leak_shift >= IF_LEAK_SHIFT else 1.0 - 2.0 ** (-self.leak_shift)
 
 
 def surrogate_grad(x: torch.Tensor, kind: str, slope: float) -> torch.Tensor:

@@ -303,15 +303,23 @@ def _check_dense(g: _Graph, node, transposed: bool, value: str, label: str, bias
 
 
 def _check_lif(g: _Graph, current: str, layer: Layer, label: str, program: Program) -> None:
-    """u = Clip(Sub(v, Floor(Div(v, 2^k))) + I, lo, hi); s = Cast(u >= theta); v' = u - s * theta."""
+    """u = Clip(Sub(v, Floor(Div(v, 2^k))) + I, lo, hi) (Clip(v + I) at k = LEAK_OFF); s = Cast(u >= theta);
+    v' = u - s * theta."""
     add = g.only_use(current, "Add", f"{label}: the synaptic current")
-    pre = g.producer(g.other(add, current), "Sub", f"{label}: the leaked membrane v - floor(v / 2^k) added to the current")
-    floor = g.producer(pre.input[1], "Floor", f"{label}: the leak floor(v / 2^k)")
-    div = g.producer(floor.input[0], "Div", f"{label}: the leak floor(v / 2^k)")
-    if div.input[0] != pre.input[0]:
-        g.fail(f"{label}: the leak {g.label(div)} divides {div.input[0]!r}, not the membrane {pre.input[0]!r}")
     k = program.leak_shift
-    g.scalar(div.input[1], 2 ** k, f"{label}: the leak divisor 2^k ({g.label(div)})", f"leak_shift={k} (2^{k})")
+    if k >= spec.LEAK_OFF:
+        membrane = g.other(add, current)
+        node = g.producers.get(membrane)
+        if node is not None:
+            g.fail(f"{label}: leak_shift={k} (no leak): the current must be added to the membrane state itself, but "
+                   f"{membrane!r} is computed by {g.label(node)}")
+    else:
+        pre = g.producer(g.other(add, current), "Sub", f"{label}: the leaked membrane v - floor(v / 2^k) added to the current")
+        floor = g.producer(pre.input[1], "Floor", f"{label}: the leak floor(v / 2^k)")
+        div = g.producer(floor.input[0], "Div", f"{label}: the leak floor(v / 2^k)")
+        if div.input[0] != pre.input[0]:
+            g.fail(f"{label}: the leak {g.label(div)} divides {div.input[0]!r}, not the membrane {pre.input[0]!r}")
+        g.scalar(div.input[1], 2 ** k, f"{label}: the leak divisor 2^k ({g.label(div)})", f"leak_shift={k} (2^{k})")
     clip = g.only_use(add.output[0], "Clip", f"{label}: the membrane update")
     lo, hi = spec.state_range(program.state_bits)
     if len(clip.input) < 3:

@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from firmware_sim.spec import EXACT_LIMIT
+from firmware_sim.spec import EXACT_LIMIT, LEAK_OFF
 
 # columns of the per-sample counter array of a spiking layer
 LAYER_COLUMNS = ("input_events", "input_spikes", "syn_ops", "weight_rows", "fanout_groups", "saturations", "spikes_out",
@@ -50,9 +50,15 @@ LAYER_COLUMNS = ("input_events", "input_spikes", "syn_ops", "weight_rows", "fano
 # ---------------------------------------------------------------- the neuron update (shared)
 
 @njit(cache=True, inline="always")
+def _leak(v, leak_shift):
+    """spec.leak: v >> k, and 0 at k = LEAK_OFF (IF)."""
+    return 0 if leak_shift >= LEAK_OFF else v >> leak_shift
+
+
+@njit(cache=True, inline="always")
 def _step_neuron(v, c, theta, leak_shift, lo, hi):
     """spec.lif_step for one neuron: (v', spike, saturated, |current| >= 2^24)."""
-    raw = v - (v >> leak_shift) + c
+    raw = v - _leak(v, leak_shift) + c
     u = min(max(raw, lo), hi)
     s = u >= theta
     return u - theta * s, s, u != raw, abs(c) >= EXACT_LIMIT
@@ -64,7 +70,7 @@ def _catch_up(v, skipped, leak_shift):
     leak's fixed point (v - (v >> k) == v), after which further steps change nothing."""
     n = 0
     for _ in range(skipped):
-        y = v - (v >> leak_shift)
+        y = v - _leak(v, leak_shift)
         if y == v:
             break
         v = y
@@ -102,7 +108,7 @@ def _lif_all(v, cur, pending, touched, theta, leak_shift, lo, hi, spk):
         upd = np.int32(touched[i]) | np.int32(x >= theta)      # the hardware reads this neuron
         c = np.int64(cur[i])
         n_big += abs(c) >= EXACT_LIMIT
-        raw = x - (x >> leak_shift) + c
+        raw = x - _leak(x, leak_shift) + c
         u = min(max(raw, lo), hi)
         n_sat += u != raw
         s = u >= theta

@@ -209,7 +209,8 @@ class Program:
             spec.check_weight_bits(self.weight_bits)
         except ValueError as err:
             raise ContractError(f"program: {err}") from None
-        _require(0 <= self.leak_shift < self.state_bits, "leak_shift", self.leak_shift, f"0..{self.state_bits - 1}")
+        _require(0 <= self.leak_shift <= spec.LEAK_OFF, "leak_shift", self.leak_shift,
+                 f"0..{spec.LEAK_OFF} ({spec.LEAK_OFF}: no leak, integrate-and-fire)")
         _require(1 <= self.T <= self.max_T, "T", self.T, f"1..max_T={self.max_T}")
         return spec.weight_limit(self.weight_bits)
 

@@ -22,6 +22,8 @@ STATE_BITS = 16                    # membrane: saturating signed 16-bit
 ACC_BITS = 32                      # synaptic accumulator
 EVENT_BITS = 32                    # an address-event (layer, channel, y, x, count) between layers
 RESET = "subtract"                 # V <- V - theta * s  (the only reset the accelerator has)
+LEAK_OFF = STATE_BITS              # leak_shift = 16: no leak, an integrate-and-fire neuron. (A 16-bit membrane shifted
+                                   # right by 16 would keep its sign, -1 for a negative v; the contract's leak is 0.)
 EXACT_LIMIT = 2 ** 24              # every intermediate magnitude stays below this (float32-exact)
 
 # ---- TAAF attention: softmax over time in base 2 through an exp2 lookup ----
@@ -64,16 +66,23 @@ def state_range(bits: int = STATE_BITS) -> tuple[int, int]:
     return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
 
+def leak(v, leak_shift: int):
+    """The leak v >> k (an arithmetic shift: floor division by 2^k), and 0 at k = LEAK_OFF (IF). Works on
+    Python ints and int64 numpy arrays."""
+    return v * 0 if leak_shift >= LEAK_OFF else v >> leak_shift
+
+
 def lif_step(v: np.ndarray, current: np.ndarray, theta: int, leak_shift: int, state_bits: int = STATE_BITS):
     """One integer LIF step (the reference every implementation must equal).
 
-        u = sat(v - (v >> k) + I);  s = (u >= theta);  v' = u - theta * s
+        u = sat(v - leak(v, k) + I);  s = (u >= theta);  v' = u - theta * s
 
-    ``>>`` is an arithmetic shift (floor division by 2^k). Returns (v', s, saturated) where
-    saturated marks the neurons whose u hit the register limit. int64 arrays in, int64 out.
+    leak(v, k) = v >> k, an arithmetic shift (floor division by 2^k), for k in 0..15, and 0 for k = LEAK_OFF
+    (16: integrate-and-fire). Returns (v', s, saturated) where saturated marks the neurons whose u hit the
+    register limit. int64 arrays in, int64 out.
     """
     lo, hi = state_range(state_bits)
-    raw = v - (v >> leak_shift) + current
+    raw = v - leak(v, leak_shift) + current
     u = np.clip(raw, lo, hi)
     s = (u >= theta).astype(np.int64)
     return u - theta * s, s, raw != u

@@ -90,10 +90,11 @@ def _qcdq(g: _Graph, c: _Consts, name: str, w_int: np.ndarray, log2: int, bits: 
 
 
 def _lif(g: _Graph, c: _Consts, v: str, current: str, theta: int, leak_shift: int, state_bits: int, v_out: str) -> str:
-    """u = clip(v - floor(v / 2^k) + I); s = (u >= theta); v' = u - theta s. Returns s."""
+    """u = clip(v - floor(v / 2^k) + I) (u = clip(v + I) at k = LEAK_OFF, no leak); s = (u >= theta);
+    v' = u - theta s. Returns s."""
     lo, hi = spec.state_range(state_bits)
-    leak = g.op("Floor", g.op("Div", v, c.scalar(2.0 ** leak_shift)))
-    u = g.op("Clip", g.op("Add", g.op("Sub", v, leak), current), c.scalar(lo), c.scalar(hi))
+    leaked = v if leak_shift >= spec.LEAK_OFF else g.op("Sub", v, g.op("Floor", g.op("Div", v, c.scalar(2.0 ** leak_shift))))
+    u = g.op("Clip", g.op("Add", leaked, current), c.scalar(lo), c.scalar(hi))
     s = g.op("Cast", g.op("GreaterOrEqual", u, c.scalar(theta)), to=F32)
     g.op("Sub", u, g.op("Mul", s, c.scalar(theta)), out=v_out)
     return s

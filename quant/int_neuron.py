@@ -39,8 +39,9 @@ class _IntLIF(torch.autograd.Function):
         pre = torch.empty_like(current)
         saturated = torch.zeros((), dtype=torch.int64, device=current.device)
         div = float(2 ** leak_shift)
+        leaks = leak_shift < spec.LEAK_OFF          # LEAK_OFF: no leak (integrate-and-fire)
         for t in range(current.shape[0]):
-            raw = v - torch.floor(v / div) + current[t]
+            raw = (v - torch.floor(v / div) if leaks else v) + current[t]
             u = raw.clamp(lo, hi)
             saturated += (u != raw).sum()
             s = (u >= theta).to(current.dtype)
@@ -48,7 +49,7 @@ class _IntLIF(torch.autograd.Function):
             pre[t] = (u - theta) * scale
             v = u - theta * s
         ctx.save_for_backward(pre)
-        ctx.cfg = (1.0 - 2.0 ** -leak_shift, kind, slope, scale)
+        ctx.cfg = (1.0 - 2.0 ** -leak_shift if leaks else 1.0, kind, slope, scale)
         ctx.mark_non_differentiable(saturated)
         return spikes, saturated
 

@@ -34,7 +34,8 @@ def _uniform(node_name: str, field: str, values) -> float:
 
 
 class IntegerLIF(nn.Module):
-    """The accelerator's LIF step (firmware_sim.spec.lif_step) on integer-valued float32 tensors; state inside.
+    """The accelerator's LIF step (firmware_sim.spec.lif_step; no leak at k = LEAK_OFF) on integer-valued float32
+    tensors; state inside.
     (B, *shape) synaptic current -> (B, *shape) spikes (0/1)."""
 
     def __init__(self, theta: int, leak_shift: int, state_bits: int = spec.STATE_BITS):
@@ -50,7 +51,8 @@ class IntegerLIF(nn.Module):
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
         v = torch.zeros_like(current) if self.v is None else self.v
-        raw = v - torch.floor(v / 2.0 ** self.leak_shift) + current
+        leaked = v if self.leak_shift >= spec.LEAK_OFF else v - torch.floor(v / 2.0 ** self.leak_shift)
+        raw = leaked + current
         u = raw.clamp(self.lo, self.hi)
         self.saturated += int((raw != u).sum())
         self.spikes = (u >= self.theta).to(current.dtype)

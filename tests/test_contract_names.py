@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from edge_taaf import model_config
+from edge_taaf import model_config, neurons
 from firmware_sim import program, spec
 from sensors import options
 
@@ -21,6 +21,7 @@ def test_fusion_names_and_modalities_agree_across_the_wall():
     assert (model_config.TAAF, model_config.CONCAT, model_config.TAAF_MODAL) == (program.TAAF, program.CONCAT,
                                                                                 program.TAAF_MODAL)
     assert options.MODALITIES == program.MODALITIES == model_config.MODALITIES
+    assert neurons.IF_LEAK_SHIFT == spec.LEAK_OFF        # the leak shift that means no leak (integrate-and-fire)
 
 
 def test_no_package_writes_the_names_or_the_weight_widths_out_again():

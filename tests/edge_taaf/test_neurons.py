@@ -116,3 +116,15 @@ def test_conv_network_gradients_identical_with_either_engine(monkeypatch):
     assert torch.equal(out_n, out_t)
     assert all(torch.equal(a, b) for a, b in zip(grads_n, grads_t))
     assert all(float(g.abs().sum()) > 0 for g in grads_n)
+
+
+def test_leak_shift_16_is_integrate_and_fire_and_17_is_refused():
+    """The float reading of the accelerator's LEAK_OFF: beta = 1 exactly (a membrane keeps what it got)."""
+    assert LIFParams(leak_shift=16).beta == 1.0 and LIFParams(leak_shift=15).beta == 1.0 - 2.0 ** -15
+    current = torch.tensor([[[0.6]], [[0.0]], [[0.0]], [[0.5]]])
+    spikes = lif_multistep(current, LIFParams(leak_shift=16, theta=1.0))
+    assert spikes.flatten().tolist() == [0.0, 0.0, 0.0, 1.0]
+    for k in (0, 17):
+        with pytest.raises(ValueError, match=rf"neuron.leak_shift must be an integer in 1..16 \(16: no leak, "
+                                             rf"integrate-and-fire\), got {k}"):
+            LIFParams(leak_shift=k)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from firmware_sim import spec
 from firmware_sim.energy import READOUT_MAC_BITS, energy_report, load_hardware
-from firmware_sim.program import Layer, Program, Readout
+from firmware_sim.program import ContractError, Layer, Program, Readout
 from firmware_sim.run import Runner, batch_slices, get_threads, set_threads, simulate, simulate_sample
 from tests.support.sim_programs import (MIN_RANDOM_NETWORKS, RANDOM_NETWORKS, ActivityLog, random_inputs, random_program,
                                     reference_current, reference_run)
@@ -91,6 +91,30 @@ def test_worked_example_of_the_doc():
         v, s, hit = spec.lif_step(v, np.array([cur]), 256, 2)
         trace.append(int(v[0]))
     assert trace == [200, 94, 71, -32768]
+
+
+def test_an_integrate_and_fire_neuron_keeps_its_membrane():
+    """leak_shift = LEAK_OFF: I = 200, 0, 0, 100 with theta 256 -> v = 200, 200, 200, 44 after a spike at t = 3; a
+    negative membrane keeps its value too (a shift by 16 would have moved -5 to -4); no catch-up leak is counted."""
+    w = np.r_[100, -5]
+    audio = np.zeros((5, 1, 2), np.uint8)
+    audio[0, 0, 0], audio[3, 0, 0], audio[4, 0, 1] = 2, 1, 1
+    program = _one_neuron_program(w, 256, spec.LEAK_OFF)
+    res = simulate(program, {"audio": audio, "vision": np.zeros((5, 1, 1), np.uint8)}, allow_other_T=True)
+    assert res.spikes["audio.fc0"][:, 0, 0].tolist() == [0, 0, 0, 1, 0]
+    assert res.counts.units["audio.fc0"].counts["leak_ops"] == 0
+    v, trace = np.zeros(1, np.int64), []
+    for cur in (200, 0, 0, 100, -5, 0):
+        v, _, _ = spec.lif_step(v, np.array([cur]), 256, spec.LEAK_OFF)
+        trace.append(int(v[0]))
+    assert trace == [200, 200, 200, 44, 39, 39]
+    assert spec.lif_step(np.array([-5]), np.array([0]), 256, spec.LEAK_OFF)[0].tolist() == [-5]
+
+
+@pytest.mark.parametrize("k", [-1, 17])
+def test_a_leak_shift_outside_the_contract_is_refused(k):
+    with pytest.raises(ContractError, match=rf"leak_shift.*{k}.*0\.\.16 \(16: no leak, integrate-and-fire\)"):
+        _one_neuron_program(np.ones(2), 4, k)
 
 
 def test_saturation_at_both_limits_is_counted():

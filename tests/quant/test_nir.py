@@ -5,6 +5,7 @@ import nir
 import numpy as np
 import pytest
 
+from firmware_sim import spec
 from firmware_sim.run import simulate
 from quant.nir_export import NIRError, check_importable, program_to_nir, write_nir
 from quant.nir_import import NIRIntegerNet, run_nir_integer
@@ -32,6 +33,16 @@ def test_a_concat_program_comes_back_exactly_from_its_nir_file(tmp_path, seed):
     assert sum(s.sum() for s in sim.spikes.values()) > 0
     np.testing.assert_array_equal(steps, sim.step_logits)
     assert spikes.keys() == sim.spikes.keys()
+    for name in spikes:
+        np.testing.assert_array_equal(spikes[name], sim.spikes[name], err_msg=name)
+
+
+def test_an_integrate_and_fire_program_comes_back_exactly(tmp_path):
+    """leak_shift = LEAK_OFF: written as tau = dt 2^16, read back as no leak (a negative membrane keeps its value)."""
+    program = random_program(np.random.default_rng(5), fusion="concat", leak_shift=spec.LEAK_OFF)
+    sim, steps, spikes = _round_trip(program, tmp_path, 5)
+    np.testing.assert_allclose(program_to_nir(program, DT).nodes[f"{program.layers[0].name}.lif"].tau, DT * 2 ** 16)
+    np.testing.assert_array_equal(steps, sim.step_logits)
     for name in spikes:
         np.testing.assert_array_equal(spikes[name], sim.spikes[name], err_msg=name)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import onnx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,7 @@ from omegaconf import OmegaConf
 
 import torch
 
+from firmware_sim import spec
 from firmware_sim.loader import load_program
 from firmware_sim.run import simulate
 from quant import export
@@ -52,9 +54,10 @@ def random_frontend(seed: int) -> dict | None:
 
 
 def three_way(tmp_path, fusion, bits, scale, seed, frontend=None, modalities=("audio", "vision"), modality_logits=None,
-              silent=()):
+              silent=(), leak_shift=None):
     """Export a tiny model, run it three ways on random spikes (the sensors in ``silent`` all zero), compare."""
-    model = tiny_model(fusion, bits, scale, seed, T, frontend=frontend, modalities=modalities, modality_logits=modality_logits)
+    model = tiny_model(fusion, bits, scale, seed, T, frontend=frontend, modalities=modalities, modality_logits=modality_logits,
+                       leak_shift=leak_shift)
     path = tmp_path / f"m{seed}.onnx"
     export.export_onnx(model, path)
     vision, audio = spikes_in(seed)
@@ -101,6 +104,19 @@ def test_simulator_equals_quant_and_onnxruntime(tmp_path, fusion, bits, scale, f
         assert all(s.sum() > 0 for s in sim.spikes.values()), {k: int(s.sum()) for k, s in sim.spikes.items()}
     else:           # strongly negative weights: membranes pinned at -32768, saturation counted
         assert sum(q.saturations.values()) > 0
+
+
+@pytest.mark.parametrize("fusion", ["concat", "taaf_modal"])
+def test_integrate_and_fire_three_way(tmp_path, fusion):
+    """leak_shift = LEAK_OFF (16): no leak. The ONNX file has no leak nodes, the simulator's catch-up leak does
+    nothing, and all three runners agree; a membrane keeps what it got (no decay between inputs)."""
+    sim, q = three_way(tmp_path, fusion, 8, 3.0, seed=11, leak_shift=spec.LEAK_OFF)
+    assert all(s.sum() > 0 for s in sim.spikes.values())
+    assert all(u.counts["leak_ops"] == 0 for n, u in sim.counts.units.items() if u.kind in ("conv", "dense"))
+    model = onnx.load(tmp_path / "m11.onnx")
+    body = next(a.g for n in model.graph.node if n.op_type == "Scan" for a in n.attribute if a.name == "body")
+    divs = [n for n in body.node if n.op_type == "Div" and n.input[0].startswith("v.")]
+    assert divs == [], [n.input[0] for n in divs]
 
 
 def test_random_quantized_models_three_way(tmp_path):

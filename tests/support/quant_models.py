@@ -52,14 +52,17 @@ def random_spikes(seed: int, T: int, B: int, input_max=(1, 8), density=0.15):
 
 def tiny_model(fusion: str, bits: int, scale: float, seed: int, T: int = 8, frontend: dict | None = None,
                modalities=("audio", "vision"), modality_logits: bool | None = None,
-               warp_max_delay: int | None = None) -> QuantTwoModalitySNN:
+               warp_max_delay: int | None = None, leak_shift: int | None = None) -> QuantTwoModalitySNN:
     """A tiny quantized model of configs/model/snn.yaml (vision 2x34x34, audio 64; both sensors unless
     ``modalities`` says otherwise) in eval mode: scale > 0 multiplies the random conv/dense weights, scale < 0
     makes them all negative; frontend: the model.frontend mapping (None: the identity); modality_logits:
-    model.modality_logits (taaf_modal); warp_max_delay: model.warp_max_delay (None: the config's)."""
+    model.modality_logits (taaf_modal); warp_max_delay, leak_shift: model.warp_max_delay and
+    model.neuron.leak_shift (None: the config's)."""
     cfg = OmegaConf.to_container(OmegaConf.load(CONFIGS / "model" / "snn.yaml"), resolve=False)
     if warp_max_delay is not None:
         cfg["warp_max_delay"] = warp_max_delay
+    if leak_shift is not None:
+        cfg["neuron"]["leak_shift"] = leak_shift
     cfg.update(T=T, fusion=fusion, score_hidden=8, modalities=list(modalities), frontend=full_frontend(frontend),
                modality_logits=modality_logits)
     cfg["vision"].update(in_shape=[2, 34, 34], channels=[4, 6], kernels=[5, 3], strides=[2, 2], features=16)

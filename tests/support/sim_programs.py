@@ -106,7 +106,9 @@ def random_program(rng: np.random.Generator, *, vision_shape=(2, 8, 8), audio_di
     frontends: draw each input's front-end with random_frontend (False: the identity; a dict: those given)."""
     bits = int(rng.integers(7 if big_theta else 4, 9)) if weight_bits is None else weight_bits
     lim = spec.weight_limit(bits)
-    k_leak = int(rng.integers(6, 11) if big_theta else rng.integers(0, 6)) if leak_shift is None else leak_shift
+    k_leak = int(rng.integers(6, 11) if big_theta else rng.integers(0, 7)) if leak_shift is None else leak_shift
+    if k_leak == 6 and not big_theta and leak_shift is None:
+        k_leak = spec.LEAK_OFF       # one draw in 7: no leak (integrate-and-fire)
     state_hi = spec.state_range()[1]
 
     def weights(shape):
@@ -458,8 +460,11 @@ def build_onnx(p: Program, seed: int = 0) -> onnx.ModelProto:
             cur = body.op("MatMul", [x, wint[L.name]])
         v = f"v.{L.name}"
         state_in.append(helper.make_tensor_value_info(v, TensorProto.FLOAT, ["B", *L.out_shape]))
-        leak = body.op("Floor", [body.op("Div", [v, body.const(2.0 ** p.leak_shift)])])
-        raw = body.op("Add", [body.op("Sub", [v, leak]), cur])
+        if p.leak_shift >= spec.LEAK_OFF:          # no leak (integrate-and-fire): u = clip(v + I)
+            raw = body.op("Add", [v, cur])
+        else:
+            leak = body.op("Floor", [body.op("Div", [v, body.const(2.0 ** p.leak_shift)])])
+            raw = body.op("Add", [body.op("Sub", [v, leak]), cur])
         u = body.op("Clip", [raw, body.const(lo), body.const(hi)])
         theta = body.const(float(L.theta))
         s = body.op("Cast", [body.op("GreaterOrEqual", [u, theta])], to=TensorProto.FLOAT, name=f"s.{L.name}")
