@@ -19,7 +19,7 @@ default) the cheaper one per layer:
                 + single_updates x ceil(ACC / W) x (1 + wf)             (dense armed neurons, one by one)
       state     (group_updates x ceil(group x E / W) + single_updates x ceil(E / W)) x (1 + wf) x SRAM(N_out x E)
       queue     (group_updates + single_updates) x (1 + wf) words of the event FIFO
-      compute   syn_ops x add(ACC) + neuron_updates x 4 add(STATE) + leak_ops x 2 add(STATE)
+      compute   syn_ops x add(ACC) + neuron_updates x 4 add(STATE) (3 for IF: no leak) + leak_ops x 2 add(STATE)
       routing   input_events x 1 + spikes_out x wf words of the event FIFO
   gather (output-stationary, as SpinalFlow and SATA): for each output position and each tile of R
     accumulators (R = parallel.syn_units, in the register file), read the input bitmap of the
@@ -93,6 +93,7 @@ class Geometry:
     in_bits: int        # bits of one input value (bits of its largest count)
     weight_bytes: float
     tap_buffer: bool = False   # a conv layer: scatter reads its weights through the tap buffer
+    update_adds: int = 4       # adds of one neuron update: leak v - (v >> k), + I, the compare, the reset; 3 for IF
 
 
 def geometry(program: Program, layer) -> Geometry:
@@ -103,7 +104,8 @@ def geometry(program: Program, layer) -> Geometry:
     else:
         group, positions, rf = layer.n_out, 1, layer.n_in
     return Geometry(group, positions, rf, layer.n_in, layer.n_out, int(top).bit_length(),
-                    layer.weight.size * program.weight_bits / 8, tap_buffer=layer.kind == "conv")
+                    layer.weight.size * program.weight_bits / 8, tap_buffer=layer.kind == "conv",
+                    update_adds=3 if program.leak_shift >= spec.LEAK_OFF else 4)
 
 
 def price_scatter(c: dict, g: Geometry, hw: Hardware, weight_bits: int, entry_bits: int) -> tuple[dict, float]:
@@ -111,7 +113,8 @@ def price_scatter(c: dict, g: Geometry, hw: Hardware, weight_bits: int, entry_bi
     wf, acc = hw.sram_write_factor, spec.ACC_BITS
     pj = empty()
     pj["synaptic accumulate"] = c["syn_ops"] * hw.add(acc)
-    pj["neuron update"] = c["neuron_updates"] * 4 * hw.add(spec.STATE_BITS) + c["leak_ops"] * 2 * hw.add(spec.STATE_BITS)
+    pj["neuron update"] = (c["neuron_updates"] * g.update_adds * hw.add(spec.STATE_BITS)
+                           + c["leak_ops"] * 2 * hw.add(spec.STATE_BITS))
     pj["weight memory"] = (c["weight_rows"] * hw.words(g.group * weight_bits) * hw.sram_word(g.weight_bytes)
                            if c["weight_rows"] else 0.0)
     pj["register file"] = c["syn_ops"] * hw.register_pj if g.tap_buffer else 0.0      # tap-buffer reads, one per use
@@ -142,7 +145,7 @@ def price_gather(c: dict, g: Geometry, hw: Hardware, weight_bits: int) -> tuple[
     pj["synaptic accumulate"] = c["syn_ops"] * hw.add(spec.ACC_BITS)
     pj["register file"] = c["syn_ops"] * 2 * hw.register_pj
     updates = c["steps"] * g.n_out
-    pj["neuron update"] = updates * 4 * hw.add(spec.STATE_BITS)
+    pj["neuron update"] = updates * g.update_adds * hw.add(spec.STATE_BITS)
     pj["state memory"] = (c["steps"] * g.positions * hw.words(g.group * spec.STATE_BITS) * (1 + wf)
                           * hw.sram_word(g.n_out * spec.STATE_BITS / 8))
     pj["spike routing"] = c["steps"] * hw.words(g.n_out) * wf * hw.sram_word(g.n_out / 8)   # the output bitmap

@@ -130,6 +130,18 @@ def test_scatter_and_gather_prices_by_hand():
     assert math.isclose(pj["state memory"], 16 * 3 * 2 * sram)           # 12 x 16 bits = 3 words, every step
     assert math.isclose(pj["spike routing"], 16 * 1 * sram)
     assert cycles == math.ceil(600 / 16) + 16 + math.ceil(16 * 12 / 16)
+    # integrate-and-fire (no leak): an update is 3 adds (+ I, the compare, the reset), never 4
+    g_if = Geometry(group=12, positions=1, rf_inputs=64, n_in=64, n_out=12, in_bits=1, weight_bytes=768, update_adds=3)
+    assert math.isclose(price_scatter(c, g_if, hw, 8, entry)[0]["neuron update"], 130 * 3 * add16 + 30 * 2 * add16)
+    assert math.isclose(price_gather(c, g_if, hw, 8)[0]["neuron update"], 16 * 12 * 3 * add16)
+
+
+def test_an_if_layer_is_priced_at_three_adds_per_update():
+    from firmware_sim.dataflow import geometry
+    program = tiny_program()
+    assert geometry(program, program.layers[0]).update_adds == 4
+    program.leak_shift = spec.LEAK_OFF
+    assert geometry(program, program.layers[0]).update_adds == 3
 
 
 def tiny_program() -> Program:
