@@ -113,16 +113,19 @@ class FrontEnd:
         axes = tuple(lead + 2 * i + 1 for i in range(len(self.pool)))
         return x.astype(np.int64).reshape(shape).sum(axis=axes)
 
-    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """x (T, B, *in_shape) integer counts -> (y (T, B, *out_shape) uint8, counters (B, len(FRONTEND_COLUMNS)) int64)."""
+    def run(self, x: np.ndarray, state: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """x (T, B, *in_shape) integer counts -> (y (T, B, *out_shape) uint8, counters (B, len(FRONTEND_COLUMNS)) int64).
+
+        ``state`` (a stream's, firmware_sim.stream): {"level", "countdown"} (B, *out_shape) int64, read at the first
+        step and overwritten with the values after the last; None: a fresh window (both zero)."""
         n_t, n_b = x.shape[:2]
         pooled = self.pool_sum(x)
         out = np.zeros(pooled.shape, np.uint8)
         counts = np.zeros((n_b, len(FRONTEND_COLUMNS)), np.int64)
         flat = lambda a: a.reshape(n_b, -1)  # noqa: E731
         counts[:, 0] = (x != 0).reshape(n_t, n_b, -1).sum(axis=(0, 2))      # nonzero raw (element, step) pairs
-        level = np.zeros(pooled.shape[1:], np.int64)
-        countdown = np.zeros(pooled.shape[1:], np.int64)
+        level = np.zeros(pooled.shape[1:], np.int64) if state is None else state["level"]
+        countdown = np.zeros(pooled.shape[1:], np.int64) if state is None else state["countdown"]
         for t in range(n_t):
             p = pooled[t]
             th = np.maximum(self.min_count, level >> self.gain_shift) if self.adaptive else self.min_count
@@ -138,6 +141,8 @@ class FrontEnd:
         if self.adaptive:
             counts[:, 4] = n_t * math.prod(pooled.shape[2:])
         counts[:, 5] = n_t
+        if state is not None:
+            state["level"], state["countdown"] = level, countdown
         return out, counts
 
 

@@ -124,21 +124,20 @@ def _lif_all(v, cur, pending, touched, theta, leak_shift, lo, hi, spk):
     return n_spk, n_sat, n_big, n_upd, n_leak
 
 
-@njit(cache=True, inline="always")
-def _neuron_arrays(n):
-    """Per-neuron state of a layer for one sample: membranes v (int64), synaptic sums cur (int32),
-    pending catch-up leak steps (int32), touched-this-step flags (uint8); see _lif_all."""
-    return np.zeros(n, np.int64), np.zeros(n, np.int32), np.zeros(n, np.int32), np.zeros(n, np.uint8)
-
-
 @njit(cache=True)
-def _dense_reference_sample(x, w_t, b, theta, leak_shift, lo, hi, out, counts):
+def _dense_reference_sample(x, w_t, b, theta, leak_shift, lo, hi, out, counts, vs, carry):
     """Dense spiking layer, sample b, stepping every neuron. x (T, B, N_in) uint8 counts; w_t (N_in, N_out)
     int8 (weights transposed so an event reads one contiguous fan-out row); out (T, B, N_out) uint8
-    zeros, receives spikes; counts (B, len(LAYER_COLUMNS)) int64, receives the counters."""
+    zeros, receives spikes; counts (B, len(LAYER_COLUMNS)) int64, receives the counters.
+
+    The layer's state, read at the first step and left as of the last (a stream runs in chunks): vs (B, N)
+    int64 membranes, caught up to the last step; carry (B, N) int32 catch-up leak steps not yet counted
+    (a neuron's leak steps are counted when it is next updated). Zeros: a fresh window."""
     n_t, _, n_in = x.shape
     n_out = w_t.shape[1]
-    v, cur, pending, touched = _neuron_arrays(n_out)
+    v, pending = vs[b], carry[b]
+    cur = np.zeros(n_out, np.int32)
+    touched = np.zeros(n_out, np.uint8)
     for t in range(n_t):
         cur[:] = 0
         ev_t = 0
@@ -212,21 +211,24 @@ def _conv_events(x, w_e, b, t, ci, ny, ky_tab, oy_tab, nx, kx_tab, ox_tab, w_out
 
 
 @njit(cache=True)
-def _conv_reference_sample(x, w_e, b, stride, pad, theta, leak_shift, lo, hi, out, counts):
+def _conv_reference_sample(x, w_e, b, stride, pad, theta, leak_shift, lo, hi, out, counts, vs, carry):
     """Conv spiking layer (no bias), sample b, stepping every neuron. x (T, B, C_in, H, W) uint8 counts;
     w_e (C_in, k, k, C_out) int8 (an event at (c, y, x) reads C_out contiguous weights per kernel tap);
     out (T, B, C_out, H', W') uint8 zeros, receives spikes; counts as dense_layer.
 
     out[co, oy, ox] sums w[co, ci, ky, kx] * x[ci, oy*s - pad + ky, ox*s - pad + kx], so an input at
     (y, x) reaches oy = (y + pad - ky) / s for every ky where that is a whole number in range, and
-    there all C_out neurons of the position."""
+    there all C_out neurons of the position. vs, carry: the state as _dense_reference_sample's, channel-last
+    (H', W', C_out) per sample."""
     n_t, _, c_in, h, w = x.shape
     k = w_e.shape[1]
     c_out, h_out, w_out = out.shape[2], out.shape[3], out.shape[4]
     n_pos = h_out * w_out
     ny, ky_tab, oy_tab = _taps(h, k, stride, pad, h_out)
     nx, kx_tab, ox_tab = _taps(w, k, stride, pad, w_out)
-    v, cur, pending, touched = _neuron_arrays(n_pos * c_out)   # (H', W', C_out): channel-last for contiguous adds
+    v, pending = vs[b], carry[b]               # (H', W', C_out): channel-last for contiguous adds
+    cur = np.zeros(n_pos * c_out, np.int32)
+    touched = np.zeros(n_pos * c_out, np.uint8)
     spk = np.zeros(n_pos * c_out, np.uint8)
     loaded = np.zeros((k, k), np.uint8)        # the current channel's tap buffer: which taps hold weights
     for t in range(n_t):
@@ -263,26 +265,48 @@ def _mark_reached(x, b, t, ny, oy_tab, nx, ox_tab, w_out, c_out, touched):
 
 
 @njit(cache=True, nogil=True)
-def dense_layer_reference(x, w_t, theta, leak_shift, lo, hi, out, counts, b0, b1):
+def dense_layer_reference(x, w_t, theta, leak_shift, lo, hi, out, counts, vs, carry, b0, b1):
     """Samples b0..b1-1 of the batch (see _dense_reference_sample for the arguments); releases the GIL."""
     for b in range(b0, b1):
-        _dense_reference_sample(x, w_t, b, theta, leak_shift, lo, hi, out, counts)
+        _dense_reference_sample(x, w_t, b, theta, leak_shift, lo, hi, out, counts, vs, carry)
 
 
 @njit(cache=True, nogil=True)
-def conv_layer_reference(x, w_e, stride, pad, theta, leak_shift, lo, hi, out, counts, b0, b1):
+def conv_layer_reference(x, w_e, stride, pad, theta, leak_shift, lo, hi, out, counts, vs, carry, b0, b1):
     """Samples b0..b1-1 of the batch (see _conv_reference_sample for the arguments); releases the GIL."""
     for b in range(b0, b1):
-        _conv_reference_sample(x, w_e, b, stride, pad, theta, leak_shift, lo, hi, out, counts)
+        _conv_reference_sample(x, w_e, b, stride, pad, theta, leak_shift, lo, hi, out, counts, vs, carry)
 
 
 # ---------------------------------------------------------------- event-driven: what the hardware runs
 
 @njit(cache=True, inline="always")
-def _update_listed(v, cur, stamp, t, ids, n_ids, theta, leak_shift, lo, hi, spk_flag, armed, counts, b):
+def _armed_at_start(v, theta, armed):
+    """List the neurons a stream's earlier chunk left at or above theta (they fire without input); returns
+    how many. A fresh window (v = 0 < theta) lists none."""
+    n = 0
+    for i in range(v.size):
+        if v[i] >= theta:
+            armed[n] = i
+            n += 1
+    return n
+
+
+@njit(cache=True, inline="always")
+def _catch_up_all(v, stamp, n_t, leak_shift, carry):
+    """At a chunk's end, bring every membrane to the last step (the state a stream carries); the leak steps
+    that changed one go to ``carry``, counted when the neuron is next updated, as one run would count them."""
+    for i in range(v.size):
+        vi, n = _catch_up(v[i], n_t - 1 - stamp[i], leak_shift)
+        v[i] = vi
+        carry[i] += n
+
+
+@njit(cache=True, inline="always")
+def _update_listed(v, cur, stamp, t, ids, n_ids, theta, leak_shift, lo, hi, spk_flag, armed, counts, b, carry):
     """Update the neurons ids[:n_ids] at step t: catch-up leak from their time stamps, then the step.
     Clears their synaptic sums, sets spk_flag, writes the new armed list (neurons still >= theta);
-    returns its length."""
+    counts the catch-up leak steps carried in from an earlier chunk; returns the armed list's length."""
     n_armed = 0
     for j in range(n_ids):
         i = ids[j]
@@ -295,7 +319,8 @@ def _update_listed(v, cur, stamp, t, ids, n_ids, theta, leak_shift, lo, hi, spk_
         counts[b, SPIKES_OUT] += s
         counts[b, SAT] += sat
         counts[b, EXACT] += big
-        counts[b, LEAKS] += n_leak
+        counts[b, LEAKS] += n_leak + carry[i]
+        carry[i] = 0
         if vi >= theta:
             armed[n_armed] = i
             n_armed += 1
@@ -304,20 +329,20 @@ def _update_listed(v, cur, stamp, t, ids, n_ids, theta, leak_shift, lo, hi, spk_
 
 
 @njit(cache=True)
-def _dense_sample(x, w_t, b, theta, leak_shift, lo, hi, out, counts):
+def _dense_sample(x, w_t, b, theta, leak_shift, lo, hi, out, counts, vs, carry):
     """Dense spiking layer, sample b, event-driven (arguments as _dense_reference_sample). A step with
     an event updates the whole layer (every neuron is reached); a step without updates the armed
     neurons only; every other neuron is left untouched until an event reaches it."""
     n_t, _, n_in = x.shape
     n_out = w_t.shape[1]
-    v = np.zeros(n_out, np.int64)
+    v, carried = vs[b], carry[b]
     cur = np.zeros(n_out, np.int32)
     stamp = np.full(n_out, -1, np.int32)
     armed = np.zeros(n_out, np.int64)
     armed_next = np.zeros(n_out, np.int64)
     every = np.arange(n_out)
     spk = np.zeros(n_out, np.uint8)
-    n_armed = 0
+    n_armed = _armed_at_start(v, theta, armed)
     for t in range(n_t):
         ev_t = 0
         for i in range(n_in):
@@ -336,17 +361,19 @@ def _dense_sample(x, w_t, b, theta, leak_shift, lo, hi, out, counts):
             ids, n_ids = armed, n_armed
             counts[b, SINGLES] += n_armed
         spk[:] = 0
-        n_armed = _update_listed(v, cur, stamp, t, ids, n_ids, theta, leak_shift, lo, hi, spk, armed_next, counts, b)
+        n_armed = _update_listed(v, cur, stamp, t, ids, n_ids, theta, leak_shift, lo, hi, spk, armed_next, counts, b,
+                                 carried)
         armed, armed_next = armed_next, armed
         for j in range(n_ids):
             out[t, b, ids[j]] = spk[ids[j]]
+    _catch_up_all(v, stamp, n_t, leak_shift, carried)
     counts[b, SYN] += counts[b, SPIKES_IN] * n_out
     counts[b, WROWS] += counts[b, EVENTS]
     counts[b, FANOUT] += counts[b, EVENTS]
 
 
 @njit(cache=True)
-def _conv_sample(x, w_e, b, stride, pad, theta, leak_shift, lo, hi, out, counts):
+def _conv_sample(x, w_e, b, stride, pad, theta, leak_shift, lo, hi, out, counts, vs, carry):
     """Conv spiking layer, sample b, event-driven (arguments as _conv_reference_sample). Only the output
     positions a step's events reach, and the armed neurons, are read and updated; the neurons of a
     reached position are listed once (a position list, as the hardware's update queue)."""
@@ -357,7 +384,7 @@ def _conv_sample(x, w_e, b, stride, pad, theta, leak_shift, lo, hi, out, counts)
     n = n_pos * c_out
     ny, ky_tab, oy_tab = _taps(h, k, stride, pad, h_out)
     nx, kx_tab, ox_tab = _taps(w, k, stride, pad, w_out)
-    v = np.zeros(n, np.int64)
+    v, carried = vs[b], carry[b]
     cur = np.zeros(n, np.int32)                # (H', W', C_out): channel-last for contiguous adds
     stamp = np.full(n, -1, np.int32)
     listed = np.zeros(n, np.uint8)
@@ -367,7 +394,7 @@ def _conv_sample(x, w_e, b, stride, pad, theta, leak_shift, lo, hi, out, counts)
     pos_seen = np.zeros(n_pos, np.int32)       # step + 1 at which a position was last counted as a group
     spk = np.zeros(n, np.uint8)
     loaded = np.zeros((k, k), np.uint8)
-    n_armed = 0
+    n_armed = _armed_at_start(v, theta, armed)
     for t in range(n_t):
         n_ids = 0
         for ci in range(c_in):
@@ -398,7 +425,8 @@ def _conv_sample(x, w_e, b, stride, pad, theta, leak_shift, lo, hi, out, counts)
                 if pos_seen[pos] != t + 1:
                     pos_seen[pos] = t + 1
                     counts[b, GROUPS] += 1
-        n_armed = _update_listed(v, cur, stamp, t, ids, n_ids, theta, leak_shift, lo, hi, spk, armed_next, counts, b)
+        n_armed = _update_listed(v, cur, stamp, t, ids, n_ids, theta, leak_shift, lo, hi, spk, armed_next, counts, b,
+                                 carried)
         armed, armed_next = armed_next, armed
         spikes = out[t, b].reshape(c_out, n_pos)
         for j in range(n_ids):
@@ -406,18 +434,19 @@ def _conv_sample(x, w_e, b, stride, pad, theta, leak_shift, lo, hi, out, counts)
             listed[i] = 0
             if spk[i]:
                 spikes[i % c_out, i // c_out] = 1
+    _catch_up_all(v, stamp, n_t, leak_shift, carried)
 
 
 @njit(cache=True, nogil=True)
-def dense_layer(x, w_t, theta, leak_shift, lo, hi, out, counts, b0, b1):
+def dense_layer(x, w_t, theta, leak_shift, lo, hi, out, counts, vs, carry, b0, b1):
     """Samples b0..b1-1 of the batch (see _dense_sample for the arguments); releases the GIL."""
     for b in range(b0, b1):
-        _dense_sample(x, w_t, b, theta, leak_shift, lo, hi, out, counts)
+        _dense_sample(x, w_t, b, theta, leak_shift, lo, hi, out, counts, vs, carry)
 
 
 @njit(cache=True, nogil=True)
-def conv_layer(x, w_e, stride, pad, theta, leak_shift, lo, hi, out, counts, b0, b1):
+def conv_layer(x, w_e, stride, pad, theta, leak_shift, lo, hi, out, counts, vs, carry, b0, b1):
     """Samples b0..b1-1 of the batch (see _conv_sample for the arguments); releases the GIL."""
     for b in range(b0, b1):
-        _conv_sample(x, w_e, b, stride, pad, theta, leak_shift, lo, hi, out, counts)
+        _conv_sample(x, w_e, b, stride, pad, theta, leak_shift, lo, hi, out, counts, vs, carry)
 

@@ -45,15 +45,17 @@ def _exp2(diff, score_shift, lut):
 
 @njit(cache=True)
 def _readout_sample(b, a, v, wa, wv, w_t, bias, u_t, hbias, s_vec, d0, logit_shift, hidden_shift, score_shift, taaf,
-                    lut, step_logits, scores, attention, logits, counts):
+                    lut, step_logits, scores, attention, logits, counts, t0):
     """Integer TAAF / concat readout (docs/accelerator.md steps 1-6) of sample b.
 
     a (T, B, D_a), v (T, B, D_v) uint8 spikes; wa, wv (D,) int64 warps; w_t (D_a+D_v, K) int64 readout
     weights transposed; bias (K,); u_t (D_a+D_v, H) score-hidden weights transposed; hbias (H,);
     s_vec (H,) score-out weights; d0 score-out bias; score_shift = -score_log2 - EXP2_FRAC_BITS;
     taaf: False for concat (u_t = 1). Outputs (int64): step_logits (T, B, K), scores (T, B),
-    attention (T, B), logits (B, K); counts (B, len(READOUT_COLUMNS))."""
-    n_t, _, d_a = a.shape
+    attention (T, B), logits (B, K); counts (B, len(READOUT_COLUMNS)). t0: a stream's history, a and v's first t0
+    steps are the features of steps before this chunk (the warp reads them), T = a.shape[0] - t0."""
+    n_all, _, d_a = a.shape
+    n_t = n_all - t0
     n_z, n_k = w_t.shape
     n_h = u_t.shape[1]
     z = np.zeros(n_z, np.int64)
@@ -66,8 +68,8 @@ def _readout_sample(b, a, v, wa, wv, w_t, bias, u_t, hbias, s_vec, d0, logit_shi
     big = 0
     for t in range(n_t):
         z[:] = 0
-        ops_a += _warp_into(z, a, b, t, wa, 0)
-        ops_v += _warp_into(z, v, b, t, wv, d_a)
+        ops_a += _warp_into(z, a, b, t0 + t, wa, 0)
+        ops_v += _warp_into(z, v, b, t0 + t, wv, d_a)
         l[:] = bias
         hid[:] = hbias
         for j in range(n_z):
@@ -121,11 +123,11 @@ def _readout_sample(b, a, v, wa, wv, w_t, bias, u_t, hbias, s_vec, d0, logit_shi
 
 @njit(cache=True, nogil=True)
 def readout(a, v, wa, wv, w_t, bias, u_t, hbias, s_vec, d0, logit_shift, hidden_shift, score_shift, taaf,
-            lut, step_logits, scores, attention, logits, counts, b0, b1):
+            lut, step_logits, scores, attention, logits, counts, t0, b0, b1):
     """Samples b0..b1-1 of the batch (see _readout_sample for the arguments); releases the GIL."""
     for b in range(b0, b1):
         _readout_sample(b, a, v, wa, wv, w_t, bias, u_t, hbias, s_vec, d0, logit_shift, hidden_shift, score_shift,
-                        taaf, lut, step_logits, scores, attention, logits, counts)
+                        taaf, lut, step_logits, scores, attention, logits, counts, t0)
 
 
 @njit(cache=True)
@@ -153,7 +155,7 @@ def _own_logits(b, n_t, n_m, n_k, scores, step_logits, score_shift, lut, modal_l
 
 @njit(cache=True)
 def _modal_readout_sample(b, a, v, wa, wv, w_t, bias, u_t, hbias, s_mat, d0, logit_shift, hidden_shift, score_shift,
-                          own, lut, step_logits, scores, attention, logits, modal_logits, counts):
+                          own, lut, step_logits, scores, attention, logits, modal_logits, counts, t0):
     """Integer taaf_modal readout (docs/accelerator.md, "taaf_modal readout") of sample b.
 
     a (T, B, D_a), v (T, B, D_v) uint8 spikes; wa, wv (D,) int64 warps; w_t (D_a+D_v, K) readout weights
@@ -162,8 +164,10 @@ def _modal_readout_sample(b, a, v, wa, wv, w_t, bias, u_t, hbias, s_mat, d0, log
     d0 (M,) score-out biases; M = 1 or 2 branches in z order (a feature j < D_a is the first branch's when
     there are two). own: also compute modal_logits. Outputs (int64): step_logits (T, B, M, K),
     scores (T, B, M), attention (T, B, M) (the joint lookup over t and m), logits (B, K),
-    modal_logits (B, M, K) (the per-modality lookup over t); counts (B, len(READOUT_COLUMNS))."""
-    n_t, _, d_a = a.shape
+    modal_logits (B, M, K) (the per-modality lookup over t); counts (B, len(READOUT_COLUMNS)); t0 as
+    _readout_sample's."""
+    n_all, _, d_a = a.shape
+    n_t = n_all - t0
     n_z, n_k = w_t.shape
     n_m, n_h = s_mat.shape
     z = np.zeros(n_z, np.int64)
@@ -176,8 +180,8 @@ def _modal_readout_sample(b, a, v, wa, wv, w_t, bias, u_t, hbias, s_mat, d0, log
     big = 0
     for t in range(n_t):
         z[:] = 0
-        ops_a += _warp_into(z, a, b, t, wa, 0)
-        ops_v += _warp_into(z, v, b, t, wv, d_a)
+        ops_a += _warp_into(z, a, b, t0 + t, wa, 0)
+        ops_v += _warp_into(z, v, b, t0 + t, wv, d_a)
         l[:, :] = bias
         hid[:, :] = hbias
         for j in range(n_z):
@@ -232,8 +236,8 @@ def _modal_readout_sample(b, a, v, wa, wv, w_t, bias, u_t, hbias, s_mat, d0, log
 
 @njit(cache=True, nogil=True)
 def modal_readout(a, v, wa, wv, w_t, bias, u_t, hbias, s_mat, d0, logit_shift, hidden_shift, score_shift, own,
-                  lut, step_logits, scores, attention, logits, modal_logits, counts, b0, b1):
+                  lut, step_logits, scores, attention, logits, modal_logits, counts, t0, b0, b1):
     """Samples b0..b1-1 of the batch (see _modal_readout_sample for the arguments); releases the GIL."""
     for b in range(b0, b1):
         _modal_readout_sample(b, a, v, wa, wv, w_t, bias, u_t, hbias, s_mat, d0, logit_shift, hidden_shift,
-                              score_shift, own, lut, step_logits, scores, attention, logits, modal_logits, counts)
+                              score_shift, own, lut, step_logits, scores, attention, logits, modal_logits, counts, t0)

@@ -160,20 +160,38 @@ def run_batched(kernel, batch: int, *args) -> None:
 
 
 def _run_layer(layer: Layer, x: np.ndarray, w_run: np.ndarray, leak_shift: int, lo: int, hi: int,
-               reference: bool = False):
+               reference: bool = False, state: "LayerState | None" = None):
     """One spiking layer over the batch: (spikes (T, B, *out_shape) uint8, counters summed over B).
-    ``reference`` runs the kernel that steps every neuron instead of the event-driven one."""
+    ``reference`` runs the kernel that steps every neuron instead of the event-driven one. ``state`` (a stream's
+    membranes and uncounted catch-up leaks, firmware_sim.stream) is read at the first step and left as of the
+    last; None: a fresh window."""
     n_t, n_b = x.shape[:2]
     out = np.zeros((n_t, n_b, *layer.out_shape), np.uint8)
     counts = np.zeros((n_b, len(layer_kernels.LAYER_COLUMNS)), np.int64)
+    state = LayerState.fresh(layer, n_b) if state is None else state
     if layer.kind == "conv":
         kernel = layer_kernels.conv_layer_reference if reference else layer_kernels.conv_layer
         run_batched(kernel, n_b, x.reshape(n_t, n_b, *layer.in_shape), w_run, layer.stride, layer.padding,
-                    layer.theta, leak_shift, lo, hi, out, counts)
+                    layer.theta, leak_shift, lo, hi, out, counts, state.v, state.carry)
     else:
         kernel = layer_kernels.dense_layer_reference if reference else layer_kernels.dense_layer
-        run_batched(kernel, n_b, x.reshape(n_t, n_b, -1), w_run, layer.theta, leak_shift, lo, hi, out, counts)
+        run_batched(kernel, n_b, x.reshape(n_t, n_b, -1), w_run, layer.theta, leak_shift, lo, hi, out, counts,
+                    state.v, state.carry)
     return out, counts.sum(0)
+
+
+@dataclass
+class LayerState:
+    """A spiking layer's state between two chunks of a stream, per sample, in the kernels' neuron order
+    (channel-last (H', W', C_out) for a conv layer): v (B, N) int64 membranes as of the last step; carry (B, N)
+    int32 catch-up leak steps not yet counted (counted when the neuron is next updated, as one run would)."""
+
+    v: np.ndarray
+    carry: np.ndarray
+
+    @classmethod
+    def fresh(cls, layer: Layer, batch: int) -> "LayerState":
+        return cls(np.zeros((batch, layer.n_out), np.int64), np.zeros((batch, layer.n_out), np.int32))
 
 
 def kernel_weights(layer: Layer) -> np.ndarray:
@@ -233,19 +251,40 @@ class Runner:
 
     def __call__(self, inputs: Mapping[str, np.ndarray], allow_other_T: bool = False) -> SimResult:
         """Run a (T, B, ...) batch; T must be the program's unless ``allow_other_T`` (then 1..max_T steps, run as given)."""
+        acts, n_t, n_b = check_inputs(self.program, inputs, allow_other_T)
+        return self._run(acts, n_t, n_b, None)
+
+    def stream(self, inputs: Mapping[str, np.ndarray], state=None) -> tuple[SimResult, object]:
+        """Run the next chunk (T, B, ...) of B streams (1..max_T steps) from ``state`` (a firmware_sim.stream.StreamState;
+        None: the streams' start) and return (the chunk's result, the state after it). Every per-step output (spikes, front-end counts, step
+        logits, scores) and every counter summed over chunks equals one run over the whole stream, however it
+        is cut (firmware_sim.stream, tests/firmware_sim/test_stream.py); ``logits`` and ``attention`` are the
+        readout over this chunk's steps as a window. ``state`` is not modified; a state of another program or
+        batch size is a ContractError."""
+        from firmware_sim.stream import StreamState
+        acts, n_t, n_b = check_inputs(self.program, inputs, allow_other_T=True)
+        state = StreamState.start(self.program, n_b) if state is None else state
+        state.check(self.program, n_b)
+        after = state.copy()
+        result = self._run(acts, n_t, n_b, after)
+        after.steps += n_t
+        return result, after
+
+    def _run(self, acts: dict[str, np.ndarray], n_t: int, n_b: int, state) -> SimResult:
+        """The run of checked inputs from ``state`` (a StreamState, updated in place) or a fresh window (None)."""
         p = self.program
-        acts, n_t, n_b = check_inputs(p, inputs, allow_other_T)
         lo, hi = spec.state_range(p.state_bits)
         units: dict[str, Unit] = {}
         frontend = {}
         for name in p.inputs:
             fe = p.frontend(name)
-            frontend[name], c = fe.run(acts[name])
+            frontend[name], c = fe.run(acts[name], None if state is None else state.frontend[name])
             acts[name] = frontend[name]
             units[f"frontend.{name}"] = Unit(name, "frontend", p.weight_bits, 0, int(np.prod(fe.out_shape(p.inputs[name][0]))))
             units[f"frontend.{name}"].add(**dict(zip(FRONTEND_COLUMNS, c.sum(0).tolist())))
         for layer in p.layers:
-            out, c = _run_layer(layer, acts[layer.input], self.weights[layer.name], p.leak_shift, lo, hi, self.reference)
+            out, c = _run_layer(layer, acts[layer.input], self.weights[layer.name], p.leak_shift, lo, hi, self.reference,
+                                None if state is None else state.layers[layer.name])
             acts[layer.name] = out
             unit = Unit(layer.modality, layer.kind, p.weight_bits, int(layer.weight.size), layer.n_out)
             active = acts[layer.input].any(axis=0).reshape(n_b, *layer.in_shape)    # (B, *in_shape)
@@ -258,6 +297,11 @@ class Runner:
         no_features = np.zeros((n_t, n_b, 0), np.uint8)
         a = acts[r.audio_input].reshape(n_t, n_b, -1) if r.audio_input is not None else no_features
         v = acts[r.vision_input].reshape(n_t, n_b, -1) if r.vision_input is not None else no_features
+        t0 = 0
+        if state is not None:           # the warp reads the features of the steps before this chunk
+            a, v = (np.concatenate([state.history[m], x]) for m, x in (("audio", a), ("vision", v)))
+            t0 = state.history["audio"].shape[0]
+            state.history = {m: x[x.shape[0] - t0:] for m, x in (("audio", a), ("vision", v))}
         k = r.n_classes
         modal = r.fusion == TAAF_MODAL
         per_step = (len(r.modalities),) if modal else ()       # taaf_modal: one term per modality and step
@@ -269,9 +313,9 @@ class Runner:
         outputs = (step_logits, scores, attention, logits)
         if modal:
             own = np.zeros((n_b, len(r.modalities), k), np.int64)
-            run_batched(readout_kernels.modal_readout, n_b, a, v, *self.readout_args, *outputs, own, rc)
+            run_batched(readout_kernels.modal_readout, n_b, a, v, *self.readout_args, *outputs, own, rc, t0)
         else:
-            run_batched(readout_kernels.readout, n_b, a, v, *self.readout_args, *outputs, rc)
+            run_batched(readout_kernels.readout, n_b, a, v, *self.readout_args, *outputs, rc, t0)
         ops_a, ops_v, macs_l, macs_s, big = rc.sum(0).tolist()
         bits = p.weight_bits
         for m, ops in (("audio", ops_a), ("vision", ops_v)):

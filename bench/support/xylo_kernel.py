@@ -54,8 +54,9 @@ def run_ff(weights: list[np.ndarray], thetas: list[int], leak_shift: int, spikes
     for w, theta in zip(weights, thetas):
         out = np.zeros((x.shape[0], x.shape[1], w.shape[0]), np.uint8)
         counts = np.zeros((x.shape[1], len(kernels.LAYER_COLUMNS)), np.int64)
+        fresh = np.zeros((x.shape[1], w.shape[0]), np.int64), np.zeros((x.shape[1], w.shape[0]), np.int32)
         kernels.dense_layer(x, np.ascontiguousarray(w.T.astype(np.int8)), int(theta), int(leak_shift), lo, hi, out, counts,
-                            0, x.shape[1])
+                            *fresh, 0, x.shape[1])                  # a fresh window: membranes and catch-up at zero
         outs.append(out)
         syn.append(int(counts[:, kernels.SYN].sum()))
         x = out
