@@ -39,6 +39,7 @@ from quant.ort_runner import OrtModel, compare
 from quant.qmodel import build_quant_model, run_integer
 from edge_taaf.dataset import PairedSpikeDataset
 from sensors.datasets import build_dataset
+from sensors.schema import upgrade_data_config
 
 CONFIGS = Path(CONFIG_DIR)
 BASE = ["data=fsdd_mnist", "data.split=official", "trainer.progress=false", "trainer.device=cpu"]
@@ -87,6 +88,7 @@ def main() -> None:
         ckpt_path = Path(args.checkpoint)
         ckpt = load_checkpoint(ckpt_path)
         cfg = OmegaConf.create(ckpt["config"])
+        cfg.data = upgrade_data_config(cfg.data)      # a checkpoint of an older version: options added since, at their defaults
         if cfg.data.name != "fsdd_mnist" or cfg.data.split != "official":
             raise SystemExit(f"{ckpt_path}: trained on data {cfg.data.name}/{cfg.data.get('split')}; "
                              "this bench needs fsdd_mnist, split official")
