@@ -108,7 +108,9 @@ class SensorFrontEnd(nn.Module):
             shape += [d // f, f]
         return x.reshape(shape).sum(dim=tuple(lead + 2 * i + 1 for i in range(len(c.pool))))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, state: dict | None = None) -> torch.Tensor:
+        """``state`` (a stream's): {"level", "countdown"} (B, *out_shape) or None (zeros), read at the first step and
+        replaced by the values after the last; no state: a fresh window."""
         c = self.config
         if c.is_identity:
             return x
@@ -116,8 +118,8 @@ class SensorFrontEnd(nn.Module):
         clip = float("inf") if c.clip is None else float(c.clip)
         if c.mode == "count" and c.refractory == 0:        # stateless: all steps at once
             return torch.where(p >= c.min_count, p.clamp(max=clip), torch.zeros_like(p))
-        level = torch.zeros_like(p[0])
-        countdown = torch.zeros_like(p[0])
+        level = torch.zeros_like(p[0]) if state is None or state["level"] is None else state["level"]
+        countdown = torch.zeros_like(p[0]) if state is None or state["countdown"] is None else state["countdown"]
         out = []
         for t in range(p.shape[0]):
             th = level.div(2.0 ** c.gain_shift).floor().clamp(min=c.min_count) if c.mode == "adaptive" else c.min_count
@@ -126,4 +128,6 @@ class SensorFrontEnd(nn.Module):
             countdown = torch.where(ok, torch.full_like(countdown, c.refractory), (countdown - 1).clamp(min=0))
             if c.mode == "adaptive":
                 level = level - level.div(2.0 ** c.leak_shift).floor() + p[t]
+        if state is not None:
+            state["level"], state["countdown"] = level, countdown
         return torch.stack(out)

@@ -64,8 +64,14 @@ class _IntSpiking:
         return w, log2, theta_int(self.neuron.theta, log2, self.name)
 
     def _lif(self, current: torch.Tensor, log2: int, theta: int) -> torch.Tensor:
+        """The integer LIF from a stream's membranes when ``self.stream`` holds them ({"v": (B, ...) or None for
+        zeros}; replaced by the membranes after the last step), else from zeros (a fresh window)."""
         n = self.neuron
-        spikes, self.saturations = int_lif(current, log2, theta, n.leak_shift, n.surrogate, n.slope)
+        held = getattr(self, "stream", None)
+        v0 = None if held is None else held["v"]
+        spikes, self.saturations, v = int_lif(current, log2, theta, n.leak_shift, n.surrogate, n.slope, v0=v0)
+        if held is not None:
+            held["v"] = v
         return spikes
 
 
@@ -315,20 +321,45 @@ class QuantTwoModalitySNN(TwoModalitySNN):
                 layer._frozen_params = None
             self._frozen_plan = None
 
-    def _run(self, vision: torch.Tensor | None, audio: torch.Tensor | None, checks: bool = True):
+    def _run(self, vision: torch.Tensor | None, audio: torch.Tensor | None, checks: bool = True,
+             state: dict | None = None):
+        """The integer run from a fresh window, or from a stream's ``state`` (integer_stream's; updated in place)."""
         if checks:
             self._check_inputs(vision, audio)
         rec_v, rec_a = [], []
         feats = {}
-        sensed = dict(zip(("vision", "audio"), self.sense(vision, audio)))
+        if state is None:
+            sensed = dict(zip(("vision", "audio"), self.sense(vision, audio)))
+        else:
+            sensed = {m: None if x is None else self.frontend[m](x, state["frontend"][m])
+                      for m, x in (("vision", vision), ("audio", audio))}
         vision, audio = sensed["vision"], sensed["audio"]
-        if self.vision is not None:
-            feats["vision"] = self.vision(vision, rec_v)
-        if self.audio is not None:
-            feats["audio"] = self.audio(audio, rec_a)
+        layers = {name: layer for name, _, _, layer in self.spiking_layers()}
+        try:
+            for name, layer in layers.items():     # each layer's membranes: the stream's, else a fresh window
+                layer.stream = None if state is None else {"v": state["layers"].get(name)}
+            if self.vision is not None:
+                feats["vision"] = self.vision(vision, rec_v)
+            if self.audio is not None:
+                feats["audio"] = self.audio(audio, rec_a)
+            if state is not None:
+                state["layers"] = {name: layer.stream["v"] for name, layer in layers.items()}
+        finally:
+            for layer in layers.values():
+                layer.stream = None
         frozen = getattr(self, "_frozen_plan", None)
         kernels, z_log2 = frozen[:2] if frozen is not None else self._warps()
-        warped = {m: getattr(self, f"warp_{m}").apply_int(f, kernels[m]) for m, f in feats.items()}
+        if state is None:
+            warped = {m: getattr(self, f"warp_{m}").apply_int(f, kernels[m]) for m, f in feats.items()}
+        else:                                      # the warp's taps read the features of the steps before the chunk
+            warped = {}
+            for m, f in feats.items():
+                depth = kernels[m].numel() - 1
+                past = state["history"].get(m)
+                past = f.new_zeros((depth, *f.shape[1:])) if past is None else past
+                whole = torch.cat([past, f])
+                warped[m] = getattr(self, f"warp_{m}").apply_int(whole, kernels[m])[depth:]
+                state["history"][m] = whole[whole.shape[0] - depth:]
         any_feat = next(iter(warped.values()))
         a = warped.get("audio", absent_features(any_feat))
         v = warped.get("vision", absent_features(any_feat))
@@ -373,7 +404,40 @@ class QuantTwoModalitySNN(TwoModalitySNN):
         if checks:
             self.check_exact()
         with exact_float32():
-            spikes, _, _, _, _, r, sensed = self._run(vision, audio, checks)
+            return self._int_out(*self._run(vision, audio, checks))
+
+    @torch.no_grad()
+    def integer_stream(self, vision: torch.Tensor | None, audio: torch.Tensor | None,
+                       state: dict | None = None) -> tuple["IntOut", dict]:
+        """The next chunk (T, B, ...) of B streams (1..max_T steps) from ``state`` (None: the streams' start): the
+        chunk's integers and the state after it (``state`` itself is not modified). However a stream is cut, every
+        per-step output (spikes, front-end counts, step logits, scores) equals one run over it, and equals the
+        simulator's Runner.stream (tests/quant/test_stream_three_way.py); logits and attention are the readout
+        over this chunk's steps. The state holds each front-end's level and countdown, each layer's membranes,
+        the warp's feature history and the program's fingerprint; one of another program or batch is refused."""
+        from firmware_sim.stream import program_fingerprint
+        x = vision if vision is not None else audio
+        check_steps(int(x.shape[0]), int(self.T), max_T(self.fusion_kind, len(self.modalities)), allow_other_T=True)
+        self.check_exact()
+        fingerprint = program_fingerprint(self.to_program())
+        if state is None:
+            state = {"program": fingerprint, "batch": int(x.shape[1]), "steps": 0,
+                     "frontend": {m: {"level": None, "countdown": None} for m in self.modalities},
+                     "layers": {}, "history": {}}
+        if state["program"] != fingerprint:
+            raise ContractError(f"stream state: it belongs to another program (fingerprint {state['program'][:12]}..., "
+                                f"this model's is {fingerprint[:12]}...); start a new stream instead")
+        if state["batch"] != x.shape[1]:
+            raise ContractError(f"stream state: it holds {state['batch']} streams, but the chunk has B={x.shape[1]}")
+        after = {"program": fingerprint, "batch": state["batch"], "steps": state["steps"] + int(x.shape[0]),
+                 "frontend": {m: dict(fe) for m, fe in state["frontend"].items()},
+                 "layers": dict(state["layers"]), "history": dict(state["history"])}
+        with exact_float32():
+            out = self._int_out(*self._run(vision, audio, True, after))
+        return out, after
+
+    def _int_out(self, spikes, _a, _v, _z_log2, _p, r, sensed) -> "IntOut":
+        """The run's integers as IntOut (int64)."""
         sat = {name: int(layer.saturations) for name, _, _, layer in self.spiking_layers()}
         as_int = lambda x: None if x is None else x.to(torch.int64)  # noqa: E731
         own = {m: as_int(r.modal_logits[:, i]) for i, m in enumerate(self.modalities)} \

@@ -30,7 +30,7 @@ FAST = settings(max_examples=15, deadline=None)
 
 def test_worked_example_of_the_doc():
     current = torch.tensor([200.0, 200.0, 0.0, -40000.0]).reshape(4, 1)
-    spikes, saturated = int_lif(current, log2=-8, theta=256, leak_shift=2)
+    spikes, saturated, _ = int_lif(current, log2=-8, theta=256, leak_shift=2)
     assert spikes.flatten().tolist() == [0, 1, 0, 0]
     assert int(saturated) == 1
 
@@ -40,7 +40,7 @@ def test_worked_example_of_the_doc():
 def test_int_lif_equals_spec_lif_step(T, k, theta, seed):
     rng = np.random.default_rng(seed)
     current = rng.integers(-50_000, 50_000, size=(T, 7)) * (rng.random((T, 7)) < 0.7)
-    spikes, saturated = int_lif(torch.tensor(current, dtype=torch.float32), log2=-5, theta=theta, leak_shift=k)
+    spikes, saturated, _ = int_lif(torch.tensor(current, dtype=torch.float32), log2=-5, theta=theta, leak_shift=k)
     v, n_sat = np.zeros(7, np.int64), 0
     for t in range(T):
         v, s, sat = spec.lif_step(v, current[t], theta, k)

@@ -1,0 +1,67 @@
+"""Streams in chunks in torch integer mode (QuantTwoModalitySNN.integer_stream) against the simulator's
+(Runner.stream): whatever the cut, the same per-step outputs as one run, and the same in both runners."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from firmware_sim import spec
+from firmware_sim.loader import load_program
+from firmware_sim.program import ContractError
+from firmware_sim.run import Runner
+from quant import export
+from tests.quant.test_three_way import SPARSE_FRONTEND, spikes_in
+from tests.support.quant_models import tiny_model
+
+PER_STEP = ("step_logits", "scores")
+
+
+def _chunks(x_v, x_a, cuts):
+    t = 0
+    for n in cuts:
+        yield (None if x_v is None else x_v[t:t + n]), (None if x_a is None else x_a[t:t + n])
+        t += n
+
+
+@pytest.mark.parametrize("fusion, frontend, leak, cuts", [
+    ("taaf", None, None, [3, 1, 4]),
+    ("concat", SPARSE_FRONTEND, None, [1, 1, 5, 1]),
+    ("taaf_modal", SPARSE_FRONTEND, spec.LEAK_OFF, [2, 6]),
+    ("taaf_modal", None, None, [8]),
+])
+def test_torch_and_simulator_streams_agree_and_equal_one_run(tmp_path, fusion, frontend, leak, cuts):
+    model = tiny_model(fusion, 8, 3.0, 1, 8, frontend=frontend, leak_shift=leak)
+    export.export_onnx(model, tmp_path / "m.onnx")
+    runner = Runner(load_program(tmp_path / "m.onnx"))
+    vision, audio = spikes_in(3)
+    whole, _ = model.integer_stream(torch.as_tensor(vision, dtype=torch.float32), torch.as_tensor(audio, dtype=torch.float32))
+    t_state, s_state, torch_parts, sim_parts = None, None, [], []
+    for v, a in _chunks(vision, audio, cuts):
+        out, t_state = model.integer_stream(torch.as_tensor(v, dtype=torch.float32), torch.as_tensor(a, dtype=torch.float32),
+                                            t_state)
+        torch_parts.append(out.as_numpy())
+        res, s_state = runner.stream({"vision": v, "audio": a}, s_state)
+        sim_parts.append(res.outputs())
+    assert t_state["steps"] == s_state.steps == sum(cuts)
+    one = whole.as_numpy()
+    per_step = [k for k in one if k in PER_STEP or k.startswith(("spikes.", "frontend."))]
+    assert len(per_step) > 4 and all(one[k].any() for k in one if k.startswith("spikes."))
+    for k in per_step:
+        chunked_torch = np.concatenate([p[k] for p in torch_parts])
+        chunked_sim = np.concatenate([p[k] for p in sim_parts])
+        np.testing.assert_array_equal(chunked_torch, one[k], err_msg=f"torch chunks != torch whole on {k}")
+        np.testing.assert_array_equal(chunked_sim, one[k], err_msg=f"simulator chunks != torch whole on {k}")
+    for torch_part, sim_part in zip(torch_parts, sim_parts):   # the chunk's own window readout, in both runners
+        for k in ("logits", "attention"):
+            np.testing.assert_array_equal(torch_part[k], sim_part[k], err_msg=k)
+
+
+def test_a_torch_stream_state_of_another_model_or_batch_is_refused():
+    model, other = tiny_model("concat", 8, 3.0, 1, 8), tiny_model("concat", 8, 3.0, 2, 8)
+    vision, audio = (torch.as_tensor(x, dtype=torch.float32) for x in spikes_in(1))
+    _, state = model.integer_stream(vision[:4], audio[:4])
+    with pytest.raises(ContractError, match="stream state: it belongs to another program"):
+        other.integer_stream(vision[4:], audio[4:], state)
+    with pytest.raises(ContractError, match=r"stream state: it holds 6 streams, but the chunk has B=2"):
+        model.integer_stream(vision[4:, :2], audio[4:, :2], state)
