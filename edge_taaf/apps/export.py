@@ -63,7 +63,8 @@ def resource_profile(name: str):
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, quant_cfg=None, verify: int = 0,
                       image: str | Path | None = None, profile: str | None = None,
-                      nir: str | Path | None = None, nir_dt_s: float | None = None) -> dict:
+                      nir: str | Path | None = None, nir_dt_s: float | None = None,
+                      stream: str | Path | None = None) -> dict:
     """Build the quantized model of a checkpoint, check it against ``profile`` (a DesignRuleError before any
     file is written) and, with ``nir``, that NIR can carry it (quant.nir_export.NIRError, before any file is
     written); write ``out`` (and the chip image at ``image``, the NIR graph at ``nir``, one step being ``nir_dt_s``
@@ -88,6 +89,12 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, quant_cfg=None, v
         from firmware_sim.loader import load_program
         from quant.nir_export import write_nir
         summary |= write_nir(load_program(out), nir, float(nir_dt_s))
+    if stream is not None:
+        from firmware_sim.loader import program_from_model
+        from quant.ort_runner import streaming_model
+        streaming, states = streaming_model(proto, program_from_model(proto, str(out)))
+        atomic_write(stream, lambda f: f.write(streaming.SerializeToString()))
+        summary |= {"stream": str(stream), "stream_states": states}
     if verify:
         from quant.ort_runner import OrtModel, compare
         from sensors.datasets import build_dataset
@@ -118,7 +125,7 @@ def write_chip_image(onnx_path: str | Path, image_path: str | Path) -> dict:
 def main(cfg: DictConfig) -> None:
     try:
         summary = export_checkpoint(cfg.checkpoint, cfg.out, cfg.quant, int(cfg.verify), cfg.image, cfg.profile,
-                                    cfg.nir, cfg.nir_dt_s)
+                                    cfg.nir, cfg.nir_dt_s, cfg.stream)
     except (CheckpointError, ValueError) as exc:  # contract, range and exactness errors are ValueErrors
         raise SystemExit(f"edge-taaf-export: {exc}") from None
     print(json.dumps(summary))

@@ -238,3 +238,16 @@ def test_a_trained_concat_model_is_written_as_nir_and_reads_back_to_the_onnx_run
                                     {f"input.{k}": v for k, v in sim.frontend.items()})
     np.testing.assert_array_equal(steps, sim.step_logits)
     assert all(np.array_equal(spikes[k], sim.spikes[k]) for k in sim.spikes) and sim.spikes["vision.dense"].any()
+
+
+def test_the_export_app_writes_the_streaming_variant(trained, tmp_path):
+    """edge-taaf-export stream=...: the program with its states as graph inputs <state>.init and outputs <state>.final."""
+    from edge_taaf.apps.export import export_checkpoint
+    run, _ = trained
+    summary = export_checkpoint(run / "qat" / "checkpoint.pt", tmp_path / "m.onnx", stream=tmp_path / "s.onnx")
+    model = onnx.load(tmp_path / "s.onnx")
+    onnx.checker.check_model(model)
+    states = summary["stream_states"]
+    assert "v.vision.conv0" in states and "hist.audio" in states
+    assert {f"{n}.init" for n in states} <= {i.name for i in model.graph.input}
+    assert {f"{n}.final" for n in states} <= {o.name for o in model.graph.output}
