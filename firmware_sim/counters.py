@@ -84,6 +84,16 @@ class Counts:
         self.n_samples += other.n_samples
         return self
 
+    def then(self, other: "Counts") -> "Counts":
+        """The counters of the same streams after their next chunk (Runner.stream): every counter adds, the
+        number of streams stays."""
+        if set(other.units) != set(self.units) or other.n_samples != self.n_samples:
+            raise ValueError(f"cannot continue counters of {self.n_samples} streams of one program with "
+                             f"{other.n_samples} streams or another program's units")
+        for name, unit in other.units.items():
+            self.units[name].add(**unit.counts)
+        return self
+
     def as_dict(self, per_inference: bool = True) -> dict:
         scale = 1.0 / max(self.n_samples, 1) if per_inference else 1.0
         return {"n_samples": self.n_samples, "per_inference": per_inference,
