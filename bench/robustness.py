@@ -292,7 +292,7 @@ def competitor(args) -> tuple[dict, dict]:
         from quant.ann_onnx import ann_logits
 
         result, onnx_path = ann_result_of(path)
-        data_cfg = OmegaConf.create(result["config"]["data"])
+        data_cfg = upgrade_data_config(OmegaConf.create(result["config"]["data"]))   # an older run: new options' defaults
         if args.data_root:
             data_cfg.root = str(Path(args.data_root).expanduser().resolve())
         inputs, labels = limited(build_dataset(data_cfg, "test"), args.samples)
