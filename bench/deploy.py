@@ -41,7 +41,7 @@ from firmware_sim.loader import load_program
 from firmware_sim.resources import PROFILES, hardware_profile, resource_report
 from firmware_sim.run import simulate
 from quant.nir_export import NIRError, program_to_nir, write_nir
-from quant.nir_import import NIRIntegerNet, run_nir_integer
+from quant.nir_import import NIRIntegerNet, graph_feed, run_nir_integer
 from sensors.atomic import atomic_write_text
 from sensors.datasets import build_dataset
 
@@ -85,10 +85,11 @@ def nir_section(program, inputs: dict, labels: np.ndarray, folder: Path) -> dict
     sim = simulate(program, inputs)
     written = write_nir(program, folder / "model.nir", NIR_DT_S)
     graph = nir.read(folder / "model.nir")
-    steps, spikes = run_nir_integer(NIRIntegerNet(graph), {f"input.{k}": v for k, v in sim.frontend.items()})
+    feed = graph_feed(graph, inputs, sim.frontend)     # the sensors, or their front-ends' output (docs/nir.md)
+    steps, spikes = run_nir_integer(NIRIntegerNet(graph), feed)
     exact = np.array_equal(steps, sim.step_logits) and all(np.array_equal(spikes[k], sim.spikes[k]) for k in sim.spikes)
     agreement, identical = {}, {}
-    x = sim.frontend[next(iter(program.inputs))]
+    x = feed[f"input.{next(iter(program.inputs))}"]
     for importer in READABLE:
         for reset in RESETS:
             out, got = run_imported(import_graph(graph, importer, NIR_DT_S, reset), x)

@@ -18,8 +18,9 @@ The concat readout is an ``nir.Affine`` per modality and warp tap: ``readout.<m>
 ``readout.<m>.tap<d>`` behind ``warp.<m>.delay<d>`` (``nir.Delay`` of d steps) for a tap d >= 1 with a nonzero
 weight; each holds W_m * w_d (the warp weight folded in), the first also the bias. They all feed ``output``:
 the step logits W z_t + b, before the ``>> logit_shift`` and the sum over steps that the device applies.
-The graph's inputs are the counts each sensor's front-end passes to its first layer (``input.<name>``): the
-front-end's thresholds, clip and countdown have no NIR node.
+The graph's inputs (``input.<name>``) are the sensors' counts when the front-end is a block sum (written as
+``frontend.<name>``, a conv or affine of ones, or nothing for the identity), else the counts the front-end passes
+to its first layer: its thresholds, clip and countdown have no NIR node. The metadata's ``inputs`` says which.
 
 TAAF (``taaf``, ``taaf_modal``) is refused: its attention is a softmax over time of a learned score, the product
 of two signals, and NIR has no node for either. The threshold carries a half step: NIR fires on v > v_threshold,
@@ -78,10 +79,9 @@ def program_to_nir(program: Program, dt_s: float):
     check_exportable(program)
     nodes, edges = {}, []
     source = {}                                        # program name -> (NIR node name, per-sample shape)
+    graph_inputs = {}                                  # input -> what the graph's input node holds
     for name in program.inputs:
-        shape = tuple(int(d) for d in program.shape_of(name))
-        nodes[f"input.{name}"] = nir.Input(input_type={"input": np.array(shape)})
-        source[name] = (f"input.{name}", shape)
+        graph_inputs[name] = _input_nodes(program, name, nodes, edges, source)
     for layer in program.layers:
         src, shape = source[layer.input]
         if layer.kind == "dense" and len(shape) > 1:
@@ -96,8 +96,51 @@ def program_to_nir(program: Program, dt_s: float):
     _readout_nodes(program, dt_s, source, nodes, edges)
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={
         "source": "edge-taaf", "dt_s": float(dt_s), "leak_shift": int(program.leak_shift),
+        "inputs": ",".join(f"{k}={v}" for k, v in graph_inputs.items()),
         "state_bits": int(program.state_bits), "logit_shift": int(program.readout.logit_shift),
         "T": int(program.T), "output": "step logits W z_t + b (before >> logit_shift and the sum over steps)"})
+
+
+SENSOR, FRONTEND_OUTPUT = "sensor", "frontend_output"   # what an input node of the graph holds
+
+
+def linear_frontend(program: Program, name: str) -> bool:
+    """The input's front-end is a plain block sum (count mode, min_count 1, no countdown, a clip its pooled counts
+    never reach): a linear map NIR can carry."""
+    fe = program.frontend(name)
+    top = program.inputs[name][1]
+    return fe.mode == "count" and fe.min_count == 1 and fe.refractory == 0 and fe.clip >= top * fe.volume
+
+
+def _input_nodes(program: Program, name: str, nodes: dict, edges: list, source: dict) -> str:
+    """The graph's input for sensor ``name``: the sensor itself, through ``frontend.<name>`` when its front-end is a
+    block sum (a conv or affine of ones: the importers read those, snnTorch has no SumPool2d); else the front-end's
+    output (its thresholds, clip and countdown have no NIR node). Returns SENSOR or FRONTEND_OUTPUT."""
+    fe = program.frontend(name)
+    if not linear_frontend(program, name):
+        shape = tuple(int(d) for d in program.shape_of(name))
+        nodes[f"input.{name}"] = nir.Input(input_type={"input": np.array(shape)})
+        source[name] = (f"input.{name}", shape)
+        return FRONTEND_OUTPUT
+    raw = tuple(int(d) for d in program.inputs[name][0])
+    nodes[f"input.{name}"] = nir.Input(input_type={"input": np.array(raw)})
+    source[name] = (f"input.{name}", raw)
+    if fe.volume == 1:
+        return SENSOR
+    out = fe.out_shape(raw)
+    if len(raw) == 3:                                  # (P, H, W): output channel o sums input channels o*pc ..
+        pc, ph, pw = fe.pool
+        weight = np.zeros((out[0], raw[0], ph, pw), np.float32)
+        for o in range(out[0]):
+            weight[o, o * pc:(o + 1) * pc] = 1.0
+        nodes[f"frontend.{name}"] = nir.Conv2d(input_shape=raw[1:], weight=weight, stride=(ph, pw), padding=0,
+                                               dilation=1, groups=1, bias=np.zeros(out[0], np.float32))
+    else:
+        weight = np.kron(np.eye(out[0], dtype=np.float32), np.ones((1, fe.pool[0]), np.float32))
+        nodes[f"frontend.{name}"] = nir.Affine(weight=weight, bias=np.zeros(out[0], np.float32))
+    edges.append((f"input.{name}", f"frontend.{name}"))
+    source[name] = (f"frontend.{name}", tuple(int(d) for d in out))
+    return SENSOR
 
 
 def _readout_nodes(program: Program, dt_s: float, source: dict, nodes: dict, edges: list) -> None:

@@ -194,6 +194,14 @@ class NIRIntegerNet(nn.Module):
         return values[self.outputs[0]]
 
 
+def graph_feed(graph, sensors: dict[str, np.ndarray], frontend_outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What each input node of an edge-taaf graph reads: the sensor's counts or its front-end's output, as the
+    graph's metadata ``inputs`` says (quant.nir_export). Both dicts: input name -> (T, B, ...)."""
+    from quant.nir_export import SENSOR
+    held = dict(part.split("=") for part in str(graph.metadata.get("inputs", "")).split(",") if part)
+    return {f"input.{m}": sensors[m] if held.get(m) == SENSOR else frontend_outputs[m] for m in sensors}
+
+
 def run_nir_integer(net: NIRIntegerNet, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """inputs: graph input name -> (T, B, *shape) counts. Returns (step logits >> logit_shift (T, B, K) int64,
     spikes: layer -> (T, B, *shape) uint8), the simulator's ``step_logits`` and ``spikes`` for the same program."""

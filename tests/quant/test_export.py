@@ -223,7 +223,7 @@ def test_a_trained_concat_model_is_written_as_nir_and_reads_back_to_the_onnx_run
     from edge_taaf.apps.train import run_training
     from firmware_sim.loader import load_program
     from firmware_sim.run import simulate
-    from quant.nir_import import NIRIntegerNet, run_nir_integer
+    from quant.nir_import import NIRIntegerNet, graph_feed, run_nir_integer
     from sensors.datasets import build_dataset
     cfg = compose_config("train", [*TINY, f"data.cache_dir={tmp_path / 'cache'}", "trainer.log_epochs=false",
                                    "trainer.epochs=1", "quant.weight_bits=8", "model.fusion=concat", "loss=ce"])
@@ -232,10 +232,10 @@ def test_a_trained_concat_model_is_written_as_nir_and_reads_back_to_the_onnx_run
                                 nir_dt_s=1e-3)
     assert summary["nir_node_types"]["Input"] == 2 and summary["nir_node_types"]["LIF"] == 5
     test = build_dataset(cfg.data, "test")
-    sim = simulate(load_program(tmp_path / "m.onnx"), {"vision": np.swapaxes(test.vision, 0, 1),
-                                                        "audio": np.swapaxes(test.audio, 0, 1)})
-    steps, spikes = run_nir_integer(NIRIntegerNet(nir.read(tmp_path / "m.nir")),
-                                    {f"input.{k}": v for k, v in sim.frontend.items()})
+    x = {"vision": np.swapaxes(test.vision, 0, 1), "audio": np.swapaxes(test.audio, 0, 1)}
+    sim = simulate(load_program(tmp_path / "m.onnx"), x)
+    graph = nir.read(tmp_path / "m.nir")
+    steps, spikes = run_nir_integer(NIRIntegerNet(graph), graph_feed(graph, x, sim.frontend))
     np.testing.assert_array_equal(steps, sim.step_logits)
     assert all(np.array_equal(spikes[k], sim.spikes[k]) for k in sim.spikes) and sim.spikes["vision.dense"].any()
 

@@ -8,7 +8,8 @@ import pytest
 from firmware_sim import spec
 from firmware_sim.run import simulate
 from quant.nir_export import NIRError, check_importable, program_to_nir, write_nir
-from quant.nir_import import NIRIntegerNet, run_nir_integer
+from firmware_sim.frontend import FrontEnd
+from quant.nir_import import NIRIntegerNet, graph_feed, run_nir_integer
 from tests.support.sim_programs import random_inputs, random_program
 
 DT = 1e-3
@@ -19,8 +20,8 @@ def _round_trip(program, tmp_path, seed=0):
     inputs = random_inputs(rng, program, T=program.T, B=5)
     sim = simulate(program, inputs)
     write_nir(program, tmp_path / "m.nir", DT)
-    net = NIRIntegerNet(nir.read(tmp_path / "m.nir"))
-    steps, spikes = run_nir_integer(net, {f"input.{k}": v for k, v in sim.frontend.items()})
+    graph = nir.read(tmp_path / "m.nir")
+    steps, spikes = run_nir_integer(NIRIntegerNet(graph), graph_feed(graph, inputs, sim.frontend))
     return sim, steps, spikes
 
 
@@ -45,6 +46,27 @@ def test_an_integrate_and_fire_program_comes_back_exactly(tmp_path):
     np.testing.assert_array_equal(steps, sim.step_logits)
     for name in spikes:
         np.testing.assert_array_equal(spikes[name], sim.spikes[name], err_msg=name)
+
+
+def test_a_pooling_front_end_is_written_as_a_conv_and_an_affine_of_ones(tmp_path):
+    """A block-sum front-end (count mode, min_count 1, no countdown, never clipping) is linear: the graph reads the
+    sensors and pools them itself (frontend.<input>); a thresholding one stays outside and the graph reads its output."""
+    linear = {"vision": FrontEnd((2, 2, 2)), "audio": FrontEnd((2,))}
+    program = random_program(np.random.default_rng(4), fusion="concat", frontends=linear)
+    graph = program_to_nir(program, DT)
+    assert isinstance(graph.nodes["frontend.vision"], nir.Conv2d) and isinstance(graph.nodes["frontend.audio"], nir.Affine)
+    assert set(graph.metadata["inputs"].split(",")) == {"audio=sensor", "vision=sensor"}
+    sim, steps, spikes = _round_trip(program, tmp_path, 4)
+    np.testing.assert_array_equal(steps, sim.step_logits)
+    for name in spikes:
+        np.testing.assert_array_equal(spikes[name], sim.spikes[name], err_msg=name)
+    thresholding = {"vision": FrontEnd((1, 2, 2), min_count=2), "audio": FrontEnd((1,), refractory=2)}
+    program = random_program(np.random.default_rng(4), fusion="concat", frontends=thresholding)
+    graph = program_to_nir(program, DT)
+    assert "frontend.vision" not in graph.nodes and "frontend.audio" not in graph.nodes
+    assert set(graph.metadata["inputs"].split(",")) == {"audio=frontend_output", "vision=frontend_output"}
+    sim, steps, _ = _round_trip(program, tmp_path, 4)
+    np.testing.assert_array_equal(steps, sim.step_logits)
 
 
 def test_a_saturating_program_comes_back_exactly(tmp_path):
