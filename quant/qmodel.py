@@ -11,7 +11,6 @@ The unimodal heads are training probes, not part of the accelerator: they stay f
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -27,9 +26,10 @@ from edge_taaf.neurons import LIFParams
 from firmware_sim import spec
 from firmware_sim.frontend import FrontEnd, FrontEndError
 from firmware_sim.program import ContractError, Layer, Program
-from firmware_sim.program_io import MODALITY_LOGITS, batch_axis, to_metadata
+from firmware_sim.program_io import batch_axis, to_metadata
 from firmware_sim.run import check_steps
 from quant.int_neuron import int_lif, theta_int
+from quant.int_out import IntOut
 from quant.int_readout import ExactnessError, QuantDelayWarp, QuantModalReadout, QuantReadout, max_T
 from quant.quantizers import int_weight, quant_conv2d, quant_linear
 
@@ -136,31 +136,6 @@ class QuantSpikingDense(_IntSpiking, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w, log2, theta = self.int_params()
         return self._lif(F.linear(x, w), log2, theta)
-
-
-@dataclass
-class IntOut:
-    """The accelerator's integers for a batch (int64): y, l'_t, e_t, u_t and every layer's spikes.
-    taaf_modal with M modalities: step_logits (T, B, M, K), attention and scores (T, B, M)."""
-
-    logits: torch.Tensor                 # (B, K) y
-    step_logits: torch.Tensor            # (T, B, K) l'_t
-    attention: torch.Tensor              # (T, B) u_t
-    scores: torch.Tensor | None          # (T, B) e_t (taaf, taaf_modal)
-    spikes: dict[str, torch.Tensor]      # layer name -> (T, B, ...)
-    saturations: dict[str, int]          # layer name -> neuron-steps whose state hit the register limit
-    frontend: dict[str, torch.Tensor]    # input name -> (T, B, ...) the counts its front-end passed on
-    modal_logits: dict[str, torch.Tensor] = field(default_factory=dict)   # taaf_modal with modality_logits: m -> (B, K) y_m
-
-    def as_numpy(self) -> dict[str, np.ndarray]:
-        """The ONNX file's outputs by name (docs/accelerator.md), as int64 numpy arrays."""
-        out = {"logits": self.logits, "step_logits": self.step_logits, "attention": self.attention}
-        if self.scores is not None:
-            out["scores"] = self.scores
-        out.update({MODALITY_LOGITS[m]: y for m, y in self.modal_logits.items()})
-        out.update({f"spikes.{k}": v for k, v in self.spikes.items()})
-        out.update({f"frontend.{k}": v for k, v in self.frontend.items()})
-        return {k: v.cpu().numpy() for k, v in out.items()}
 
 
 class IntegerLayers:
@@ -393,10 +368,9 @@ class QuantTwoModalitySNN(TwoModalitySNN):
     @torch.no_grad()
     def integer_forward(self, vision: torch.Tensor | None, audio: torch.Tensor | None, checks: bool = True,
                         allow_other_T: bool = False) -> IntOut:
-        """The accelerator's integers for (T, B, ...) spike counts (docs/accelerator.md); None for a
-        modality the model does not have. ``checks=False`` (inside ``frozen()`` only) skips the per-call
-        checks of the weights' exactness bound and of the inputs' shapes and range. T must be the model's
-        unless ``allow_other_T`` (then 1..max_T steps, run as given): firmware_sim.run.check_steps, always."""
+        """The accelerator's integers for (T, B, ...) spike counts (docs/accelerator.md); None for a modality the
+        model lacks. ``checks=False`` (inside ``frozen()`` only) skips the exactness and input checks. T must be the
+        model's unless ``allow_other_T`` (1..max_T steps, run as given; firmware_sim.run.check_steps, always)."""
         if not checks and getattr(self, "_frozen_plan", None) is None:
             raise ValueError("integer_forward(checks=False) needs the weights frozen: use `with model.frozen():`")
         steps = (vision if vision is not None else audio).shape[0]
@@ -407,36 +381,11 @@ class QuantTwoModalitySNN(TwoModalitySNN):
             return self._int_out(*self._run(vision, audio, checks))
 
     @torch.no_grad()
-    def integer_stream(self, vision: torch.Tensor | None, audio: torch.Tensor | None,
-                       state: dict | None = None) -> tuple["IntOut", dict]:
-        """The next chunk (T, B, ...) of B streams (1..max_T steps) from ``state`` (None: the streams' start): the
-        chunk's integers and the state after it (``state`` itself is not modified). However a stream is cut, every
-        per-step output (spikes, front-end counts, step logits, scores) equals one run over it, and equals the
-        simulator's Runner.stream (tests/quant/test_stream_three_way.py); logits and attention are the readout
-        over this chunk's steps. The state holds each front-end's level and countdown, each layer's membranes,
-        the warp's feature history and the program's fingerprint; one of another program or batch is refused."""
-        from firmware_sim.stream import program_fingerprint
-        x = vision if vision is not None else audio
-        check_steps(int(x.shape[0]), int(self.T), max_T(self.fusion_kind, len(self.modalities)), allow_other_T=True)
-        self.check_exact()
-        fingerprint = program_fingerprint(self.to_program())
-        if state is None:
-            state = {"program": fingerprint, "batch": int(x.shape[1]), "steps": 0,
-                     "frontend": {m: {"level": None, "countdown": None} for m in self.modalities},
-                     "layers": {}, "history": {}}
-        if state["program"] != fingerprint:
-            raise ContractError(f"stream state: it belongs to another program (fingerprint {state['program'][:12]}..., "
-                                f"this model's is {fingerprint[:12]}...); start a new stream instead")
-        if state["batch"] != x.shape[1]:
-            raise ContractError(f"stream state: it holds {state['batch']} streams, but the chunk has B={x.shape[1]}")
-        after = {"program": fingerprint, "batch": state["batch"], "steps": state["steps"] + int(x.shape[0]),
-                 "frontend": {m: dict(fe) for m, fe in state["frontend"].items()},
-                 "layers": dict(state["layers"]), "history": dict(state["history"])}
-        with exact_float32():
-            out = self._int_out(*self._run(vision, audio, True, after))
-        return out, after
+    def integer_chunk(self, vision: torch.Tensor | None, audio: torch.Tensor | None, state: dict) -> IntOut:
+        with exact_float32():   # a stream's next chunk from ``state`` (quant.int_stream's; updated in place)
+            return self._int_out(*self._run(vision, audio, True, state))
 
-    def _int_out(self, spikes, _a, _v, _z_log2, _p, r, sensed) -> "IntOut":
+    def _int_out(self, spikes, _a, _v, _z_log2, _p, r, sensed) -> IntOut:
         """The run's integers as IntOut (int64)."""
         sat = {name: int(layer.saturations) for name, _, _, layer in self.spiking_layers()}
         as_int = lambda x: None if x is None else x.to(torch.int64)  # noqa: E731

@@ -1,4 +1,4 @@
-"""Streams in chunks in torch integer mode (QuantTwoModalitySNN.integer_stream) against the simulator's
+"""Streams in chunks in torch integer mode (quant.int_stream.integer_stream) against the simulator's
 (Runner.stream): whatever the cut, the same per-step outputs as one run, and the same in both runners."""
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from firmware_sim.loader import load_program
 from firmware_sim.program import ContractError
 from firmware_sim.run import Runner
 from quant import export
+from quant.int_stream import integer_stream
 from quant.ort_runner import OrtModel
 from tests.quant.test_three_way import SPARSE_FRONTEND, spikes_in
 from tests.support.quant_models import tiny_model
@@ -36,12 +37,12 @@ def test_torch_and_simulator_streams_agree_and_equal_one_run(tmp_path, fusion, f
     export.export_onnx(model, tmp_path / "m.onnx")
     runner, ort_model = Runner(load_program(tmp_path / "m.onnx")), OrtModel(tmp_path / "m.onnx")
     vision, audio = spikes_in(3)
-    whole, _ = model.integer_stream(torch.as_tensor(vision, dtype=torch.float32), torch.as_tensor(audio, dtype=torch.float32))
+    whole, _ = integer_stream(model, torch.as_tensor(vision, dtype=torch.float32), torch.as_tensor(audio, dtype=torch.float32))
     t_state, s_state, o_state, torch_parts, sim_parts, ort_parts = None, None, None, [], [], []
     for v, a in _chunks(vision, audio, cuts):
         out, o_state = ort_model.stream(v, a, o_state)
         ort_parts.append(out)
-        out, t_state = model.integer_stream(torch.as_tensor(v, dtype=torch.float32), torch.as_tensor(a, dtype=torch.float32),
+        out, t_state = integer_stream(model, torch.as_tensor(v, dtype=torch.float32), torch.as_tensor(a, dtype=torch.float32),
                                             t_state)
         torch_parts.append(out.as_numpy())
         res, s_state = runner.stream({"vision": v, "audio": a}, s_state)
@@ -80,11 +81,11 @@ def test_an_onnx_stream_state_of_another_file_or_batch_is_refused(tmp_path):
 def test_a_torch_stream_state_of_another_model_or_batch_is_refused():
     model, other = tiny_model("concat", 8, 3.0, 1, 8), tiny_model("concat", 8, 3.0, 2, 8)
     vision, audio = (torch.as_tensor(x, dtype=torch.float32) for x in spikes_in(1))
-    _, state = model.integer_stream(vision[:4], audio[:4])
+    _, state = integer_stream(model, vision[:4], audio[:4])
     with pytest.raises(ContractError, match="stream state: it belongs to another program"):
-        other.integer_stream(vision[4:], audio[4:], state)
+        integer_stream(other, vision[4:], audio[4:], state)
     with pytest.raises(ContractError, match=r"stream state: it holds 6 streams, but the chunk has B=2"):
-        model.integer_stream(vision[4:, :2], audio[4:, :2], state)
+        integer_stream(model, vision[4:, :2], audio[4:, :2], state)
 
 
 def test_the_streaming_file_runs_chunks_with_explicit_state(tmp_path):
