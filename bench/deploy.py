@@ -12,10 +12,10 @@ model on every profile.
 3. NIR (quant/nir_export.py, docs/nir.md): the --run model's export (refused, naming the node, when its readout is
    TAAF's attention), then the --nir-run model (default: the --run model) written as a NIR file, read back by
    quant.nir_import (``nir_readback_exact``: its step logits and every layer's spikes equal the simulator's) and by
-   the importers of snnTorch and Norse (bench/nir_importers.py) on the whole test split: the argmax agreement with
+   the importers of snnTorch and Norse (bench/support/nir_importers.py) on the whole test split: the argmax agreement with
    our integer run and the share of identical spikes per layer, with NIR's reset as imported and with the reset
    set to subtraction.
-4. NeuroBench (bench/neurobench_metrics.py): footprint, connection and activation sparsity and synaptic
+4. NeuroBench (bench/support/neurobench_metrics.py): footprint, connection and activation sparsity and synaptic
    operations of the --nir-run model on the test split, beside the simulator's counters.
 
 The last line printed is one JSON object: image_boot_exact, image_bytes, resources_fit (profile -> 1 / 0),
@@ -68,7 +68,7 @@ def synops_per_s(program, inputs: dict, rate_hz: float) -> float:
     return simulate(program, inputs).counts.total("syn_ops") / batch * rate_hz
 
 
-NIR_DT_S = 1e-4   # the graph's time base: snnTorch's importer fixes dt at 1e-4 s (bench/nir_importers.py)
+NIR_DT_S = 1e-4   # the graph's time base: snnTorch's importer fixes dt at 1e-4 s (bench/support/nir_importers.py)
 
 
 def test_run(program, cfg) -> tuple[dict, np.ndarray]:
@@ -80,8 +80,8 @@ def test_run(program, cfg) -> tuple[dict, np.ndarray]:
 def nir_section(program, inputs: dict, labels: np.ndarray, folder: Path) -> dict:
     """The program as a NIR file read back by us and by each importer, against the simulator on ``inputs``."""
     import nir
-    from bench.neurobench_metrics import counters_like_neurobench, neurobench_metrics
-    from bench.nir_importers import READABLE, RESETS, import_graph, run_imported
+    from bench.support.neurobench_metrics import counters_like_neurobench, neurobench_metrics
+    from bench.support.nir_importers import READABLE, RESETS, import_graph, run_imported
     sim = simulate(program, inputs)
     written = write_nir(program, folder / "model.nir", NIR_DT_S)
     graph = nir.read(folder / "model.nir")
@@ -149,7 +149,7 @@ def nir_markdown(result: dict) -> list[str]:
                      f"{100 * result['nir_roundtrip_argmax_agreement_nir_reset'][imp]:.2f} % | {spikes} |")
     nb = result["neurobench"]
     syn = nb["SynapticOperations"]
-    lines += ["", "## NeuroBench (bench/neurobench_metrics.py)", "",
+    lines += ["", "## NeuroBench (bench/support/neurobench_metrics.py)", "",
               "| metric | NeuroBench | ours |", "|---|---|---|",
               f"| footprint | {nb['Footprint']:,.0f} bytes (float32 tensors) | {result['nir_weight_bytes']:,} bytes of weights at their width |",
               f"| connection sparsity | {nb['ConnectionSparsity']:.4f} | (zero weights are read and paid) |",

@@ -1,4 +1,4 @@
-"""bench/nir_importers.py, bench/neurobench_metrics.py and bench/deploy.py's NIR section on a tiny one-sensor model."""
+"""bench/support/nir_importers.py, bench/support/neurobench_metrics.py and bench/deploy.py's NIR section on a tiny one-sensor model."""
 from __future__ import annotations
 
 import nir
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from bench.deploy import nir_markdown, nir_section
-from bench.neurobench_metrics import counters_like_neurobench, neurobench_metrics
-from bench.nir_importers import READABLE, import_graph, run_imported
+from bench.support.neurobench_metrics import counters_like_neurobench, neurobench_metrics
+from bench.support.nir_importers import READABLE, import_graph, run_imported
 from firmware_sim.loader import load_program
 from firmware_sim.run import simulate
 from quant import export
