@@ -223,6 +223,7 @@ class Runner:
 
     def __init__(self, program: Program, reference: bool = False):
         self.program, self.reference = program, reference
+        self._fingerprint = None     # the program's SHA-256 (firmware_sim.stream), computed at the first stream call
         self.weights = {layer.name: kernel_weights(layer) for layer in program.layers}
         self.fanout = {layer.name: fanout(layer) for layer in program.layers}
         r = program.readout
@@ -261,10 +262,12 @@ class Runner:
         is cut (firmware_sim.stream, tests/firmware_sim/test_stream.py); ``logits`` and ``attention`` are the
         readout over this chunk's steps as a window. ``state`` is not modified; a state of another program or
         batch size is a ContractError."""
-        from firmware_sim.stream import StreamState
+        from firmware_sim.stream import StreamState, program_fingerprint
         acts, n_t, n_b = check_inputs(self.program, inputs, allow_other_T=True)
-        state = StreamState.start(self.program, n_b) if state is None else state
-        state.check(self.program, n_b)
+        if self._fingerprint is None:          # once per Runner: the program is fixed, and a chunk's hot path
+            self._fingerprint = program_fingerprint(self.program)
+        state = StreamState.start(self.program, n_b, self._fingerprint) if state is None else state
+        state.check(self._fingerprint, n_b)
         after = state.copy()
         result = self._run(acts, n_t, n_b, after)
         after.steps += n_t

@@ -39,6 +39,17 @@ def program_fingerprint(program: Program) -> str:
     return hashlib.sha256(write_image(program)).hexdigest()
 
 
+def check_owner(state_program: str, state_batch: int, fingerprint: str, batch: int,
+                source: str = "stream state") -> None:
+    """ContractError unless a state (its program fingerprint and stream count) belongs to the program of
+    ``fingerprint`` and a chunk of ``batch`` streams; one rule for the three runners' states."""
+    if state_program != fingerprint:
+        raise ContractError(f"{source}: it belongs to another program (fingerprint {state_program[:12]}..., this "
+                            f"program's is {fingerprint[:12]}...); start a new stream instead")
+    if state_batch != batch:
+        raise ContractError(f"{source}: it holds {state_batch} streams, but the chunk has B={batch}")
+
+
 @dataclass
 class StreamState:
     """See the module doc. frontend: input -> {"level", "countdown"} (B, *out_shape) int64; layers: layer ->
@@ -53,8 +64,9 @@ class StreamState:
     history: dict
 
     @classmethod
-    def start(cls, program: Program, batch: int) -> "StreamState":
-        """The state of ``batch`` streams before their first step (everything zero)."""
+    def start(cls, program: Program, batch: int, fingerprint: str | None = None) -> "StreamState":
+        """The state of ``batch`` streams before their first step (everything zero); ``fingerprint``: the program's,
+        when the caller has it already."""
         from firmware_sim.run import LayerState
         r = program.readout
         depth = max((getattr(r, f"warp_{m}").size for m in r.modalities), default=1) - 1
@@ -62,20 +74,16 @@ class StreamState:
         for name, (shape, _) in program.inputs.items():
             out = (batch, *program.frontend(name).out_shape(shape))
             frontend[name] = {"level": np.zeros(out, np.int64), "countdown": np.zeros(out, np.int64)}
-        return cls(program_fingerprint(program), batch, 0, frontend,
+        return cls(fingerprint or program_fingerprint(program), batch, 0, frontend,
                    {layer.name: LayerState.fresh(layer, batch) for layer in program.layers},
                    {m: np.zeros((depth, batch, program.feature_width(m)), np.uint8) for m in MODALITIES})
 
     def copy(self) -> "StreamState":
         return copy.deepcopy(self)
 
-    def check(self, program: Program, batch: int, source: str = "stream state") -> None:
-        """ContractError unless this state belongs to ``program`` and a batch of ``batch`` streams."""
-        if self.program != program_fingerprint(program):
-            raise ContractError(f"{source}: it belongs to another program (fingerprint {self.program[:12]}..., this "
-                                f"program's is {program_fingerprint(program)[:12]}...); start a new stream instead")
-        if self.batch != batch:
-            raise ContractError(f"{source}: it holds {self.batch} streams, but the chunk has B={batch}")
+    def check(self, fingerprint: str, batch: int, source: str = "stream state") -> None:
+        """ContractError unless this state belongs to the program of ``fingerprint`` and a batch of ``batch`` streams."""
+        check_owner(self.program, self.batch, fingerprint, batch, source)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the state as an .npz, atomically (a crash leaves the last good file)."""
@@ -88,6 +96,7 @@ class StreamState:
         arrays.update({f"history/{m}": h for m, h in self.history.items()})
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
+        # The write-fsync-replace of sensors/atomic.py, written again: firmware_sim imports nothing of ours.
         path = Path(path)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import torch
 
-from firmware_sim.program import ContractError
 from firmware_sim.run import check_steps
-from firmware_sim.stream import program_fingerprint
+from firmware_sim.stream import check_owner, program_fingerprint
 from quant.int_out import IntOut
 from quant.int_readout import max_T
 from quant.qmodel import QuantTwoModalitySNN
 
 
-def start_state(model: QuantTwoModalitySNN, batch: int) -> dict:
+def start_state(model: QuantTwoModalitySNN, batch: int, fingerprint: str) -> dict:
     """The state of ``batch`` streams before their first step: every part empty (zeros when first read)."""
-    return {"program": program_fingerprint(model.to_program()), "batch": int(batch), "steps": 0,
+    return {"program": fingerprint, "batch": int(batch), "steps": 0,
             "frontend": {m: {"level": None, "countdown": None} for m in model.modalities},
             "layers": {}, "history": {}}
 
@@ -35,13 +34,9 @@ def integer_stream(model: QuantTwoModalitySNN, vision: torch.Tensor | None, audi
     x = vision if vision is not None else audio
     check_steps(int(x.shape[0]), int(model.T), max_T(model.fusion_kind, len(model.modalities)), allow_other_T=True)
     model.check_exact()
-    state = start_state(model, x.shape[1]) if state is None else state
-    fingerprint = program_fingerprint(model.to_program())
-    if state["program"] != fingerprint:
-        raise ContractError(f"stream state: it belongs to another program (fingerprint {state['program'][:12]}..., "
-                            f"this model's is {fingerprint[:12]}...); start a new stream instead")
-    if state["batch"] != x.shape[1]:
-        raise ContractError(f"stream state: it holds {state['batch']} streams, but the chunk has B={x.shape[1]}")
+    fingerprint = program_fingerprint(model.to_program())   # per call: the weights may have changed since the last
+    state = start_state(model, x.shape[1], fingerprint) if state is None else state
+    check_owner(state["program"], state["batch"], fingerprint, int(x.shape[1]))
     after = {"program": fingerprint, "batch": state["batch"], "steps": state["steps"] + int(x.shape[0]),
              "frontend": {m: dict(fe) for m, fe in state["frontend"].items()},
              "layers": dict(state["layers"]), "history": dict(state["history"])}

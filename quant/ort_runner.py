@@ -71,7 +71,7 @@ class OrtModel:
         (outputs by name as ``run_time_major``'s, the state after the chunk); ``state`` is not modified. Cut
         anywhere, the per-step outputs equal one run, torch integer mode's and the simulator's streams
         (tests/quant/test_stream_three_way.py). A state of another program or batch is a ContractError."""
-        from firmware_sim.stream import program_fingerprint
+        from firmware_sim.stream import check_owner, program_fingerprint
         given = self._checked(vision, audio, allow_other_T=True)
         if self._stream is None:
             program = program_from_model(self._proto, "<ONNX model>")
@@ -82,11 +82,7 @@ class OrtModel:
         batch = next(iter(given.values())).shape[1]
         if state is None:
             state = {"program": fingerprint, "batch": batch, "steps": 0, "values": state_zeros(program, names, batch)}
-        if state["program"] != fingerprint:
-            raise ContractError(f"stream state: it belongs to another program (fingerprint {state['program'][:12]}..., "
-                                f"this file's is {fingerprint[:12]}...); start a new stream instead")
-        if state["batch"] != batch:
-            raise ContractError(f"stream state: it holds {state['batch']} streams, but the chunk has B={batch}")
+        check_owner(state["program"], state["batch"], fingerprint, batch)
         feeds = given | {f"{n}.init": state["values"][n] for n in names}
         outputs = [o.name for o in session.get_outputs()]
         values = dict(zip(outputs, session.run(None, feeds)))
